@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The one test command. On a fresh Debian 12 machine with the .NET SDK it:
+#   1. installs what the tests need from apt when missing (PostgreSQL, promtool, ansible, sshd, git),
+#   2. starts PostgreSQL on 127.0.0.1 in a temp dir (as the postgres user: it refuses root),
+#   3. runs `dotnet test` for the whole solution,
+#   4. stops what it started, even on failure, and exits non-zero on any failure.
+# Extra arguments go to `dotnet test` (e.g. --filter FullyQualifiedName~Audit).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+log() { printf '== %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    log "need root (or sudo) to run: $*"; return 1; fi
+}
+
+# --- 1. packages ---------------------------------------------------------------------------
+need=()
+[ -x /usr/lib/postgresql/15/bin/pg_ctl ] || need+=(postgresql)
+command -v promtool >/dev/null || need+=(prometheus)
+command -v git >/dev/null || need+=(git)
+if [ ${#need[@]} -gt 0 ]; then
+  log "installing: ${need[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# --- 2. PostgreSQL on loopback, in a temp dir ---------------------------------------------------
+PG_PORT=${OPSGATE_TEST_PG_PORT:-55432}
+PGD=$(mktemp -d /tmp/opsgate-pg.XXXXXX)
+PG_BIN=/usr/lib/postgresql/15/bin
+pg_started=0
+cleanup() {
+  if [ "$pg_started" = 1 ]; then
+    log "stopping PostgreSQL"
+    as_pg "$PG_BIN/pg_ctl" -D "$PGD/data" -m immediate -w stop >/dev/null 2>&1 || true
+  fi
+  rm -rf "$PGD"
+}
+trap cleanup EXIT INT TERM
+
+as_pg() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+if [ "$(id -u)" -eq 0 ]; then chown postgres: "$PGD"; fi
+
+log "starting PostgreSQL 15 on 127.0.0.1:$PG_PORT"
+as_pg "$PG_BIN/initdb" -D "$PGD/data" -A trust -U postgres --no-sync -E UTF8 >/dev/null
+as_pg "$PG_BIN/pg_ctl" -D "$PGD/data" -l "$PGD/server.log" -w -t 30 \
+  -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PGD -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+  start >/dev/null
+pg_started=1
+export OPSGATE_TEST_POSTGRES="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=postgres;Pooling=true"
+
+# --- 3. the tests --------------------------------------------------------------------------------
+log "dotnet test"
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+dotnet test "$ROOT/Opsgate.slnx" --nologo -v q "$@"

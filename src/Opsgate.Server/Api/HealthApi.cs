@@ -1,0 +1,89 @@
+using Dapper;
+using Microsoft.AspNetCore.Authentication.JwtBearer;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+using Opsgate.Server.Audit;
+using Opsgate.Server.Auth;
+using Opsgate.Server.Persistence;
+
+namespace Opsgate.Server.Api;
+
+internal sealed record LiveResponse(string Status);
+
+internal sealed record ReadyResponse(string Status, string Database, DateTime Timestamp);
+
+internal sealed record HealthResponse(string Status, IReadOnlyDictionary<string, string> Services, DateTime Timestamp);
+
+/// <summary>Liveness and readiness for orchestrators (no auth) and a per-dependency report (authenticated).</summary>
+internal static class HealthApi
+{
+    public static void MapHealthApi(this WebApplication app)
+    {
+        app.MapGet("/health/live", () => TypedResults.Ok(new LiveResponse("live"))).AllowAnonymous().WithTags("Health")
+            .WithSummary("The process is up.");
+        app.MapGet("/health/ready", Ready).AllowAnonymous().WithTags("Health")
+            .WithSummary("The database is reachable and migrated: 200, else 503.");
+        app.MapGet("/health", Health).RequireRole(Role.Viewer).WithTags("Health")
+            .WithSummary("Health of each dependency.");
+    }
+
+    private static async Task<Results<Ok<ReadyResponse>, JsonHttpResult<ReadyResponse>>> Ready(Database database, Migrator migrator, TimeProvider time, CancellationToken ct)
+    {
+        var state = await DatabaseStateAsync(database, migrator, ct);
+        var response = new ReadyResponse(state == "connected" ? "ready" : "not ready", state, time.GetUtcNow().UtcDateTime);
+        return state == "connected"
+            ? TypedResults.Ok(response)
+            : TypedResults.Json(response, statusCode: StatusCodes.Status503ServiceUnavailable);
+    }
+
+    private static async Task<Results<Ok<HealthResponse>, JsonHttpResult<HealthResponse>>> Health(
+        Database database, Migrator migrator, AuditWriter audit, IServiceProvider services, IOptions<AuthOptions> auth, TimeProvider time, CancellationToken ct)
+    {
+        var db = await DatabaseStateAsync(database, migrator, ct);
+        var report = new Dictionary<string, string>
+        {
+            ["database"] = db == "connected" ? "healthy" : $"unhealthy: {db}",
+            ["audit_log"] = audit.IsRunning ? "healthy" : "unhealthy: writer stopped",
+            ["oidc"] = await OidcStateAsync(services, auth.Value, ct),
+        };
+        var healthy = report.Values.All(v => v is "healthy" or "disabled");
+        var response = new HealthResponse(healthy ? "healthy" : "unhealthy", report, time.GetUtcNow().UtcDateTime);
+        return healthy ? TypedResults.Ok(response) : TypedResults.Json(response, statusCode: StatusCodes.Status503ServiceUnavailable);
+    }
+
+    private static async Task<string> DatabaseStateAsync(Database database, Migrator migrator, CancellationToken ct)
+    {
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            timeout.CancelAfter(TimeSpan.FromSeconds(5));
+            await using var connection = await database.OpenAsync(timeout.Token);
+            await connection.ExecuteScalarAsync<int>(new CommandDefinition("SELECT 1", cancellationToken: timeout.Token));
+            return await migrator.IsUpToDateAsync(connection) ? "connected" : "migrations pending";
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            return "unreachable";
+        }
+    }
+
+    private static async Task<string> OidcStateAsync(IServiceProvider services, AuthOptions auth, CancellationToken ct)
+    {
+        if (string.IsNullOrWhiteSpace(auth.Oidc.Authority))
+            return "disabled";
+        try
+        {
+            var options = services.GetRequiredService<IOptionsMonitor<JwtBearerOptions>>().Get(AuthExtensions.OidcScheme);
+            if (options.ConfigurationManager is null)
+                return "unhealthy: not configured";
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            timeout.CancelAfter(TimeSpan.FromSeconds(5));
+            await options.ConfigurationManager.GetConfigurationAsync(timeout.Token);
+            return "healthy";
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            return "unhealthy: discovery document or JWKS unreachable";
+        }
+    }
+}

@@ -1,0 +1,85 @@
+using System.Text;
+using Dapper;
+using Opsgate.Server.Persistence;
+
+namespace Opsgate.Server.Audit;
+
+internal sealed record AuditQuery(string? Actor, string? Action, string? Namespace, DateTime? Since, DateTime? Until, long? Before, int Limit);
+
+internal sealed record AuditVerification(bool Ok, long Entries, long? FirstBadId, string? Reason);
+
+/// <summary>Reads the audit log: filtered keyset pages, newest first, and chain verification.</summary>
+internal sealed class AuditLog(Database database)
+{
+    private const string Columns =
+        "id, ts, actor, source_ip, action, resource_kind, namespace, resource_name, request_body, status, http_status, " +
+        "error_message, principal_id, auth_method, request_id, dry_run, job_id, prev_hash, hash";
+
+    public async Task<IReadOnlyList<AuditEntry>> QueryAsync(AuditQuery query, CancellationToken ct)
+    {
+        // Only fixed clauses are joined here; every value travels as a parameter.
+        var sql = new StringBuilder($"SELECT {Columns} FROM audit_log WHERE 1=1");
+        var parameters = new DynamicParameters();
+        if (query.Actor is not null)
+        {
+            sql.Append(" AND actor = @actor");
+            parameters.Add("actor", query.Actor);
+        }
+        if (query.Action is not null)
+        {
+            sql.Append(" AND action = @action");
+            parameters.Add("action", query.Action);
+        }
+        if (query.Namespace is not null)
+        {
+            sql.Append(" AND namespace = @namespace");
+            parameters.Add("namespace", query.Namespace);
+        }
+        if (query.Since is { } since)
+        {
+            sql.Append(" AND ts >= @since");
+            parameters.Add("since", since);
+        }
+        if (query.Until is { } until)
+        {
+            sql.Append(" AND ts < @until");
+            parameters.Add("until", until);
+        }
+        if (query.Before is { } before)
+        {
+            sql.Append(" AND id < @before");
+            parameters.Add("before", before);
+        }
+        sql.Append(" ORDER BY id DESC LIMIT @limit");
+        parameters.Add("limit", query.Limit);
+
+        await using var connection = await database.OpenAsync(ct);
+        var rows = (await connection.QueryAsync<AuditEntry>(new CommandDefinition(sql.ToString(), parameters, cancellationToken: ct))).AsList();
+        foreach (var row in rows)
+            row.Ts = row.Ts.AsUtc();
+        return rows;
+    }
+
+    /// <summary>Walks the whole chain in order; the first row whose links or hash do not match is reported.</summary>
+    public async Task<AuditVerification> VerifyAsync(CancellationToken ct)
+    {
+        await using var connection = await database.OpenAsync(ct);
+        var expectedPrev = AuditChain.Genesis;
+        long count = 0;
+        long? lastId = null;
+        await foreach (var row in connection.QueryUnbufferedAsync<AuditEntry>($"SELECT {Columns} FROM audit_log ORDER BY id").WithCancellation(ct))
+        {
+            count++;
+            row.Ts = row.Ts.AsUtc();
+            if (lastId is { } previousId && row.Id != previousId + 1)
+                return new AuditVerification(false, count, row.Id, $"entry {previousId + 1} is missing");
+            if (row.PrevHash != expectedPrev)
+                return new AuditVerification(false, count, row.Id, "prev_hash does not match the previous entry's hash");
+            if (AuditChain.ComputeHash(row) != row.Hash)
+                return new AuditVerification(false, count, row.Id, "the entry's contents do not match its hash");
+            expectedPrev = row.Hash;
+            lastId = row.Id;
+        }
+        return new AuditVerification(true, count, null, null);
+    }
+}

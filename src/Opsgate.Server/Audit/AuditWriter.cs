@@ -1,0 +1,115 @@
+using System.Threading.Channels;
+using Dapper;
+using Opsgate.Server.Observability;
+using Opsgate.Server.Persistence;
+
+namespace Opsgate.Server.Audit;
+
+/// <summary>The audit log could not be written; the request that needed it must not report success.</summary>
+internal sealed class AuditUnavailableException(Exception inner) : Exception("the audit log could not be written", inner);
+
+/// <summary>
+/// The single writer of the audit log. Requests enqueue entries and wait until their entry is committed
+/// (so no response goes out before its audit entry is durable); the writer takes whatever is queued, up to
+/// <see cref="MaxBatch"/>, and commits it in one transaction (group commit). Chaining happens inside that
+/// transaction after reading the last stored hash, under a lock that also serializes other replicas
+/// (PostgreSQL advisory transaction lock; SQLite's immediate transaction), so concurrent writers never
+/// fork the chain.
+/// </summary>
+internal sealed partial class AuditWriter(Database database, TimeProvider time, OpsgateMetrics metrics, ILogger<AuditWriter> logger)
+    : BackgroundService
+{
+    private const int MaxBatch = 512;
+    private const long PostgresLockKey = 0x6f70_7367_6175_64; // "opsgaud"
+
+    private const string InsertSql =
+        """
+        INSERT INTO audit_log (id, ts, actor, source_ip, action, resource_kind, namespace, resource_name, request_body,
+            status, http_status, error_message, principal_id, auth_method, request_id, dry_run, job_id, prev_hash, hash)
+        VALUES (@Id, @Ts, @Actor, @SourceIp, @Action, @ResourceKind, @Namespace, @ResourceName, @RequestBody,
+            @Status, @HttpStatus, @ErrorMessage, @PrincipalId, @AuthMethod, @RequestId, @DryRun, @JobId, @PrevHash, @Hash)
+        """;
+
+    private readonly Channel<Pending> _queue = Channel.CreateBounded<Pending>(
+        new BoundedChannelOptions(50_000) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
+
+    private sealed record Pending(AuditEntry Entry, TaskCompletionSource Committed);
+
+    /// <summary>Completes once <paramref name="entry"/> is committed; throws <see cref="AuditUnavailableException"/> if it could not be.</summary>
+    public async Task AppendAsync(AuditEntry entry)
+    {
+        var pending = new Pending(entry, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        if (!_queue.Writer.TryWrite(pending))
+            await _queue.Writer.WriteAsync(pending);
+        await pending.Committed.Task;
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        // Drain what is queued before stopping: entries already accepted must not be lost.
+        _queue.Writer.TryComplete();
+        if (ExecuteTask is not null)
+            await ExecuteTask.WaitAsync(cancellationToken);
+    }
+
+    /// <summary>True while the writer loop runs (for /health).</summary>
+    public bool IsRunning => ExecuteTask is { IsCompleted: false };
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var batch = new List<Pending>(MaxBatch);
+        while (await _queue.Reader.WaitToReadAsync(CancellationToken.None))
+        {
+            while (batch.Count < MaxBatch && _queue.Reader.TryRead(out var pending))
+                batch.Add(pending);
+            try
+            {
+                await CommitAsync(batch);
+                metrics.AuditEntriesWritten(batch.Count);
+                foreach (var p in batch)
+                    p.Committed.TrySetResult();
+            }
+            catch (Exception e)
+            {
+                LogWriteFailed(logger, batch.Count, e);
+                foreach (var p in batch)
+                    p.Committed.TrySetException(new AuditUnavailableException(e));
+            }
+            batch.Clear();
+        }
+    }
+
+    private async Task CommitAsync(List<Pending> batch)
+    {
+        await using var connection = await database.OpenAsync();
+        await using var tx = Database.BeginWrite(connection);
+        if (database.Dialect == DbDialect.Postgres)
+            await connection.ExecuteAsync("SELECT pg_advisory_xact_lock(@key)", new { key = PostgresLockKey }, tx);
+        var last = await connection.QuerySingleOrDefaultAsync<LastRow>("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1", transaction: tx);
+        var id = last?.Id ?? 0;
+        var prev = last?.Hash ?? AuditChain.Genesis;
+        var ts = time.GetUtcNow().UtcDateTime.TruncateToMicroseconds();
+        var entries = new List<AuditEntry>(batch.Count);
+        foreach (var p in batch)
+        {
+            var e = p.Entry;
+            e.Id = ++id;
+            e.Ts = ts;
+            e.PrevHash = prev;
+            e.Hash = AuditChain.ComputeHash(e);
+            prev = e.Hash;
+            entries.Add(e);
+        }
+        await connection.ExecuteAsync(InsertSql, entries, tx);
+        await tx.CommitAsync();
+    }
+
+    private sealed class LastRow
+    {
+        public long Id { get; set; }
+        public string Hash { get; set; } = "";
+    }
+
+    [LoggerMessage(EventId = 200, Level = LogLevel.Error, Message = "Could not write {Count} audit entries; the requests that made them are refused")]
+    private static partial void LogWriteFailed(ILogger logger, int count, Exception exception);
+}

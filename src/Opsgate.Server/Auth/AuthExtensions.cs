@@ -1,0 +1,191 @@
+using System.Globalization;
+using System.Threading.RateLimiting;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authentication.JwtBearer;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Authorization.Policy;
+using Microsoft.AspNetCore.RateLimiting;
+using Microsoft.Extensions.Options;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+using Opsgate.Server.Audit;
+using Opsgate.Server.Hosting;
+using Opsgate.Server.Http;
+
+namespace Opsgate.Server.Auth;
+
+internal static class AuthExtensions
+{
+    private const string PolicyScheme = "Opsgate";
+    public const string OidcScheme = "Oidc";
+
+    public static void AddOpsgateAuth(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddSingleton<ApiKeyStore>();
+        services.AddSingleton<BootstrapKey>();
+
+        var oidc = new OidcOptions();
+        builder.Configuration.GetSection("Auth:Oidc").Bind(oidc);
+        var oidcEnabled = !string.IsNullOrWhiteSpace(oidc.Authority);
+
+        var authentication = services.AddAuthentication(PolicyScheme)
+            .AddPolicyScheme(PolicyScheme, "API key or OIDC token", o => o.ForwardDefaultSelector = context =>
+                oidcEnabled && ApiKeyAuthenticationHandler.LooksLikeJwt(context.Request) ? OidcScheme : ApiKeyAuthenticationHandler.SchemeName)
+            .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
+        if (oidcEnabled)
+            authentication.AddJwtBearer(OidcScheme, o => ConfigureOidc(o, oidc));
+
+        services.AddAuthorization(o =>
+        {
+            foreach (var role in Enum.GetValues<Role>())
+                o.AddPolicy(Roles.Policy(role), p => p.RequireAuthenticatedUser().AddRequirements(new RoleRequirement(role)));
+            // Everything needs at least a viewer unless it says AllowAnonymous.
+            o.FallbackPolicy = o.GetPolicy(Roles.Policy(Role.Viewer));
+        });
+        services.AddSingleton<IAuthorizationHandler, RoleRequirementHandler>();
+        services.AddSingleton<IAuthorizationMiddlewareResultHandler, AuditedDenials>();
+        services.AddRateLimiter(_ => { });
+        services.AddOptions<RateLimiterOptions>().Configure<IOptions<RateLimitOptions>>((o, limits) => ConfigureRateLimits(o, limits.Value));
+    }
+
+    public static void UseOpsgateAuth(this WebApplication app)
+    {
+        app.UseAuthentication();
+        // After authentication, so the limit is per principal; before authorization, so floods are cheap to refuse.
+        app.UseRateLimiter();
+        app.UseAuthorization();
+    }
+
+    public static RouteHandlerBuilder RequireRole(this RouteHandlerBuilder builder, Role role) =>
+        builder.RequireAuthorization(Roles.Policy(role));
+
+    public static RouteGroupBuilder RequireRole(this RouteGroupBuilder builder, Role role) =>
+        builder.RequireAuthorization(Roles.Policy(role));
+
+    private static void ConfigureOidc(JwtBearerOptions o, OidcOptions oidc)
+    {
+        o.Authority = oidc.Authority;
+        o.Audience = oidc.Audience;
+        o.RequireHttpsMetadata = oidc.RequireHttpsMetadata;
+        o.MapInboundClaims = false;
+        o.TokenValidationParameters.ValidAudience = oidc.Audience;
+        o.TokenValidationParameters.ClockSkew = TimeSpan.FromSeconds(30);
+        o.Events = new JwtBearerEvents
+        {
+            OnTokenValidated = context =>
+            {
+                if (context.SecurityToken is JsonWebToken token)
+                    context.Principal = OidcRoleMapping.ToPrincipal(token.EncodedPayload, oidc).ToClaimsPrincipal();
+                else
+                    context.Fail("unsupported token format");
+                return Task.CompletedTask;
+            },
+            OnAuthenticationFailed = context =>
+            {
+                // Replace IdentityModel's IDX messages (with PII markers) by plain words for the 401.
+                context.Fail(context.Exception switch
+                {
+                    SecurityTokenExpiredException => "the token expired",
+                    SecurityTokenNotYetValidException => "the token is not valid yet",
+                    SecurityTokenInvalidIssuerException => "the token was issued by an issuer this server does not trust",
+                    SecurityTokenInvalidAudienceException => $"the token is not meant for this server (audience must be '{oidc.Audience}')",
+                    SecurityTokenSignatureKeyNotFoundException or SecurityTokenInvalidSignatureException => "the token's signature is not valid",
+                    _ => "the token is not valid",
+                });
+                return Task.CompletedTask;
+            },
+        };
+    }
+
+    private static void ConfigureRateLimits(RateLimiterOptions o, RateLimitOptions limits)
+    {
+        o.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(context =>
+        {
+            var path = context.Request.Path;
+            if (!limits.Enabled || path.StartsWithSegments("/health") || path.StartsWithSegments("/metrics"))
+                return RateLimitPartition.GetNoLimiter("unlimited");
+            var key = context.Principal()?.Id ?? "ip:" + context.Connection.RemoteIpAddress;
+            return RateLimitPartition.GetTokenBucketLimiter(key, _ => new TokenBucketRateLimiterOptions
+            {
+                TokenLimit = limits.Burst,
+                TokensPerPeriod = limits.PermitsPerSecond,
+                ReplenishmentPeriod = TimeSpan.FromSeconds(1),
+                QueueLimit = 0,
+                AutoReplenishment = true,
+            });
+        });
+        o.OnRejected = async (context, _) =>
+        {
+            var retryAfter = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var after) ? after : TimeSpan.FromSeconds(1);
+            var seconds = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds));
+            context.HttpContext.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
+            await Problems.WriteAsync(context.HttpContext, StatusCodes.Status429TooManyRequests, "Too many requests",
+                $"rate limit of {limits.PermitsPerSecond} requests/s (burst {limits.Burst}) exceeded; retry after {seconds} s");
+        };
+    }
+}
+
+internal sealed record RoleRequirement(Role Minimum) : IAuthorizationRequirement;
+
+internal sealed class RoleRequirementHandler : AuthorizationHandler<RoleRequirement>
+{
+    protected override Task HandleRequirementAsync(AuthorizationHandlerContext context, RoleRequirement requirement)
+    {
+        var principal = Principal.From(context.User);
+        if (principal?.Role >= requirement.Minimum)
+        {
+            context.Succeed(requirement);
+        }
+        else if (principal is not null)
+        {
+            var has = principal.Role is { } r
+                ? $"{principal.Name} has role {r.Name()}"
+                : principal.AuthMethod == "oidc"
+                    ? $"{principal.Name}'s token carries no Opsgate role in the configured role claim"
+                    : $"{principal.Name} has no role";
+            context.Fail(new AuthorizationFailureReason(this, $"this requires role {requirement.Minimum.Name()} or higher; {has}"));
+        }
+        return Task.CompletedTask;
+    }
+}
+
+/// <summary>Every 401 and 403 is written to the audit log before the problem+json answer goes out.</summary>
+internal sealed class AuditedDenials : IAuthorizationMiddlewareResultHandler
+{
+    private readonly AuthorizationMiddlewareResultHandler _default = new();
+
+    public async Task HandleAsync(RequestDelegate next, HttpContext context, AuthorizationPolicy policy, PolicyAuthorizationResult result)
+    {
+        if (result.Succeeded)
+        {
+            await _default.HandleAsync(next, context, policy, result);
+            return;
+        }
+        string detail;
+        int status;
+        if (result.Challenged)
+        {
+            status = StatusCodes.Status401Unauthorized;
+            var failure = context.Features.Get<IAuthenticateResultFeature>()?.AuthenticateResult?.Failure
+                ?? (await context.AuthenticateAsync()).Failure;
+            detail = failure?.Message ?? "authentication required: send an API key as X-API-Key (or Authorization: Bearer), or an OIDC token";
+            await context.ChallengeAsync();
+        }
+        else
+        {
+            status = StatusCodes.Status403Forbidden;
+            var reasons = result.AuthorizationFailure?.FailureReasons.Select(r => r.Message).ToList();
+            detail = reasons is { Count: > 0 } ? string.Join("; ", reasons) : "you are not allowed to do this";
+        }
+        try
+        {
+            await context.WriteAuditAsync(AuditStatus.Denied, status, detail);
+        }
+        catch (AuditUnavailableException)
+        {
+            // The denial stands either way; the writer already logged why the audit log is unavailable.
+        }
+        await Problems.WriteAsync(context, status, status == 401 ? "Unauthorized" : "Forbidden", detail);
+    }
+}

@@ -1,0 +1,157 @@
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.Configuration.CommandLine;
+using Microsoft.Extensions.Options;
+using Opsgate.Server.Api;
+using Opsgate.Server.Audit;
+using Opsgate.Server.Auth;
+using Opsgate.Server.Http;
+using Opsgate.Server.Observability;
+using Opsgate.Server.Persistence;
+
+namespace Opsgate.Server.Hosting;
+
+/// <summary>Builds and runs the Opsgate web application; tests build it the same way with their own arguments.</summary>
+public static class OpsgateHost
+{
+    public const string DefaultUrl = "http://127.0.0.1:8080";
+
+    /// <param name="args">Command-line arguments, as for the opsgate binary.</param>
+    /// <param name="configureServices">Replaces services after Opsgate registered its own (tests use it for a fake clock).</param>
+    public static WebApplication Build(string[] args, Action<IServiceCollection>? configureServices = null)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+        {
+            Args = args,
+            // appsettings.json ships next to the binary; relative paths (DataDir) stay relative to where opsgate is run.
+            ContentRootPath = AppContext.BaseDirectory,
+        });
+        builder.AddOpsgateConfiguration();
+        builder.AddOpsgateLogging();
+        builder.AddPersistence();
+        builder.AddAudit();
+        builder.AddOpsgateAuth();
+        builder.AddOpsgateMetrics();
+        builder.AddHttpSurface();
+        configureServices?.Invoke(builder.Services);
+
+        var app = builder.Build();
+        app.UseHttpSurface();
+        app.UseOpsgateMetrics();
+        app.UseOpsgateAuth();
+        app.MapHealthApi();
+        app.MapMetricsEndpoint();
+        app.MapDocs();
+        app.MapApiKeysApi();
+        app.MapAuditApi();
+        return app;
+    }
+
+    /// <summary>Validates settings, migrates the database, installs the bootstrap key, then starts listening.</summary>
+    public static async Task StartOpsgateAsync(this WebApplication app, CancellationToken cancellationToken = default)
+    {
+        ValidateOptions(app.Services);
+        await app.Services.GetRequiredService<Migrator>().MigrateAsync(cancellationToken);
+        await app.Services.GetRequiredService<BootstrapKey>().EnsureAsync(cancellationToken);
+        await app.StartAsync(cancellationToken);
+    }
+
+    public static IReadOnlyCollection<string> ListeningAddresses(this WebApplication app) =>
+        app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.ToList();
+
+    internal static async Task<int> RunAsync(string[] args)
+    {
+        WebApplication? app = null;
+        try
+        {
+            app = Build(args);
+            await app.StartOpsgateAsync();
+            var database = app.Services.GetRequiredService<Database>();
+            Console.WriteLine($"Opsgate listening on {string.Join(", ", app.ListeningAddresses())} (database: {database.Describe()}); API docs at /api/v1/docs");
+            await app.WaitForShutdownAsync();
+            return 0;
+        }
+        catch (Exception e) when (DescribeStartupProblem(e) is { } problem)
+        {
+            Console.Error.WriteLine($"opsgate: {problem}");
+            return 1;
+        }
+        finally
+        {
+            if (app is not null)
+                await app.DisposeAsync();
+        }
+    }
+
+    private static void AddOpsgateConfiguration(this WebApplicationBuilder builder)
+    {
+        var sources = builder.Configuration.Sources;
+        var commandLine = sources.Select((s, i) => (s, i)).LastOrDefault(x => x.s is CommandLineConfigurationSource);
+        var at = commandLine.s is null ? sources.Count : commandLine.i;
+        // Precedence, lowest first: appsettings.json, the YAML file, OPSGATE_ variables, the command line.
+        sources.Insert(at, new Microsoft.Extensions.Configuration.EnvironmentVariables.EnvironmentVariablesConfigurationSource { Prefix = "OPSGATE_" });
+        var yaml = builder.Configuration["config"] ?? Environment.GetEnvironmentVariable("OPSGATE_CONFIG");
+        if (!string.IsNullOrWhiteSpace(yaml))
+            sources.Insert(at, new YamlConfigurationSource(Path.GetFullPath(yaml)));
+
+        if (string.IsNullOrWhiteSpace(builder.Configuration["urls"]))
+            builder.WebHost.UseUrls(DefaultUrl);
+
+        builder.Services.Configure<OpsgateOptions>(builder.Configuration);
+        builder.Services.AddOptions<DatabaseOptions>().Bind(builder.Configuration.GetSection(DatabaseOptions.Section));
+        builder.Services.AddOptions<HttpOptions>().Bind(builder.Configuration.GetSection(HttpOptions.Section));
+        builder.Services.AddOptions<RateLimitOptions>().Bind(builder.Configuration.GetSection(RateLimitOptions.Section));
+        builder.Services.AddOptions<AuthOptions>().Bind(builder.Configuration.GetSection(AuthOptions.Section));
+        builder.Services.AddSingleton<OptionsValidator>();
+        builder.Services.AddSingleton<IValidateOptions<DatabaseOptions>>(sp => sp.GetRequiredService<OptionsValidator>());
+        builder.Services.AddSingleton<IValidateOptions<HttpOptions>>(sp => sp.GetRequiredService<OptionsValidator>());
+        builder.Services.AddSingleton<IValidateOptions<RateLimitOptions>>(sp => sp.GetRequiredService<OptionsValidator>());
+        builder.Services.AddSingleton<IValidateOptions<AuthOptions>>(sp => sp.GetRequiredService<OptionsValidator>());
+        builder.Services.AddSingleton(TimeProvider.System);
+    }
+
+    private static void AddOpsgateLogging(this WebApplicationBuilder builder)
+    {
+        builder.Logging.ClearProviders();
+        if (builder.Configuration.GetValue<bool>("Logging:Json"))
+        {
+            builder.Logging.AddJsonConsole(o =>
+            {
+                o.IncludeScopes = true;
+                o.UseUtcTimestamp = true;
+                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
+            });
+        }
+        else
+        {
+            builder.Logging.AddSimpleConsole(o =>
+            {
+                o.IncludeScopes = true;
+                o.SingleLine = true;
+                o.UseUtcTimestamp = true;
+                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+            });
+        }
+    }
+
+    private static void ValidateOptions(IServiceProvider services)
+    {
+        _ = services.GetRequiredService<IOptions<OpsgateOptions>>().Value;
+        _ = services.GetRequiredService<IOptions<DatabaseOptions>>().Value;
+        _ = services.GetRequiredService<IOptions<HttpOptions>>().Value;
+        _ = services.GetRequiredService<IOptions<RateLimitOptions>>().Value;
+        _ = services.GetRequiredService<IOptions<AuthOptions>>().Value;
+    }
+
+    /// <summary>The one line to print for a problem that stops start-up, or null for a real crash.</summary>
+    private static string? DescribeStartupProblem(Exception e) => e switch
+    {
+        StartupException s => s.Message,
+        OptionsValidationException o => "configuration error: " + string.Join("; ", o.Failures),
+        // The configuration binder names the key: "Failed to convert configuration value '…' at 'Http:MaxRequestBodyBytes' to type …".
+        InvalidOperationException { InnerException: FormatException or InvalidCastException or OverflowException } i => "configuration error: " + i.Message,
+        InvalidOperationException i when i.Message.StartsWith("Failed to convert configuration value", StringComparison.Ordinal) => "configuration error: " + i.Message,
+        IOException io when io.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase) => io.Message,
+        _ => null,
+    };
+}

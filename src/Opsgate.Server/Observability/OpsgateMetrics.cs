@@ -1,0 +1,119 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using Microsoft.AspNetCore.Routing;
+
+namespace Opsgate.Server.Observability;
+
+/// <summary>
+/// Opsgate's instruments. Names are already Prometheus names (snake_case, unit and <c>_total</c> suffixes)
+/// so the exporter prints them as they are.
+/// </summary>
+internal sealed class OpsgateMetrics
+{
+    public const string MeterName = "Opsgate";
+
+    private readonly Counter<long> _httpRequests;
+    private readonly Histogram<double> _httpDuration;
+    private readonly Counter<long> _auditEntries;
+
+    public OpsgateMetrics(IMeterFactory meters)
+    {
+        Meter = meters.Create(MeterName);
+        _httpRequests = Meter.CreateCounter<long>("http_requests_total", description: "HTTP requests by route template, method and status code.");
+        _httpDuration = Meter.CreateHistogram<double>("http_request_duration_seconds", unit: "s", description: "HTTP request duration by route template and method.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
+        _auditEntries = Meter.CreateCounter<long>("opsgate_audit_entries_written_total", description: "Audit log entries committed.");
+
+        var process = Process.GetCurrentProcess();
+        var started = new DateTimeOffset(process.StartTime.ToUniversalTime()).ToUnixTimeMilliseconds() / 1000.0;
+        Meter.CreateObservableCounter("process_cpu_seconds_total", () => Environment.CpuUsage.TotalTime.TotalSeconds, unit: "s", description: "CPU time used by the process.");
+        Meter.CreateObservableGauge("process_resident_memory_bytes", () => Environment.WorkingSet, unit: "By", description: "Resident memory of the process.");
+        Meter.CreateObservableGauge("process_start_time_seconds", () => started, unit: "s", description: "Start time of the process since the Unix epoch.");
+        Meter.CreateObservableGauge("process_threads", () => ThreadPool.ThreadCount, description: "Thread-pool threads.");
+        Meter.CreateObservableGauge("dotnet_gc_heap_bytes", () => GC.GetTotalMemory(false), unit: "By", description: "Bytes allocated on the managed heap.");
+        Meter.CreateObservableCounter("dotnet_gc_collections_total", () => new[]
+        {
+            new Measurement<long>(GC.CollectionCount(0), new KeyValuePair<string, object?>("generation", "0")),
+            new Measurement<long>(GC.CollectionCount(1), new KeyValuePair<string, object?>("generation", "1")),
+            new Measurement<long>(GC.CollectionCount(2), new KeyValuePair<string, object?>("generation", "2")),
+        }, description: "Garbage collections by generation.");
+    }
+
+    public Meter Meter { get; }
+
+    public void AuditEntriesWritten(int count) => _auditEntries.Add(count);
+
+    public void HttpRequest(string endpoint, string method, int status, double seconds)
+    {
+        var statusText = StatusText(status);
+        _httpRequests.Add(1, new("endpoint", endpoint), new("method", method), new("status", statusText));
+        _httpDuration.Record(seconds, new KeyValuePair<string, object?>("endpoint", endpoint), new KeyValuePair<string, object?>("method", method));
+    }
+
+    private static string StatusText(int status) => status switch
+    {
+        200 => "200", 201 => "201", 204 => "204", 400 => "400", 401 => "401", 403 => "403", 404 => "404", 409 => "409", 429 => "429", 500 => "500",
+        _ => status.ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
+}
+
+internal static class MetricsExtensions
+{
+    public static void AddOpsgateMetrics(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddMetrics();
+        builder.Services.AddSingleton<OpsgateMetrics>();
+        builder.Services.AddSingleton<PrometheusExporter>();
+    }
+
+    /// <summary>
+    /// Counts every request under its route template (never the raw path, which would explode label values)
+    /// and logs refused and failed requests; successful ones are logged at Debug to keep the hot path quiet.
+    /// </summary>
+    public static void UseOpsgateMetrics(this WebApplication app)
+    {
+        var metrics = app.Services.GetRequiredService<OpsgateMetrics>();
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Opsgate.Requests");
+        // Start listening now: measurements made before the exporter exists would be lost.
+        _ = app.Services.GetRequiredService<PrometheusExporter>();
+        app.Use(async (context, next) =>
+        {
+            var started = Stopwatch.GetTimestamp();
+            try
+            {
+                await next(context);
+            }
+            finally
+            {
+                var endpoint = (context.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText is { } route
+                    ? "/" + route.TrimStart('/')
+                    : "unmatched";
+                var elapsed = Stopwatch.GetElapsedTime(started);
+                var status = context.Response.StatusCode;
+                metrics.HttpRequest(endpoint, context.Request.Method, status, elapsed.TotalSeconds);
+                if (status >= 400)
+                    RequestLog.Refused(logger, context.Request.Method, endpoint, status, elapsed.TotalMilliseconds);
+                else
+                    RequestLog.Served(logger, context.Request.Method, endpoint, status, elapsed.TotalMilliseconds);
+            }
+        });
+    }
+
+    public static void MapMetricsEndpoint(this WebApplication app)
+    {
+        app.MapGet("/metrics", async (HttpContext context, PrometheusExporter exporter) =>
+        {
+            context.Response.ContentType = PrometheusExporter.ContentType;
+            await exporter.WriteAsync(context.Response.Body, context.RequestAborted);
+        }).AllowAnonymous().ExcludeFromDescription();
+    }
+}
+
+internal static partial class RequestLog
+{
+    [LoggerMessage(EventId = 400, Level = LogLevel.Debug, Message = "{Method} {Endpoint} answered {Status} in {ElapsedMs:0.0} ms")]
+    public static partial void Served(ILogger logger, string method, string endpoint, int status, double elapsedMs);
+
+    [LoggerMessage(EventId = 401, Level = LogLevel.Information, Message = "{Method} {Endpoint} answered {Status} in {ElapsedMs:0.0} ms")]
+    public static partial void Refused(ILogger logger, string method, string endpoint, int status, double elapsedMs);
+}

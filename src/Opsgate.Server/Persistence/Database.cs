@@ -1,0 +1,118 @@
+using System.Data.Common;
+using Dapper;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using Opsgate.Server.Hosting;
+
+namespace Opsgate.Server.Persistence;
+
+internal enum DbDialect { Sqlite, Postgres }
+
+/// <summary>
+/// The one database Opsgate keeps its state in: SQLite (embedded default, WAL) or PostgreSQL.
+/// Both dialects share one schema; where SQL differs, callers branch on <see cref="Dialect"/>.
+/// </summary>
+internal sealed class Database : IAsyncDisposable
+{
+    private readonly NpgsqlDataSource? _postgres;
+    private readonly string? _sqlite;
+
+    static Database()
+    {
+        // Columns are snake_case, C# properties PascalCase.
+        DefaultTypeMap.MatchNamesWithUnderscores = true;
+    }
+
+    public Database(IOptions<DatabaseOptions> database, IOptions<OpsgateOptions> opsgate)
+    {
+        var options = database.Value;
+        if (options.Provider.Equals("postgres", StringComparison.OrdinalIgnoreCase))
+        {
+            Dialect = DbDialect.Postgres;
+            try
+            {
+                _postgres = NpgsqlDataSource.Create(options.ConnectionString!);
+            }
+            catch (ArgumentException e)
+            {
+                throw new StartupException($"configuration error: Database:ConnectionString is not a valid PostgreSQL connection string ({e.Message})");
+            }
+        }
+        else
+        {
+            Dialect = DbDialect.Sqlite;
+            string connectionString;
+            if (string.IsNullOrWhiteSpace(options.ConnectionString))
+            {
+                var dataDir = Path.GetFullPath(opsgate.Value.DataDir);
+                Directory.CreateDirectory(dataDir);
+                connectionString = new SqliteConnectionStringBuilder
+                {
+                    DataSource = Path.Combine(dataDir, "opsgate.db"),
+                    Pooling = true,
+                    DefaultTimeout = 30,
+                }.ToString();
+            }
+            else
+            {
+                connectionString = options.ConnectionString;
+            }
+            _sqlite = connectionString;
+        }
+    }
+
+    public DbDialect Dialect { get; }
+
+    public async Task<DbConnection> OpenAsync(CancellationToken cancellationToken = default)
+    {
+        if (_postgres is not null)
+            return await _postgres.OpenConnectionAsync(cancellationToken);
+
+        var connection = new SqliteConnection(_sqlite);
+        await connection.OpenAsync(cancellationToken);
+        // WAL lets readers run beside the single writer; NORMAL sync is durable across process crashes in WAL mode.
+        // journal_mode is persistent in the file, synchronous is per connection.
+        await connection.ExecuteAsync("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+        return connection;
+    }
+
+    /// <summary>Begins a write transaction. On SQLite this is BEGIN IMMEDIATE, so writers queue instead of failing to upgrade a read lock.</summary>
+    public static DbTransaction BeginWrite(DbConnection connection) =>
+        connection is SqliteConnection sqlite ? sqlite.BeginTransaction(deferred: false) : connection.BeginTransaction();
+
+    /// <summary>Where the data lives, without credentials, for the start-up line and /health.</summary>
+    public string Describe()
+    {
+        if (_postgres is not null)
+        {
+            var b = new NpgsqlConnectionStringBuilder(_postgres.ConnectionString);
+            return $"postgres {b.Host}:{b.Port}/{b.Database}";
+        }
+        return $"sqlite {new SqliteConnectionStringBuilder(_sqlite).DataSource}";
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_postgres is not null)
+            await _postgres.DisposeAsync();
+    }
+}
+
+internal static class PersistenceExtensions
+{
+    public static void AddPersistence(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddSingleton<Database>();
+        builder.Services.AddSingleton<Migrator>();
+    }
+
+    /// <summary>SQLite hands timestamps back without a kind; everything Opsgate stores is UTC.</summary>
+    public static DateTime AsUtc(this DateTime value) => DateTime.SpecifyKind(value, DateTimeKind.Utc);
+
+    public static DateTime? AsUtc(this DateTime? value) => value?.AsUtc();
+
+    /// <summary>Timestamps are kept at microsecond precision, PostgreSQL's, so both dialects hand back what was stored.</summary>
+    public static DateTime TruncateToMicroseconds(this DateTime value) =>
+        new(value.Ticks - value.Ticks % 10, DateTimeKind.Utc);
+}

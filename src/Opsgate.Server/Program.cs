@@ -1,0 +1,3 @@
+using Opsgate.Server.Hosting;
+
+return await OpsgateHost.RunAsync(args);

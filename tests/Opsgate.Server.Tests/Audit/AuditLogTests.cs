@@ -1,0 +1,169 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Dapper;
+using Opsgate.Server.Tests.Infrastructure;
+
+namespace Opsgate.Server.Tests.Audit;
+
+public sealed class AuditLogTests
+{
+    [Theory]
+    [InlineData(Provider.Sqlite)]
+    [InlineData(Provider.Postgres)]
+    public async Task Every_mutation_is_audited_with_who_what_and_outcome(Provider provider)
+    {
+        await using var server = await OpsgateServer.StartAsync(provider);
+        var (id, key) = await server.CreateKeyAsync("audited", "viewer", ["prod"]);
+        await server.Admin.DeleteAsync($"/api/v1/apikeys/{id}");
+
+        var page = await server.Admin.GetFromJsonAsync<JsonElement>("/api/v1/audit?limit=10");
+        var items = page.GetProperty("items").EnumerateArray().ToList();
+        var revoke = items.First(e => e.GetProperty("action").GetString() == "apikey.revoke");
+        var create = items.First(e => e.GetProperty("action").GetString() == "apikey.create");
+        Assert.True(revoke.GetProperty("id").GetInt64() > create.GetProperty("id").GetInt64());
+        Assert.Equal("bootstrap-admin", create.GetProperty("actor").GetString());
+        Assert.Equal("ak_bootstrap", create.GetProperty("principal_id").GetString());
+        Assert.Equal("apikey", create.GetProperty("auth_method").GetString());
+        Assert.Equal("127.0.0.1", create.GetProperty("source_ip").GetString());
+        Assert.Equal("success", create.GetProperty("status").GetString());
+        Assert.Equal(201, create.GetProperty("http_status").GetInt32());
+        Assert.Equal(id, create.GetProperty("resource_name").GetString());
+        Assert.Equal("audited", create.GetProperty("request_body").GetProperty("name").GetString());
+        Assert.Equal(64, create.GetProperty("hash").GetString()!.Length);
+        Assert.Equal(id, revoke.GetProperty("resource_name").GetString());
+        Assert.Equal(204, revoke.GetProperty("http_status").GetInt32());
+        Assert.False(string.IsNullOrEmpty(create.GetProperty("request_id").GetString()));
+
+        // The key itself is in no audit entry.
+        Assert.DoesNotContain(key, page.GetRawText(), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(Provider.Sqlite)]
+    [InlineData(Provider.Postgres)]
+    public async Task Verify_detects_a_row_edited_directly_in_the_database(Provider provider)
+    {
+        await using var server = await OpsgateServer.StartAsync(provider);
+        for (var i = 0; i < 5; i++)
+            await server.CreateKeyAsync($"k{i}", "viewer");
+        var ok = await server.Admin.GetFromJsonAsync<JsonElement>("/api/v1/audit/verify");
+        Assert.True(ok.GetProperty("ok").GetBoolean());
+        Assert.Equal(5, ok.GetProperty("entries").GetInt64());
+
+        await using (var db = await server.OpenDatabaseAsync())
+            await db.ExecuteAsync("UPDATE audit_log SET actor = 'someone-else' WHERE id = 3");
+
+        var bad = await server.Admin.GetFromJsonAsync<JsonElement>("/api/v1/audit/verify");
+        Assert.False(bad.GetProperty("ok").GetBoolean());
+        Assert.Equal(3, bad.GetProperty("first_bad_id").GetInt64());
+    }
+
+    [Fact]
+    public async Task Verify_detects_a_deleted_row()
+    {
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite);
+        for (var i = 0; i < 4; i++)
+            await server.CreateKeyAsync($"k{i}", "viewer");
+        await using (var db = await server.OpenDatabaseAsync())
+            await db.ExecuteAsync("DELETE FROM audit_log WHERE id = 2");
+        var bad = await server.Admin.GetFromJsonAsync<JsonElement>("/api/v1/audit/verify");
+        Assert.False(bad.GetProperty("ok").GetBoolean());
+        Assert.Equal(3, bad.GetProperty("first_bad_id").GetInt64());
+    }
+
+    [Theory]
+    [InlineData(Provider.Sqlite)]
+    [InlineData(Provider.Postgres)]
+    public async Task Concurrent_writers_keep_one_unbroken_chain(Provider provider)
+    {
+        await using var server = await OpsgateServer.StartAsync(provider);
+        const int writers = 16, each = 15;
+        await Task.WhenAll(Enumerable.Range(0, writers).Select(async w =>
+        {
+            for (var i = 0; i < each; i++)
+            {
+                var response = await server.Admin.PostAsJsonAsync("/api/v1/apikeys", new { name = $"w{w}-{i}", role = "viewer" }, OpsgateServer.Json);
+                Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+            }
+        }));
+        var verify = await server.Admin.GetFromJsonAsync<JsonElement>("/api/v1/audit/verify");
+        Assert.True(verify.GetProperty("ok").GetBoolean(), verify.GetRawText());
+        Assert.Equal(writers * each, verify.GetProperty("entries").GetInt64());
+    }
+
+    [Fact]
+    public async Task Two_servers_on_one_postgres_database_share_one_chain()
+    {
+        await using var postgres = await PostgresDatabase.CreateAsync();
+        string[] args = ["--Database:Provider=postgres", $"--Database:ConnectionString={postgres.ConnectionString}"];
+        await using var a = await OpsgateServer.StartAsync(Provider.Sqlite, args);
+        await using var b = await OpsgateServer.StartAsync(Provider.Sqlite, args);
+        await Task.WhenAll(Enumerable.Range(0, 8).Select(async w =>
+        {
+            var server = w % 2 == 0 ? a : b;
+            for (var i = 0; i < 10; i++)
+                await server.CreateKeyAsync($"r{w}-{i}", "viewer");
+        }));
+        var verify = await a.Admin.GetFromJsonAsync<JsonElement>("/api/v1/audit/verify");
+        Assert.True(verify.GetProperty("ok").GetBoolean(), verify.GetRawText());
+        Assert.Equal(80, verify.GetProperty("entries").GetInt64());
+    }
+
+    [Theory]
+    [InlineData(Provider.Sqlite)]
+    [InlineData(Provider.Postgres)]
+    public async Task Cursor_pages_cover_every_entry_once_newest_first(Provider provider)
+    {
+        await using var server = await OpsgateServer.StartAsync(provider);
+        for (var i = 0; i < 23; i++)
+            await server.CreateKeyAsync($"p{i}", "viewer");
+        var seen = new List<long>();
+        string? cursor = null;
+        do
+        {
+            var url = "/api/v1/audit?limit=5" + (cursor is null ? "" : $"&cursor={cursor}");
+            var page = await server.Admin.GetFromJsonAsync<JsonElement>(url);
+            seen.AddRange(page.GetProperty("items").EnumerateArray().Select(e => e.GetProperty("id").GetInt64()));
+            cursor = page.GetProperty("next_cursor").GetString();
+        }
+        while (cursor is not null);
+        Assert.Equal(Enumerable.Range(1, 23).Reverse().Select(i => (long)i), seen);
+    }
+
+    [Fact]
+    public async Task Filters_select_by_actor_action_namespace_and_time()
+    {
+        var clock = new ManualClock(new DateTimeOffset(2026, 11, 1, 12, 0, 0, TimeSpan.Zero));
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, configureServices: s => s.AddSingleton<TimeProvider>(clock));
+        var (viewerId, _) = await server.CreateKeyAsync("early", "viewer");
+        clock.Advance(TimeSpan.FromHours(1));
+        var (_, otherAdmin) = await server.CreateKeyAsync("other-admin", "admin");
+        clock.Advance(TimeSpan.FromHours(1));
+        Assert.Equal(HttpStatusCode.NoContent, (await server.Client(otherAdmin).DeleteAsync($"/api/v1/apikeys/{viewerId}")).StatusCode);
+
+        async Task<List<string>> Actions(string query) =>
+            (await server.Admin.GetFromJsonAsync<JsonElement>("/api/v1/audit?" + query)).GetProperty("items").EnumerateArray()
+            .Select(e => e.GetProperty("action").GetString()!).ToList();
+
+        Assert.Equal(["apikey.revoke"], await Actions("actor=other-admin"));
+        Assert.Equal(2, (await Actions("action=apikey.create")).Count);
+        Assert.Equal(["apikey.revoke", "apikey.create"], await Actions("since=2026-11-01T12:30:00Z"));
+        Assert.Equal(["apikey.create"], await Actions("until=2026-11-01T12:30:00Z"));
+        Assert.Empty(await Actions("namespace=prod"));
+    }
+
+    [Theory]
+    [InlineData("limit=0", "limit")]
+    [InlineData("limit=100000", "limit")]
+    [InlineData("since=yesterday", "since")]
+    [InlineData("until=2026-13-45", "until")]
+    [InlineData("cursor=abc", "cursor")]
+    [InlineData("cursor=-5", "cursor")]
+    public async Task Bad_query_parameters_are_400s_naming_the_parameter(string query, string field)
+    {
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite);
+        var detail = await Problem.AssertAsync(await server.Admin.GetAsync("/api/v1/audit?" + query), HttpStatusCode.BadRequest);
+        Assert.StartsWith(field + ":", detail, StringComparison.Ordinal);
+    }
+}
