@@ -124,7 +124,13 @@ internal sealed class AuditFilter : IEndpointFilter
             result = nested.Result;
         var status = result is IStatusCodeHttpResult { StatusCode: { } code } ? code : StatusCodes.Status200OK;
         var error = status >= 400 && result is IValueHttpResult { Value: Microsoft.AspNetCore.Mvc.ProblemDetails problem } ? problem.Detail ?? problem.Title : null;
-        await context.HttpContext.WriteAuditAsync(status < 400 ? AuditStatus.Success : AuditStatus.Error, status, error);
+        var outcome = status switch
+        {
+            < 400 => AuditStatus.Success,
+            401 or 403 => AuditStatus.Denied,
+            _ => AuditStatus.Error,
+        };
+        await context.HttpContext.WriteAuditAsync(outcome, status, error);
         return result;
     }
 }

@@ -5,6 +5,9 @@ using Microsoft.Extensions.Options;
 using Opsgate.Server.Api;
 using Opsgate.Server.Audit;
 using Opsgate.Server.Auth;
+using Opsgate.Server.Clusters;
+using Opsgate.Server.Kubernetes;
+using Opsgate.Server.Secrets;
 using Opsgate.Server.Http;
 using Opsgate.Server.Observability;
 using Opsgate.Server.Persistence;
@@ -33,6 +36,8 @@ public static class OpsgateHost
         builder.AddOpsgateAuth();
         builder.AddOpsgateMetrics();
         builder.AddHttpSurface();
+        builder.AddSecrets();
+        builder.AddKubernetes();
         configureServices?.Invoke(builder.Services);
 
         var app = builder.Build();
@@ -44,6 +49,8 @@ public static class OpsgateHost
         app.MapDocs();
         app.MapApiKeysApi();
         app.MapAuditApi();
+        app.MapClustersApi();
+        app.MapKubeOpsApi();
         return app;
     }
 
@@ -51,6 +58,7 @@ public static class OpsgateHost
     public static async Task StartOpsgateAsync(this WebApplication app, CancellationToken cancellationToken = default)
     {
         ValidateOptions(app.Services);
+        app.Services.GetRequiredService<ClusterRegistry>().ValidateConfigured();
         await app.Services.GetRequiredService<Migrator>().MigrateAsync(cancellationToken);
         await app.Services.GetRequiredService<BootstrapKey>().EnsureAsync(cancellationToken);
         await app.StartAsync(cancellationToken);
@@ -141,6 +149,8 @@ public static class OpsgateHost
         _ = services.GetRequiredService<IOptions<HttpOptions>>().Value;
         _ = services.GetRequiredService<IOptions<RateLimitOptions>>().Value;
         _ = services.GetRequiredService<IOptions<AuthOptions>>().Value;
+        _ = services.GetRequiredService<IOptions<KubeOptions>>().Value;
+        _ = services.GetRequiredService<LocalSecretStore>();
     }
 
     /// <summary>The one line to print for a problem that stops start-up, or null for a real crash.</summary>

@@ -15,6 +15,7 @@ internal sealed class OpsgateMetrics
     private readonly Counter<long> _httpRequests;
     private readonly Histogram<double> _httpDuration;
     private readonly Counter<long> _auditEntries;
+    private readonly Counter<long> _operations;
 
     public OpsgateMetrics(IMeterFactory meters)
     {
@@ -23,6 +24,7 @@ internal sealed class OpsgateMetrics
         _httpDuration = Meter.CreateHistogram<double>("http_request_duration_seconds", unit: "s", description: "HTTP request duration by route template and method.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
         _auditEntries = Meter.CreateCounter<long>("opsgate_audit_entries_written_total", description: "Audit log entries committed.");
+        _operations = Meter.CreateCounter<long>("opsgate_operations_total", description: "Kubernetes operations by cluster, action and outcome.");
 
         var process = Process.GetCurrentProcess();
         var started = new DateTimeOffset(process.StartTime.ToUniversalTime()).ToUnixTimeMilliseconds() / 1000.0;
@@ -42,6 +44,9 @@ internal sealed class OpsgateMetrics
     public Meter Meter { get; }
 
     public void AuditEntriesWritten(int count) => _auditEntries.Add(count);
+
+    public void Operation(string cluster, string action, string status) =>
+        _operations.Add(1, new("cluster", cluster), new("action", action), new("status", status));
 
     public void HttpRequest(string endpoint, string method, int status, double seconds)
     {
