@@ -68,6 +68,8 @@ internal static class AuthExtensions
         o.Authority = oidc.Authority;
         o.Audience = oidc.Audience;
         o.RequireHttpsMetadata = oidc.RequireHttpsMetadata;
+        // The default (60 s) would hold every request that long while a provider hangs before its keys are cached.
+        o.BackchannelTimeout = TimeSpan.FromSeconds(10);
         o.MapInboundClaims = false;
         o.TokenValidationParameters.ValidAudience = oidc.Audience;
         o.TokenValidationParameters.ClockSkew = TimeSpan.FromSeconds(30);
