@@ -141,6 +141,23 @@ public static class OpsgateHost
         _ = services.GetRequiredService<IOptions<HttpOptions>>().Value;
         _ = services.GetRequiredService<IOptions<RateLimitOptions>>().Value;
         _ = services.GetRequiredService<IOptions<AuthOptions>>().Value;
+        ValidateUrls(services.GetRequiredService<IConfiguration>()["urls"]);
+    }
+
+    /// <summary>Kestrel parses --urls only while binding, where a bad one is an unhandled crash; parse them the same way first.</summary>
+    private static void ValidateUrls(string? urls)
+    {
+        foreach (var url in (urls ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            try
+            {
+                _ = BindingAddress.Parse(url);
+            }
+            catch (FormatException)
+            {
+                throw new StartupException($"configuration error: urls '{url}' is not an address to listen on (for example {DefaultUrl})");
+            }
+        }
     }
 
     /// <summary>The one line to print for a problem that stops start-up, or null for a real crash.</summary>

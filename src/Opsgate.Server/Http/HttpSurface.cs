@@ -13,6 +13,8 @@ namespace Opsgate.Server.Http;
 /// <summary>JSON conventions, problem+json errors, body size limit, request ids, OpenAPI and the docs page.</summary>
 internal static partial class HttpSurface
 {
+    public const string BodyTooLarge = "the request body is larger than the limit (Http:MaxRequestBodyBytes)";
+
     public static void AddHttpSurface(this WebApplicationBuilder builder)
     {
         builder.Services.ConfigureHttpJsonOptions(o => Configure(o.SerializerOptions));
@@ -26,6 +28,9 @@ internal static partial class HttpSurface
         {
             c.ProblemDetails.Extensions["request_id"] = c.HttpContext.TraceIdentifier;
             c.ProblemDetails.Instance ??= c.HttpContext.Request.Path;
+            // Minimal APIs answer an oversized body with a bare 413 (no exception reaches the handler); say which limit.
+            if (c.ProblemDetails.Status == StatusCodes.Status413PayloadTooLarge)
+                c.ProblemDetails.Detail ??= BodyTooLarge;
         });
         builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
         builder.Services.AddOpenApi(o => o.AddDocumentTransformer<OpenApiSecurity>());
@@ -106,7 +111,7 @@ internal sealed partial class ProblemExceptionHandler(ILogger<ProblemExceptionHa
     private static string Describe(BadHttpRequestException bad)
     {
         if (bad.StatusCode == StatusCodes.Status413PayloadTooLarge)
-            return "the request body is larger than the limit (Http:MaxRequestBodyBytes)";
+            return HttpSurface.BodyTooLarge;
         // Minimal APIs wrap the serializer's JsonException, whose message names the path ($.field) and position.
         for (Exception? e = bad; e is not null; e = e.InnerException)
         {
