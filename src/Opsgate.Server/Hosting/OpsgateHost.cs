@@ -86,6 +86,11 @@ public static class OpsgateHost
     private static void AddOpsgateConfiguration(this WebApplicationBuilder builder)
     {
         var sources = builder.Configuration.Sources;
+        // Only OPSGATE_-prefixed variables configure Opsgate: the framework's unprefixed source would let any
+        // DATADIR or DATABASE__PROVIDER in the environment change settings by surprise.
+        foreach (var unprefixed in sources.OfType<Microsoft.Extensions.Configuration.EnvironmentVariables.EnvironmentVariablesConfigurationSource>()
+                     .Where(s => string.IsNullOrEmpty(s.Prefix)).ToList())
+            sources.Remove(unprefixed);
         var commandLine = sources.Select((s, i) => (s, i)).LastOrDefault(x => x.s is CommandLineConfigurationSource);
         var at = commandLine.s is null ? sources.Count : commandLine.i;
         // Precedence, lowest first: appsettings.json, the YAML file, OPSGATE_ variables, the command line.
