@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command. On a fresh Debian 12 machine with the .NET SDK it:
 #   1. installs what the tests need from apt when missing (PostgreSQL, promtool, ansible, sshd, git),
+#      and the OpenAPI validator from npm into .tools/ (pinned by scripts/openapi-validator/package-lock.json),
 #   2. starts PostgreSQL on 127.0.0.1 in a temp dir (as the postgres user: it refuses root),
 #   3. runs `dotnet test` for the whole solution,
 #   4. stops what it started, even on failure, and exits non-zero on any failure.
@@ -25,6 +26,19 @@ if [ ${#need[@]} -gt 0 ]; then
   log "installing: ${need[*]}"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# The OpenAPI document is checked by @readme/openapi-parser (tests/.../Http/OpenApiTests.cs); it needs Node.js 20+.
+command -v node >/dev/null || { log "installing: nodejs npm"; as_root apt-get update -qq; \
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; }
+VALIDATOR=.tools/openapi-validator
+if ! cmp -s scripts/openapi-validator/package-lock.json "$VALIDATOR/package-lock.json" \
+   || [ ! -f "$VALIDATOR/node_modules/@readme/openapi-parser/package.json" ]; then
+  log "installing the OpenAPI validator into $VALIDATOR"
+  rm -rf "$VALIDATOR" && mkdir -p "$VALIDATOR"
+  cp scripts/openapi-validator/package.json scripts/openapi-validator/package-lock.json "$VALIDATOR/"
+  # Not fatal here: OpenApiTests fails with a message saying the validator is missing.
+  (cd "$VALIDATOR" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error) || log "could not install the OpenAPI validator"
 fi
 
 # --- 2. PostgreSQL on loopback, in a temp dir ---------------------------------------------------

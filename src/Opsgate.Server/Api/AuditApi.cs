@@ -58,6 +58,9 @@ internal static class AuditApi
         {
             if (value is { Length: > 256 })
                 return Problems.Invalid(name, "must be at most 256 characters");
+            // No actor, action or namespace worth searching for has control characters, and PostgreSQL refuses NUL in a parameter.
+            if (value is not null && value.Any(char.IsControl))
+                return Problems.Invalid(name, "must not contain control characters");
         }
         var rows = await log.QueryAsync(new AuditQuery(actor, action, @namespace, sinceTs, untilTs, before, limit), ct);
         var next = rows.Count == limit ? rows[^1].Id.ToString(CultureInfo.InvariantCulture) : null;

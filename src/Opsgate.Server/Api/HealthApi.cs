@@ -2,6 +2,8 @@ using Dapper;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
+using Microsoft.IdentityModel.Protocols;
+using Microsoft.IdentityModel.Protocols.OpenIdConnect;
 using Opsgate.Server.Audit;
 using Opsgate.Server.Auth;
 using Opsgate.Server.Persistence;
@@ -74,12 +76,15 @@ internal static class HealthApi
         try
         {
             var options = services.GetRequiredService<IOptionsMonitor<JwtBearerOptions>>().Get(AuthExtensions.OidcScheme);
-            if (options.ConfigurationManager is null)
+            if (options.MetadataAddress is not { Length: > 0 } metadata || options.Backchannel is null)
                 return "unhealthy: not configured";
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
             timeout.CancelAfter(TimeSpan.FromSeconds(5));
-            await options.ConfigurationManager.GetConfigurationAsync(timeout.Token);
-            return "healthy";
+            // Fetched afresh, not through options.ConfigurationManager: that caches the document and keys for
+            // up to 12 hours, so it would keep reporting a provider that went down as healthy.
+            var retriever = new HttpDocumentRetriever(options.Backchannel) { RequireHttps = options.RequireHttpsMetadata };
+            var configuration = await OpenIdConnectConfigurationRetriever.GetAsync(metadata, retriever, timeout.Token);
+            return configuration.SigningKeys.Count > 0 ? "healthy" : "unhealthy: the JWKS has no signing keys";
         }
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {

@@ -38,6 +38,7 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
     /// <summary>Completes once <paramref name="entry"/> is committed; throws <see cref="AuditUnavailableException"/> if it could not be.</summary>
     public async Task AppendAsync(AuditEntry entry)
     {
+        MakeStorable(entry);
         var pending = new Pending(entry, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
         if (!_queue.Writer.TryWrite(pending))
             await _queue.Writer.WriteAsync(pending);
@@ -102,6 +103,51 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
         }
         await connection.ExecuteAsync(InsertSql, entries, tx);
         await tx.CommitAsync();
+    }
+
+    /// <summary>
+    /// Request values end up in entries (a rejected name, a path, an error that quotes them). PostgreSQL text
+    /// cannot hold NUL and the hash's UTF-8 writer refuses lone surrogates, and one such entry would fail its
+    /// whole batch, so both become U+FFFD before the entry is hashed; SQLite stores the same for one chain format.
+    /// </summary>
+    private static void MakeStorable(AuditEntry e)
+    {
+        e.Actor = Storable(e.Actor);
+        e.SourceIp = Storable(e.SourceIp);
+        e.Action = Storable(e.Action)!;
+        e.ResourceKind = Storable(e.ResourceKind);
+        e.Namespace = Storable(e.Namespace);
+        e.ResourceName = Storable(e.ResourceName);
+        e.RequestBody = Storable(e.RequestBody);
+        e.ErrorMessage = Storable(e.ErrorMessage);
+        e.PrincipalId = Storable(e.PrincipalId);
+        e.AuthMethod = Storable(e.AuthMethod);
+        e.RequestId = Storable(e.RequestId);
+        e.JobId = Storable(e.JobId);
+    }
+
+    private static string? Storable(string? value)
+    {
+        if (value is null)
+            return null;
+        var chars = value.ToCharArray();
+        var changed = false;
+        for (var i = 0; i < chars.Length; i++)
+        {
+            var c = chars[i];
+            var pairedHigh = char.IsHighSurrogate(c) && i + 1 < chars.Length && char.IsLowSurrogate(chars[i + 1]);
+            if (pairedHigh)
+            {
+                i++;
+                continue;
+            }
+            if (c == '\0' || char.IsSurrogate(c))
+            {
+                chars[i] = '\uFFFD';
+                changed = true;
+            }
+        }
+        return changed ? new string(chars) : value;
     }
 
     private sealed class LastRow

@@ -68,17 +68,35 @@ internal static class AuthExtensions
         o.Authority = oidc.Authority;
         o.Audience = oidc.Audience;
         o.RequireHttpsMetadata = oidc.RequireHttpsMetadata;
+        // The default (60 s) would hold every request that long while a provider hangs before its keys are cached.
+        o.BackchannelTimeout = TimeSpan.FromSeconds(10);
         o.MapInboundClaims = false;
         o.TokenValidationParameters.ValidAudience = oidc.Audience;
         o.TokenValidationParameters.ClockSkew = TimeSpan.FromSeconds(30);
         o.Events = new JwtBearerEvents
         {
+            OnMessageReceived = async context =>
+            {
+                // Left to the token handler, an unreachable provider shows up as "untrusted issuer" on every
+                // token. Once fetched, the document and keys are cached, so this costs nothing per request.
+                try
+                {
+                    await context.Options.ConfigurationManager!.GetConfigurationAsync(context.HttpContext.RequestAborted);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    context.Fail(new OidcProviderUnavailableException(
+                        $"tokens cannot be checked now: the OIDC discovery document or signing keys could not be fetched from {context.Options.MetadataAddress}"));
+                }
+            },
             OnTokenValidated = context =>
             {
-                if (context.SecurityToken is JsonWebToken token)
-                    context.Principal = OidcRoleMapping.ToPrincipal(token.EncodedPayload, oidc).ToClaimsPrincipal();
-                else
+                if (context.SecurityToken is not JsonWebToken token)
                     context.Fail("unsupported token format");
+                else if (OidcRoleMapping.ToPrincipal(token.EncodedPayload, oidc) is { } principal)
+                    context.Principal = principal.ToClaimsPrincipal();
+                else
+                    context.Fail("the token has no 'sub' claim, so it does not say who is calling");
                 return Task.CompletedTask;
             },
             OnAuthenticationFailed = context =>
@@ -166,11 +184,19 @@ internal sealed class AuditedDenials : IAuthorizationMiddlewareResultHandler
         int status;
         if (result.Challenged)
         {
-            status = StatusCodes.Status401Unauthorized;
             var failure = context.Features.Get<IAuthenticateResultFeature>()?.AuthenticateResult?.Failure
                 ?? (await context.AuthenticateAsync()).Failure;
             detail = failure?.Message ?? "authentication required: send an API key as X-API-Key (or Authorization: Bearer), or an OIDC token";
-            await context.ChallengeAsync();
+            // Not the caller's fault: a 401 would send them to log in again for nothing.
+            if (failure is OidcProviderUnavailableException)
+            {
+                status = StatusCodes.Status503ServiceUnavailable;
+            }
+            else
+            {
+                status = StatusCodes.Status401Unauthorized;
+                await context.ChallengeAsync();
+            }
         }
         else
         {
@@ -186,6 +212,10 @@ internal sealed class AuditedDenials : IAuthorizationMiddlewareResultHandler
         {
             // The denial stands either way; the writer already logged why the audit log is unavailable.
         }
-        await Problems.WriteAsync(context, status, status == 401 ? "Unauthorized" : "Forbidden", detail);
+        var title = status switch { 401 => "Unauthorized", 403 => "Forbidden", _ => "Service unavailable" };
+        await Problems.WriteAsync(context, status, title, detail);
     }
 }
+
+/// <summary>The identity provider could not be asked for its keys, so a token could be neither accepted nor refused.</summary>
+internal sealed class OidcProviderUnavailableException(string message) : Exception(message);

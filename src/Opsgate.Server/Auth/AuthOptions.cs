@@ -24,7 +24,7 @@ internal sealed class OidcOptions
     /// <summary>Dotted path to the roles claim: <c>realm_access.roles</c> (Keycloak), <c>groups</c> (Okta).</summary>
     public string RoleClaim { get; set; } = "realm_access.roles";
 
-    /// <summary>Maps claim values to Opsgate roles (e.g. <c>ops-admins: admin</c>). Values equal to a role name map to it without an entry.</summary>
+    /// <summary>Maps claim values to Opsgate roles (e.g. <c>ops-admins: admin</c>). Values spelled exactly like a role name (<c>admin</c>, not <c>Admin</c>) map to it without an entry.</summary>
     public Dictionary<string, string> RoleMap { get; set; } = new(StringComparer.Ordinal);
 
     /// <summary>Dotted path to the claim that names the actor in the audit log.</summary>

@@ -10,18 +10,20 @@ namespace Opsgate.Server.Auth;
 /// </summary>
 internal static class OidcRoleMapping
 {
-    public static Principal ToPrincipal(string encodedPayload, OidcOptions options)
+    /// <summary>The principal, or null when the token has no <c>sub</c> (then nothing identifies the caller for sure).</summary>
+    public static Principal? ToPrincipal(string encodedPayload, OidcOptions options)
     {
         using var payload = JsonDocument.Parse(Base64UrlDecode(encodedPayload));
         var root = payload.RootElement;
-        var subject = Strings(root, "sub").FirstOrDefault() ?? "unknown";
+        if (Strings(root, "sub").FirstOrDefault() is not { Length: > 0 } subject)
+            return null;
         var name = Strings(root, options.NameClaim).FirstOrDefault() ?? subject;
 
         Role? best = null;
         foreach (var value in Strings(root, options.RoleClaim))
         {
-            var mapped = options.RoleMap.TryGetValue(value, out var m) ? m : value;
-            if (Roles.TryParse(mapped, out var role) && (best is null || role > best))
+            var role = options.RoleMap.TryGetValue(value, out var mapped) ? Roles.ParseOrNull(mapped) : ExactRole(value);
+            if (role is not null && (best is null || role > best))
                 best = role;
         }
         IReadOnlyList<string>? namespaces = options.NamespacesClaim is { Length: > 0 } nsClaim && Find(root, nsClaim) is not null
@@ -29,6 +31,13 @@ internal static class OidcRoleMapping
             : null;
         return new Principal("oidc:" + subject, name, best, namespaces, "oidc");
     }
+
+    /// <summary>
+    /// An unmapped value counts only when spelled exactly like a role: an Okta group "Admin" must not make its
+    /// members Opsgate admins by accident.
+    /// </summary>
+    private static Role? ExactRole(string value) =>
+        Roles.ParseOrNull(value) is { } role && role.Name() == value ? role : null;
 
     /// <summary>The string or strings at a dotted path; a claim name that itself contains dots is tried whole first.</summary>
     private static IEnumerable<string> Strings(JsonElement root, string path)

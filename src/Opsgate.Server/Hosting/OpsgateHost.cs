@@ -94,6 +94,11 @@ public static class OpsgateHost
     private static void AddOpsgateConfiguration(this WebApplicationBuilder builder)
     {
         var sources = builder.Configuration.Sources;
+        // Only OPSGATE_-prefixed variables configure Opsgate: the framework's unprefixed source would let any
+        // DATADIR or DATABASE__PROVIDER in the environment change settings by surprise.
+        foreach (var unprefixed in sources.OfType<Microsoft.Extensions.Configuration.EnvironmentVariables.EnvironmentVariablesConfigurationSource>()
+                     .Where(s => string.IsNullOrEmpty(s.Prefix)).ToList())
+            sources.Remove(unprefixed);
         var commandLine = sources.Select((s, i) => (s, i)).LastOrDefault(x => x.s is CommandLineConfigurationSource);
         var at = commandLine.s is null ? sources.Count : commandLine.i;
         // Precedence, lowest first: appsettings.json, the YAML file, OPSGATE_ variables, the command line.
@@ -151,6 +156,23 @@ public static class OpsgateHost
         _ = services.GetRequiredService<IOptions<AuthOptions>>().Value;
         _ = services.GetRequiredService<IOptions<KubeOptions>>().Value;
         _ = services.GetRequiredService<LocalSecretStore>();
+        ValidateUrls(services.GetRequiredService<IConfiguration>()["urls"]);
+    }
+
+    /// <summary>Kestrel parses --urls only while binding, where a bad one is an unhandled crash; parse them the same way first.</summary>
+    private static void ValidateUrls(string? urls)
+    {
+        foreach (var url in (urls ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            try
+            {
+                _ = BindingAddress.Parse(url);
+            }
+            catch (FormatException)
+            {
+                throw new StartupException($"configuration error: urls '{url}' is not an address to listen on (for example {DefaultUrl})");
+            }
+        }
     }
 
     /// <summary>The one line to print for a problem that stops start-up, or null for a real crash.</summary>

@@ -46,6 +46,9 @@ internal sealed class OptionsValidator :
         {
             if (!Uri.TryCreate(authority, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
                 return Fail("Auth:Oidc:Authority", $"must be an absolute http(s) URL, not '{authority}'");
+            // JwtBearer refuses plain-http metadata only when the first token arrives, as a 500 on every request.
+            if (uri.Scheme == "http" && oidc.RequireHttpsMetadata)
+                return Fail("Auth:Oidc:Authority", $"must use https, not '{authority}' (set Auth:Oidc:RequireHttpsMetadata=false only for local testing)");
             if (string.IsNullOrWhiteSpace(oidc.Audience))
                 return Fail("Auth:Oidc:Audience", "is required when Auth:Oidc:Authority is set");
             if (string.IsNullOrWhiteSpace(oidc.RoleClaim))

@@ -18,14 +18,20 @@ internal sealed class YamlConfigurationSource(string path) : IConfigurationSourc
             if (!File.Exists(path))
                 throw new StartupException($"config file '{path}' does not exist");
             var stream = new YamlStream();
+            using var reader = new StreamReader(path);
+            var scanner = new Scanner(reader);
             try
             {
-                using var reader = new StreamReader(path);
-                stream.Load(reader);
+                stream.Load(new Parser(scanner));
             }
             catch (YamlException e)
             {
                 throw new StartupException($"config file '{path}' line {e.Start.Line}, column {e.Start.Column}: {e.InnerException?.Message ?? e.Message}");
+            }
+            catch (InvalidOperationException)
+            {
+                // YamlDotNet's scanner throws this, not a YamlException, on some broken input (an unclosed '[' followed by more keys).
+                throw new StartupException($"config file '{path}' line {scanner.CurrentPosition.Line}, column {scanner.CurrentPosition.Column}: not valid YAML");
             }
             var data = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
             if (stream.Documents.Count > 0)

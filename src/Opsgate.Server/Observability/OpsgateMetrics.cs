@@ -90,8 +90,9 @@ internal static class MetricsExtensions
             }
             finally
             {
+                // A group's root route ("/api/v1/apikeys" + "/") has a trailing slash in its template; the label is the path users call.
                 var endpoint = (context.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText is { } route
-                    ? "/" + route.TrimStart('/')
+                    ? "/" + route.Trim('/')
                     : "unmatched";
                 var elapsed = Stopwatch.GetElapsedTime(started);
                 var status = context.Response.StatusCode;

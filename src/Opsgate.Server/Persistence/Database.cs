@@ -46,7 +46,14 @@ internal sealed class Database : IAsyncDisposable
             if (string.IsNullOrWhiteSpace(options.ConnectionString))
             {
                 var dataDir = Path.GetFullPath(opsgate.Value.DataDir);
-                Directory.CreateDirectory(dataDir);
+                try
+                {
+                    Directory.CreateDirectory(dataDir);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    throw new StartupException($"configuration error: DataDir '{dataDir}' cannot be used as a directory ({e.Message})", e);
+                }
                 connectionString = new SqliteConnectionStringBuilder
                 {
                     DataSource = Path.Combine(dataDir, "opsgate.db"),

@@ -39,6 +39,9 @@ public sealed class OpsgateServer : IAsyncDisposable
     public Provider Provider { get; }
     public Uri BaseAddress { get; }
     public string DataDir => _dir.Path;
+
+    /// <summary>The server's PostgreSQL database (null on SQLite), for tests that take it away while the server runs.</summary>
+    public PostgresDatabase? Postgres => _postgres;
     public HttpClient Admin { get; }
 
     public static async Task<OpsgateServer> StartAsync(

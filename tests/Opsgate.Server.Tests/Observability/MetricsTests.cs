@@ -1,0 +1,69 @@
+using System.Diagnostics;
+using System.Net;
+using Opsgate.Server.Tests.Infrastructure;
+
+namespace Opsgate.Server.Tests.Observability;
+
+public sealed class MetricsTests
+{
+    [Fact]
+    public async Task Metrics_count_requests_by_route_template_and_pass_promtool()
+    {
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite);
+        var (id, _) = await server.CreateKeyAsync("scraped", "viewer");
+        Assert.Equal(HttpStatusCode.OK, (await server.Admin.GetAsync("/api/v1/apikeys")).StatusCode);
+        Assert.Equal(HttpStatusCode.NoContent, (await server.Admin.DeleteAsync($"/api/v1/apikeys/{id}")).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await server.Client().GetAsync("/api/v1/apikeys")).StatusCode);
+
+        var response = await server.Client().GetAsync("/metrics");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("text/plain; version=0.0.4; charset=utf-8", response.Content.Headers.ContentType?.ToString());
+        var scrape = await response.Content.ReadAsStringAsync();
+        var lines = scrape.Split('\n');
+
+        Assert.Contains("http_requests_total{endpoint=\"/api/v1/apikeys\",method=\"POST\",status=\"201\"} 1", lines);
+        Assert.Contains("http_requests_total{endpoint=\"/api/v1/apikeys\",method=\"GET\",status=\"200\"} 1", lines);
+        Assert.Contains("http_requests_total{endpoint=\"/api/v1/apikeys\",method=\"GET\",status=\"401\"} 1", lines);
+        Assert.Contains("http_requests_total{endpoint=\"/api/v1/apikeys/{id}\",method=\"DELETE\",status=\"204\"} 1", lines);
+        Assert.DoesNotContain(id, scrape, StringComparison.Ordinal);
+        Assert.Contains("http_request_duration_seconds_bucket{endpoint=\"/api/v1/apikeys\",method=\"POST\",le=\"+Inf\"} 1", lines);
+        Assert.Contains(lines, l => l.StartsWith("http_request_duration_seconds_sum{endpoint=\"/api/v1/apikeys/{id}\",method=\"DELETE\"} ", StringComparison.Ordinal));
+        // Audited: the create, the revoke and the refused request.
+        Assert.Contains("opsgate_audit_entries_written_total 3", lines);
+        foreach (var basic in new[] { "process_cpu_seconds_total", "process_resident_memory_bytes", "process_start_time_seconds", "dotnet_gc_heap_bytes" })
+            Assert.Contains(lines, l => l.StartsWith(basic + " ", StringComparison.Ordinal));
+
+        var (exitCode, lint) = await PromtoolCheckAsync(scrape);
+        Assert.True(exitCode == 0 && lint.Length == 0, $"promtool check metrics exited {exitCode}: {lint}\n{scrape}");
+    }
+
+    /// <summary>Runs <c>promtool check metrics</c> (scripts/test.sh installs it) on <paramref name="scrape"/>; returns its exit code and everything it printed.</summary>
+    private static async Task<(int ExitCode, string Output)> PromtoolCheckAsync(string scrape)
+    {
+        var info = new ProcessStartInfo("promtool")
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        info.ArgumentList.Add("check");
+        info.ArgumentList.Add("metrics");
+        using var promtool = Process.Start(info)!;
+        var stdout = promtool.StandardOutput.ReadToEndAsync();
+        var stderr = promtool.StandardError.ReadToEndAsync();
+        await promtool.StandardInput.WriteAsync(scrape);
+        promtool.StandardInput.Close();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        try
+        {
+            await promtool.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            promtool.Kill();
+            throw;
+        }
+        return (promtool.ExitCode, ((await stdout) + (await stderr)).Trim());
+    }
+}
