@@ -298,15 +298,24 @@ public sealed class ClusterOpsTests
             apiVersion: v1
             kind: Config
             current-context: sim
-            clusters: [{name: sim, cluster: {server: "{{sim.BaseAddress}}"}}]
+            clusters:
+            - name: sim
+              cluster:
+                server: "{{sim.BaseAddress}}"
             users:
             - name: plugin
               user:
                 exec:
                   apiVersion: client.authentication.k8s.io/v1
                   command: {{plugin}}
-                  env: [{name: SIM_TOKEN, value: kubesim-token}]
-            contexts: [{name: sim, context: {cluster: sim, user: plugin}}]
+                  env:
+                  - name: SIM_TOKEN
+                    value: kubesim-token
+            contexts:
+            - name: sim
+              context:
+                cluster: sim
+                user: plugin
             """);
         await using var server = await OpsgateServer.StartAsync(Provider.Sqlite,
             [$"--Clusters:lab:Kubeconfig={kubeconfig}", "--Clusters:lab:AllowedNamespaces=prod"]);
