@@ -12,11 +12,11 @@ internal sealed record AuditEntryResponse(
     long Id, DateTime Ts, string? Actor, string? SourceIp, string Action, string? ResourceKind, string? Namespace,
     string? ResourceName, [property: JsonConverter(typeof(RawJsonConverter))] string? RequestBody, string Status, int? HttpStatus,
     string? ErrorMessage, string? PrincipalId, string? AuthMethod, string? RequestId, bool DryRun, string? JobId,
-    string PrevHash, string Hash)
+    string? Cluster, string PrevHash, string Hash)
 {
     public static AuditEntryResponse From(AuditEntry e) => new(
         e.Id, e.Ts, e.Actor, e.SourceIp, e.Action, e.ResourceKind, e.Namespace, e.ResourceName, e.RequestBody, e.Status,
-        e.HttpStatus, e.ErrorMessage, e.PrincipalId, e.AuthMethod, e.RequestId, e.DryRun, e.JobId, e.PrevHash, e.Hash);
+        e.HttpStatus, e.ErrorMessage, e.PrincipalId, e.AuthMethod, e.RequestId, e.DryRun, e.JobId, e.Cluster, e.PrevHash, e.Hash);
 }
 
 internal sealed record AuditPage(IReadOnlyList<AuditEntryResponse> Items, string? NextCursor);
@@ -38,7 +38,7 @@ internal static class AuditApi
 
     private static async Task<Results<Ok<AuditPage>, ProblemHttpResult>> Query(
         AuditLog log, CancellationToken ct,
-        string? actor = null, string? action = null, string? @namespace = null,
+        string? actor = null, string? action = null, string? @namespace = null, string? cluster = null,
         string? since = null, string? until = null, string? cursor = null, int limit = DefaultLimit)
     {
         if (limit is < 1 or > MaxLimit)
@@ -54,7 +54,7 @@ internal static class AuditApi
                 return Problems.Invalid("cursor", "must be a next_cursor value from an earlier page");
             before = b;
         }
-        foreach (var (name, value) in new[] { ("actor", actor), ("action", action), ("namespace", @namespace) })
+        foreach (var (name, value) in new[] { ("actor", actor), ("action", action), ("namespace", @namespace), ("cluster", cluster) })
         {
             if (value is { Length: > 256 })
                 return Problems.Invalid(name, "must be at most 256 characters");
@@ -62,7 +62,7 @@ internal static class AuditApi
             if (value is not null && value.Any(char.IsControl))
                 return Problems.Invalid(name, "must not contain control characters");
         }
-        var rows = await log.QueryAsync(new AuditQuery(actor, action, @namespace, sinceTs, untilTs, before, limit), ct);
+        var rows = await log.QueryAsync(new AuditQuery(actor, action, @namespace, sinceTs, untilTs, before, limit, cluster), ct);
         var next = rows.Count == limit ? rows[^1].Id.ToString(CultureInfo.InvariantCulture) : null;
         return TypedResults.Ok(new AuditPage(rows.Select(AuditEntryResponse.From).ToList(), next));
     }

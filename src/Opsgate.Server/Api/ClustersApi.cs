@@ -16,9 +16,9 @@ internal sealed record ClusterResponse(
     string Name, string Server, string? Context, IReadOnlyList<string> AllowedNamespaces, string Source, DateTime? CreatedAt, string? CreatedBy,
     string Status, string? ServerVersion, DateTime? LastChecked, string? Message, LatestExecution? LatestExecution)
 {
-    public static ClusterResponse From(ClusterInfo c, ClusterHealth h, ClusterOperation? op) => new(
+    public static ClusterResponse From(ClusterInfo c, ClusterHealth h, AuditEntry? op) => new(
         c.Name, c.Server, c.Context, c.AllowedNamespaces, c.Source, c.CreatedAt, c.CreatedBy, h.Status, h.ServerVersion, h.LastChecked, h.Message,
-        op is null ? null : new LatestExecution(op.Action, op.Namespace, op.ResourceName, op.Status, op.Actor, op.DryRun, op.At));
+        op is null ? null : new LatestExecution(op.Action, op.Namespace, op.ResourceName, op.Status, op.Actor, op.DryRun, op.Ts));
 }
 
 internal sealed record ClusterList(IReadOnlyList<ClusterResponse> Items);
@@ -45,6 +45,7 @@ internal static class ClustersApi
     {
         context.SetAuditBody(request); // kubeconfig is redacted by name
         context.Audit().ResourceName = request.Name.Length <= 63 ? request.Name : request.Name[..63];
+        context.Audit().Cluster = context.Audit().ResourceName;
         if (!Validate.IsDnsLabel(request.Name))
             return Problems.Invalid("name", Validate.DnsLabelRule);
         if (request.AllowedNamespaces.Count == 0)
@@ -81,16 +82,16 @@ internal static class ClustersApi
         }
     }
 
-    private static async Task<Ok<ClusterList>> List(ClusterRegistry registry, ClusterMonitor monitor, CancellationToken ct)
+    private static async Task<Ok<ClusterList>> List(ClusterRegistry registry, ClusterMonitor monitor, AuditLog audit, CancellationToken ct)
     {
-        var latest = await registry.LatestOperationsAsync(ct);
+        var latest = await audit.LatestPerClusterAsync("k8s.", ct);
         var clusters = await registry.ListAsync(ct);
         return TypedResults.Ok(new ClusterList(clusters.Select(c => ClusterResponse.From(c, monitor.Health(c.Name), latest.GetValueOrDefault(c.Name))).ToList()));
     }
 
-    private static async Task<Ok<ClusterStatusList>> Status(ClusterRegistry registry, ClusterMonitor monitor, CancellationToken ct)
+    private static async Task<Ok<ClusterStatusList>> Status(ClusterRegistry registry, ClusterMonitor monitor, AuditLog audit, CancellationToken ct)
     {
-        var latest = await registry.LatestOperationsAsync(ct);
+        var latest = await audit.LatestPerClusterAsync("k8s.", ct);
         var clusters = await registry.ListAsync(ct);
         var items = await Task.WhenAll(clusters.Select(async c =>
         {
@@ -102,20 +103,21 @@ internal static class ClustersApi
         return TypedResults.Ok(new ClusterStatusList(items));
     }
 
-    private static async Task<Results<Ok<ClusterResponse>, ProblemHttpResult>> OneStatus(string name, ClusterRegistry registry, ClusterMonitor monitor, CancellationToken ct)
+    private static async Task<Results<Ok<ClusterResponse>, ProblemHttpResult>> OneStatus(string name, ClusterRegistry registry, ClusterMonitor monitor, AuditLog audit, CancellationToken ct)
     {
         if (!Validate.IsDnsLabel(name))
             return Problems.Invalid("name", Validate.DnsLabelRule);
         if (await registry.FindAsync(name, ct) is not { } cluster)
             return Problems.NotFound($"cluster '{name}' is not registered");
         var health = await monitor.ProbeAsync(cluster, ct);
-        var latest = await registry.LatestOperationsAsync(ct);
+        var latest = await audit.LatestPerClusterAsync("k8s.", ct);
         return TypedResults.Ok(ClusterResponse.From(cluster, health, latest.GetValueOrDefault(name)));
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> Remove(string name, HttpContext context, ClusterRegistry registry, ClusterMonitor monitor)
     {
         context.Audit().ResourceName = name.Length <= 63 ? name : name[..63];
+        context.Audit().Cluster = context.Audit().ResourceName;
         if (!Validate.IsDnsLabel(name))
             return Problems.Invalid("name", Validate.DnsLabelRule);
         try

@@ -43,7 +43,7 @@ internal static class KubeOpsApi
             Scale(h, ops, o.Value, Cluster(cluster), @namespace, name, KubeResource.StatefulSets, body, dryRun))
             .RequireRole(Role.Operator).Audited("k8s.scale", "statefulset").WithSummary("Scale a statefulset.");
         group.MapPost("/deployments/{name}/restart", (HttpContext h, KubeOperations ops, TimeProvider time, string @namespace, string name, string? cluster, bool dryRun = false) =>
-            ops.RunAsync(h, Cluster(cluster), @namespace, name, "k8s.restart", mutates: true, dryRun, async (k, ct) =>
+            ops.RunAsync(h, Cluster(cluster), @namespace, name, "k8s.restart", dryRun, async (k, ct) =>
             {
                 await k.RestartAsync(KubeResource.Deployments, @namespace, name, time.GetUtcNow(), dryRun, ct);
                 return new OperationResult("ok", k.Cluster, @namespace, "deployment", name, "restart", dryRun);
@@ -84,7 +84,7 @@ internal static class KubeOpsApi
             return Problems.Invalid("replicas", $"must be between 0 and {options.MaxReplicas} (Kubernetes:MaxReplicas)");
         }
         var kind = resource.Kind.ToLowerInvariant();
-        return await ops.RunAsync(http, cluster, ns, name, "k8s.scale", mutates: true, dryRun, async (k, ct) =>
+        return await ops.RunAsync(http, cluster, ns, name, "k8s.scale", dryRun, async (k, ct) =>
         {
             var scale = await k.ScaleAsync(resource, ns, name, body.Replicas, dryRun, ct);
             return new OperationResult("ok", k.Cluster, ns, kind, name, "scale", dryRun, scale["spec"]?["replicas"]?.GetValue<int>() ?? body.Replicas);
@@ -93,7 +93,7 @@ internal static class KubeOpsApi
 
     private static Task<Results<Ok<OperationResult>, ProblemHttpResult>> Delete(
         HttpContext http, KubeOperations ops, string cluster, string ns, string name, KubeResource resource, string kind, bool dryRun) =>
-        ops.RunAsync(http, cluster, ns, name, "k8s.delete", mutates: true, dryRun, async (k, ct) =>
+        ops.RunAsync(http, cluster, ns, name, "k8s.delete", dryRun, async (k, ct) =>
         {
             await k.DeleteAsync(resource, ns, name, dryRun, ct);
             return new OperationResult("ok", k.Cluster, ns, kind, name, "delete", dryRun);
@@ -104,7 +104,7 @@ internal static class KubeOpsApi
     {
         if (labelSelector is { Length: > 1024 })
             return Problems.Invalid("labelSelector", "must be at most 1024 characters");
-        return await ops.RunAsync(http, cluster, ns, null, "k8s.list", mutates: false, dryRun: false, async (k, ct) =>
+        return await ops.RunAsync(http, cluster, ns, null, "k8s.list", dryRun: false, async (k, ct) =>
         {
             var list = await k.ListAsync(resource, ns, ct, labelSelector);
             var items = (list["items"] as JsonArray ?? []).OfType<JsonObject>().Select(Summarize).ToList();

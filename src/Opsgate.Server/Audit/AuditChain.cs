@@ -42,6 +42,9 @@ internal static class AuditChain
             w.WriteBooleanValue(e.DryRun);
             Write(w, e.JobId);
             Write(w, e.PrevHash);
+            // Fields added later are appended only when set, so entries written before they existed keep their hashes.
+            if (e.Cluster is not null)
+                w.WriteStringValue(e.Cluster);
             w.WriteEndArray();
         }
         return Convert.ToHexStringLower(SHA256.HashData(buffer.WrittenSpan));

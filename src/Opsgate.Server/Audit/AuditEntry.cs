@@ -26,6 +26,8 @@ internal sealed class AuditEntry
     public string? RequestId { get; set; }
     public bool DryRun { get; set; }
     public string? JobId { get; set; }
+    /// <summary>The cluster an operation acted on, if any.</summary>
+    public string? Cluster { get; set; }
     public string PrevHash { get; set; } = "";
     public string Hash { get; set; } = "";
 }

@@ -4,7 +4,7 @@ using Opsgate.Server.Persistence;
 
 namespace Opsgate.Server.Audit;
 
-internal sealed record AuditQuery(string? Actor, string? Action, string? Namespace, DateTime? Since, DateTime? Until, long? Before, int Limit);
+internal sealed record AuditQuery(string? Actor, string? Action, string? Namespace, DateTime? Since, DateTime? Until, long? Before, int Limit, string? Cluster = null);
 
 internal sealed record AuditVerification(bool Ok, long Entries, long? FirstBadId, string? Reason);
 
@@ -13,7 +13,7 @@ internal sealed class AuditLog(Database database)
 {
     private const string Columns =
         "id, ts, actor, source_ip, action, resource_kind, namespace, resource_name, request_body, status, http_status, " +
-        "error_message, principal_id, auth_method, request_id, dry_run, job_id, prev_hash, hash";
+        "error_message, principal_id, auth_method, request_id, dry_run, job_id, cluster, prev_hash, hash";
 
     public async Task<IReadOnlyList<AuditEntry>> QueryAsync(AuditQuery query, CancellationToken ct)
     {
@@ -34,6 +34,11 @@ internal sealed class AuditLog(Database database)
         {
             sql.Append(" AND namespace = @namespace");
             parameters.Add("namespace", query.Namespace);
+        }
+        if (query.Cluster is not null)
+        {
+            sql.Append(" AND cluster = @cluster");
+            parameters.Add("cluster", query.Cluster);
         }
         if (query.Since is { } since)
         {
@@ -58,6 +63,18 @@ internal sealed class AuditLog(Database database)
         foreach (var row in rows)
             row.Ts = row.Ts.AsUtc();
         return rows;
+    }
+
+    /// <summary>The newest entry per cluster whose action starts with <paramref name="actionPrefix"/> (a cluster's latest execution).</summary>
+    public async Task<IReadOnlyDictionary<string, AuditEntry>> LatestPerClusterAsync(string actionPrefix, CancellationToken ct)
+    {
+        await using var connection = await database.OpenAsync(ct);
+        var rows = await connection.QueryAsync<AuditEntry>(new CommandDefinition(
+            $"""
+            SELECT {Columns} FROM audit_log WHERE id IN (
+                SELECT MAX(id) FROM audit_log WHERE cluster IS NOT NULL AND action LIKE @prefix GROUP BY cluster)
+            """, new { prefix = actionPrefix + "%" }, cancellationToken: ct));
+        return rows.ToDictionary(r => r.Cluster!, r => { r.Ts = r.Ts.AsUtc(); return r; });
     }
 
     /// <summary>Walks the whole chain in order; the first row whose links or hash do not match is reported.</summary>

@@ -25,9 +25,9 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
     private const string InsertSql =
         """
         INSERT INTO audit_log (id, ts, actor, source_ip, action, resource_kind, namespace, resource_name, request_body,
-            status, http_status, error_message, principal_id, auth_method, request_id, dry_run, job_id, prev_hash, hash)
+            status, http_status, error_message, principal_id, auth_method, request_id, dry_run, job_id, cluster, prev_hash, hash)
         VALUES (@Id, @Ts, @Actor, @SourceIp, @Action, @ResourceKind, @Namespace, @ResourceName, @RequestBody,
-            @Status, @HttpStatus, @ErrorMessage, @PrincipalId, @AuthMethod, @RequestId, @DryRun, @JobId, @PrevHash, @Hash)
+            @Status, @HttpStatus, @ErrorMessage, @PrincipalId, @AuthMethod, @RequestId, @DryRun, @JobId, @Cluster, @PrevHash, @Hash)
         """;
 
     private readonly Channel<Pending> _queue = Channel.CreateBounded<Pending>(
@@ -124,6 +124,7 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
         e.AuthMethod = Storable(e.AuthMethod);
         e.RequestId = Storable(e.RequestId);
         e.JobId = Storable(e.JobId);
+        e.Cluster = Storable(e.Cluster);
     }
 
     private static string? Storable(string? value)

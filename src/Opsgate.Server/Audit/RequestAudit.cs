@@ -23,6 +23,7 @@ internal sealed partial class RequestAudit
     public string? RequestBody { get; private set; }
     public bool DryRun { get; set; }
     public string? JobId { get; set; }
+    public string? Cluster { get; set; }
     public string? Error { get; set; }
     internal bool Written { get; set; }
 
@@ -102,6 +103,7 @@ internal static class RequestAuditExtensions
             RequestId = context.TraceIdentifier,
             DryRun = audit.DryRun,
             JobId = audit.JobId,
+            Cluster = audit.Cluster,
         };
         await context.RequestServices.GetRequiredService<AuditWriter>().AppendAsync(entry);
     }

@@ -16,8 +16,6 @@ internal sealed record ClusterInfo(
     public bool Allows(string ns) => AllowedNamespaces.Contains(ns, StringComparer.Ordinal) || AllowedNamespaces.Contains("*", StringComparer.Ordinal);
 }
 
-internal sealed record ClusterOperation(string Action, string? Namespace, string? ResourceName, string Status, string? Actor, bool DryRun, DateTime At);
-
 /// <summary>A cluster declared in configuration: <c>Clusters:&lt;name&gt;:Kubeconfig</c> (a path), <c>:Context</c>, <c>:AllowedNamespaces</c> (comma list).</summary>
 internal sealed class ClusterConfigEntry
 {
@@ -90,7 +88,6 @@ internal sealed class ClusterRegistry(
             throw new ClusterConflictException($"cluster '{name}' is declared in configuration (Clusters:{name}); remove it there");
         await using var connection = await database.OpenAsync(ct);
         var removed = await connection.ExecuteAsync("DELETE FROM clusters WHERE name = @name", new { name });
-        await connection.ExecuteAsync("DELETE FROM cluster_operations WHERE cluster = @name", new { name });
         await secrets.DeleteAsync(SecretName(name), ct);
         _cache = null;
         if (_clients.TryRemove(name, out var client))
@@ -118,27 +115,6 @@ internal sealed class ClusterRegistry(
             return client;
         client.Dispose();
         return _clients[cluster.Name];
-    }
-
-    public async Task RecordOperationAsync(string cluster, ClusterOperation op, CancellationToken ct)
-    {
-        await using var connection = await database.OpenAsync(ct);
-        await connection.ExecuteAsync(
-            """
-            INSERT INTO cluster_operations (cluster, action, namespace, resource_name, status, actor, dry_run, at)
-            VALUES (@cluster, @Action, @Namespace, @ResourceName, @Status, @Actor, @DryRun, @At)
-            ON CONFLICT (cluster) DO UPDATE SET action = excluded.action, namespace = excluded.namespace,
-                resource_name = excluded.resource_name, status = excluded.status, actor = excluded.actor,
-                dry_run = excluded.dry_run, at = excluded.at
-            """,
-            new { cluster, op.Action, op.Namespace, op.ResourceName, op.Status, op.Actor, op.DryRun, op.At });
-    }
-
-    public async Task<IReadOnlyDictionary<string, ClusterOperation>> LatestOperationsAsync(CancellationToken ct)
-    {
-        await using var connection = await database.OpenAsync(ct);
-        var rows = await connection.QueryAsync<OperationRow>("SELECT cluster, action, namespace, resource_name, status, actor, dry_run, at FROM cluster_operations");
-        return rows.ToDictionary(r => r.Cluster, r => new ClusterOperation(r.Action, r.Namespace, r.ResourceName, r.Status, r.Actor, r.DryRun, r.At.AsUtc()));
     }
 
     public void Dispose()
@@ -205,17 +181,5 @@ internal sealed class ClusterRegistry(
         public string Server { get; set; } = "";
         public DateTime CreatedAt { get; set; }
         public string CreatedBy { get; set; } = "";
-    }
-
-    private sealed class OperationRow
-    {
-        public string Cluster { get; set; } = "";
-        public string Action { get; set; } = "";
-        public string? Namespace { get; set; }
-        public string? ResourceName { get; set; }
-        public string Status { get; set; } = "";
-        public string? Actor { get; set; }
-        public bool DryRun { get; set; }
-        public DateTime At { get; set; }
     }
 }

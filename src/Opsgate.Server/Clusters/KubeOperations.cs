@@ -4,26 +4,26 @@ using Opsgate.Server.Auth;
 using Opsgate.Server.Http;
 using Opsgate.Server.Kubernetes;
 using Opsgate.Server.Observability;
-using Opsgate.Server.Persistence;
 
 namespace Opsgate.Server.Clusters;
 
 /// <summary>
 /// The one path every Kubernetes operation takes: names validated, cluster looked up, namespace checked
 /// against the cluster's allowlist and the caller's, the call made within the cluster timeout, Kubernetes
-/// errors turned into answers that carry the API server's message, then metrics and the cluster's latest
-/// execution recorded. (The audit entry is written by the endpoint's audit filter from what is set here.)
+/// errors turned into answers that carry the API server's message, then metrics recorded. The audit entry
+/// (which also makes the cluster's latest execution) is written by the endpoint's audit filter from what is set here.
 /// </summary>
-internal sealed class KubeOperations(ClusterRegistry registry, OpsgateMetrics metrics, TimeProvider time)
+internal sealed class KubeOperations(ClusterRegistry registry, OpsgateMetrics metrics)
 {
     public async Task<Results<Ok<T>, ProblemHttpResult>> RunAsync<T>(
-        HttpContext http, string clusterName, string ns, string? name, string action, bool mutates, bool dryRun,
+        HttpContext http, string clusterName, string ns, string? name, string action, bool dryRun,
         Func<KubeClient, CancellationToken, Task<T>> operation)
     {
         var audit = http.Audit();
         audit.Namespace = ns.Length <= 63 ? ns : ns[..63];
         audit.ResourceName = name is null ? null : name.Length <= 253 ? name : name[..253];
         audit.DryRun = dryRun;
+        audit.Cluster = clusterName.Length <= 63 ? clusterName : clusterName[..63];
 
         if (!Validate.IsDnsLabel(clusterName))
             return Problems.Invalid("cluster", Validate.DnsLabelRule);
@@ -67,13 +67,7 @@ internal sealed class KubeOperations(ClusterRegistry registry, OpsgateMetrics me
                 detail: $"cluster '{clusterName}' cannot be used: {e.Message}");
         }
 
-        var status = result.Result is ProblemHttpResult problem ? $"{problem.StatusCode}" : "success";
-        metrics.Operation(clusterName, action, status);
-        if (mutates)
-        {
-            await registry.RecordOperationAsync(clusterName,
-                new ClusterOperation(action, ns, name, status, principal.Name, dryRun, time.GetUtcNow().UtcDateTime.TruncateToMicroseconds()), http.RequestAborted);
-        }
+        metrics.Operation(clusterName, action, result.Result is ProblemHttpResult problem ? $"{problem.StatusCode}" : "success");
         return result;
     }
 

@@ -1,4 +1,4 @@
--- Encrypted secrets (LocalSecretStore) and the cluster registry.
+-- Encrypted secrets (LocalSecretStore), the cluster registry, and the cluster an audit entry concerns.
 CREATE TABLE secrets (
     name        TEXT PRIMARY KEY,
     value       TEXT NOT NULL,          -- aesgcm1:<base64 nonce|tag|ciphertext>
@@ -14,14 +14,6 @@ CREATE TABLE clusters (
     created_by          TEXT NOT NULL
 );
 
--- The newest operation per cluster, shown as latest_execution in cluster status.
-CREATE TABLE cluster_operations (
-    cluster        TEXT PRIMARY KEY,
-    action         TEXT NOT NULL,
-    namespace      TEXT NULL,
-    resource_name  TEXT NULL,
-    status         TEXT NOT NULL,
-    actor          TEXT NULL,
-    dry_run        INTEGER NOT NULL DEFAULT 0,
-    at             TEXT NOT NULL
-);
+-- Operations on a cluster are audited with its name; the newest one is the cluster's latest execution.
+ALTER TABLE audit_log ADD COLUMN cluster TEXT NULL;
+CREATE INDEX ix_audit_log_cluster ON audit_log (cluster, id) WHERE cluster IS NOT NULL;
