@@ -121,6 +121,30 @@ public sealed class KubeSimServer : IAsyncDisposable
         return sb.ToString();
     }
 
+    /// <summary>
+    /// A kubeconfig whose user gets its credentials from an exec plugin (client.authentication.k8s.io/v1),
+    /// e.g. a script printing an ExecCredential with <see cref="KubeSimOptions.Token"/>.
+    /// </summary>
+    public string ExecKubeconfigYaml(string command, params string[] args)
+    {
+        var config = KubeconfigYaml("exec");
+        var cut = config.IndexOf("users:", StringComparison.Ordinal);
+        var sb = new StringBuilder(config[..cut]);
+        sb.AppendLine("users:");
+        sb.AppendLine("- name: exec");
+        sb.AppendLine("  user:");
+        sb.AppendLine("    exec:");
+        sb.AppendLine("      apiVersion: client.authentication.k8s.io/v1");
+        sb.AppendLine($"      command: {command}");
+        sb.AppendLine("      interactiveMode: Never");
+        if (args.Length > 0)
+        {
+            sb.AppendLine("      args:");
+            foreach (var a in args) sb.AppendLine($"      - {a}");
+        }
+        return sb.ToString();
+    }
+
     private static string Base64(string pem) => Convert.ToBase64String(Encoding.ASCII.GetBytes(pem));
 
     /// <summary>Stops serving: open watches end, the port closes, clients see an unreachable cluster.</summary>

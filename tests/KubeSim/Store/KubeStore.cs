@@ -126,6 +126,30 @@ public sealed partial class KubeStore
         }
     }
 
+    /// <summary>Waits until <paramref name="condition"/> (evaluated again after every change) holds; throws <see cref="TimeoutException"/>.</summary>
+    public async Task WaitUntilAsync(Func<KubeStore, bool> condition, TimeSpan timeout, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(condition);
+        using var sub = Subscribe(null, null, LabelSelector.Everything, FieldSelector.Everything, capacity: 0);
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        cts.CancelAfter(timeout);
+        try
+        {
+            while (!condition(this))
+            {
+                await sub.Events.ReadAsync(cts.Token);
+                while (sub.Events.TryRead(out _))
+                {
+                    // Drain: the condition reads the current state, not the events.
+                }
+            }
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            throw new TimeoutException($"condition not met within {timeout}");
+        }
+    }
+
     internal JsonObject? GetCore(ResourceType type, string? ns, string name)
     {
         lock (_gate) return Find(type, ns, name)?.CloneObject();
