@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command. On a fresh Debian 12 machine with the .NET SDK it:
-#   1. installs what the tests need from apt when missing (PostgreSQL, promtool, ansible, sshd, git),
+#   1. installs what the tests need from apt when missing (PostgreSQL, promtool, ansible, sshd, git)
+#      and checks that kubectl is present (the KubeSim fidelity tests drive it),
 #   2. starts PostgreSQL on 127.0.0.1 in a temp dir (as the postgres user: it refuses root),
 #   3. runs `dotnet test` for the whole solution,
 #   4. stops what it started, even on failure, and exits non-zero on any failure.
@@ -25,6 +26,14 @@ if [ ${#need[@]} -gt 0 ]; then
   log "installing: ${need[*]}"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# kubectl is the real client the KubeSim fidelity tests drive. It is not installed from apt here
+# (Debian's kubernetes-client conflicts with the preinstalled /usr/bin/kubectl 1.32).
+if ! command -v kubectl >/dev/null; then
+  log "kubectl not found on PATH: the KubeSim fidelity tests (tests/KubeSim.Tests) run the real kubectl;"
+  log "install kubectl 1.32 (https://kubernetes.io/docs/tasks/tools/) and run again"
+  exit 1
 fi
 
 # --- 2. PostgreSQL on loopback, in a temp dir ---------------------------------------------------
