@@ -232,6 +232,39 @@ public sealed class RestApiTests : IAsyncLifetime
         await _server.WaitSettledAsync();
     }
 
+    [Fact]
+    public async Task Service_account_tokens_from_TokenRequest_and_token_secrets_authenticate()
+    {
+        await SendAsync(HttpMethod.Post, "/api/v1/namespaces/prod/serviceaccounts", new JsonObject { ["metadata"] = new JsonObject { ["name"] = "robot" } }, HttpStatusCode.Created);
+
+        var request = new JsonObject { ["apiVersion"] = "authentication.k8s.io/v1", ["kind"] = "TokenRequest", ["spec"] = new JsonObject { ["expirationSeconds"] = 3600 } };
+        var issued = await SendAsync(HttpMethod.Post, "/api/v1/namespaces/prod/serviceaccounts/robot/token", request, HttpStatusCode.Created);
+        Assert.Equal("TokenRequest", issued.Str("kind"));
+        using (var robot = Client(_server, issued.Str("status", "token")))
+        {
+            Assert.Equal(HttpStatusCode.OK, (await robot.GetAsync("/api/v1/namespaces/prod/pods")).StatusCode);
+        }
+
+        var secret = new JsonObject
+        {
+            ["metadata"] = new JsonObject
+            {
+                ["name"] = "robot-token",
+                ["annotations"] = new JsonObject { ["kubernetes.io/service-account.name"] = "robot" },
+            },
+            ["type"] = "kubernetes.io/service-account-token",
+        };
+        await SendAsync(HttpMethod.Post, "/api/v1/namespaces/prod/secrets", secret, HttpStatusCode.Created);
+        var filled = await Store.WaitForAsync("v1", "secrets", "prod", "robot-token", s => s?.Str("data", "token") is not null, Sim.Wait);
+        var token = Encoding.UTF8.GetString(Convert.FromBase64String(filled!.Str("data", "token")!));
+        Assert.Equal("prod", Encoding.UTF8.GetString(Convert.FromBase64String(filled.Str("data", "namespace")!)));
+        using var withSecretToken = Client(_server, token);
+        Assert.Equal(HttpStatusCode.OK, (await withSecretToken.GetAsync("/api/v1/namespaces/prod/pods")).StatusCode);
+
+        await SendAsync(HttpMethod.Delete, "/api/v1/namespaces/prod/secrets/robot-token", null, HttpStatusCode.OK);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await withSecretToken.GetAsync("/api/v1/namespaces/prod/pods")).StatusCode);
+    }
+
     private static void AssertStatus(JsonObject status, int code, string reason)
     {
         Assert.Equal("Status", status.Str("kind"));

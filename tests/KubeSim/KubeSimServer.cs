@@ -74,11 +74,11 @@ public sealed class KubeSimServer : IAsyncDisposable
         });
         var app = builder.Build();
         var stopping = new CancellationTokenSource();
-        var authenticator = new Authenticator(options.Token, options.ClientCertificates ? pki : null);
+        var authenticator = new Authenticator(options.Token, options.ClientCertificates ? pki : null, store.Tokens);
         var api = new KubeApi(authenticator, new ResourceHandlers(store, new WatchStreamer(store, stopping.Token)));
         app.Run(api.HandleAsync);
 
-        var controllers = new ControllerHost(store, options, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("KubeSim.Controllers"));
+        var controllers = new ControllerHost(store, options, pki?.CaPem, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("KubeSim.Controllers"));
         controllers.Start();
         await app.StartAsync(ct);
         return new KubeSimServer(app, controllers, pki, stopping, options, store);

@@ -77,6 +77,12 @@ internal static class Discovery
             resources.Add(entry);
             if (t.HasStatus) resources.Add(Subresource(t, "status", null));
             if (t.HasScale) resources.Add(Subresource(t, "scale", ("autoscaling", "v1", "Scale")));
+            if (t == ResourceTypes.ServiceAccounts)
+            {
+                var token = Subresource(t, "token", ("authentication.k8s.io", "v1", "TokenRequest"));
+                token["verbs"] = Strings(["create"]);
+                resources.Add(token);
+            }
         }
         return new JsonObject
         {

@@ -97,6 +97,7 @@ internal sealed class KubeApi(Authenticator authenticator, ResourceHandlers hand
             null => true,
             "status" => type.HasStatus,
             "scale" => type.HasScale,
+            "token" => type == ResourceTypes.ServiceAccounts,
             _ => false,
         };
         if (!subOk) throw NotFound();

@@ -30,6 +30,10 @@ internal sealed class ResourceHandlers(KubeStore store, WatchStreamer watches)
                     : WantsTable(ctx) ? TablePrinter.Table(r.Type, [obj], long.Parse(obj.Str("metadata", "resourceVersion") ?? "0", CultureInfo.InvariantCulture), q["includeObject"], store.Time.GetUtcNow())
                     : obj;
                 break;
+            case "POST" when r.Name is not null && r.Subresource == "token":
+                result = store.Tokens.Request(r.Namespace!, r.Name, Manifests.ParseBody(await ReadBodyAsync(ctx), ctx.Request.ContentType) as JsonObject);
+                code = 201;
+                break;
             case "POST" when r.Name is null:
                 result = store.CreateCore(r.Type, r.Namespace, await ReadObjectAsync(ctx), dryRun);
                 code = 201;
@@ -162,6 +166,10 @@ internal sealed class ResourceHandlers(KubeStore store, WatchStreamer watches)
 
     private static async Task<string> ReadBodyAsync(HttpContext ctx)
     {
+        if (ctx.Request.ContentType?.Contains("protobuf", StringComparison.OrdinalIgnoreCase) == true)
+        {
+            throw new KubeApiException(415, "UnsupportedMediaType", $"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (KubeSim does not decode protobuf; got {ctx.Request.ContentType})");
+        }
         using var reader = new StreamReader(ctx.Request.Body, Encoding.UTF8);
         return await reader.ReadToEndAsync(ctx.RequestAborted);
     }

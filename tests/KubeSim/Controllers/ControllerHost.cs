@@ -21,6 +21,7 @@ internal sealed partial class ControllerHost : IAsyncDisposable
     private readonly KubeSimOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private readonly string _caPem;
     private readonly Channel<ObjectKey> _queue = Channel.CreateUnbounded<ObjectKey>(new UnboundedChannelOptions { SingleReader = true });
     private readonly ConcurrentDictionary<ObjectKey, byte> _queued = new();
     private readonly CancellationTokenSource _stop = new();
@@ -28,8 +29,9 @@ internal sealed partial class ControllerHost : IAsyncDisposable
     private Task _pump = Task.CompletedTask;
     private Task _worker = Task.CompletedTask;
 
-    public ControllerHost(KubeStore store, KubeSimOptions options, ILogger logger)
+    public ControllerHost(KubeStore store, KubeSimOptions options, string? caPem, ILogger logger)
     {
+        _caPem = caPem ?? "";
         _store = store;
         _options = options;
         _time = store.Time;
@@ -145,12 +147,13 @@ internal sealed partial class ControllerHost : IAsyncDisposable
             case "statefulsets": ReconcileStatefulSet(key); break;
             case "persistentvolumeclaims": ReconcileClaim(key); break;
             case "namespaces": ReconcileNamespace(key); break;
+            case "secrets": ReconcileTokenSecret(key); break;
         }
     }
 
     private void Enqueue(ObjectKey key)
     {
-        if (key.Type.Plural is "pods" or "deployments" or "statefulsets" or "persistentvolumeclaims" or "namespaces" && _queued.TryAdd(key, 0))
+        if (key.Type.Plural is "pods" or "deployments" or "statefulsets" or "persistentvolumeclaims" or "namespaces" or "secrets" && _queued.TryAdd(key, 0))
         {
             _queue.Writer.TryWrite(key);
         }

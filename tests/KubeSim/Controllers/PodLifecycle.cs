@@ -160,6 +160,23 @@ internal sealed partial class ControllerHost
         });
     }
 
+    /// <summary>The token controller: a service-account-token secret gets token, ca.crt and namespace filled in.</summary>
+    private void ReconcileTokenSecret(ObjectKey key)
+    {
+        var secret = _store.GetCore(ResourceTypes.Secrets, key.Namespace, key.Name);
+        if (secret is null || secret.Str("type") != ServiceAccountTokens.SecretType || secret.Str("data", "token") is not null) return;
+        var account = secret.Str("metadata", "annotations", "kubernetes.io/service-account.name");
+        if (account is null || _store.GetCore(ResourceTypes.ServiceAccounts, key.Namespace, account) is null) return;
+        static string B64(string s) => Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(s));
+        _store.Mutate(ResourceTypes.Secrets, key.Namespace, key.Name, s =>
+        {
+            var data = s.Obj("data");
+            data["token"] = B64(ServiceAccountTokens.NewToken(key.Namespace, account));
+            data["ca.crt"] = B64(_caPem);
+            data["namespace"] = B64(key.Namespace);
+        });
+    }
+
     /// <summary>New namespaces get their "default" service account; a terminating one is emptied, then removed.</summary>
     private void ReconcileNamespace(ObjectKey key)
     {

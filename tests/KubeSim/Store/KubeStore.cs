@@ -23,6 +23,7 @@ public sealed partial class KubeStore
     internal KubeStore(TimeProvider time)
     {
         _time = time;
+        Tokens = new ServiceAccountTokens(this);
         foreach (var type in ResourceTypes.All) _objects[type] = new(StringComparer.Ordinal);
         foreach (var ns in new[] { "default", "kube-system", "kube-public", "kube-node-lease" })
         {
@@ -37,6 +38,9 @@ public sealed partial class KubeStore
     }
 
     internal TimeProvider Time => _time;
+
+    /// <summary>Service account tokens KubeSim accepts besides the configured one.</summary>
+    public ServiceAccountTokens Tokens { get; }
 
     /// <summary>A copy of one object, or null. <paramref name="apiVersion"/> is e.g. "v1" or "apps/v1", <paramref name="resource"/> the plural.</summary>
     public JsonObject? Get(string apiVersion, string resource, string? ns, string name) =>
