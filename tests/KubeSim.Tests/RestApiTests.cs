@@ -56,6 +56,19 @@ public sealed class RestApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Replacing_with_the_original_manifest_keeps_defaults_and_rolls_nothing()
+    {
+        var pods = Sim.ActivePods(Store, "app=web").Select(p => p.Name()).Order().ToList();
+
+        var replaced = await SendAsync(HttpMethod.Put, Web, Manifests.Parse(Sim.Seed)[1], HttpStatusCode.OK);
+
+        Assert.Equal(1, replaced.Long("metadata", "generation"));
+        Assert.Equal("RollingUpdate", replaced.Str("spec", "strategy", "type"));
+        Assert.Equal("Always", replaced.At("spec", "template", "spec", "restartPolicy")?.GetValue<string>());
+        Assert.Equal(pods, Sim.ActivePods(Store, "app=web").Select(p => p.Name()).Order().ToList());
+    }
+
+    [Fact]
     public async Task DryRun_All_validates_and_answers_but_changes_nothing()
     {
         var before = Store.ResourceVersion;

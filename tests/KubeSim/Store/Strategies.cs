@@ -10,42 +10,39 @@ namespace KubeSim.Store;
 /// </summary>
 internal static partial class Strategies
 {
-    public static void PrepareForCreate(ResourceType type, JsonObject obj)
+    /// <summary>Defaults, applied on every write (the apiserver defaults while decoding), so a PUT without them keeps them.</summary>
+    public static void Default(ResourceType type, JsonObject obj)
     {
-        var spec = obj["spec"] as JsonObject;
+        JsonObject spec;
         switch (type.Plural)
         {
             case "namespaces":
                 obj.Meta().Obj("labels")["kubernetes.io/metadata.name"] = obj.Name();
-                obj.Obj("spec")["finalizers"] ??= new JsonArray("kubernetes");
-                obj["status"] = new JsonObject { ["phase"] = "Active" };
                 break;
             case "pods":
                 DefaultPodSpec(obj.Obj("spec"));
-                obj["status"] = new JsonObject { ["phase"] = "Pending", ["qosClass"] = "BestEffort" };
                 break;
             case "deployments":
                 spec = obj.Obj("spec");
                 spec["replicas"] ??= 1;
-                spec["strategy"] ??= new JsonObject
+                spec["strategy"] ??= new JsonObject { ["type"] = "RollingUpdate" };
+                if (spec.Str("strategy", "type") == "RollingUpdate")
                 {
-                    ["type"] = "RollingUpdate",
-                    ["rollingUpdate"] = new JsonObject { ["maxUnavailable"] = "25%", ["maxSurge"] = "25%" },
-                };
+                    spec.Obj("strategy")["rollingUpdate"] ??= new JsonObject { ["maxUnavailable"] = "25%", ["maxSurge"] = "25%" };
+                }
                 spec["revisionHistoryLimit"] ??= 10;
                 spec["progressDeadlineSeconds"] ??= 600;
                 DefaultPodSpec((spec["template"] as JsonObject)?.Obj("spec"));
-                obj["status"] = new JsonObject();
                 break;
             case "statefulsets":
                 spec = obj.Obj("spec");
                 spec["replicas"] ??= 1;
                 spec["podManagementPolicy"] ??= "OrderedReady";
-                spec["updateStrategy"] ??= new JsonObject
+                spec["updateStrategy"] ??= new JsonObject { ["type"] = "RollingUpdate" };
+                if (spec.Str("updateStrategy", "type") == "RollingUpdate")
                 {
-                    ["type"] = "RollingUpdate",
-                    ["rollingUpdate"] = new JsonObject { ["partition"] = 0 },
-                };
+                    spec.Obj("updateStrategy")["rollingUpdate"] ??= new JsonObject { ["partition"] = 0 };
+                }
                 spec["revisionHistoryLimit"] ??= 10;
                 spec["persistentVolumeClaimRetentionPolicy"] ??= new JsonObject { ["whenDeleted"] = "Retain", ["whenScaled"] = "Retain" };
                 foreach (var t in spec["volumeClaimTemplates"].Objects())
@@ -55,30 +52,53 @@ internal static partial class Strategies
                     t.Obj("spec")["volumeMode"] ??= "Filesystem";
                 }
                 DefaultPodSpec((spec["template"] as JsonObject)?.Obj("spec"));
-                obj["status"] = new JsonObject { ["replicas"] = 0, ["availableReplicas"] = 0 };
                 break;
             case "persistentvolumeclaims":
                 spec = obj.Obj("spec");
                 spec["volumeMode"] ??= "Filesystem";
                 spec["storageClassName"] ??= "standard";
+                break;
+            case "secrets":
+                obj["type"] ??= "Opaque";
+                NormalizeSecret(obj);
+                break;
+        }
+    }
+
+    /// <summary>Defaults plus what only a create sets: initial status, system finalizers.</summary>
+    public static void PrepareForCreate(ResourceType type, JsonObject obj)
+    {
+        Default(type, obj);
+        switch (type.Plural)
+        {
+            case "namespaces":
+                obj.Obj("spec")["finalizers"] ??= new JsonArray("kubernetes");
+                obj["status"] = new JsonObject { ["phase"] = "Active" };
+                break;
+            case "pods":
+                obj["status"] = new JsonObject { ["phase"] = "Pending", ["qosClass"] = "BestEffort" };
+                break;
+            case "deployments":
+                obj["status"] = new JsonObject();
+                break;
+            case "statefulsets":
+                obj["status"] = new JsonObject { ["replicas"] = 0, ["availableReplicas"] = 0 };
+                break;
+            case "persistentvolumeclaims":
                 var finalizers = obj.Meta().Arr("finalizers");
                 if (!finalizers.Any(f => f?.GetValue<string>() == PvcProtection)) finalizers.Add(PvcProtection);
                 obj["status"] = new JsonObject { ["phase"] = "Pending" };
                 break;
-            case "secrets":
-                obj["type"] ??= "Opaque";
-                break;
         }
-        if (type.Plural == "secrets") NormalizeSecret(obj);
     }
 
     public const string PvcProtection = "kubernetes.io/pvc-protection";
 
-    /// <summary>Carries over what an update may not change; returns whether the spec changed.</summary>
+    /// <summary>Defaults, and carries over what an update may not change.</summary>
     public static void PrepareForUpdate(ResourceType type, JsonObject updated, JsonObject old)
     {
+        Default(type, updated);
         if (type.HasStatus) updated["status"] = old["status"]?.DeepClone();
-        if (type.Plural == "secrets") NormalizeSecret(updated);
         if (type.Plural == "namespaces") updated["spec"] = old["spec"]?.DeepClone();
     }
 
