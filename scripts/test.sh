@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one test command. On a fresh Debian 12 machine with the .NET SDK it:
-#   1. installs what the tests need from apt when missing (PostgreSQL, promtool, ansible, sshd, git),
+#   1. installs what the tests need from apt when missing (PostgreSQL, promtool, git, kubectl),
 #      and the OpenAPI validator from npm into .tools/ (pinned by scripts/openapi-validator/package-lock.json),
 #   2. starts PostgreSQL on 127.0.0.1 in a temp dir (as the postgres user: it refuses root),
 #   3. runs `dotnet test` for the whole solution,
@@ -39,6 +39,18 @@ if ! cmp -s scripts/openapi-validator/package-lock.json "$VALIDATOR/package-lock
   cp scripts/openapi-validator/package.json scripts/openapi-validator/package-lock.json "$VALIDATOR/"
   # Not fatal here: OpenApiTests fails with a message saying the validator is missing.
   (cd "$VALIDATOR" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error) || log "could not install the OpenAPI validator"
+fi
+
+# kubectl is the real client the KubeSim fidelity tests drive. The machine image ships kubectl 1.32;
+# Debian's kubernetes-client is only a fallback (it would conflict with the preinstalled one).
+if ! command -v kubectl >/dev/null; then
+  log "installing: kubernetes-client (kubectl)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kubernetes-client >/dev/null || true
+fi
+if ! command -v kubectl >/dev/null; then
+  log "kubectl not found on PATH: the KubeSim fidelity tests (tests/KubeSim.Tests) run the real kubectl; install it and run again"
+  exit 1
 fi
 
 # --- 2. PostgreSQL on loopback, in a temp dir ---------------------------------------------------

@@ -1,0 +1,87 @@
+using System.Text.Json.Nodes;
+using KubeSim.Store;
+
+namespace KubeSim.Tests.Infrastructure;
+
+/// <summary>The seeded cluster the tests share: namespace prod, deployment web (2 replicas), statefulset postgres (1, claim template "data").</summary>
+public static class Sim
+{
+    public static readonly TimeSpan Wait = TimeSpan.FromSeconds(20);
+
+    public const string Seed = """
+        apiVersion: v1
+        kind: Namespace
+        metadata:
+          name: prod
+        ---
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata:
+          name: web
+          namespace: prod
+          labels:
+            app: web
+        spec:
+          replicas: 2
+          selector:
+            matchLabels:
+              app: web
+          template:
+            metadata:
+              labels:
+                app: web
+            spec:
+              containers:
+              - name: web
+                image: nginx:1.27
+                ports:
+                - containerPort: 80
+        ---
+        apiVersion: apps/v1
+        kind: StatefulSet
+        metadata:
+          name: postgres
+          namespace: prod
+        spec:
+          replicas: 1
+          serviceName: postgres
+          selector:
+            matchLabels:
+              app: postgres
+          template:
+            metadata:
+              labels:
+                app: postgres
+            spec:
+              containers:
+              - name: postgres
+                image: postgres:16
+          volumeClaimTemplates:
+          - metadata:
+              name: data
+            spec:
+              accessModes: [ReadWriteOnce]
+              resources:
+                requests:
+                  storage: 1Gi
+        """;
+
+    public static Task<KubeSimServer> StartAsync(KubeSimOptions? options = null) =>
+        KubeSimServer.StartAsync((options ?? new KubeSimOptions()) with { ReadyAfter = TimeSpan.FromMilliseconds(50), ManifestsYaml = Seed });
+
+    /// <summary>Waits until web has <paramref name="web"/> ready pods and postgres <paramref name="postgres"/>.</summary>
+    public static async Task WaitSettledAsync(this KubeSimServer sim, int web = 2, int postgres = 1)
+    {
+        await sim.Store.WaitUntilAsync(s =>
+            ReadyPods(s, "app=web").Count == web && ReadyPods(s, "app=postgres").Count == postgres
+            && s.Get("apps/v1", "deployments", "prod", "web").Long("status", "readyReplicas") == web, Wait);
+    }
+
+    public static List<JsonObject> ReadyPods(KubeStore store, string selector) =>
+        store.List("v1", "pods", "prod", selector)
+            .Where(p => !p.IsTerminating() && p.At("status", "conditions").Objects().Any(c => c.Str("type") == "Ready" && c.Str("status") == "True"))
+            .ToList();
+
+    public static List<JsonObject> ActivePods(KubeStore store, string selector) =>
+        store.List("v1", "pods", "prod", selector).Where(p => !p.IsTerminating()).ToList();
+}
