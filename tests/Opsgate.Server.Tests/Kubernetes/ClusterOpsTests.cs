@@ -64,7 +64,9 @@ public sealed class ClusterOpsTests
     }
 
     private static int? Replicas(KubeSimServer sim, string plural, string name) =>
-        sim.Store.Get("apps/v1", plural, "prod", name)?["spec"]?["replicas"]?.GetValue<int>();
+        sim.Store.Get("apps/v1", plural, "prod", name)?["spec"]?["replicas"] is { } replicas
+            ? int.Parse(replicas.ToJsonString(), System.Globalization.CultureInfo.InvariantCulture)
+            : null;
 
     [Theory]
     [InlineData(Provider.Sqlite)]
@@ -119,17 +121,17 @@ public sealed class ClusterOpsTests
         Assert.Equal(HttpStatusCode.OK, (await alice.PostAsJsonAsync($"{ns}/statefulsets/postgres/scale", new { replicas = 0 })).StatusCode);
         Assert.Equal(0, Replicas(sim, "statefulsets", "postgres"));
 
+        var pods = await alice.GetFromJsonAsync<JsonElement>($"{ns}/pods?labelSelector=app%3Dweb");
+        var pod = pods.GetProperty("items")[0].GetProperty("name").GetString()!;
+        Assert.Equal(HttpStatusCode.OK, (await alice.DeleteAsync($"{ns}/pods/{pod}")).StatusCode);
+        await Eventually(() => sim.Store.Get("v1", "pods", "prod", pod) is null);
+
         Assert.Equal(HttpStatusCode.OK, (await alice.PostAsync($"{ns}/deployments/web/restart", null)).StatusCode);
         Assert.NotNull(sim.Store.Get("apps/v1", "deployments", "prod", "web")?["spec"]?["template"]?["metadata"]?["annotations"]?["kubectl.kubernetes.io/restartedAt"]);
 
         Assert.NotNull(sim.Store.Get("v1", "persistentvolumeclaims", "prod", "data-postgres-0"));
         Assert.Equal(HttpStatusCode.OK, (await alice.DeleteAsync($"{ns}/persistentvolumeclaims/data-postgres-0")).StatusCode);
         await Eventually(() => sim.Store.Get("v1", "persistentvolumeclaims", "prod", "data-postgres-0") is null);
-
-        var pods = await alice.GetFromJsonAsync<JsonElement>($"{ns}/pods?labelSelector=app%3Dweb");
-        var pod = pods.GetProperty("items")[0].GetProperty("name").GetString()!;
-        Assert.Equal(HttpStatusCode.OK, (await alice.DeleteAsync($"{ns}/pods/{pod}")).StatusCode);
-        await Eventually(() => sim.Store.Get("v1", "pods", "prod", pod) is null);
 
         var audit = await server.Admin.GetFromJsonAsync<JsonElement>("/api/v1/audit?actor=alice&limit=20");
         var actions = audit.GetProperty("items").EnumerateArray()
@@ -138,9 +140,9 @@ public sealed class ClusterOpsTests
         Assert.Equal([
             "k8s.scale deployment prod/web success",
             "k8s.scale statefulset prod/postgres success",
+            $"k8s.delete pod prod/{pod} success",
             "k8s.restart deployment prod/web success",
             "k8s.delete persistentvolumeclaim prod/data-postgres-0 success",
-            $"k8s.delete pod prod/{pod} success",
         ], actions);
         var scaleEntry = audit.GetProperty("items").EnumerateArray().Last();
         Assert.Equal(3, scaleEntry.GetProperty("request_body").GetProperty("replicas").GetInt32());
