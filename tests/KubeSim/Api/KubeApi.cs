@@ -30,6 +30,11 @@ internal sealed class KubeApi(Authenticator authenticator, ResourceHandlers hand
         {
             // The client went away (a watch was closed): nothing to answer.
         }
+        catch (Exception e) when (!ctx.Response.HasStarted && e is FormatException or IndexOutOfRangeException or InvalidOperationException or ArgumentException or System.Text.Json.JsonException or YamlDotNet.Core.YamlException)
+        {
+            // Malformed input the handlers did not anticipate: still a Status, as the apiserver would answer.
+            await WriteJsonAsync(ctx, 400, KubeApiException.BadRequest(e.Message).ToStatus());
+        }
     }
 
     private async Task DispatchAsync(HttpContext ctx)

@@ -92,7 +92,7 @@ internal static class JsonPatch
     {
         var tokens = Tokens(path);
         if (tokens.Length == 0) return value ?? throw KubeApiException.BadRequest("cannot replace the document with null");
-        var parent = Get(root, "/" + string.Join('/', tokens[..^1].Select(Escape)));
+        var parent = Get(root, Parent(tokens));
         var last = tokens[^1];
         switch (parent)
         {
@@ -107,7 +107,8 @@ internal static class JsonPatch
     private static void Remove(JsonNode root, string path)
     {
         var tokens = Tokens(path);
-        var parent = Get(root, "/" + string.Join('/', tokens[..^1].Select(Escape)));
+        if (tokens.Length == 0) throw Missing(path);
+        var parent = Get(root, Parent(tokens));
         var last = tokens[^1];
         switch (parent)
         {
@@ -116,6 +117,9 @@ internal static class JsonPatch
             default: throw Missing(path);
         }
     }
+
+    private static string Parent(string[] tokens) =>
+        tokens.Length <= 1 ? "" : "/" + string.Join('/', tokens[..^1].Select(Escape));
 
     private static string Escape(string t) => t.Replace("~", "~0", StringComparison.Ordinal).Replace("/", "~1", StringComparison.Ordinal);
 
