@@ -73,7 +73,7 @@ public sealed partial class OpenApiTests
         var id = doc["paths"]!["/api/v1/apikeys/{id}"]!["delete"]!["parameters"]!.AsArray().Single()!;
         Assert.Equal(("id", "path", true), (id["name"]!.GetValue<string>(), id["in"]!.GetValue<string>(), id["required"]!.GetValue<bool>()));
         Assert.Equal(["include_revoked"], QueryParameters(doc, "/api/v1/apikeys", "get"));
-        Assert.Equal(["action", "actor", "cursor", "limit", "namespace", "since", "until"], QueryParameters(doc, "/api/v1/audit", "get"));
+        Assert.Equal(["action", "actor", "cluster", "cursor", "limit", "namespace", "since", "until"], QueryParameters(doc, "/api/v1/audit", "get"));
     }
 
     [Fact]
