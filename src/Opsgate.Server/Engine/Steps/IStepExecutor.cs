@@ -1,0 +1,32 @@
+using System.Text.Json.Nodes;
+
+namespace Opsgate.Server.Engine.Steps;
+
+/// <summary>The type of a step input, checked when a job is submitted (after parameters are filled in).</summary>
+internal enum InputType { String, Int, Bool, Duration, Object, Array, Any }
+
+/// <summary>One input a step kind takes (the keys of a runbook step's <c>with:</c>).</summary>
+internal sealed record StepInput(string Name, InputType Type, bool Required, string Description);
+
+/// <summary>What a step produced: a one-line detail for people, and outputs later steps can use as <c>{{ steps.NAME.outputs.KEY }}</c>.</summary>
+internal sealed record StepOutcome(string Detail, JsonObject? Outputs = null);
+
+/// <summary>
+/// A named step kind (<c>k8s.scale</c>, <c>http.call</c>, ...). Executors are registered in DI and looked up by
+/// <see cref="Kind"/>; a runbook naming an unknown kind, or an input the kind does not take, is refused when the
+/// runbook loads. Steps must be idempotent: after a crash the step that was running is run again and must converge.
+/// </summary>
+internal interface IStepExecutor
+{
+    string Kind { get; }
+
+    string Description { get; }
+
+    IReadOnlyList<StepInput> Inputs { get; }
+
+    /// <summary>Runs the step. In a dry run it must change nothing and return what it would do.</summary>
+    Task<StepOutcome> ExecuteAsync(StepContext context, CancellationToken cancellationToken);
+}
+
+/// <summary>A step failed in a way retrying will not fix (bad input, a 4xx from a cluster): no further attempts.</summary>
+internal sealed class StepFailedException(string message, Exception? inner = null) : Exception(message, inner);

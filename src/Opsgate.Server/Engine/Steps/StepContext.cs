@@ -1,0 +1,26 @@
+using System.Text.Json.Nodes;
+
+namespace Opsgate.Server.Engine.Steps;
+
+/// <summary>Everything a step executor gets: its rendered inputs, the job it belongs to, and a way to report progress.</summary>
+internal sealed class StepContext(string jobId, string stepName, int stepOrder, int attempt, bool dryRun, JsonObject inputs, Func<string, JsonObject?, Task> progress)
+{
+    public string JobId { get; } = jobId;
+    public string StepName { get; } = stepName;
+    public int StepOrder { get; } = stepOrder;
+    /// <summary>1 on the first try; higher on retries and after a resume.</summary>
+    public int Attempt { get; } = attempt;
+    public bool DryRun { get; } = dryRun;
+    public JsonObject Inputs { get; } = inputs;
+
+    /// <summary>Records a progress event on the job's event stream (and the step's detail).</summary>
+    public Task ProgressAsync(string detail, JsonObject? data = null) => progress(detail, data);
+
+    public string String(string name) => Inputs[name]?.GetValue<string>() ?? throw new StepFailedException($"input '{name}' is required");
+
+    public string? OptionalString(string name) => Inputs[name]?.GetValue<string>();
+
+    public int Int(string name) => Inputs[name] is { } n ? n.GetValue<int>() : throw new StepFailedException($"input '{name}' is required");
+
+    public bool Bool(string name, bool fallback = false) => Inputs[name]?.GetValue<bool>() ?? fallback;
+}
