@@ -6,6 +6,7 @@ using Opsgate.Server.Api;
 using Opsgate.Server.Audit;
 using Opsgate.Server.Auth;
 using Opsgate.Server.Clusters;
+using Opsgate.Server.Engine;
 using Opsgate.Server.Kubernetes;
 using Opsgate.Server.Secrets;
 using Opsgate.Server.Http;
@@ -38,6 +39,7 @@ public static class OpsgateHost
         builder.AddHttpSurface();
         builder.AddSecrets();
         builder.AddKubernetes();
+        builder.AddJobEngine();
         configureServices?.Invoke(builder.Services);
 
         var app = builder.Build();
@@ -51,6 +53,7 @@ public static class OpsgateHost
         app.MapAuditApi();
         app.MapClustersApi();
         app.MapKubeOpsApi();
+        app.MapJobsApi();
         return app;
     }
 
@@ -155,6 +158,7 @@ public static class OpsgateHost
         _ = services.GetRequiredService<IOptions<RateLimitOptions>>().Value;
         _ = services.GetRequiredService<IOptions<AuthOptions>>().Value;
         _ = services.GetRequiredService<IOptions<KubeOptions>>().Value;
+        _ = services.GetRequiredService<IOptions<JobsOptions>>().Value;
         _ = services.GetRequiredService<LocalSecretStore>();
         ValidateUrls(services.GetRequiredService<IConfiguration>()["urls"]);
     }

@@ -50,6 +50,7 @@ internal static partial class HttpSurface
     {
         var limits = app.Services.GetRequiredService<IOptions<HttpOptions>>();
         app.UseExceptionHandler();
+        app.UseWebSockets();
         app.UseStatusCodePages(status => AnswerEmptyErrorAsync(status.HttpContext, limits.Value));
         app.Use((context, next) =>
         {

@@ -16,6 +16,9 @@ internal sealed class OpsgateMetrics
     private readonly Histogram<double> _httpDuration;
     private readonly Counter<long> _auditEntries;
     private readonly Counter<long> _operations;
+    private readonly Counter<long> _jobs;
+    private readonly Histogram<double> _jobDuration;
+    private readonly Histogram<double> _jobStartLatency;
 
     public OpsgateMetrics(IMeterFactory meters)
     {
@@ -25,6 +28,11 @@ internal sealed class OpsgateMetrics
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
         _auditEntries = Meter.CreateCounter<long>("opsgate_audit_entries_written_total", description: "Audit log entries committed.");
         _operations = Meter.CreateCounter<long>("opsgate_operations_total", description: "Kubernetes operations by cluster, action and outcome.");
+        _jobs = Meter.CreateCounter<long>("opsgate_jobs_total", description: "Finished jobs by type and final status.");
+        _jobDuration = Meter.CreateHistogram<double>("opsgate_job_duration_seconds", unit: "s", description: "Job run time from first start to finish, by type.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600] });
+        _jobStartLatency = Meter.CreateHistogram<double>("opsgate_job_start_latency_seconds", unit: "s", description: "Time from submit (or approval) to first start.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30] });
 
         var process = Process.GetCurrentProcess();
         var started = new DateTimeOffset(process.StartTime.ToUniversalTime()).ToUnixTimeMilliseconds() / 1000.0;
@@ -44,6 +52,15 @@ internal sealed class OpsgateMetrics
     public Meter Meter { get; }
 
     public void AuditEntriesWritten(int count) => _auditEntries.Add(count);
+
+    public void JobStarted(string type, double latencySeconds) =>
+        _jobStartLatency.Record(latencySeconds, new KeyValuePair<string, object?>("type", type));
+
+    public void JobFinished(string type, string status, double seconds)
+    {
+        _jobs.Add(1, new("type", type), new("status", status));
+        _jobDuration.Record(seconds, new KeyValuePair<string, object?>("type", type));
+    }
 
     public void Operation(string cluster, string action, string status) =>
         _operations.Add(1, new("cluster", cluster), new("action", action), new("status", status));

@@ -1,0 +1,161 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Opsgate.Server.Audit;
+using Opsgate.Server.Auth;
+using Opsgate.Server.Engine;
+using Opsgate.Server.Http;
+
+namespace Opsgate.Server.Api;
+
+internal sealed record SubmitJobRequest(string Type, JsonObject? Params = null, bool? DryRun = null);
+
+/// <summary>apiops' body for POST /ops/jobs/pg-rebuild.</summary>
+internal sealed record PgRebuildRequest(string Namespace, string Statefulset, int Ordinal, int TargetReplicas = 1, string? Cluster = null, bool? DryRun = null);
+
+internal sealed record DecisionRequest(string? Comment = null);
+
+internal sealed record StepView(string Name, int Order, string Kind, string Status, string? Detail, int Attempts, DateTime? StartedAt, DateTime? FinishedAt, JsonNode? Output);
+
+internal sealed record JobView(
+    string JobId, string Type, string Status, JsonObject Params, bool DryRun, string? Actor, string? SourceIp, DateTime CreatedAt,
+    DateTime? StartedAt, DateTime? FinishedAt, int Attempt, string? PendingReason, string? Error, string? DecidedBy, string? DecisionComment,
+    DateTime? ApprovalExpiresAt, bool CancelRequested, IReadOnlyList<StepView> Steps);
+
+internal sealed record JobList(IReadOnlyList<JobView> Items, string? NextCursor);
+
+internal sealed record CommandResult(string JobId, string Status);
+
+/// <summary>/api/v1/jobs (and apiops' /ops/jobs): submit, inspect, follow live, cancel, retry, approve, reject.</summary>
+internal static class JobsApi
+{
+    public static void MapJobsApi(this WebApplication app)
+    {
+        var jobs = app.MapGroup("/api/v1/jobs").WithTags("Jobs");
+        jobs.MapPost("/", Submit).RequireRole(Role.Operator).Audited("job.submit", "job")
+            .WithSummary("Submit a job: a runbook type and its parameters. Returns at once with the job id.");
+        jobs.MapGet("/", List).RequireRole(Role.Viewer).WithSummary("Jobs, newest first; pass next_cursor back as cursor.");
+        jobs.MapGet("/{id}", Get).RequireRole(Role.Viewer).WithSummary("A job and each of its steps.");
+        jobs.MapGet("/{id}/events", JobEventStream.ServerSentEventsAsync).RequireRole(Role.Viewer)
+            .WithSummary("The job's events as Server-Sent Events; resumes after Last-Event-ID (or ?after=seq) without gaps.");
+        jobs.MapGet("/{id}/events/ws", JobEventStream.WebSocketAsync).RequireRole(Role.Viewer)
+            .WithSummary("The same events over a WebSocket, one JSON message each; ?after=seq resumes.");
+        jobs.MapPost("/{id}/cancel", Cancel).RequireRole(Role.Operator).Audited("job.cancel", "job").WithSummary("Cancel a job; a running step is stopped.");
+        jobs.MapPost("/{id}/retry", Retry).RequireRole(Role.Operator).Audited("job.retry", "job").WithSummary("Run a failed job again from the failed step.");
+        jobs.MapPost("/{id}/approve", Approve).RequireRole(Role.Viewer).Audited("job.approve", "job").WithSummary("Approve a job waiting for approval.");
+        jobs.MapPost("/{id}/reject", Reject).RequireRole(Role.Viewer).Audited("job.reject", "job").WithSummary("Reject a job waiting for approval.");
+
+        var ops = app.MapGroup("/ops/jobs").WithTags("apiops-compatible jobs");
+        ops.MapPost("/pg-rebuild", PgRebuild).RequireRole(Role.Operator).Audited("job.submit", "job")
+            .WithSummary("apiops: submit a pg-rebuild job on the cluster named default (or the one given).");
+        ops.MapGet("/{id}", Get).RequireRole(Role.Viewer).WithSummary("apiops: a job and its steps.");
+
+        app.MapGet("/api/v1/runbooks", (JobSubmission submission) => TypedResults.Ok(submission.DescribeRunbooks()))
+            .RequireRole(Role.Viewer).WithTags("Jobs").WithSummary("Job types (runbooks) with their parameter schema.");
+    }
+
+    private static async Task<Results<Created<JobView>, ProblemHttpResult>> Submit(
+        SubmitJobRequest request, HttpContext http, JobSubmission submission, bool dryRun = false)
+    {
+        http.SetAuditBody(request);
+        return await submission.SubmitAsync(http, request.Type, request.Params, request.DryRun ?? dryRun);
+    }
+
+    private static async Task<Results<Created<JobView>, ProblemHttpResult>> PgRebuild(
+        PgRebuildRequest request, HttpContext http, JobSubmission submission, bool dryRun = false)
+    {
+        http.SetAuditBody(request);
+        var parameters = new JsonObject
+        {
+            ["namespace"] = request.Namespace,
+            ["statefulset"] = request.Statefulset,
+            ["ordinal"] = request.Ordinal,
+            ["target_replicas"] = request.TargetReplicas,
+        };
+        if (request.Cluster is not null)
+            parameters["cluster"] = request.Cluster;
+        return await submission.SubmitAsync(http, "pg-rebuild", parameters, request.DryRun ?? dryRun);
+    }
+
+    private static async Task<Results<Ok<JobList>, ProblemHttpResult>> List(
+        JobStore store, JobSubmission submission, CancellationToken ct, string? status = null, string? type = null, string? cursor = null, int limit = 50)
+    {
+        if (limit is < 1 or > 500)
+            return Problems.Invalid("limit", "must be between 1 and 500");
+        if (status is not null && status is not (JobStatus.Pending or JobStatus.WaitingApproval or JobStatus.Running or JobStatus.Succeeded or JobStatus.Failed or JobStatus.Cancelled))
+            return Problems.Invalid("status", "must be pending, waiting_approval, running, succeeded, failed or cancelled");
+        if (cursor is not null && !JobIds.IsValid(cursor))
+            return Problems.Invalid("cursor", "must be a next_cursor value from an earlier page");
+        if (type is { Length: > 63 })
+            return Problems.Invalid("type", "must be at most 63 characters");
+        var rows = await store.ListAsync(status, type, cursor, limit, ct);
+        var views = new List<JobView>(rows.Count);
+        foreach (var row in rows)
+            views.Add(await submission.ViewAsync(row, [], ct));
+        return TypedResults.Ok(new JobList(views, rows.Count == limit ? rows[^1].Id : null));
+    }
+
+    private static async Task<Results<Ok<JobView>, ProblemHttpResult>> Get(string id, JobStore store, JobSubmission submission, CancellationToken ct)
+    {
+        if (!JobIds.IsValid(id))
+            return Problems.Invalid("id", "must be a job id (26 characters, as returned by submit)");
+        if (await store.GetAsync(id, ct) is not { } found)
+            return Problems.NotFound($"job {id} does not exist");
+        return TypedResults.Ok(await submission.ViewAsync(found.Job, found.Steps, ct));
+    }
+
+    private static Task<Results<Ok<CommandResult>, ProblemHttpResult>> Cancel(string id, HttpContext http, JobCommands commands) =>
+        Command(http, id, by => commands.CancelAsync(id, by, http.RequestAborted), "only pending, waiting or running jobs can be cancelled");
+
+    private static Task<Results<Ok<CommandResult>, ProblemHttpResult>> Retry(string id, HttpContext http, JobCommands commands) =>
+        Command(http, id, by => commands.RetryAsync(id, by, http.RequestAborted), "only failed jobs can be retried");
+
+    private static async Task<Results<Ok<CommandResult>, ProblemHttpResult>> Approve(string id, HttpContext http, JobCommands commands, JobSubmission submission, [FromBody] DecisionRequest? request)
+    {
+        if (request is not null)
+            http.SetAuditBody(request);
+        if (await submission.CheckApproverAsync(http, id) is { } refused)
+            return refused;
+        return await Command(http, id, by => commands.ApproveAsync(id, by, request?.Comment, http.RequestAborted), "only jobs waiting for approval can be approved");
+    }
+
+    private static async Task<Results<Ok<CommandResult>, ProblemHttpResult>> Reject(string id, HttpContext http, JobCommands commands, JobSubmission submission, [FromBody] DecisionRequest? request)
+    {
+        if (request is not null)
+            http.SetAuditBody(request);
+        if (await submission.CheckApproverAsync(http, id) is { } refused)
+            return refused;
+        return await Command(http, id, by => commands.RejectAsync(id, by, request?.Comment, http.RequestAborted), "only jobs waiting for approval can be rejected");
+    }
+
+    private static async Task<Results<Ok<CommandResult>, ProblemHttpResult>> Command(
+        HttpContext http, string id, Func<string, Task<(CommandOutcome Outcome, string? Status)>> command, string wrongState)
+    {
+        http.Audit().ResourceName = id.Length <= 64 ? id : id[..64];
+        if (!JobIds.IsValid(id))
+            return Problems.Invalid("id", "must be a job id (26 characters, as returned by submit)");
+        http.Audit().JobId = id;
+        var (outcome, status) = await command(http.Principal()!.Name);
+        return outcome switch
+        {
+            CommandOutcome.Done => TypedResults.Ok(new CommandResult(id, status!)),
+            CommandOutcome.NotFound => Problems.NotFound($"job {id} does not exist"),
+            _ => Problems.Conflict($"job {id} is {status}: {wrongState}"),
+        };
+    }
+
+    internal static JsonObject ParseParams(string json) => JsonNode.Parse(json) as JsonObject ?? [];
+
+    internal static JsonNode? ParseOutput(string? json)
+    {
+        try
+        {
+            return json is null ? null : JsonNode.Parse(json);
+        }
+        catch (JsonException)
+        {
+            return json;
+        }
+    }
+}

@@ -1,0 +1,53 @@
+using Opsgate.Server.Engine.Runbooks;
+using Opsgate.Server.Engine.Steps;
+
+namespace Opsgate.Server.Engine;
+
+internal static class EngineExtensions
+{
+    public static void AddJobEngine(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddOptions<JobsOptions>().Bind(builder.Configuration.GetSection(JobsOptions.Section));
+        services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<JobsOptions>, JobsOptionsValidator>();
+        builder.AddRunbooks();
+        services.AddSingleton<JobSignals>();
+        services.AddSingleton<JobStore>();
+        services.AddSingleton<JobCommands>();
+        services.AddSingleton<JobSubmission>();
+        services.AddSingleton<JobRunner>();
+        services.AddSingleton<JobWorker>();
+        services.AddHostedService(sp => sp.GetRequiredService<JobWorker>());
+
+        services.AddSingleton<KubeStepSupport>();
+        services.AddStepExecutor<NoopStep>()
+            .AddStepExecutor<SleepStep>()
+            .AddStepExecutor<KubeScaleStep>()
+            .AddStepExecutor<KubeWaitStep>()
+            .AddStepExecutor<KubeDeleteStep>()
+            .AddStepExecutor<KubeRestartStep>();
+    }
+
+    /// <summary>Registers a step kind; runbooks can use it from the next start.</summary>
+    public static IServiceCollection AddStepExecutor<T>(this IServiceCollection services) where T : class, IStepExecutor
+    {
+        services.AddSingleton<IStepExecutor, T>();
+        return services;
+    }
+}
+
+internal sealed class JobsOptionsValidator : Microsoft.Extensions.Options.IValidateOptions<JobsOptions>
+{
+    public Microsoft.Extensions.Options.ValidateOptionsResult Validate(string? name, JobsOptions options)
+    {
+        if (options.Workers is < 1 or > 256)
+            return Microsoft.Extensions.Options.ValidateOptionsResult.Fail($"Jobs:Workers must be between 1 and 256, not {options.Workers}");
+        if (options.LeaseDuration < TimeSpan.FromSeconds(1))
+            return Microsoft.Extensions.Options.ValidateOptionsResult.Fail($"Jobs:LeaseDuration must be at least 00:00:01, not {options.LeaseDuration}");
+        if (options.PollInterval < TimeSpan.FromMilliseconds(10) || options.PollInterval > TimeSpan.FromMinutes(1))
+            return Microsoft.Extensions.Options.ValidateOptionsResult.Fail($"Jobs:PollInterval must be between 00:00:00.010 and 00:01:00, not {options.PollInterval}");
+        if (options.RunbookDirectory is { Length: > 0 } dir && !Directory.Exists(dir))
+            return Microsoft.Extensions.Options.ValidateOptionsResult.Fail($"Jobs:RunbookDirectory '{Path.GetFullPath(dir)}' does not exist");
+        return Microsoft.Extensions.Options.ValidateOptionsResult.Success;
+    }
+}

@@ -1,0 +1,153 @@
+using System.Text.Json.Nodes;
+using Dapper;
+using Opsgate.Server.Persistence;
+
+namespace Opsgate.Server.Engine;
+
+internal enum CommandOutcome { Done, NotFound, WrongState }
+
+/// <summary>
+/// What people do to jobs (cancel, retry, approve, reject) and approval expiry. Each change is one transaction
+/// whose UPDATE is conditioned on the current status, so two people acting at once cannot both win, and the
+/// move is checked against <see cref="JobStatus"/>'s state machine.
+/// </summary>
+internal sealed class JobCommands(Database database, JobStore store, JobSignals signals)
+{
+    /// <summary>Pending or waiting jobs are cancelled at once; a running job is asked to stop (its step is interrupted promptly).</summary>
+    public async Task<(CommandOutcome Outcome, string? Status)> CancelAsync(string id, string by, CancellationToken ct)
+    {
+        var current = await StatusAsync(id, ct);
+        if (current is null)
+            return (CommandOutcome.NotFound, null);
+        if (current == JobStatus.Running)
+        {
+            await using var connection = await database.OpenAsync(ct);
+            await using var tx = Database.BeginWrite(connection);
+            var marked = await connection.ExecuteAsync(
+                "UPDATE jobs SET cancel_requested = @yes, cancel_requested_by = @by WHERE id = @id AND status = 'running'", new { id, by, yes = true }, tx);
+            if (marked == 0)
+                return (CommandOutcome.WrongState, await StatusAsync(id, ct));
+            await store.AppendEventsAsync(connection, tx, id, null, [new NewEvent("job.cancel_requested", null, new JsonObject { ["by"] = by })], ct);
+            await tx.CommitAsync(ct);
+            signals.EventsAppended(id);
+            signals.Cancel(id, by);
+            return (CommandOutcome.Done, JobStatus.Running);
+        }
+        if (!JobStatus.CanMove(current, JobStatus.Cancelled))
+            return (CommandOutcome.WrongState, current);
+        return await FinishWaitingAsync(id, current, $"cancelled by {by}", ct)
+            ? (CommandOutcome.Done, JobStatus.Cancelled)
+            : (CommandOutcome.WrongState, await StatusAsync(id, ct));
+    }
+
+    /// <summary>A failed job runs again from the step that failed; steps that succeeded are not repeated.</summary>
+    public async Task<(CommandOutcome Outcome, string? Status)> RetryAsync(string id, string by, CancellationToken ct)
+    {
+        var current = await StatusAsync(id, ct);
+        if (current is null)
+            return (CommandOutcome.NotFound, null);
+        if (!JobStatus.CanMove(current, JobStatus.Pending) || current != JobStatus.Failed)
+            return (CommandOutcome.WrongState, current);
+        await using var connection = await database.OpenAsync(ct);
+        await using var tx = Database.BeginWrite(connection);
+        var moved = await connection.ExecuteAsync(
+            """
+            UPDATE jobs SET status = 'pending', finished_at = NULL, error = NULL, deadline_at = NULL, cancel_requested = @no,
+                cancel_requested_by = NULL, lease_owner = NULL, lease_expires_at = NULL
+            WHERE id = @id AND status = 'failed'
+            """, new { id, no = false }, tx);
+        if (moved == 0)
+            return (CommandOutcome.WrongState, await StatusAsync(id, ct));
+        await connection.ExecuteAsync(
+            "UPDATE job_steps SET status = 'pending', detail = NULL, finished_at = NULL WHERE job_id = @id AND status IN ('failed', 'skipped', 'running')", new { id }, tx);
+        await store.AppendEventsAsync(connection, tx, id, null, [new NewEvent("job.retried", null, new JsonObject { ["by"] = by })], ct);
+        await NotifyAsync(connection, tx, id);
+        await tx.CommitAsync(ct);
+        signals.EventsAppended(id);
+        signals.JobQueued();
+        return (CommandOutcome.Done, JobStatus.Pending);
+    }
+
+    public async Task<(CommandOutcome Outcome, string? Status)> ApproveAsync(string id, string by, string? comment, CancellationToken ct)
+    {
+        await using var connection = await database.OpenAsync(ct);
+        await using var tx = Database.BeginWrite(connection);
+        var moved = await connection.ExecuteAsync(
+            "UPDATE jobs SET status = 'pending', decided_by = @by, decision_comment = @comment WHERE id = @id AND status = 'waiting_approval'",
+            new { id, by, comment }, tx);
+        if (moved == 0)
+        {
+            await tx.RollbackAsync(ct);
+            var current = await StatusAsync(id, ct);
+            return (current is null ? CommandOutcome.NotFound : CommandOutcome.WrongState, current);
+        }
+        await store.AppendEventsAsync(connection, tx, id, null, [new NewEvent("job.approved", null, new JsonObject { ["by"] = by, ["comment"] = comment })], ct);
+        await NotifyAsync(connection, tx, id);
+        await tx.CommitAsync(ct);
+        signals.EventsAppended(id);
+        signals.JobQueued();
+        return (CommandOutcome.Done, JobStatus.Pending);
+    }
+
+    public async Task<(CommandOutcome Outcome, string? Status)> RejectAsync(string id, string by, string? comment, CancellationToken ct)
+    {
+        var current = await StatusAsync(id, ct);
+        if (current is null)
+            return (CommandOutcome.NotFound, null);
+        if (current != JobStatus.WaitingApproval)
+            return (CommandOutcome.WrongState, current);
+        var reason = comment is { Length: > 0 } ? $"rejected by {by}: {comment}" : $"rejected by {by}";
+        return await FinishWaitingAsync(id, JobStatus.WaitingApproval, reason, ct, by, comment)
+            ? (CommandOutcome.Done, JobStatus.Cancelled)
+            : (CommandOutcome.WrongState, await StatusAsync(id, ct));
+    }
+
+    /// <summary>Cancels jobs whose approval window closed; returns how many.</summary>
+    public async Task<int> ExpireApprovalsAsync(CancellationToken ct)
+    {
+        await using var connection = await database.OpenAsync(ct);
+        var expired = (await connection.QueryAsync<string>(
+            "SELECT id FROM jobs WHERE status = 'waiting_approval' AND approval_expires_at < @now", new { now = store.Now() })).AsList();
+        var count = 0;
+        foreach (var id in expired)
+        {
+            if (await FinishWaitingAsync(id, JobStatus.WaitingApproval, "nobody approved it before the approval timeout", ct))
+                count++;
+        }
+        return count;
+    }
+
+    public async Task<string?> StatusAsync(string id, CancellationToken ct)
+    {
+        await using var connection = await database.OpenAsync(ct);
+        return await connection.QuerySingleOrDefaultAsync<string>("SELECT status FROM jobs WHERE id = @id", new { id });
+    }
+
+    /// <summary>Ends a job that never started (pending or waiting approval) as cancelled, its steps skipped.</summary>
+    private async Task<bool> FinishWaitingAsync(string id, string from, string reason, CancellationToken ct, string? decidedBy = null, string? comment = null)
+    {
+        JobStatus.EnsureCanMove(from, JobStatus.Cancelled);
+        await using var connection = await database.OpenAsync(ct);
+        await using var tx = Database.BeginWrite(connection);
+        var moved = await connection.ExecuteAsync(
+            """
+            UPDATE jobs SET status = 'cancelled', error = @reason, finished_at = @now,
+                decided_by = COALESCE(@decidedBy, decided_by), decision_comment = COALESCE(@comment, decision_comment)
+            WHERE id = @id AND status = @from
+            """, new { id, from, reason, now = store.Now(), decidedBy, comment }, tx);
+        if (moved == 0)
+            return false;
+        await connection.ExecuteAsync("UPDATE job_steps SET status = 'skipped' WHERE job_id = @id AND status = 'pending'", new { id }, tx);
+        await store.AppendEventsAsync(connection, tx, id, null,
+            [new NewEvent("job.finished", null, new JsonObject { ["status"] = JobStatus.Cancelled, ["error"] = reason }, Final: true)], ct);
+        await tx.CommitAsync(ct);
+        signals.EventsAppended(id);
+        return true;
+    }
+
+    private async Task NotifyAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction tx, string id)
+    {
+        if (database.Dialect == DbDialect.Postgres)
+            await connection.ExecuteAsync("SELECT pg_notify('opsgate_jobs', @id)", new { id }, tx);
+    }
+}

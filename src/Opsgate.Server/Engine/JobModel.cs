@@ -1,0 +1,128 @@
+using System.Security.Cryptography;
+
+namespace Opsgate.Server.Engine;
+
+internal static class JobStatus
+{
+    public const string Pending = "pending";
+    public const string WaitingApproval = "waiting_approval";
+    public const string Running = "running";
+    public const string Succeeded = "succeeded";
+    public const string Failed = "failed";
+    public const string Cancelled = "cancelled";
+
+    public static bool IsFinished(string status) => status is Succeeded or Failed or Cancelled;
+
+    // Every legal move, in one place. A crashed worker's job stays "running" until its lease expires and
+    // another worker claims it: that is running -> running with a new owner, not a state change.
+    private static readonly Dictionary<string, string[]> Allowed = new()
+    {
+        [Pending] = [Running, Cancelled],
+        [WaitingApproval] = [Pending, Cancelled],
+        [Running] = [Succeeded, Failed, Cancelled],
+        [Failed] = [Pending],
+        [Succeeded] = [],
+        [Cancelled] = [],
+    };
+
+    public static bool CanMove(string from, string to) => Allowed.TryGetValue(from, out var next) && next.Contains(to);
+
+    /// <summary>Throws when <paramref name="from"/> → <paramref name="to"/> is not a legal move.</summary>
+    public static void EnsureCanMove(string from, string to)
+    {
+        if (!CanMove(from, to))
+            throw new IllegalTransitionException($"a {from} job cannot become {to}");
+    }
+}
+
+internal static class StepStatus
+{
+    public const string Pending = "pending";
+    public const string Running = "running";
+    public const string Succeeded = "succeeded";
+    public const string Failed = "failed";
+    public const string Skipped = "skipped";
+
+    public static bool IsDone(string status) => status is Succeeded or Skipped;
+}
+
+internal sealed class IllegalTransitionException(string message) : Exception(message);
+
+internal sealed class JobRow
+{
+    public string Id { get; set; } = "";
+    public string Type { get; set; } = "";
+    public string Status { get; set; } = "";
+    public string Params { get; set; } = "{}";
+    public bool DryRun { get; set; }
+    public string? Actor { get; set; }
+    public string? PrincipalId { get; set; }
+    public string? SourceIp { get; set; }
+    public DateTime CreatedAt { get; set; }
+    public DateTime? StartedAt { get; set; }
+    public DateTime? FinishedAt { get; set; }
+    public int Attempt { get; set; }
+    public string? LeaseOwner { get; set; }
+    public DateTime? LeaseExpiresAt { get; set; }
+    public string? ConcurrencyKey { get; set; }
+    public bool CancelRequested { get; set; }
+    public string? CancelRequestedBy { get; set; }
+    public DateTime? DeadlineAt { get; set; }
+    public DateTime? ApprovalExpiresAt { get; set; }
+    public string? DecidedBy { get; set; }
+    public string? DecisionComment { get; set; }
+    public string? Error { get; set; }
+    public long LastSeq { get; set; }
+}
+
+internal sealed class StepRow
+{
+    public string JobId { get; set; } = "";
+    public int StepOrder { get; set; }
+    public string Name { get; set; } = "";
+    public string Kind { get; set; } = "";
+    public string Status { get; set; } = "";
+    public string? Detail { get; set; }
+    public int Attempts { get; set; }
+    public DateTime? StartedAt { get; set; }
+    public DateTime? FinishedAt { get; set; }
+    public string? Output { get; set; }
+}
+
+internal sealed class JobEventRow
+{
+    public string JobId { get; set; } = "";
+    public long Seq { get; set; }
+    public DateTime Ts { get; set; }
+    public string Type { get; set; } = "";
+    public int? StepOrder { get; set; }
+    public string? Data { get; set; }
+}
+
+/// <summary>Job ids: ULIDs in lower case — 48 bits of milliseconds then 80 random bits, so they sort by creation and are safe in URLs.</summary>
+internal static class JobIds
+{
+    private const string Alphabet = "0123456789abcdefghjkmnpqrstvwxyz"; // Crockford base32
+
+    public static string New(DateTimeOffset now)
+    {
+        Span<byte> bytes = stackalloc byte[16];
+        var ms = (ulong)now.ToUnixTimeMilliseconds();
+        for (var i = 5; i >= 0; i--)
+        {
+            bytes[i] = (byte)(ms & 0xff);
+            ms >>= 8;
+        }
+        RandomNumberGenerator.Fill(bytes[6..]);
+        var value = new UInt128(System.Buffers.Binary.BinaryPrimitives.ReadUInt64BigEndian(bytes), System.Buffers.Binary.BinaryPrimitives.ReadUInt64BigEndian(bytes[8..]));
+        Span<char> chars = stackalloc char[26];
+        for (var i = 25; i >= 0; i--)
+        {
+            chars[i] = Alphabet[(int)(value & 31)];
+            value >>= 5;
+        }
+        return new string(chars);
+    }
+
+    public static bool IsValid(string? id) => id is { Length: 26 } && id.All(c => Alphabet.Contains(c, StringComparison.Ordinal));
+}

@@ -1,0 +1,328 @@
+using System.Collections.Frozen;
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Options;
+using Opsgate.Server.Audit;
+using Opsgate.Server.Engine.Runbooks;
+using Opsgate.Server.Engine.Steps;
+using Opsgate.Server.Observability;
+
+namespace Opsgate.Server.Engine;
+
+/// <summary>
+/// Runs one claimed job from its first unfinished step to the end. Each step runs with its retry policy and
+/// timeout; the job's deadline, a cancel request and host shutdown all stop the running step through one
+/// linked token, and the reason decides what is recorded. Losing the lease stops the run without writing
+/// anything: another worker owns the job now.
+/// </summary>
+internal sealed partial class JobRunner(
+    JobStore store, RunbookCatalog catalog, IEnumerable<IStepExecutor> executors, JobSignals signals, AuditWriter audit,
+    OpsgateMetrics metrics, IOptions<JobsOptions> options, TimeProvider time, ILogger<JobRunner> logger)
+{
+    private readonly FrozenDictionary<string, IStepExecutor> _executors = executors.ToFrozenDictionary(e => e.Kind, StringComparer.Ordinal);
+
+    private enum StopReason { None, Cancelled, TimedOut, LeaseLost, Shutdown }
+
+    public async Task RunAsync(JobRow job, string owner, CancellationToken stopping)
+    {
+        var lease = options.Value.LeaseDuration;
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+        var reason = StopReason.None;
+        string? cancelledBy = job.CancelRequestedBy;
+        signals.Running(job.Id, by =>
+        {
+            reason = StopReason.Cancelled;
+            cancelledBy = by ?? cancelledBy;
+            cancel.Cancel();
+        });
+        var context = new RunContext(job, owner);
+        try
+        {
+            var runbook = catalog.Find(job.Type);
+            if (runbook is null)
+            {
+                await FinishAsync(context, JobStatus.Failed, $"runbook '{job.Type}' is no longer loaded", stopping);
+                return;
+            }
+            if (job.Attempt == 1)
+            {
+                metrics.JobStarted(job.Type, (job.StartedAt!.Value - job.CreatedAt).TotalSeconds);
+                await Audit(job, "job.start", AuditStatus.Success, null);
+            }
+            if (job.DeadlineAt is null && runbook.Options.Timeout is { } timeout)
+            {
+                job.DeadlineAt = job.StartedAt!.Value + timeout;
+                await store.SetDeadlineAsync(job.Id, owner, job.DeadlineAt.Value, stopping);
+            }
+            if (job.DeadlineAt is { } deadline)
+            {
+                var left = deadline - time.GetUtcNow().UtcDateTime;
+                if (left <= TimeSpan.Zero)
+                    reason = StopReason.TimedOut;
+                cancel.CancelAfter(left > TimeSpan.Zero ? left : TimeSpan.Zero);
+            }
+            if (job.CancelRequested)
+            {
+                reason = StopReason.Cancelled;
+                await cancel.CancelAsync();
+            }
+
+            using var heartbeat = new CancellationTokenSource();
+            var beating = HeartbeatAsync(job, owner, lease, cancel, heartbeat.Token, (r, by) => { reason = r; cancelledBy = by ?? cancelledBy; });
+            try
+            {
+                await RunStepsAsync(context, runbook, cancel.Token);
+            }
+            catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+            {
+                if (reason == StopReason.None)
+                    reason = stopping.IsCancellationRequested ? StopReason.Shutdown : StopReason.TimedOut;
+            }
+            finally
+            {
+                await heartbeat.CancelAsync();
+                await beating;
+            }
+
+            switch (context.Outcome ?? reason)
+            {
+                case StopReason.LeaseLost:
+                    LogLeaseLost(logger, job.Id);
+                    return;
+                case StopReason.Shutdown:
+                    await store.ReleaseLeaseAsync(job.Id, owner);
+                    return;
+            }
+            var (status, error) = (context.Failure, reason) switch
+            {
+                (not null, _) => (JobStatus.Failed, context.Failure),
+                (_, StopReason.Cancelled) => (JobStatus.Cancelled, $"cancelled by {cancelledBy ?? "a user"}"),
+                (_, StopReason.TimedOut) => (JobStatus.Failed, $"the job timed out (runbook timeout {runbook.Options.Timeout})"),
+                _ => (JobStatus.Succeeded, null),
+            };
+            await FinishAsync(context, status, error, CancellationToken.None);
+        }
+        finally
+        {
+            signals.Stopped(job.Id);
+        }
+    }
+
+    private sealed class RunContext(JobRow job, string owner)
+    {
+        public JobRow Job { get; } = job;
+        public string Owner { get; } = owner;
+        public string? Failure { get; set; }
+        public StopReason? Outcome { get; set; }
+    }
+
+    private async Task RunStepsAsync(RunContext run, Runbook runbook, CancellationToken ct)
+    {
+        var job = run.Job;
+        var (_, steps) = await store.GetAsync(job.Id, ct) ?? throw new InvalidOperationException($"job {job.Id} vanished");
+        var parameters = JsonNode.Parse(job.Params)!.AsObject();
+        var outputs = new Dictionary<string, JsonObject>(StringComparer.Ordinal);
+        foreach (var done in steps.Where(s => s.Status == StepStatus.Succeeded && s.Output is not null))
+            outputs[done.Name] = JsonNode.Parse(done.Output!)!.AsObject();
+
+        foreach (var step in steps.Where(s => !StepStatus.IsDone(s.Status)))
+        {
+            var definition = runbook.Steps[step.StepOrder - 1];
+            var executor = _executors[definition.Kind];
+            JsonObject inputs;
+            try
+            {
+                inputs = Templates.Render(definition.With, parameters, outputs)!.AsObject();
+                StepInputValidator.ValidateRendered(executor, inputs);
+            }
+            catch (Exception e) when (e is TemplateException or ParameterException)
+            {
+                await FailStepAsync(run, step, $"inputs could not be prepared: {e.Message}", ct);
+                return;
+            }
+            if (!await RunStepAsync(run, step, definition, executor, inputs, outputs, ct))
+                return;
+        }
+    }
+
+    /// <summary>Runs one step with its retries. False when the job must stop here.</summary>
+    private async Task<bool> RunStepAsync(RunContext run, StepRow step, RunbookStep definition, IStepExecutor executor, JsonObject inputs,
+        Dictionary<string, JsonObject> outputs, CancellationToken ct)
+    {
+        var job = run.Job;
+        for (var attempt = 1; ; attempt++)
+        {
+            step.Status = StepStatus.Running;
+            step.Attempts++;
+            step.StartedAt = store.Now();
+            step.FinishedAt = null;
+            step.Detail = job.DryRun ? "planning (dry run)" : "running";
+            if (!await store.UpdateStepAsync(step, run.Owner, [Event("step.started", step, new JsonObject { ["attempt"] = step.Attempts, ["inputs"] = inputs.DeepClone() })], ct))
+                return LeaseLost(run);
+            await Audit(job, "job.step.start", AuditStatus.Success, null, step);
+
+            using var stepTimeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            if (definition.Timeout is { } limit)
+                stepTimeout.CancelAfter(limit);
+            var context = new StepContext(job.Id, step.Name, step.StepOrder, step.Attempts, job.DryRun, inputs,
+                (detail, data) => ProgressAsync(run, step, detail, data));
+            var watch = Stopwatch.StartNew();
+            string? error;
+            var retryable = true;
+            try
+            {
+                var outcome = await executor.ExecuteAsync(context, stepTimeout.Token);
+                step.Status = StepStatus.Succeeded;
+                step.Detail = outcome.Detail;
+                step.FinishedAt = store.Now();
+                step.Output = outcome.Outputs?.ToJsonString();
+                if (outcome.Outputs is not null)
+                    outputs[step.Name] = outcome.Outputs;
+                if (!await store.UpdateStepAsync(step, run.Owner, [Event("step.succeeded", step, new JsonObject { ["detail"] = outcome.Detail, ["outputs"] = outcome.Outputs?.DeepClone(), ["seconds"] = watch.Elapsed.TotalSeconds })], CancellationToken.None))
+                    return LeaseLost(run);
+                await Audit(job, "job.step.finish", AuditStatus.Success, null, step);
+                return true;
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                step.Status = StepStatus.Skipped;
+                step.Detail = "stopped while running";
+                step.FinishedAt = store.Now();
+                await store.UpdateStepAsync(step, run.Owner, [Event("step.stopped", step, new JsonObject { ["detail"] = step.Detail })], CancellationToken.None);
+                throw;
+            }
+            catch (OperationCanceledException) when (stepTimeout.IsCancellationRequested)
+            {
+                error = $"timed out after {definition.Timeout}";
+            }
+            catch (StepFailedException e)
+            {
+                error = e.Message;
+                retryable = false;
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                error = e.Message;
+            }
+
+            if (!retryable || attempt >= definition.Attempts)
+            {
+                await FailStepAsync(run, step, error, ct);
+                return false;
+            }
+            var delay = definition.Backoff * Math.Pow(2, attempt - 1);
+            step.Detail = $"attempt {attempt} failed: {error}; retrying in {delay.TotalSeconds:0.###} s";
+            if (!await store.UpdateStepAsync(step, run.Owner, [Event("step.retrying", step, new JsonObject { ["error"] = error, ["attempt"] = attempt, ["delay_seconds"] = delay.TotalSeconds })], ct))
+                return LeaseLost(run);
+            await Task.Delay(delay, time, ct);
+        }
+    }
+
+    private async Task FailStepAsync(RunContext run, StepRow step, string error, CancellationToken ct)
+    {
+        step.Status = StepStatus.Failed;
+        step.Detail = error;
+        step.FinishedAt = store.Now();
+        run.Failure = $"step {step.StepOrder} ({step.Name}) failed: {error}";
+        if (!await store.UpdateStepAsync(step, run.Owner, [Event("step.failed", step, new JsonObject { ["error"] = error })], CancellationToken.None))
+        {
+            LeaseLost(run);
+            return;
+        }
+        await Audit(run.Job, "job.step.finish", AuditStatus.Error, error, step);
+        _ = ct;
+    }
+
+    private bool LeaseLost(RunContext run)
+    {
+        run.Outcome = StopReason.LeaseLost;
+        return false;
+    }
+
+    private async Task ProgressAsync(RunContext run, StepRow step, string detail, JsonObject? data)
+    {
+        step.Detail = detail;
+        var payload = data?.DeepClone().AsObject() ?? [];
+        payload["detail"] = detail;
+        if (!await store.UpdateStepAsync(step, run.Owner, [Event("step.progress", step, payload)], CancellationToken.None))
+            run.Outcome = StopReason.LeaseLost;
+    }
+
+    private async Task FinishAsync(RunContext run, string status, string? error, CancellationToken ct)
+    {
+        var job = run.Job;
+        var finished = new JsonObject { ["status"] = status, ["error"] = error };
+        if (!await store.FinishAsync(job, run.Owner, status, error, [new NewEvent("job.finished", null, finished, Final: true)], ct))
+        {
+            LogLeaseLost(logger, job.Id);
+            return;
+        }
+        var duration = (store.Now() - job.StartedAt!.Value).TotalSeconds;
+        metrics.JobFinished(job.Type, status, duration);
+        await Audit(job, $"job.{status}", status == JobStatus.Succeeded ? AuditStatus.Success : AuditStatus.Error, error);
+        LogFinished(logger, job.Id, job.Type, status, error);
+    }
+
+    private async Task HeartbeatAsync(JobRow job, string owner, TimeSpan lease, CancellationTokenSource cancel, CancellationToken stop, Action<StopReason, string?> stopped)
+    {
+        using var timer = new PeriodicTimer(lease / 3, time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stop))
+            {
+                var state = await store.RenewLeaseAsync(job.Id, owner, lease, stop);
+                if (state is null)
+                {
+                    stopped(StopReason.LeaseLost, null);
+                    await cancel.CancelAsync();
+                    return;
+                }
+                if (state.Value.CancelRequested)
+                {
+                    stopped(StopReason.Cancelled, state.Value.By);
+                    await cancel.CancelAsync();
+                    return;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            // The run is over.
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // A failed renewal is retried on the next tick; the lease still has two thirds of its time.
+            LogHeartbeatFailed(logger, job.Id, e);
+        }
+    }
+
+    private static NewEvent Event(string type, StepRow step, JsonObject data)
+    {
+        data["step"] = step.Name;
+        return new NewEvent(type, step.StepOrder, data);
+    }
+
+    private Task Audit(JobRow job, string action, string status, string? error, StepRow? step = null) =>
+        audit.AppendAsync(new AuditEntry
+        {
+            Actor = "opsgate",
+            Action = action,
+            ResourceKind = step is null ? "job" : "job_step",
+            ResourceName = step is null ? job.Id : $"{job.Id}/{step.StepOrder}-{step.Name}",
+            Status = status,
+            ErrorMessage = error,
+            PrincipalId = "system:engine",
+            AuthMethod = "system",
+            DryRun = job.DryRun,
+            JobId = job.Id,
+        });
+
+    [LoggerMessage(EventId = 600, Level = LogLevel.Warning, Message = "Lost the lease of job {JobId}; another worker owns it now")]
+    private static partial void LogLeaseLost(ILogger logger, string jobId);
+
+    [LoggerMessage(EventId = 601, Level = LogLevel.Information, Message = "Job {JobId} ({Type}) {Status} {Error}")]
+    private static partial void LogFinished(ILogger logger, string jobId, string type, string status, string? error);
+
+    [LoggerMessage(EventId = 602, Level = LogLevel.Warning, Message = "Could not renew the lease of job {JobId}")]
+    private static partial void LogHeartbeatFailed(ILogger logger, string jobId, Exception exception);
+}

@@ -1,0 +1,265 @@
+using System.Data.Common;
+using System.Text.Json.Nodes;
+using Dapper;
+using Microsoft.Data.Sqlite;
+using Npgsql;
+using Opsgate.Server.Persistence;
+
+namespace Opsgate.Server.Engine;
+
+internal sealed record NewJob(string Id, string Type, JsonObject Params, bool DryRun, string Status, string? Actor, string? PrincipalId,
+    string? SourceIp, string? ConcurrencyKey, DateTime? ApprovalExpiresAt, IReadOnlyList<(string Name, string Kind)> Steps);
+
+/// <param name="Final">The job's last event: its data gets <c>events</c>, the total count (its own seq), so a client knows it has them all.</param>
+internal sealed record NewEvent(string Type, int? StepOrder, JsonObject? Data, bool Final = false);
+
+/// <summary>
+/// Jobs, steps and events in the database, which is the only source of truth: a worker holds a job through a
+/// lease (owner + expiry) and every write it makes is guarded by still owning that lease, so a worker that
+/// stalled past its lease cannot overwrite the work of the one that took over.
+/// </summary>
+internal sealed partial class JobStore(Database database, TimeProvider time, JobSignals signals)
+{
+    private const string JobColumns =
+        "id, type, status, params, dry_run, actor, principal_id, source_ip, created_at, started_at, finished_at, attempt, lease_owner, " +
+        "lease_expires_at, concurrency_key, cancel_requested, cancel_requested_by, deadline_at, approval_expires_at, decided_by, decision_comment, error, last_seq";
+    private const string StepColumns = "job_id, step_order, name, kind, status, detail, attempts, started_at, finished_at, output";
+
+    public DateTime Now() => time.GetUtcNow().UtcDateTime.TruncateToMicroseconds();
+
+    public async Task SubmitAsync(NewJob job, CancellationToken ct)
+    {
+        var now = Now();
+        await using var connection = await database.OpenAsync(ct);
+        await using var tx = Database.BeginWrite(connection);
+        await connection.ExecuteAsync(
+            """
+            INSERT INTO jobs (id, type, status, params, dry_run, actor, principal_id, source_ip, created_at, concurrency_key, approval_expires_at)
+            VALUES (@Id, @Type, @Status, @Params, @DryRun, @Actor, @PrincipalId, @SourceIp, @now, @ConcurrencyKey, @ApprovalExpiresAt)
+            """,
+            new { job.Id, job.Type, job.Status, Params = job.Params.ToJsonString(), job.DryRun, job.Actor, job.PrincipalId, job.SourceIp, now, job.ConcurrencyKey, job.ApprovalExpiresAt }, tx);
+        await connection.ExecuteAsync(
+            "INSERT INTO job_steps (job_id, step_order, name, kind, status) VALUES (@JobId, @Order, @Name, @Kind, 'pending')",
+            job.Steps.Select((s, i) => new { JobId = job.Id, Order = i + 1, s.Name, s.Kind }), tx);
+        await AppendEventsAsync(connection, tx, job.Id, owner: null, [new NewEvent("job.created", null, new JsonObject
+        {
+            ["status"] = job.Status,
+            ["type"] = job.Type,
+            ["actor"] = job.Actor,
+            ["dry_run"] = job.DryRun,
+        })], ct);
+        if (database.Dialect == DbDialect.Postgres && job.Status == JobStatus.Pending)
+            await connection.ExecuteAsync("SELECT pg_notify('opsgate_jobs', @id)", new { id = job.Id }, tx);
+        await tx.CommitAsync(ct);
+        signals.JobQueued();
+        signals.EventsAppended(job.Id);
+    }
+
+    public async Task<(JobRow Job, IReadOnlyList<StepRow> Steps)?> GetAsync(string id, CancellationToken ct)
+    {
+        await using var connection = await database.OpenAsync(ct);
+        var job = await connection.QuerySingleOrDefaultAsync<JobRow>($"SELECT {JobColumns} FROM jobs WHERE id = @id", new { id });
+        if (job is null)
+            return null;
+        var steps = (await connection.QueryAsync<StepRow>($"SELECT {StepColumns} FROM job_steps WHERE job_id = @id ORDER BY step_order", new { id })).AsList();
+        return (Normalize(job), steps.Select(Normalize).ToList());
+    }
+
+    public async Task<IReadOnlyList<JobRow>> ListAsync(string? status, string? type, string? before, int limit, CancellationToken ct)
+    {
+        var sql = new System.Text.StringBuilder($"SELECT {JobColumns} FROM jobs WHERE 1=1");
+        if (status is not null)
+            sql.Append(" AND status = @status");
+        if (type is not null)
+            sql.Append(" AND type = @type");
+        if (before is not null)
+            sql.Append(" AND id < @before");
+        sql.Append(" ORDER BY id DESC LIMIT @limit");
+        await using var connection = await database.OpenAsync(ct);
+        return (await connection.QueryAsync<JobRow>(sql.ToString(), new { status, type, before, limit })).Select(Normalize).ToList();
+    }
+
+    /// <summary>
+    /// Claims the oldest claimable job for <paramref name="owner"/>: a pending one, or a running one whose lease
+    /// expired (its worker died; the job resumes at its first unfinished step). A pending job whose concurrency
+    /// key is held by a running job waits. The claimed row is invisible to other workers until the lease expires.
+    /// At-least-once: a step that was running when its worker died runs again, so steps must be idempotent.
+    /// </summary>
+    public async Task<JobRow?> ClaimAsync(string owner, TimeSpan lease, CancellationToken ct)
+    {
+        const string Claimable =
+            """
+            (status = 'pending' OR (status = 'running' AND lease_expires_at < @now))
+            AND (concurrency_key IS NULL OR NOT EXISTS (
+                SELECT 1 FROM jobs holder WHERE holder.concurrency_key = jobs.concurrency_key AND holder.status = 'running' AND holder.id <> jobs.id))
+            """;
+        const string Set =
+            "status = 'running', lease_owner = @owner, lease_expires_at = @expires, attempt = attempt + 1, started_at = COALESCE(started_at, @now)";
+        var sql = database.Dialect == DbDialect.Postgres
+            ? $"""
+               UPDATE jobs SET {Set} FROM (
+                   SELECT id AS claimed FROM jobs WHERE {Claimable} ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) c
+               WHERE jobs.id = c.claimed RETURNING {Prefixed("jobs.")}
+               """
+            : $"UPDATE jobs SET {Set} WHERE id = (SELECT id FROM jobs WHERE {Claimable} ORDER BY created_at, id LIMIT 1) RETURNING {JobColumns}";
+
+        for (var tries = 0; ; tries++)
+        {
+            var now = Now();
+            try
+            {
+                await using var connection = await database.OpenAsync(ct);
+                var job = await connection.QuerySingleOrDefaultAsync<JobRow>(sql, new { owner, now, expires = now + lease });
+                return job is null ? null : Normalize(job);
+            }
+            catch (Exception e) when (IsUniqueViolation(e) && tries < 5)
+            {
+                // Another worker claimed a job with the same concurrency key a moment earlier; look for another.
+            }
+        }
+    }
+
+    private static string Prefixed(string prefix) => string.Join(", ", JobColumns.Split(", ").Select(c => prefix + c));
+
+    private static bool IsUniqueViolation(Exception e) =>
+        e is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation } or SqliteException { SqliteErrorCode: 19 };
+
+    /// <summary>Renews the lease. Returns null when the lease was lost, else whether a cancel was requested.</summary>
+    public async Task<(bool CancelRequested, string? By)?> RenewLeaseAsync(string id, string owner, TimeSpan lease, CancellationToken ct)
+    {
+        await using var connection = await database.OpenAsync(ct);
+        var row = await connection.QuerySingleOrDefaultAsync<LeaseState>(
+            "UPDATE jobs SET lease_expires_at = @expires WHERE id = @id AND lease_owner = @owner AND status = 'running' RETURNING cancel_requested, cancel_requested_by",
+            new { id, owner, expires = Now() + lease });
+        return row is null ? null : (row.CancelRequested, row.CancelRequestedBy);
+    }
+
+    /// <summary>Lets the job be claimed at once (graceful shutdown: a restart or another worker resumes it without waiting).</summary>
+    public async Task ReleaseLeaseAsync(string id, string owner)
+    {
+        await using var connection = await database.OpenAsync();
+        await connection.ExecuteAsync("UPDATE jobs SET lease_expires_at = @now WHERE id = @id AND lease_owner = @owner AND status = 'running'",
+            new { id, owner, now = Now() });
+    }
+
+    public async Task<bool> SetDeadlineAsync(string id, string owner, DateTime deadline, CancellationToken ct)
+    {
+        await using var connection = await database.OpenAsync(ct);
+        return await connection.ExecuteAsync("UPDATE jobs SET deadline_at = @deadline WHERE id = @id AND lease_owner = @owner AND deadline_at IS NULL",
+            new { id, owner, deadline }) > 0;
+    }
+
+    /// <summary>Updates a step and appends events in one transaction, if <paramref name="owner"/> still holds the job. False: lease lost.</summary>
+    public async Task<bool> UpdateStepAsync(StepRow step, string owner, IReadOnlyList<NewEvent> events, CancellationToken ct)
+    {
+        await using var connection = await database.OpenAsync(ct);
+        await using var tx = Database.BeginWrite(connection);
+        if (!await AppendEventsAsync(connection, tx, step.JobId, owner, events, ct))
+            return false;
+        await connection.ExecuteAsync(
+            """
+            UPDATE job_steps SET status = @Status, detail = @Detail, attempts = @Attempts, started_at = @StartedAt,
+                finished_at = @FinishedAt, output = @Output
+            WHERE job_id = @JobId AND step_order = @StepOrder
+            """, step, tx);
+        await tx.CommitAsync(ct);
+        signals.EventsAppended(step.JobId);
+        return true;
+    }
+
+    /// <summary>Moves a job to a new status (checked against the state machine) with its closing events.</summary>
+    public async Task<bool> FinishAsync(JobRow job, string owner, string status, string? error, IReadOnlyList<NewEvent> events, CancellationToken ct)
+    {
+        JobStatus.EnsureCanMove(job.Status, status);
+        await using var connection = await database.OpenAsync(ct);
+        await using var tx = Database.BeginWrite(connection);
+        if (!await AppendEventsAsync(connection, tx, job.Id, owner, events, ct))
+            return false;
+        // Steps that never ran are skipped, not left pending, once the job is over.
+        await connection.ExecuteAsync("UPDATE job_steps SET status = 'skipped' WHERE job_id = @id AND status = 'pending'", new { id = job.Id }, tx);
+        await connection.ExecuteAsync(
+            "UPDATE jobs SET status = @status, error = @error, finished_at = @now, lease_owner = NULL, lease_expires_at = NULL WHERE id = @id",
+            new { id = job.Id, status, error, now = Now() }, tx);
+        await tx.CommitAsync(ct);
+        signals.EventsAppended(job.Id);
+        signals.JobFinished();
+        return true;
+    }
+
+    /// <summary>
+    /// Appends events with consecutive seqs. The seq comes from bumping jobs.last_seq, which locks the job row
+    /// until commit, so seqs of one job are committed in order and a reader that saw seq N never later finds
+    /// an N-1 it missed. With an owner, nothing is written unless that owner still holds the running job.
+    /// </summary>
+    internal async Task<bool> AppendEventsAsync(DbConnection connection, DbTransaction tx, string jobId, string? owner, IReadOnlyList<NewEvent> events, CancellationToken ct)
+    {
+        if (events.Count == 0)
+        {
+            return owner is null || await connection.ExecuteScalarAsync<long>(
+                "SELECT COUNT(*) FROM jobs WHERE id = @jobId AND lease_owner = @owner AND status = 'running'", new { jobId, owner }, tx) > 0;
+        }
+        var guard = owner is null ? "" : " AND lease_owner = @owner AND status = 'running'";
+        var last = await connection.QuerySingleOrDefaultAsync<long?>(
+            $"UPDATE jobs SET last_seq = last_seq + @n WHERE id = @jobId{guard} RETURNING last_seq", new { jobId, owner, n = events.Count }, tx);
+        if (last is null)
+            return false;
+        var first = last.Value - events.Count + 1;
+        var now = Now();
+        for (var i = 0; i < events.Count; i++)
+        {
+            if (events[i].Final)
+                (events[i].Data ?? [])["events"] = first + i;
+        }
+        await connection.ExecuteAsync(
+            "INSERT INTO job_events (job_id, seq, ts, type, step_order, data) VALUES (@JobId, @Seq, @Ts, @Type, @StepOrder, @Data)",
+            events.Select((e, i) => new JobEventRow { JobId = jobId, Seq = first + i, Ts = now, Type = e.Type, StepOrder = e.StepOrder, Data = e.Data?.ToJsonString() }), tx);
+        return true;
+    }
+
+    public async Task<IReadOnlyList<JobEventRow>> EventsAfterAsync(string jobId, long after, int limit, CancellationToken ct)
+    {
+        await using var connection = await database.OpenAsync(ct);
+        var rows = await connection.QueryAsync<JobEventRow>(
+            "SELECT job_id, seq, ts, type, step_order, data FROM job_events WHERE job_id = @jobId AND seq > @after ORDER BY seq LIMIT @limit",
+            new { jobId, after, limit });
+        return rows.Select(r => { r.Ts = r.Ts.AsUtc(); return r; }).ToList();
+    }
+
+    public async Task<long> CountAsync(string status, CancellationToken ct)
+    {
+        await using var connection = await database.OpenAsync(ct);
+        return await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM jobs WHERE status = @status", new { status });
+    }
+
+    /// <summary>The running job holding <paramref name="concurrencyKey"/>, if any (to explain why a pending job waits).</summary>
+    public async Task<string?> HolderOfAsync(string concurrencyKey, CancellationToken ct)
+    {
+        await using var connection = await database.OpenAsync(ct);
+        return await connection.QuerySingleOrDefaultAsync<string>(
+            "SELECT id FROM jobs WHERE concurrency_key = @concurrencyKey AND status = 'running' LIMIT 1", new { concurrencyKey });
+    }
+
+    private sealed class LeaseState
+    {
+        public bool CancelRequested { get; set; }
+        public string? CancelRequestedBy { get; set; }
+    }
+
+    internal static JobRow Normalize(JobRow j)
+    {
+        j.CreatedAt = j.CreatedAt.AsUtc();
+        j.StartedAt = j.StartedAt.AsUtc();
+        j.FinishedAt = j.FinishedAt.AsUtc();
+        j.LeaseExpiresAt = j.LeaseExpiresAt.AsUtc();
+        j.DeadlineAt = j.DeadlineAt.AsUtc();
+        j.ApprovalExpiresAt = j.ApprovalExpiresAt.AsUtc();
+        return j;
+    }
+
+    private static StepRow Normalize(StepRow s)
+    {
+        s.StartedAt = s.StartedAt.AsUtc();
+        s.FinishedAt = s.FinishedAt.AsUtc();
+        return s;
+    }
+}

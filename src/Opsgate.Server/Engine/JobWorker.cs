@@ -1,0 +1,150 @@
+using Microsoft.Extensions.Options;
+using Npgsql;
+using Opsgate.Server.Observability;
+using Opsgate.Server.Persistence;
+
+namespace Opsgate.Server.Engine;
+
+/// <summary>
+/// Runs up to Jobs:Workers jobs at once. An idle slot claims work when woken (a submit here, a NOTIFY from
+/// another replica on PostgreSQL) or on the poll tick, which also finds jobs whose worker died. Several
+/// processes can share one database: the claim gives each job to exactly one of them at a time.
+/// </summary>
+internal sealed partial class JobWorker : BackgroundService
+{
+    private readonly JobStore store;
+    private readonly JobRunner runner;
+    private readonly JobSignals signals;
+    private readonly JobCommands commands;
+    private readonly Database database;
+    private readonly IOptions<JobsOptions> options;
+    private readonly ILogger<JobWorker> logger;
+
+    public JobWorker(JobStore store, JobRunner runner, JobSignals signals, JobCommands commands, Database database, IOptions<JobsOptions> options,
+        OpsgateMetrics metrics, ILogger<JobWorker> logger)
+    {
+        (this.store, this.runner, this.signals, this.commands, this.database, this.options, this.logger) = (store, runner, signals, commands, database, options, logger);
+        metrics.Meter.CreateObservableGauge("opsgate_jobs_queued", () => Queued, description: "Jobs waiting for a worker (pending), as of the last count.");
+    }
+
+    public string Owner { get; } = $"{Environment.MachineName}/{Environment.ProcessId}/{Guid.NewGuid().ToString("N")[..8]}";
+
+    /// <summary>Pending jobs at the last count (for opsgate_jobs_queued).</summary>
+    public long Queued { get; private set; }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var settings = options.Value;
+        using var slots = new SemaphoreSlim(settings.Workers);
+        var running = new List<Task>();
+        var listening = database.Dialect == DbDialect.Postgres ? ListenAsync(stoppingToken) : Task.CompletedTask;
+        var counting = CountQueuedAsync(settings.PollInterval, stoppingToken);
+        try
+        {
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                await slots.WaitAsync(stoppingToken);
+                JobRow? job = null;
+                try
+                {
+                    job = await store.ClaimAsync(Owner, settings.LeaseDuration, stoppingToken);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    LogClaimFailed(logger, e);
+                }
+                if (job is null)
+                {
+                    slots.Release();
+                    await signals.WaitForWorkAsync(settings.PollInterval, stoppingToken);
+                    continue;
+                }
+                running.RemoveAll(t => t.IsCompleted);
+                running.Add(Task.Run(async () =>
+                {
+                    try
+                    {
+                        await runner.RunAsync(job, Owner, stoppingToken);
+                    }
+                    catch (Exception e) when (e is not OperationCanceledException)
+                    {
+                        // The lease expires and the job is retried from its unfinished step by whoever claims it next.
+                        LogRunFailed(logger, job.Id, e);
+                    }
+                    finally
+                    {
+                        slots.Release();
+                    }
+                }, CancellationToken.None));
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Shutting down: the runners release their leases.
+        }
+        await Task.WhenAll(running);
+        await Task.WhenAll(listening, counting);
+    }
+
+    /// <summary>PostgreSQL: a NOTIFY on submit wakes idle workers in every replica at once.</summary>
+    private async Task ListenAsync(CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                await using var connection = (NpgsqlConnection)await database.OpenAsync(ct);
+                connection.Notification += (_, _) => signals.JobQueued();
+                await using (var listen = new NpgsqlCommand("LISTEN opsgate_jobs", connection))
+                    await listen.ExecuteNonQueryAsync(ct);
+                while (!ct.IsCancellationRequested)
+                    await connection.WaitAsync(ct);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                // Polling still finds the work; try to listen again shortly.
+                LogListenFailed(logger, e);
+                await Task.Delay(TimeSpan.FromSeconds(2), ct).ContinueWith(_ => { }, TaskScheduler.Default);
+            }
+        }
+    }
+
+    /// <summary>Housekeeping on a timer: the queued-jobs gauge, and approvals that ran out of time.</summary>
+    private async Task CountQueuedAsync(TimeSpan interval, CancellationToken ct)
+    {
+        using var timer = new PeriodicTimer(interval < TimeSpan.FromSeconds(2) ? TimeSpan.FromSeconds(2) : interval);
+        try
+        {
+            do
+            {
+                try
+                {
+                    Queued = await store.CountAsync(JobStatus.Pending, ct);
+                    await commands.ExpireApprovalsAsync(ct);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    LogClaimFailed(logger, e);
+                }
+            }
+            while (await timer.WaitForNextTickAsync(ct));
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // Shutting down.
+        }
+    }
+
+    [LoggerMessage(EventId = 610, Level = LogLevel.Error, Message = "Looking for work failed")]
+    private static partial void LogClaimFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 611, Level = LogLevel.Error, Message = "Running job {JobId} failed unexpectedly; it resumes when its lease expires")]
+    private static partial void LogRunFailed(ILogger logger, string jobId, Exception exception);
+
+    [LoggerMessage(EventId = 612, Level = LogLevel.Warning, Message = "LISTEN opsgate_jobs failed; relying on polling until it is back")]
+    private static partial void LogListenFailed(ILogger logger, Exception exception);
+}

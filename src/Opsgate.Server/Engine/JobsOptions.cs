@@ -1,0 +1,18 @@
+namespace Opsgate.Server.Engine;
+
+internal sealed class JobsOptions
+{
+    public const string Section = "Jobs";
+
+    /// <summary>Jobs this process runs at once.</summary>
+    public int Workers { get; set; } = 4;
+
+    /// <summary>How long a claimed job stays invisible to other workers without a heartbeat; a crashed worker's job resumes after this.</summary>
+    public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How often an idle worker looks for work it was not woken for (expired leases; other replicas on SQLite).</summary>
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>A directory of runbook YAML files loaded at start beside the built-in ones.</summary>
+    public string? RunbookDirectory { get; set; }
+}
