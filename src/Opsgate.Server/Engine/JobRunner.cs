@@ -44,6 +44,9 @@ internal sealed partial class JobRunner(
                 await FinishAsync(context, JobStatus.Failed, $"runbook '{job.Type}' is no longer loaded", stopping);
                 return;
             }
+            var started = new JsonObject { ["worker"] = owner, ["attempt"] = job.Attempt, ["resumed"] = job.Attempt > 1 };
+            if (!await store.AppendAsync(job.Id, owner, [new NewEvent("job.started", null, started)], stopping))
+                return;
             if (job.Attempt == 1)
             {
                 metrics.JobStarted(job.Type, (job.StartedAt!.Value - job.CreatedAt).TotalSeconds);

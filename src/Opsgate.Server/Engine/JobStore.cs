@@ -149,6 +149,18 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
             new { id, owner, deadline }) > 0;
     }
 
+    /// <summary>Appends events for a job <paramref name="owner"/> runs. False: lease lost.</summary>
+    public async Task<bool> AppendAsync(string jobId, string owner, IReadOnlyList<NewEvent> events, CancellationToken ct)
+    {
+        await using var connection = await database.OpenAsync(ct);
+        await using var tx = Database.BeginWrite(connection);
+        if (!await AppendEventsAsync(connection, tx, jobId, owner, events, ct))
+            return false;
+        await tx.CommitAsync(ct);
+        signals.EventsAppended(jobId);
+        return true;
+    }
+
     /// <summary>Updates a step and appends events in one transaction, if <paramref name="owner"/> still holds the job. False: lease lost.</summary>
     public async Task<bool> UpdateStepAsync(StepRow step, string owner, IReadOnlyList<NewEvent> events, CancellationToken ct)
     {
