@@ -38,14 +38,15 @@ internal static class JobEventStream
         http.Response.Headers["X-Accel-Buffering"] = "no";
         await http.Response.Body.FlushAsync(http.RequestAborted);
         var writer = http.Response.BodyWriter;
-        await PumpAsync(id, from, store, signals, http.RequestAborted,
+        await PumpAsync(id, from, store, signals,
             async (e, ct) =>
             {
                 var text = $"id: {e.Seq}\nevent: {e.Type}\ndata: {Json(e)}\n\n";
                 await writer.WriteAsync(Encoding.UTF8.GetBytes(text), ct);
             },
             async ct => await writer.WriteAsync(": keep-alive\n\n"u8.ToArray(), ct),
-            async ct => await writer.FlushAsync(ct));
+            async ct => await writer.FlushAsync(ct),
+            http.RequestAborted);
     }
 
     public static async Task WebSocketAsync(string id, HttpContext http, JobStore store, JobSignals signals, long? after = null)
@@ -62,10 +63,11 @@ internal static class JobEventStream
         using var closed = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted);
         // Reading is needed to notice the client closing; anything the client sends is ignored.
         var reading = DrainAsync(socket, closed);
-        await PumpAsync(id, from, store, signals, closed.Token,
-            (e, ct) => socket.SendAsync(Encoding.UTF8.GetBytes(Json(e)), WebSocketMessageType.Text, endOfMessage: true, ct).AsTask(),
+        await PumpAsync(id, from, store, signals,
+            (e, ct) => socket.SendAsync(Encoding.UTF8.GetBytes(Json(e)), WebSocketMessageType.Text, endOfMessage: true, ct),
             ct => Task.CompletedTask,
-            ct => Task.CompletedTask);
+            ct => Task.CompletedTask,
+            closed.Token);
         if (socket.State == WebSocketState.Open)
             await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "job finished", CancellationToken.None);
         await closed.CancelAsync();
@@ -92,8 +94,8 @@ internal static class JobEventStream
         return false;
     }
 
-    private static async Task PumpAsync(string id, long after, JobStore store, JobSignals signals, CancellationToken ct,
-        Func<JobEventRow, CancellationToken, Task> send, Func<CancellationToken, Task> keepAlive, Func<CancellationToken, Task> flush)
+    private static async Task PumpAsync(string id, long after, JobStore store, JobSignals signals,
+        Func<JobEventRow, CancellationToken, Task> send, Func<CancellationToken, Task> keepAlive, Func<CancellationToken, Task> flush, CancellationToken ct)
     {
         var quiet = TimeSpan.Zero;
         try

@@ -71,7 +71,7 @@ internal sealed partial class JobRunner(
             }
 
             using var heartbeat = new CancellationTokenSource();
-            var beating = HeartbeatAsync(job, owner, lease, cancel, heartbeat.Token, (r, by) => { reason = r; cancelledBy = by ?? cancelledBy; });
+            var beating = HeartbeatAsync(job, owner, lease, cancel, (r, by) => { reason = r; cancelledBy = by ?? cancelledBy; }, heartbeat.Token);
             try
             {
                 await RunStepsAsync(context, runbook, cancel.Token);
@@ -136,7 +136,7 @@ internal sealed partial class JobRunner(
             try
             {
                 inputs = Templates.Render(definition.With, parameters, outputs)!.AsObject();
-                StepInputValidator.ValidateRendered(executor, inputs);
+                StepInputValidator.ValidateRendered(step.Name, executor, inputs);
             }
             catch (Exception e) when (e is TemplateException or ParameterException)
             {
@@ -236,7 +236,7 @@ internal sealed partial class JobRunner(
         _ = ct;
     }
 
-    private bool LeaseLost(RunContext run)
+    private static bool LeaseLost(RunContext run)
     {
         run.Outcome = StopReason.LeaseLost;
         return false;
@@ -266,7 +266,7 @@ internal sealed partial class JobRunner(
         LogFinished(logger, job.Id, job.Type, status, error);
     }
 
-    private async Task HeartbeatAsync(JobRow job, string owner, TimeSpan lease, CancellationTokenSource cancel, CancellationToken stop, Action<StopReason, string?> stopped)
+    private async Task HeartbeatAsync(JobRow job, string owner, TimeSpan lease, CancellationTokenSource cancel, Action<StopReason, string?> stopped, CancellationToken stop)
     {
         using var timer = new PeriodicTimer(lease / 3, time);
         try

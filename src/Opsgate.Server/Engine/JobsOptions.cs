@@ -13,6 +13,6 @@ internal sealed class JobsOptions
     /// <summary>How often an idle worker looks for work it was not woken for (expired leases; other replicas on SQLite).</summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>A directory of runbook YAML files loaded at start beside the built-in ones.</summary>
+    /// <summary>A directory of runbooks (*.yaml, *.yml) loaded at start next to the built-in ones; one with a built-in's name replaces it. Default: none.</summary>
     public string? RunbookDirectory { get; set; }
 }
