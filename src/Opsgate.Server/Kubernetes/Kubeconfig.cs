@@ -55,7 +55,7 @@ internal sealed class Kubeconfig
             if (path is null)
                 return null;
             if (!trusted)
-                throw new KubeconfigException($"{what} refers to a local file ('{path}'); an uploaded kubeconfig must embed it ({what}-data)");
+                throw new KubeconfigException($"{what} refers to a local file ('{path}'); an uploaded kubeconfig must embed it ({(what == "tokenFile" ? "token" : what + "-data")})");
             return baseDirectory is null ? path : Path.Combine(baseDirectory, path);
         }
 
