@@ -38,6 +38,7 @@ internal sealed class KubeClient : IDisposable
     private readonly HttpClient _http;
     private readonly KubeTarget _target;
     private readonly ExecCredentialProvider? _exec;
+    private readonly TokenFileSource? _tokenFile;
 
     public KubeClient(string cluster, KubeTarget target, TimeSpan timeout, TimeProvider time)
     {
@@ -45,6 +46,7 @@ internal sealed class KubeClient : IDisposable
         _target = target;
         Timeout = timeout;
         _exec = target.Exec is null ? null : new ExecCredentialProvider(target.Exec, time);
+        _tokenFile = target.TokenFile is null ? null : new TokenFileSource(target.TokenFile, target.Token ?? "", time);
         _http = new HttpClient(CreateHandler(target, timeout)) { BaseAddress = target.Server, Timeout = System.Threading.Timeout.InfiniteTimeSpan };
     }
 
@@ -109,7 +111,10 @@ internal sealed class KubeClient : IDisposable
             },
         }, PatchType.StrategicMerge, dryRun, ct);
 
-    /// <summary>Streams watch events until the server ends the stream or <paramref name="ct"/> is cancelled.</summary>
+    /// <summary>
+    /// Streams watch events until the server ends the stream or <paramref name="ct"/> is cancelled. The server must
+    /// start answering within <see cref="Timeout"/> (a watch may then stay open as long as the caller likes).
+    /// </summary>
     public async IAsyncEnumerable<WatchEvent> WatchAsync(
         KubeResource resource, string? ns, [EnumeratorCancellation] CancellationToken ct,
         string? labelSelector = null, string? fieldSelector = null, string? resourceVersion = null)
@@ -121,31 +126,59 @@ internal sealed class KubeClient : IDisposable
             query += "&fieldSelector=" + Uri.EscapeDataString(fieldSelector);
         if (resourceVersion is not null)
             query += "&resourceVersion=" + Uri.EscapeDataString(resourceVersion);
-        using var request = await NewRequestAsync(HttpMethod.Get, resource.Path(ns) + query, null, null, ct);
+        using var response = await OpenWatchAsync(resource.Path(ns) + query, ct);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(ct), Encoding.UTF8);
+        while (await ReadWatchLineAsync(reader, ct) is { } line)
+        {
+            if (line.Length == 0)
+                continue;
+            var node = JsonNode.Parse(line)!;
+            var type = node["type"]?.GetValue<string>() ?? "";
+            if (type == "ERROR")
+                throw new KubeApiException(node["object"]?["code"]?.GetValue<int>() ?? 500, node["object"]?["reason"]?.GetValue<string>() ?? "", node["object"]?["message"]?.GetValue<string>() ?? "watch failed");
+            yield return new WatchEvent(type, node["object"]!.AsObject());
+        }
+    }
+
+    /// <summary>Sends the watch request; only the wait for the response headers is bounded by <see cref="Timeout"/>.</summary>
+    private async Task<HttpResponseMessage> OpenWatchAsync(string path, CancellationToken ct)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(Timeout);
         HttpResponseMessage response;
         try
         {
-            response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
+            using var request = await NewRequestAsync(HttpMethod.Get, path, null, null, timeout.Token);
+            response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
         }
         catch (HttpRequestException e)
         {
             throw Unreachable(e);
         }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            throw TimedOut();
+        }
+        if (response.IsSuccessStatusCode)
+            return response;
         using (response)
         {
-            if (!response.IsSuccessStatusCode)
-                throw await ErrorAsync(response, ct);
-            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(ct), Encoding.UTF8);
-            while (await reader.ReadLineAsync(ct) is { } line)
-            {
-                if (line.Length == 0)
-                    continue;
-                var node = JsonNode.Parse(line)!;
-                var type = node["type"]?.GetValue<string>() ?? "";
-                if (type == "ERROR")
-                    throw new KubeApiException(node["object"]?["code"]?.GetValue<int>() ?? 500, node["object"]?["reason"]?.GetValue<string>() ?? "", node["object"]?["message"]?.GetValue<string>() ?? "watch failed");
-                yield return new WatchEvent(type, node["object"]!.AsObject());
-            }
+            if (response.StatusCode == HttpStatusCode.Unauthorized)
+                ForgetCredentials();
+            throw await ErrorAsync(response, ct);
+        }
+    }
+
+    /// <summary>A stream the server (or the network) cut off mid-way means the cluster went away, not a bug in the caller.</summary>
+    private async Task<string?> ReadWatchLineAsync(StreamReader reader, CancellationToken ct)
+    {
+        try
+        {
+            return await reader.ReadLineAsync(ct);
+        }
+        catch (IOException e) when (!ct.IsCancellationRequested)
+        {
+            throw new KubeUnreachableException($"cluster '{Cluster}' ({Server}) is unreachable: the watch stream broke off: {e.Message}", timedOut: false, e);
         }
     }
 
@@ -202,7 +235,7 @@ internal sealed class KubeClient : IDisposable
             if (!response.IsSuccessStatusCode)
             {
                 if (response.StatusCode == HttpStatusCode.Unauthorized)
-                    _exec?.Invalidate();
+                    ForgetCredentials();
                 throw await ErrorAsync(response, ct);
             }
             var text = await response.Content.ReadAsStringAsync(ct);
@@ -215,7 +248,7 @@ internal sealed class KubeClient : IDisposable
         var request = new HttpRequestMessage(method, path);
         request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
         request.Headers.UserAgent.Add(new ProductInfoHeaderValue("opsgate", "1.0"));
-        var token = _exec is not null ? await _exec.GetTokenAsync(ct) : _target.Token;
+        var token = _exec is not null ? await _exec.GetTokenAsync(ct) : _tokenFile?.Get() ?? _target.Token;
         if (token is not null)
             request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
         if (body is not null)
@@ -223,6 +256,13 @@ internal sealed class KubeClient : IDisposable
         if (request.Content is not null && contentType is not null)
             request.Content.Headers.ContentType = new MediaTypeHeaderValue(contentType) { CharSet = null };
         return request;
+    }
+
+    /// <summary>After a 401: the next request asks the exec plugin again, or re-reads the token file.</summary>
+    private void ForgetCredentials()
+    {
+        _exec?.Invalidate();
+        _tokenFile?.Invalidate();
     }
 
     private static async Task<KubeApiException> ErrorAsync(HttpResponseMessage response, CancellationToken ct)

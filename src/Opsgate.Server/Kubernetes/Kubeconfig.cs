@@ -50,15 +50,19 @@ internal sealed class Kubeconfig
         if (!Uri.TryCreate(cluster.Server, UriKind.Absolute, out var server) || server.Scheme is not ("https" or "http"))
             throw new KubeconfigException($"cluster '{context.Cluster}' has no valid server URL (got '{cluster.Server}')");
 
-        string? File(string? path, string what)
+        string? FullPath(string? path, string what)
         {
             if (path is null)
                 return null;
             if (!trusted)
-                throw new KubeconfigException($"{what} refers to a local file ('{path}'); an uploaded kubeconfig must embed it ({what}-data)");
-            var full = baseDirectory is null ? path : Path.Combine(baseDirectory, path);
-            return System.IO.File.Exists(full) ? System.IO.File.ReadAllText(full) : throw new KubeconfigException($"{what} file '{full}' does not exist");
+                throw new KubeconfigException($"{what} refers to a local file ('{path}'); an uploaded kubeconfig must embed it ({(what == "tokenFile" ? "token" : what + "-data")})");
+            return baseDirectory is null ? path : Path.Combine(baseDirectory, path);
         }
+
+        string? File(string? path, string what) =>
+            FullPath(path, what) is not { } full ? null
+            : System.IO.File.Exists(full) ? System.IO.File.ReadAllText(full)
+            : throw new KubeconfigException($"{what} file '{full}' does not exist");
 
         if (user.Exec is not null && !trusted)
             throw new KubeconfigException("the kubeconfig uses an exec credential plugin; uploaded kubeconfigs may not run programs on the Opsgate server (declare the cluster in configuration instead)");
@@ -71,6 +75,7 @@ internal sealed class Kubeconfig
             InsecureSkipTlsVerify: cluster.InsecureSkipTlsVerify,
             TlsServerName: cluster.TlsServerName,
             Token: user.Token ?? File(user.TokenFile, "tokenFile")?.Trim(),
+            TokenFile: user.Token is null ? FullPath(user.TokenFile, "tokenFile") : null,
             ClientCertificatePem: Decode(user.ClientCertificateData, "client-certificate-data") ?? File(user.ClientCertificate, "client-certificate"),
             ClientKeyPem: Decode(user.ClientKeyData, "client-key-data") ?? File(user.ClientKey, "client-key"),
             Exec: user.Exec,
@@ -92,9 +97,12 @@ internal sealed class Kubeconfig
     }
 }
 
-/// <summary>Everything needed to reach one cluster as one user.</summary>
+/// <summary>
+/// Everything needed to reach one cluster as one user. <see cref="Token"/> holds the token file's content when the
+/// kubeconfig names one; <see cref="TokenFile"/> is kept so the client can re-read a token that gets rotated.
+/// </summary>
 internal sealed record KubeTarget(
-    Uri Server, string? CaPem, bool InsecureSkipTlsVerify, string? TlsServerName, string? Token,
+    Uri Server, string? CaPem, bool InsecureSkipTlsVerify, string? TlsServerName, string? Token, string? TokenFile,
     string? ClientCertificatePem, string? ClientKeyPem, ExecConfig? Exec, string? Namespace);
 
 internal sealed class NamedCluster

@@ -76,7 +76,7 @@ public sealed class KubeconfigTests
             contexts: [{name: x, context: {cluster: c, user: u}}]
             """;
         var e = Assert.Throws<KubeconfigException>(() => Kubeconfig.Parse(yaml).Resolve(null, trusted: false));
-        Assert.Contains("local file", e.Message, StringComparison.Ordinal);
+        Assert.Equal("tokenFile refers to a local file ('token'); an uploaded kubeconfig must embed it (token)", e.Message);
         Assert.Equal("from-file", Kubeconfig.Parse(yaml).Resolve(null, trusted: true, dir.Path).Token);
     }
 
