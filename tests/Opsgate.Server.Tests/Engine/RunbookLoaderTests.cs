@@ -16,8 +16,7 @@ public sealed class RunbookLoaderTests
 
     private static Runbook Load(string yaml) => RunbookLoader.Load(yaml, Source, FakeExecutors.ByKind);
 
-    // Every case is a small runbook that would load but for the one line named.
-    public static TheoryData<BadRunbook> BadRunbooks => new()
+    public static TheoryData<BadRunbook> BadDocuments => new()
     {
         new("unknown top-level key", """
             name: demo
@@ -26,137 +25,6 @@ public sealed class RunbookLoaderTests
               - name: a
                 kind: noop
             """, 2, "unknown key 'stepz' in the runbook (allowed: name, description, parameters, options, steps)"),
-        new("unknown parameter key", """
-            name: demo
-            parameters:
-              - name: ns
-                type: string
-                requird: true
-            steps:
-              - name: a
-                kind: noop
-            """, 5, "unknown key 'requird' in a parameter"),
-        new("unknown step key", """
-            name: demo
-            steps:
-              - name: a
-                kind: noop
-                retries: 3
-            """, 5, "unknown key 'retries' in a step (allowed: name, kind, with, attempts, backoff, timeout)"),
-        new("unknown option key", """
-            name: demo
-            options:
-              timeout: 5m
-              parallel: 2
-            steps:
-              - name: a
-                kind: noop
-            """, 4, "unknown key 'parallel' in options"),
-        new("unknown step kind", """
-            name: demo
-            steps:
-              - name: a
-                kind: noop
-              - name: b
-                kind: k8s.scael
-            """, 6, "step 'b' has an unknown kind 'k8s.scael' (known kinds: http.call, k8s.delete, k8s.restart, k8s.scale, k8s.wait, noop, notify.webhook, sleep)"),
-        new("input the kind does not declare", """
-            name: demo
-            steps:
-              - name: a
-                kind: k8s.restart
-                with:
-                  cluster: c
-                  namespace: n
-                  name: web
-                  replicas: 2
-            """, 9, "k8s.restart takes no input 'replicas' (its inputs: cluster, namespace, name)"),
-        new("required input missing", """
-            name: demo
-            steps:
-              - name: a
-                kind: k8s.delete
-                with:
-                  cluster: c
-                  namespace: n
-                  name: web
-            """, 6, "step 'a' (k8s.delete) needs input 'kind'"),
-        new("required input missing and no with at all", """
-            name: demo
-            steps:
-              - name: nap
-                kind: sleep
-            """, 3, "step 'nap' (sleep) needs input 'duration'"),
-        new("template naming an unknown parameter", """
-            name: demo
-            parameters:
-              - name: ns
-                type: string
-            steps:
-              - name: a
-                kind: k8s.restart
-                with:
-                  cluster: c
-                  namespace: "{{ params.ns }}"
-                  name: "web-{{ params.app }}"
-            """, 11, "{{ params.app }} names an unknown parameter 'app' (parameters: ns)"),
-        new("template naming a later step", """
-            name: demo
-            steps:
-              - name: a
-                kind: noop
-                with:
-                  message: "{{ steps.b.outputs.id }}"
-              - name: b
-                kind: noop
-            """, 6, "{{ steps.b.outputs.id }} must name an earlier step: step 'b' runs after 'a'"),
-        new("template naming the step itself", """
-            name: demo
-            steps:
-              - name: a
-                kind: noop
-                with:
-                  message: "{{ steps.a.outputs.id }}"
-            """, 6, "a step cannot use its own outputs"),
-        new("template naming no step", """
-            name: demo
-            steps:
-              - name: a
-                kind: noop
-              - name: b
-                kind: http.call
-                with:
-                  url: http://x
-                  headers:
-                    X-Id: "{{ steps.c.outputs.id }}"
-            """, 10, "{{ steps.c.outputs.id }} must name an earlier step: there is no step 'c'"),
-        new("malformed template", """
-            name: demo
-            steps:
-              - name: a
-                kind: noop
-                with:
-                  message: "{{ params }}"
-            """, 6, "'{{ params }}' is not a template expression"),
-        new("duplicate parameter", """
-            name: demo
-            parameters:
-              - name: ns
-                type: string
-              - name: ns
-                type: int
-            steps:
-              - name: a
-                kind: noop
-            """, 5, "parameter 'ns' is declared twice"),
-        new("duplicate step", """
-            name: demo
-            steps:
-              - name: a
-                kind: noop
-              - name: a
-                kind: noop
-            """, 5, "step name 'a' is used twice"),
         new("duplicate key", """
             name: demo
             steps:
@@ -164,263 +32,6 @@ public sealed class RunbookLoaderTests
                 kind: noop
                 kind: sleep
             """, 5, "Duplicate key"),
-        new("int default that is text", """
-            name: demo
-            parameters:
-              - name: n
-                type: int
-                default: three
-            steps:
-              - name: a
-                kind: noop
-            """, 5, "default of parameter 'n' must be an integer"),
-        new("int default out of range", """
-            name: demo
-            parameters:
-              - name: n
-                type: int
-                min: 1
-                max: 5
-                default: 7
-            steps:
-              - name: a
-                kind: noop
-            """, 7, "default of parameter 'n' must be an integer between 1 and 5"),
-        new("string default that is a number", """
-            name: demo
-            parameters:
-              - name: s
-                type: string
-                default: 5
-            steps:
-              - name: a
-                kind: noop
-            """, 5, "default of parameter 's' must be a string (quote it)"),
-        new("bool default that is text", """
-            name: demo
-            parameters:
-              - name: b
-                type: bool
-                default: "yes"
-            steps:
-              - name: a
-                kind: noop
-            """, 5, "default of parameter 'b' must be true or false"),
-        new("enum default not among the values", """
-            name: demo
-            parameters:
-              - name: e
-                type: enum
-                values: [a, b]
-                default: c
-            steps:
-              - name: a
-                kind: noop
-            """, 6, "default of parameter 'e' must be one of a, b"),
-        new("default breaking the pattern", """
-            name: demo
-            parameters:
-              - name: ns
-                type: string
-                pattern: dns-label
-                default: Prod
-            steps:
-              - name: a
-                kind: noop
-            """, 6, "default of parameter 'ns' must be a DNS-1123 label: lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters"),
-        new("required with a default", """
-            name: demo
-            parameters:
-              - name: ns
-                type: string
-                required: true
-                default: prod
-            steps:
-              - name: a
-                kind: noop
-            """, 6, "parameter 'ns' is required, so it cannot have a default"),
-        new("unknown parameter type", """
-            name: demo
-            parameters:
-              - name: ns
-                type: text
-            steps:
-              - name: a
-                kind: noop
-            """, 4, "type of parameter 'ns' must be string, int, bool or enum, not 'text'"),
-        new("parameter name with capitals", """
-            name: demo
-            parameters:
-              - name: Namespace
-                type: string
-            steps:
-              - name: a
-                kind: noop
-            """, 3, "parameter name 'Namespace' must be lower-case letters, digits and '_'"),
-        new("pattern on an int", """
-            name: demo
-            parameters:
-              - name: n
-                type: int
-                pattern: dns-label
-            steps:
-              - name: a
-                kind: noop
-            """, 5, "pattern applies to string parameters only, and parameter 'n' is int"),
-        new("invalid regex", """
-            name: demo
-            parameters:
-              - name: s
-                type: string
-                pattern: "[a-z"
-            steps:
-              - name: a
-                kind: noop
-            """, 5, "pattern is not dns-label, dns-subdomain or a valid regular expression: Invalid pattern '[a-z' at offset 4"),
-        new("min above max", """
-            name: demo
-            parameters:
-              - name: n
-                type: int
-                min: 5
-                max: 1
-            steps:
-              - name: a
-                kind: noop
-            """, 6, "max (1) of parameter 'n' is below its min (5)"),
-        new("enum without values", """
-            name: demo
-            parameters:
-              - name: e
-                type: enum
-            steps:
-              - name: a
-                kind: noop
-            """, 3, "enum parameter 'e' needs values"),
-        new("values on a string", """
-            name: demo
-            parameters:
-              - name: s
-                type: string
-                values: [a]
-            steps:
-              - name: a
-                kind: noop
-            """, 5, "values applies to enum parameters only"),
-        new("bad step timeout", """
-            name: demo
-            steps:
-              - name: a
-                kind: noop
-                timeout: 5 minutes
-            """, 5, "timeout must be a positive duration such as 250ms, 30s, 5m, 1h30m or 00:05:00, not '5 minutes'"),
-        new("zero step timeout", """
-            name: demo
-            steps:
-              - name: a
-                kind: noop
-                timeout: 0s
-            """, 5, "timeout must be a positive duration"),
-        new("bad backoff", """
-            name: demo
-            steps:
-              - name: a
-                kind: noop
-                backoff: soon
-            """, 5, "backoff must be a duration such as"),
-        new("attempts zero", """
-            name: demo
-            steps:
-              - name: a
-                kind: noop
-                attempts: 0
-            """, 5, "attempts must be an integer between 1 and 100"),
-        new("bad runbook timeout", """
-            name: demo
-            options:
-              timeout: 30
-            steps:
-              - name: a
-                kind: noop
-            """, 3, "timeout must be a positive duration such as 250ms, 30s, 5m, 1h30m or 00:05:00, not '30'"),
-        new("bad approval timeout", """
-            name: demo
-            options:
-              requires_approval: true
-              approval_timeout: tomorrow
-            steps:
-              - name: a
-                kind: noop
-            """, 4, "approval_timeout must be a positive duration"),
-        new("bad role", """
-            name: demo
-            options:
-              requires_approval: true
-              approvers_role: boss
-            steps:
-              - name: a
-                kind: noop
-            """, 4, "approvers_role must be one of viewer, operator, approver, admin, not 'boss'"),
-        new("approval settings without approval", """
-            name: demo
-            options:
-              approvers_role: admin
-            steps:
-              - name: a
-                kind: noop
-            """, 3, "approvers_role has no effect without requires_approval: true"),
-        new("requires_approval that is not a bool", """
-            name: demo
-            options:
-              requires_approval: sometimes
-            steps:
-              - name: a
-                kind: noop
-            """, 3, "requires_approval must be true or false"),
-        new("concurrency key using step outputs", """
-            name: demo
-            options:
-              concurrency_key: "x/{{ steps.a.outputs.id }}"
-            steps:
-              - name: a
-                kind: noop
-            """, 3, "concurrency_key cannot use {{ steps.a.outputs.id }}"),
-        new("concurrency key naming an unknown parameter", """
-            name: demo
-            options:
-              concurrency_key: "{{ params.cluster }}/x"
-            steps:
-              - name: a
-                kind: noop
-            """, 3, "{{ params.cluster }} names an unknown parameter 'cluster' (the runbook has none)"),
-        new("literal input of the wrong type", """
-            name: demo
-            steps:
-              - name: a
-                kind: k8s.scale
-                with:
-                  cluster: c
-                  namespace: n
-                  kind: statefulset
-                  name: pg
-                  replicas: many
-            """, 10, "input 'replicas' of step 'a' must be an integer"),
-        new("literal duration input that is not one", """
-            name: demo
-            steps:
-              - name: a
-                kind: sleep
-                with:
-                  duration: 10
-            """, 6, "input 'duration' of step 'a' must be a duration"),
-        new("literal null for a required input", """
-            name: demo
-            steps:
-              - name: a
-                kind: sleep
-                with:
-                  duration:
-            """, 6, "input 'duration' of step 'a' is required"),
         new("name that is not a DNS label", """
             name: PG_Rebuild
             steps:
@@ -440,12 +51,6 @@ public sealed class RunbookLoaderTests
             name: demo
             steps: []
             """, 2, "steps must list at least one step"),
-        new("step without kind", """
-            name: demo
-            steps:
-              - name: a
-                with: {}
-            """, 3, "step 'a' needs 'kind'"),
         new("steps that are not a list", """
             name: demo
             steps:
@@ -491,8 +96,22 @@ public sealed class RunbookLoaderTests
             + new string('[', 40) + new string(']', 40) + "\n", 7, "nested deeper than 32 levels"),
     };
 
+    public static TheoryData<BadRunbook> AllBadRunbooks
+    {
+        get
+        {
+            var all = new TheoryData<BadRunbook>();
+            foreach (var set in new[] { BadDocuments, BadRunbooks.Parameters, BadRunbooks.StepsAndOptions })
+            {
+                foreach (var row in set)
+                    all.Add(row);
+            }
+            return all;
+        }
+    }
+
     [Theory]
-    [MemberData(nameof(BadRunbooks))]
+    [MemberData(nameof(AllBadRunbooks))]
     public void A_bad_runbook_is_refused_with_its_source_and_line(BadRunbook bad)
     {
         var e = Assert.Throws<RunbookException>(() => Load(bad.Yaml));
