@@ -8,9 +8,8 @@ internal static class EngineExtensions
     public static void AddJobEngine(this WebApplicationBuilder builder)
     {
         var services = builder.Services;
-        services.AddOptions<JobsOptions>().Bind(builder.Configuration.GetSection(JobsOptions.Section));
+        builder.AddRunbooks(); // binds Jobs:
         services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<JobsOptions>, JobsOptionsValidator>();
-        builder.AddRunbooks();
         services.AddSingleton<JobSignals>();
         services.AddSingleton<JobStore>();
         services.AddSingleton<JobCommands>();

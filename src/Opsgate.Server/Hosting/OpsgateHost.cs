@@ -62,6 +62,7 @@ public static class OpsgateHost
     {
         ValidateOptions(app.Services);
         app.Services.GetRequiredService<ClusterRegistry>().ValidateConfigured();
+        app.Services.GetRequiredService<Engine.Runbooks.RunbookCatalog>().Validate();
         await app.Services.GetRequiredService<Migrator>().MigrateAsync(cancellationToken);
         await app.Services.GetRequiredService<BootstrapKey>().EnsureAsync(cancellationToken);
         await app.StartAsync(cancellationToken);
