@@ -82,6 +82,7 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
 
     private async Task CommitAsync(List<Pending> batch)
     {
+        using var turn = await database.WaitToWriteAsync();
         await using var connection = await database.OpenAsync();
         await using var tx = Database.BeginWrite(connection);
         if (database.Dialect == DbDialect.Postgres)

@@ -57,6 +57,7 @@ internal sealed class ApiKeyStore(Database database, TimeProvider time, IOptions
             CreatedBy = createdBy,
             ExpiresAt = expiresAt?.ToUniversalTime().TruncateToMicroseconds(),
         };
+        using var turn = await database.WaitToWriteAsync(ct);
         await using var connection = await database.OpenAsync(ct);
         await connection.ExecuteAsync(
             """
@@ -78,6 +79,7 @@ internal sealed class ApiKeyStore(Database database, TimeProvider time, IOptions
 
     public async Task<RevokeOutcome> RevokeAsync(string id, CancellationToken ct)
     {
+        using var turn = await database.WaitToWriteAsync(ct);
         await using var connection = await database.OpenAsync(ct);
         await using var tx = Database.BeginWrite(connection);
         var row = await connection.QuerySingleOrDefaultAsync<ApiKeyRow>($"SELECT {Columns} FROM api_keys WHERE id = @id", new { id }, tx);
@@ -132,6 +134,7 @@ internal sealed class ApiKeyStore(Database database, TimeProvider time, IOptions
     public async Task InstallBootstrapAsync(string key, CancellationToken ct)
     {
         var now = time.GetUtcNow().UtcDateTime.TruncateToMicroseconds();
+        using var turn = await database.WaitToWriteAsync(ct);
         await using var connection = await database.OpenAsync(ct);
         await using var tx = Database.BeginWrite(connection);
         await connection.ExecuteAsync("DELETE FROM api_keys WHERE id = @id", new { id = BootstrapId }, tx);

@@ -18,6 +18,12 @@ internal sealed class Database : IAsyncDisposable
     private readonly NpgsqlDataSource? _postgres;
     private readonly string? _sqlite;
 
+    // SQLite lets one connection write at a time, and Microsoft.Data.Sqlite answers a busy database by blocking
+    // the thread for 150 ms before it retries (it sets no busy_timeout). So writers in this process take turns
+    // here, waiting asynchronously in arrival order, and never meet each other's lock; another process writing
+    // the same file still gets the driver's retry.
+    private readonly SemaphoreSlim? _sqliteWriters;
+
     static Database()
     {
         // Columns are snake_case, C# properties PascalCase.
@@ -66,6 +72,7 @@ internal sealed class Database : IAsyncDisposable
                 connectionString = options.ConnectionString;
             }
             _sqlite = connectionString;
+            _sqliteWriters = new SemaphoreSlim(1, 1);
         }
     }
 
@@ -82,6 +89,18 @@ internal sealed class Database : IAsyncDisposable
         // journal_mode is persistent in the file, synchronous is per connection.
         await connection.ExecuteAsync("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
         return connection;
+    }
+
+    /// <summary>
+    /// Waits for this process's turn to write: hold it (<c>using</c>) from before the first write until after the commit.
+    /// On SQLite writers take turns; on PostgreSQL, which has row locks, every caller gets a turn at once.
+    /// </summary>
+    public async ValueTask<WriteTurn> WaitToWriteAsync(CancellationToken cancellationToken = default)
+    {
+        if (_sqliteWriters is null)
+            return default;
+        await _sqliteWriters.WaitAsync(cancellationToken);
+        return new WriteTurn(_sqliteWriters);
     }
 
     /// <summary>Begins a write transaction. On SQLite this is BEGIN IMMEDIATE, so writers queue instead of failing to upgrade a read lock.</summary>
@@ -104,6 +123,12 @@ internal sealed class Database : IAsyncDisposable
         if (_postgres is not null)
             await _postgres.DisposeAsync();
     }
+}
+
+/// <summary>A writer's turn from <see cref="Database.WaitToWriteAsync"/>; disposing it lets the next writer in.</summary>
+internal readonly struct WriteTurn(SemaphoreSlim? writers) : IDisposable
+{
+    public void Dispose() => writers?.Release();
 }
 
 internal static class PersistenceExtensions

@@ -1,0 +1,154 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+
+namespace Opsgate.Bench;
+
+/// <summary>
+/// One Opsgate server as a child process (<c>dotnet opsgate.dll</c>, no shell) on a loopback port with a
+/// temp data dir. Disposing kills it and removes the dir; so does this process exiting, as a last resort.
+/// </summary>
+internal sealed class ServerProcess : IAsyncDisposable
+{
+    private static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(60);
+
+    private readonly Process _process;
+    private readonly string _dataDir;
+    private int _stopped;
+
+    private ServerProcess(Process process, string dataDir, Uri baseAddress, string adminKey)
+    {
+        _process = process;
+        _dataDir = dataDir;
+        BaseAddress = baseAddress;
+        AdminKey = adminKey;
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => Stop();
+    }
+
+    public Uri BaseAddress { get; }
+    public string AdminKey { get; }
+    public int ProcessId => _process.Id;
+
+    public static async Task<ServerProcess> StartAsync(BenchOptions options, HttpClient http, CancellationToken ct)
+    {
+        var port = options.Port ?? FreeLoopbackPort();
+        var baseAddress = new Uri($"http://127.0.0.1:{port}/");
+        var dataDir = Directory.CreateTempSubdirectory("opsgate-bench-").FullName;
+        var adminKey = "og_bench_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+
+        var start = new ProcessStartInfo("dotnet")
+        {
+            UseShellExecute = false,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = dataDir,
+        };
+        foreach (var arg in new[] { options.ServerDll, "--urls", $"http://127.0.0.1:{port}", "--DataDir", dataDir, "--Logging:LogLevel:Default=Warning" })
+            start.ArgumentList.Add(arg);
+        // Only the settings below reach the server, not whatever OPSGATE_ variables this shell happens to have.
+        foreach (var name in Environment.GetEnvironmentVariables().Keys.Cast<string>().Where(IsOpsgateVariable).ToList())
+            start.Environment.Remove(name);
+        start.Environment["OPSGATE_AUTH__BOOTSTRAPADMINKEY"] = adminKey;
+        // The default limit (100 requests/s per principal) would measure the limiter, not the server.
+        start.Environment["OPSGATE_RATELIMIT__ENABLED"] = "false";
+        if (options.PostgresConnectionString is { } cs)
+        {
+            start.Environment["OPSGATE_DATABASE__PROVIDER"] = "postgres";
+            start.Environment["OPSGATE_DATABASE__CONNECTIONSTRING"] = cs;
+        }
+
+        var process = Process.Start(start) ?? throw new BenchException("could not start dotnet");
+        process.OutputDataReceived += (_, e) => Forward(e.Data);
+        process.ErrorDataReceived += (_, e) => Forward(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        var server = new ServerProcess(process, dataDir, baseAddress, adminKey);
+        try
+        {
+            await server.WaitReadyAsync(http, ct);
+            return server;
+        }
+        catch
+        {
+            await server.DisposeAsync();
+            throw;
+        }
+    }
+
+    private static bool IsOpsgateVariable(string name) => name.StartsWith("OPSGATE_", StringComparison.OrdinalIgnoreCase);
+
+    private static void Forward(string? line)
+    {
+        if (line is not null)
+            Console.Error.WriteLine($"[opsgate] {line}");
+    }
+
+    /// <summary>Polls /health/ready until it answers 200, the server exits, or <see cref="ReadyTimeout"/> passes.</summary>
+    private async Task WaitReadyAsync(HttpClient http, CancellationToken ct)
+    {
+        var deadline = Stopwatch.GetTimestamp() + (long)(ReadyTimeout.TotalSeconds * Stopwatch.Frequency);
+        var ready = new Uri(BaseAddress, "health/ready");
+        while (true)
+        {
+            if (_process.HasExited)
+                throw new BenchException($"opsgate exited with code {_process.ExitCode} before it was ready (its output is above)");
+            try
+            {
+                using var response = await http.GetAsync(ready, ct);
+                if (response.StatusCode == HttpStatusCode.OK)
+                    return;
+            }
+            catch (HttpRequestException)
+            {
+                // Not listening yet.
+            }
+            if (Stopwatch.GetTimestamp() > deadline)
+                throw new BenchException($"opsgate was not ready at {ready} within {ReadyTimeout.TotalSeconds} s");
+            await Task.Delay(TimeSpan.FromMilliseconds(100), ct);
+        }
+    }
+
+    private static int FreeLoopbackPort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private void Stop()
+    {
+        if (Interlocked.Exchange(ref _stopped, 1) != 0)
+            return;
+        try
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill(entireProcessTree: true);
+                _process.WaitForExit(TimeSpan.FromSeconds(10));
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            // Already gone.
+        }
+        try
+        {
+            Directory.Delete(_dataDir, recursive: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // A leftover temp dir is harmless; the next run makes its own.
+        }
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        Stop();
+        _process.Dispose();
+        return ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>An expected way for a run to fail (the server would not start, for one): reported in one line.</summary>
+internal sealed class BenchException(string message) : Exception(message);
