@@ -82,9 +82,8 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
 
     private async Task CommitAsync(List<Pending> batch)
     {
-        using var turn = await database.WaitToWriteAsync();
-        await using var connection = await database.OpenAsync();
-        await using var tx = Database.BeginWrite(connection);
+        await using var write = await database.WriteAsync();
+        var (connection, tx) = (write.Connection, write.Transaction);
         if (database.Dialect == DbDialect.Postgres)
             await connection.ExecuteAsync("SELECT pg_advisory_xact_lock(@key)", new { key = PostgresLockKey }, tx);
         var last = await connection.QuerySingleOrDefaultAsync<LastRow>("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1", transaction: tx);

@@ -57,14 +57,16 @@ internal sealed class ApiKeyStore(Database database, TimeProvider time, IOptions
             CreatedBy = createdBy,
             ExpiresAt = expiresAt?.ToUniversalTime().TruncateToMicroseconds(),
         };
-        using var turn = await database.WaitToWriteAsync(ct);
-        await using var connection = await database.OpenAsync(ct);
-        await connection.ExecuteAsync(
-            """
-            INSERT INTO api_keys (id, name, role, namespaces, key_hash, key_prefix, created_at, created_by, expires_at)
-            VALUES (@Id, @Name, @Role, @Namespaces, @KeyHash, @KeyPrefix, @CreatedAt, @CreatedBy, @ExpiresAt)
-            """,
-            new { row.Id, row.Name, row.Role, row.Namespaces, KeyHash = Hash(key), row.KeyPrefix, row.CreatedAt, row.CreatedBy, row.ExpiresAt });
+        await using (var write = await database.WriteAsync(ct))
+        {
+            await write.Connection.ExecuteAsync(
+                """
+                INSERT INTO api_keys (id, name, role, namespaces, key_hash, key_prefix, created_at, created_by, expires_at)
+                VALUES (@Id, @Name, @Role, @Namespaces, @KeyHash, @KeyPrefix, @CreatedAt, @CreatedBy, @ExpiresAt)
+                """,
+                new { row.Id, row.Name, row.Role, row.Namespaces, KeyHash = Hash(key), row.KeyPrefix, row.CreatedAt, row.CreatedBy, row.ExpiresAt }, write.Transaction);
+            await write.CommitAsync(ct);
+        }
         return (Normalize(row), key);
     }
 
@@ -79,9 +81,8 @@ internal sealed class ApiKeyStore(Database database, TimeProvider time, IOptions
 
     public async Task<RevokeOutcome> RevokeAsync(string id, CancellationToken ct)
     {
-        using var turn = await database.WaitToWriteAsync(ct);
-        await using var connection = await database.OpenAsync(ct);
-        await using var tx = Database.BeginWrite(connection);
+        await using var write = await database.WriteAsync(ct);
+        var (connection, tx) = (write.Connection, write.Transaction);
         var row = await connection.QuerySingleOrDefaultAsync<ApiKeyRow>($"SELECT {Columns} FROM api_keys WHERE id = @id", new { id }, tx);
         if (row is null)
             return RevokeOutcome.NotFound;
@@ -134,9 +135,8 @@ internal sealed class ApiKeyStore(Database database, TimeProvider time, IOptions
     public async Task InstallBootstrapAsync(string key, CancellationToken ct)
     {
         var now = time.GetUtcNow().UtcDateTime.TruncateToMicroseconds();
-        using var turn = await database.WaitToWriteAsync(ct);
-        await using var connection = await database.OpenAsync(ct);
-        await using var tx = Database.BeginWrite(connection);
+        await using var write = await database.WriteAsync(ct);
+        var (connection, tx) = (write.Connection, write.Transaction);
         await connection.ExecuteAsync("DELETE FROM api_keys WHERE id = @id", new { id = BootstrapId }, tx);
         await connection.ExecuteAsync(
             """

@@ -66,17 +66,31 @@ internal sealed class ClusterRegistry(
         if (await FindAsync(name, ct) is not null)
             throw new ClusterConflictException($"cluster '{name}' already exists");
         var now = time.GetUtcNow().UtcDateTime.TruncateToMicroseconds();
-        await secrets.PutAsync(SecretName(name), Encoding.UTF8.GetBytes(kubeconfigYaml), ct);
-        await using var connection = await database.OpenAsync(ct);
-        var inserted = await connection.ExecuteAsync(
-            """
-            INSERT INTO clusters (name, context, allowed_namespaces, server, created_at, created_by)
-            VALUES (@name, @context, @allowed, @server, @now, @actor)
-            ON CONFLICT (name) DO NOTHING
-            """,
-            new { name, context, allowed = JsonSerializer.Serialize(allowedNamespaces), server = target.Server.ToString(), now, actor });
-        if (inserted == 0)
-            throw new ClusterConflictException($"cluster '{name}' already exists");
+        // The row first: a name taken a moment ago by someone else must not get its kubeconfig overwritten.
+        await using (var write = await database.WriteAsync(ct))
+        {
+            var inserted = await write.Connection.ExecuteAsync(
+                """
+                INSERT INTO clusters (name, context, allowed_namespaces, server, created_at, created_by)
+                VALUES (@name, @context, @allowed, @server, @now, @actor)
+                ON CONFLICT (name) DO NOTHING
+                """,
+                new { name, context, allowed = JsonSerializer.Serialize(allowedNamespaces), server = target.Server.ToString(), now, actor }, write.Transaction);
+            if (inserted == 0)
+                throw new ClusterConflictException($"cluster '{name}' already exists");
+            await write.CommitAsync(ct);
+        }
+        try
+        {
+            await secrets.PutAsync(SecretName(name), Encoding.UTF8.GetBytes(kubeconfigYaml), ct);
+        }
+        catch
+        {
+            await using var undo = await database.WriteAsync(CancellationToken.None);
+            await undo.Connection.ExecuteAsync("DELETE FROM clusters WHERE name = @name", new { name }, undo.Transaction);
+            await undo.CommitAsync(CancellationToken.None);
+            throw;
+        }
         _cache = null;
         return new ClusterInfo(name, context, allowedNamespaces, target.Server.ToString(), "api", now, actor);
     }
@@ -86,8 +100,12 @@ internal sealed class ClusterRegistry(
     {
         if (Configured().Any(c => c.Info.Name == name))
             throw new ClusterConflictException($"cluster '{name}' is declared in configuration (Clusters:{name}); remove it there");
-        await using var connection = await database.OpenAsync(ct);
-        var removed = await connection.ExecuteAsync("DELETE FROM clusters WHERE name = @name", new { name });
+        int removed;
+        await using (var write = await database.WriteAsync(ct))
+        {
+            removed = await write.Connection.ExecuteAsync("DELETE FROM clusters WHERE name = @name", new { name }, write.Transaction);
+            await write.CommitAsync(ct);
+        }
         await secrets.DeleteAsync(SecretName(name), ct);
         _cache = null;
         if (_clients.TryRemove(name, out var client))

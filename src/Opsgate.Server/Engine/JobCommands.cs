@@ -21,8 +21,8 @@ internal sealed class JobCommands(Database database, JobStore store, JobSignals 
             return (CommandOutcome.NotFound, null);
         if (current == JobStatus.Running)
         {
-            await using var connection = await database.OpenAsync(ct);
-            await using var tx = Database.BeginWrite(connection);
+            await using var write = await database.WriteAsync(ct);
+            var (connection, tx) = (write.Connection, write.Transaction);
             var marked = await connection.ExecuteAsync(
                 "UPDATE jobs SET cancel_requested = @yes, cancel_requested_by = @by WHERE id = @id AND status = 'running'", new { id, by, yes = true }, tx);
             if (marked == 0)
@@ -48,8 +48,8 @@ internal sealed class JobCommands(Database database, JobStore store, JobSignals 
             return (CommandOutcome.NotFound, null);
         if (!JobStatus.CanMove(current, JobStatus.Pending) || current != JobStatus.Failed)
             return (CommandOutcome.WrongState, current);
-        await using var connection = await database.OpenAsync(ct);
-        await using var tx = Database.BeginWrite(connection);
+        await using var write = await database.WriteAsync(ct);
+        var (connection, tx) = (write.Connection, write.Transaction);
         var moved = await connection.ExecuteAsync(
             """
             UPDATE jobs SET status = 'pending', finished_at = NULL, error = NULL, deadline_at = NULL, cancel_requested = @no,
@@ -70,8 +70,8 @@ internal sealed class JobCommands(Database database, JobStore store, JobSignals 
 
     public async Task<(CommandOutcome Outcome, string? Status)> ApproveAsync(string id, string by, string? comment, CancellationToken ct)
     {
-        await using var connection = await database.OpenAsync(ct);
-        await using var tx = Database.BeginWrite(connection);
+        await using var write = await database.WriteAsync(ct);
+        var (connection, tx) = (write.Connection, write.Transaction);
         var moved = await connection.ExecuteAsync(
             "UPDATE jobs SET status = 'pending', decided_by = @by, decision_comment = @comment WHERE id = @id AND status = 'waiting_approval'",
             new { id, by, comment }, tx);
@@ -127,8 +127,8 @@ internal sealed class JobCommands(Database database, JobStore store, JobSignals 
     private async Task<bool> FinishWaitingAsync(string id, string from, string reason, CancellationToken ct, string? decidedBy = null, string? comment = null)
     {
         JobStatus.EnsureCanMove(from, JobStatus.Cancelled);
-        await using var connection = await database.OpenAsync(ct);
-        await using var tx = Database.BeginWrite(connection);
+        await using var write = await database.WriteAsync(ct);
+        var (connection, tx) = (write.Connection, write.Transaction);
         var moved = await connection.ExecuteAsync(
             """
             UPDATE jobs SET status = 'cancelled', error = @reason, finished_at = @now,

@@ -30,8 +30,8 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
     public async Task SubmitAsync(NewJob job, CancellationToken ct)
     {
         var now = Now();
-        await using var connection = await database.OpenAsync(ct);
-        await using var tx = Database.BeginWrite(connection);
+        await using var write = await database.WriteAsync(ct);
+        var (connection, tx) = (write.Connection, write.Transaction);
         await connection.ExecuteAsync(
             """
             INSERT INTO jobs (id, type, status, params, dry_run, actor, principal_id, source_ip, created_at, concurrency_key, approval_expires_at)
@@ -108,8 +108,9 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
             var now = Now();
             try
             {
-                await using var connection = await database.OpenAsync(ct);
-                var job = await connection.QuerySingleOrDefaultAsync<JobRow>(sql, new { owner, now, expires = now + lease });
+                await using var write = await database.WriteAsync(ct);
+                var job = await write.Connection.QuerySingleOrDefaultAsync<JobRow>(sql, new { owner, now, expires = now + lease }, write.Transaction);
+                await write.CommitAsync(ct);
                 return job is null ? null : Normalize(job);
             }
             catch (Exception e) when (IsUniqueViolation(e) && tries < 5)
@@ -127,33 +128,37 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
     /// <summary>Renews the lease. Returns null when the lease was lost, else whether a cancel was requested.</summary>
     public async Task<(bool CancelRequested, string? By)?> RenewLeaseAsync(string id, string owner, TimeSpan lease, CancellationToken ct)
     {
-        await using var connection = await database.OpenAsync(ct);
-        var row = await connection.QuerySingleOrDefaultAsync<LeaseState>(
+        await using var write = await database.WriteAsync(ct);
+        var row = await write.Connection.QuerySingleOrDefaultAsync<LeaseState>(
             "UPDATE jobs SET lease_expires_at = @expires WHERE id = @id AND lease_owner = @owner AND status = 'running' RETURNING cancel_requested, cancel_requested_by",
-            new { id, owner, expires = Now() + lease });
+            new { id, owner, expires = Now() + lease }, write.Transaction);
+        await write.CommitAsync(ct);
         return row is null ? null : (row.CancelRequested, row.CancelRequestedBy);
     }
 
     /// <summary>Lets the job be claimed at once (graceful shutdown: a restart or another worker resumes it without waiting).</summary>
     public async Task ReleaseLeaseAsync(string id, string owner)
     {
-        await using var connection = await database.OpenAsync();
-        await connection.ExecuteAsync("UPDATE jobs SET lease_expires_at = @now WHERE id = @id AND lease_owner = @owner AND status = 'running'",
-            new { id, owner, now = Now() });
+        await using var write = await database.WriteAsync();
+        await write.Connection.ExecuteAsync("UPDATE jobs SET lease_expires_at = @now WHERE id = @id AND lease_owner = @owner AND status = 'running'",
+            new { id, owner, now = Now() }, write.Transaction);
+        await write.CommitAsync();
     }
 
     public async Task<bool> SetDeadlineAsync(string id, string owner, DateTime deadline, CancellationToken ct)
     {
-        await using var connection = await database.OpenAsync(ct);
-        return await connection.ExecuteAsync("UPDATE jobs SET deadline_at = @deadline WHERE id = @id AND lease_owner = @owner AND deadline_at IS NULL",
-            new { id, owner, deadline }) > 0;
+        await using var write = await database.WriteAsync(ct);
+        var set = await write.Connection.ExecuteAsync("UPDATE jobs SET deadline_at = @deadline WHERE id = @id AND lease_owner = @owner AND deadline_at IS NULL",
+            new { id, owner, deadline }, write.Transaction);
+        await write.CommitAsync(ct);
+        return set > 0;
     }
 
     /// <summary>Appends events for a job <paramref name="owner"/> runs. False: lease lost.</summary>
     public async Task<bool> AppendAsync(string jobId, string owner, IReadOnlyList<NewEvent> events, CancellationToken ct)
     {
-        await using var connection = await database.OpenAsync(ct);
-        await using var tx = Database.BeginWrite(connection);
+        await using var write = await database.WriteAsync(ct);
+        var (connection, tx) = (write.Connection, write.Transaction);
         if (!await AppendEventsAsync(connection, tx, jobId, owner, events, ct))
             return false;
         await tx.CommitAsync(ct);
@@ -164,8 +169,8 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
     /// <summary>Updates a step and appends events in one transaction, if <paramref name="owner"/> still holds the job. False: lease lost.</summary>
     public async Task<bool> UpdateStepAsync(StepRow step, string owner, IReadOnlyList<NewEvent> events, CancellationToken ct)
     {
-        await using var connection = await database.OpenAsync(ct);
-        await using var tx = Database.BeginWrite(connection);
+        await using var write = await database.WriteAsync(ct);
+        var (connection, tx) = (write.Connection, write.Transaction);
         if (!await AppendEventsAsync(connection, tx, step.JobId, owner, events, ct))
             return false;
         await connection.ExecuteAsync(
@@ -183,8 +188,8 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
     public async Task<bool> FinishAsync(JobRow job, string owner, string status, string? error, IReadOnlyList<NewEvent> events, CancellationToken ct)
     {
         JobStatus.EnsureCanMove(job.Status, status);
-        await using var connection = await database.OpenAsync(ct);
-        await using var tx = Database.BeginWrite(connection);
+        await using var write = await database.WriteAsync(ct);
+        var (connection, tx) = (write.Connection, write.Transaction);
         if (!await AppendEventsAsync(connection, tx, job.Id, owner, events, ct))
             return false;
         // Steps that never ran are skipped, not left pending, once the job is over.

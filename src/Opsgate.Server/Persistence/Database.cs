@@ -92,18 +92,29 @@ internal sealed class Database : IAsyncDisposable
     }
 
     /// <summary>
-    /// Waits for this process's turn to write: hold it (<c>using</c>) from before the first write until after the commit.
-    /// On SQLite writers take turns; on PostgreSQL, which has row locks, every caller gets a turn at once.
+    /// Every write goes through here: waits for this process's turn to write (on SQLite writers take turns; on
+    /// PostgreSQL, which has row locks, every caller gets one at once), opens a connection and begins the write
+    /// transaction (BEGIN IMMEDIATE on SQLite). Disposing the scope rolls back what was not committed and lets
+    /// the next writer in. Never open a second scope while holding one: on SQLite that waits forever.
     /// </summary>
-    public async ValueTask<WriteTurn> WaitToWriteAsync(CancellationToken cancellationToken = default)
+    public async Task<WriteScope> WriteAsync(CancellationToken cancellationToken = default)
     {
-        if (_sqliteWriters is null)
-            return default;
-        await _sqliteWriters.WaitAsync(cancellationToken);
-        return new WriteTurn(_sqliteWriters);
+        if (_sqliteWriters is not null)
+            await _sqliteWriters.WaitAsync(cancellationToken);
+        try
+        {
+            var connection = await OpenAsync(cancellationToken);
+            var transaction = BeginWrite(connection);
+            return new WriteScope(connection, transaction, _sqliteWriters);
+        }
+        catch
+        {
+            _sqliteWriters?.Release();
+            throw;
+        }
     }
 
-    /// <summary>Begins a write transaction. On SQLite this is BEGIN IMMEDIATE, so writers queue instead of failing to upgrade a read lock.</summary>
+    /// <summary>Begins a write transaction on a connection the caller opened (start-up migrations, before any other writer exists).</summary>
     public static DbTransaction BeginWrite(DbConnection connection) =>
         connection is SqliteConnection sqlite ? sqlite.BeginTransaction(deferred: false) : connection.BeginTransaction();
 
@@ -125,10 +136,26 @@ internal sealed class Database : IAsyncDisposable
     }
 }
 
-/// <summary>A writer's turn from <see cref="Database.WaitToWriteAsync"/>; disposing it lets the next writer in.</summary>
-internal readonly struct WriteTurn(SemaphoreSlim? writers) : IDisposable
+/// <summary>A write transaction and this process's turn to write, from <see cref="Database.WriteAsync"/>.</summary>
+internal sealed class WriteScope(DbConnection connection, DbTransaction transaction, SemaphoreSlim? writers) : IAsyncDisposable
 {
-    public void Dispose() => writers?.Release();
+    public DbConnection Connection { get; } = connection;
+    public DbTransaction Transaction { get; } = transaction;
+
+    public Task CommitAsync(CancellationToken cancellationToken = default) => Transaction.CommitAsync(cancellationToken);
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            await Transaction.DisposeAsync();
+            await Connection.DisposeAsync();
+        }
+        finally
+        {
+            writers?.Release();
+        }
+    }
 }
 
 internal static class PersistenceExtensions

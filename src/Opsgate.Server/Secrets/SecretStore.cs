@@ -53,13 +53,14 @@ internal sealed class LocalSecretStore : ISecretStore, IDisposable
         nonce.CopyTo(sealedValue, 0);
         _aes.Encrypt(nonce, value, sealedValue.AsSpan(NonceSize + TagSize), sealedValue.AsSpan(NonceSize, TagSize), Encoding.UTF8.GetBytes(name));
         var now = _time.GetUtcNow().UtcDateTime.TruncateToMicroseconds();
-        await using var connection = await _database.OpenAsync(ct);
-        await connection.ExecuteAsync(
+        await using var write = await _database.WriteAsync(ct);
+        await write.Connection.ExecuteAsync(
             """
             INSERT INTO secrets (name, value, updated_at) VALUES (@name, @value, @now)
             ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
             """,
-            new { name, value = Prefix + Convert.ToBase64String(sealedValue), now });
+            new { name, value = Prefix + Convert.ToBase64String(sealedValue), now }, write.Transaction);
+        await write.CommitAsync(ct);
     }
 
     public async Task<byte[]?> GetAsync(string name, CancellationToken ct)
@@ -85,8 +86,9 @@ internal sealed class LocalSecretStore : ISecretStore, IDisposable
 
     public async Task DeleteAsync(string name, CancellationToken ct)
     {
-        await using var connection = await _database.OpenAsync(ct);
-        await connection.ExecuteAsync("DELETE FROM secrets WHERE name = @name", new { name });
+        await using var write = await _database.WriteAsync(ct);
+        await write.Connection.ExecuteAsync("DELETE FROM secrets WHERE name = @name", new { name }, write.Transaction);
+        await write.CommitAsync(ct);
     }
 
     public void Dispose() => _aes.Dispose();

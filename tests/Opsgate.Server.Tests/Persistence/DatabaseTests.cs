@@ -1,3 +1,4 @@
+using Dapper;
 using Microsoft.Extensions.Options;
 using Opsgate.Server.Hosting;
 using Opsgate.Server.Persistence;
@@ -12,25 +13,39 @@ public sealed class DatabaseTests
     {
         using var dir = new TempDir();
         await using var database = new Database(Options.Create(new DatabaseOptions()), Options.Create(new OpsgateOptions { DataDir = dir.Path }));
+        await using (var setup = await database.WriteAsync())
+        {
+            await setup.Connection.ExecuteAsync("CREATE TABLE t (v INTEGER)", transaction: setup.Transaction);
+            await setup.CommitAsync();
+        }
 
-        var first = await database.WaitToWriteAsync();
-        var second = database.WaitToWriteAsync().AsTask();
+        var first = await database.WriteAsync();
+        await first.Connection.ExecuteAsync("INSERT INTO t VALUES (1)", transaction: first.Transaction);
+        var second = database.WriteAsync();
         Assert.False(second.IsCompleted);
 
-        first.Dispose();
-        using var turn = await second.WaitAsync(TimeSpan.FromSeconds(30));
+        await first.CommitAsync();
+        await first.DisposeAsync();
+        await using (var turn = await second.WaitAsync(TimeSpan.FromSeconds(30)))
+        {
+            await turn.Connection.ExecuteAsync("INSERT INTO t VALUES (2)", transaction: turn.Transaction);
+            // not committed: disposing rolls it back
+        }
+
+        await using var read = await database.OpenAsync();
+        Assert.Equal([1L], await read.QueryAsync<long>("SELECT v FROM t"));
     }
 
     [Fact]
     public async Task Postgres_writers_never_wait_for_a_turn()
     {
-        // No connection is opened: the data source only parses the string.
-        var options = new DatabaseOptions { Provider = "postgres", ConnectionString = "Host=127.0.0.1;Port=1;Username=postgres;Database=postgres" };
+        await using var postgres = await PostgresDatabase.CreateAsync();
+        var options = new DatabaseOptions { Provider = "postgres", ConnectionString = postgres.ConnectionString };
         await using var database = new Database(Options.Create(options), Options.Create(new OpsgateOptions()));
 
-        using var first = await database.WaitToWriteAsync();
-        var second = database.WaitToWriteAsync();
-        Assert.True(second.IsCompleted);
-        using var turn = await second;
+        await using var first = await database.WriteAsync();
+        var second = database.WriteAsync();
+        await using var turn = await second.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.NotSame(first.Connection, turn.Connection);
     }
 }
