@@ -54,7 +54,7 @@ if ! command -v kubectl >/dev/null; then
 fi
 
 # --- 2. PostgreSQL on loopback, in a temp dir ---------------------------------------------------
-PG_PORT=${OPSGATE_TEST_PG_PORT:-55432}
+PG_PORT=${OPSGATE_TEST_PG_PORT:-25432}
 PGD=$(mktemp -d /tmp/opsgate-pg.XXXXXX)
 PG_BIN=/usr/lib/postgresql/15/bin
 pg_started=0
@@ -72,12 +72,21 @@ as_pg() {
 }
 if [ "$(id -u)" -eq 0 ]; then chown postgres: "$PGD"; fi
 
-log "starting PostgreSQL 15 on 127.0.0.1:$PG_PORT"
 as_pg "$PG_BIN/initdb" -D "$PGD/data" -A trust -U postgres --no-sync -E UTF8 >/dev/null
-as_pg "$PG_BIN/pg_ctl" -D "$PGD/data" -l "$PGD/server.log" -w -t 30 \
-  -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PGD -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
-  start >/dev/null
-pg_started=1
+# The default port sits below Linux's ephemeral range (32768-60999), so no outgoing connection can hold it;
+# if something listens there anyway, the next ports are tried.
+for attempt in 1 2 3 4 5; do
+  log "starting PostgreSQL 15 on 127.0.0.1:$PG_PORT"
+  if as_pg "$PG_BIN/pg_ctl" -D "$PGD/data" -l "$PGD/server.log" -w -t 30 \
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PGD -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+    start >/dev/null; then
+    pg_started=1
+    break
+  fi
+  log "PostgreSQL did not start on port $PG_PORT:"; tail -n 5 "$PGD/server.log" >&2 || true
+  [ "$attempt" -lt 5 ] || { log "giving up on PostgreSQL"; exit 1; }
+  PG_PORT=$((PG_PORT + 1))
+done
 export OPSGATE_TEST_POSTGRES="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=postgres;Pooling=true"
 
 # --- 3. the tests --------------------------------------------------------------------------------
