@@ -177,7 +177,7 @@ internal sealed partial class JobNotifier : BackgroundService
     [LoggerMessage(EventId = 651, Level = LogLevel.Warning, Message = "Webhook {Webhook} could not be told about job {JobId} after {Attempts} attempts: {Error}")]
     private static partial void LogNotSent(ILogger logger, string webhook, string jobId, int attempts, string error);
 
-    [LoggerMessage(EventId = 652, Level = LogLevel.Warning, Message = "The notification queue is full; job {JobId} is not announced")]
+    [LoggerMessage(EventId = 652, Level = LogLevel.Warning, Message = "The notification queue is full or closed (shutting down); job {JobId} is not announced")]
     private static partial void LogDropped(ILogger logger, string jobId);
 
     [LoggerMessage(EventId = 653, Level = LogLevel.Error, Message = "Announcing job {JobId} failed")]
