@@ -37,7 +37,8 @@ internal static class HttpDelivery
         Func<HttpResponseMessage, CancellationToken, Task<T>> read, CancellationToken ct)
     {
         var url = request.RequestUri!;
-        request.Headers.UserAgent.ParseAdd("opsgate");
+        if (!request.Headers.Contains("User-Agent"))
+            request.Headers.UserAgent.ParseAdd("opsgate");
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
         limit.CancelAfter(timeout);
         try
