@@ -1,3 +1,4 @@
+using Opsgate.Server.Engine.Notifications;
 using Opsgate.Server.Engine.Runbooks;
 using Opsgate.Server.Engine.Steps;
 
@@ -15,6 +16,7 @@ internal static class EngineExtensions
         services.AddSingleton<JobCommands>();
         services.AddSingleton<JobSubmission>();
         services.AddSingleton<JobRunner>();
+        builder.AddNotifications(); // before the worker: hosted services stop in reverse order, and jobs finishing at shutdown still notify
         services.AddSingleton<JobWorker>();
         services.AddHostedService(sp => sp.GetRequiredService<JobWorker>());
 
@@ -24,7 +26,9 @@ internal static class EngineExtensions
             .AddStepExecutor<KubeScaleStep>()
             .AddStepExecutor<KubeWaitStep>()
             .AddStepExecutor<KubeDeleteStep>()
-            .AddStepExecutor<KubeRestartStep>();
+            .AddStepExecutor<KubeRestartStep>()
+            .AddStepExecutor<HttpCallStep>()
+            .AddStepExecutor<NotifyWebhookStep>();
     }
 
     /// <summary>Registers a step kind; runbooks can use it from the next start.</summary>

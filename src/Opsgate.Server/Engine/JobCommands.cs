@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Dapper;
+using Opsgate.Server.Engine.Notifications;
 using Opsgate.Server.Persistence;
 
 namespace Opsgate.Server.Engine;
@@ -11,7 +12,7 @@ internal enum CommandOutcome { Done, NotFound, WrongState }
 /// whose UPDATE is conditioned on the current status, so two people acting at once cannot both win, and the
 /// move is checked against <see cref="JobStatus"/>'s state machine.
 /// </summary>
-internal sealed class JobCommands(Database database, JobStore store, JobSignals signals)
+internal sealed class JobCommands(Database database, JobStore store, JobSignals signals, JobNotifier notifier)
 {
     /// <summary>Pending or waiting jobs are cancelled at once; a running job is asked to stop (its step is interrupted promptly).</summary>
     public async Task<(CommandOutcome Outcome, string? Status)> CancelAsync(string id, string by, CancellationToken ct)
@@ -142,6 +143,7 @@ internal sealed class JobCommands(Database database, JobStore store, JobSignals 
             [new NewEvent("job.finished", null, new JsonObject { ["status"] = JobStatus.Cancelled, ["error"] = reason }, Final: true)], ct);
         await tx.CommitAsync(ct);
         signals.EventsAppended(id);
+        notifier.JobFinished(id);
         return true;
     }
 

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Options;
 using Opsgate.Server.Audit;
+using Opsgate.Server.Engine.Notifications;
 using Opsgate.Server.Engine.Runbooks;
 using Opsgate.Server.Engine.Steps;
 using Opsgate.Server.Observability;
@@ -16,7 +17,7 @@ namespace Opsgate.Server.Engine;
 /// anything: another worker owns the job now.
 /// </summary>
 internal sealed partial class JobRunner(
-    JobStore store, RunbookCatalog catalog, IEnumerable<IStepExecutor> executors, JobSignals signals, AuditWriter audit,
+    JobStore store, RunbookCatalog catalog, IEnumerable<IStepExecutor> executors, JobSignals signals, AuditWriter audit, JobNotifier notifier,
     OpsgateMetrics metrics, IOptions<JobsOptions> options, TimeProvider time, ILogger<JobRunner> logger)
 {
     private readonly FrozenDictionary<string, IStepExecutor> _executors = executors.ToFrozenDictionary(e => e.Kind, StringComparer.Ordinal);
@@ -260,6 +261,7 @@ internal sealed partial class JobRunner(
             LogLeaseLost(logger, job.Id);
             return;
         }
+        notifier.JobFinished(job.Id);
         var duration = (store.Now() - job.StartedAt!.Value).TotalSeconds;
         metrics.JobFinished(job.Type, status, duration);
         await Audit(job, $"job.{status}", status == JobStatus.Succeeded ? AuditStatus.Success : AuditStatus.Error, error);

@@ -160,6 +160,7 @@ public static class OpsgateHost
         _ = services.GetRequiredService<IOptions<AuthOptions>>().Value;
         _ = services.GetRequiredService<IOptions<KubeOptions>>().Value;
         _ = services.GetRequiredService<IOptions<JobsOptions>>().Value;
+        _ = services.GetRequiredService<IOptions<Engine.Notifications.NotificationsOptions>>().Value;
         _ = services.GetRequiredService<LocalSecretStore>();
         ValidateUrls(services.GetRequiredService<IConfiguration>()["urls"]);
     }

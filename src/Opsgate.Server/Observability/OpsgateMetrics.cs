@@ -19,6 +19,7 @@ internal sealed class OpsgateMetrics
     private readonly Counter<long> _jobs;
     private readonly Histogram<double> _jobDuration;
     private readonly Histogram<double> _jobStartLatency;
+    private readonly Counter<long> _notifications;
 
     public OpsgateMetrics(IMeterFactory meters)
     {
@@ -33,6 +34,7 @@ internal sealed class OpsgateMetrics
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600] });
         _jobStartLatency = Meter.CreateHistogram<double>("opsgate_job_start_latency_seconds", unit: "s", description: "Time from submit (or approval) to first start.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30] });
+        _notifications = Meter.CreateCounter<long>("opsgate_notifications_total", description: "Job notifications by webhook and outcome (sent, failed, dropped).");
 
         var process = Process.GetCurrentProcess();
         var started = new DateTimeOffset(process.StartTime.ToUniversalTime()).ToUnixTimeMilliseconds() / 1000.0;
@@ -61,6 +63,9 @@ internal sealed class OpsgateMetrics
         _jobs.Add(1, new("type", type), new("status", status));
         _jobDuration.Record(seconds, new KeyValuePair<string, object?>("type", type));
     }
+
+    public void Notification(string webhook, string status) =>
+        _notifications.Add(1, new("webhook", webhook), new("status", status));
 
     public void Operation(string cluster, string action, string status) =>
         _operations.Add(1, new("cluster", cluster), new("action", action), new("status", status));
