@@ -88,7 +88,7 @@ dotnet "$BENCH_DLL" "$@" || rc=1
 if [ "${BENCH_KUBE_CONSTANT:-0}" = 1 ]; then
   echo
   echo "## SQLite, kube with constant replicas"
-  dotnet "$BENCH_DLL" --only kube --kube-replicas constant "$@" || rc=1
+  dotnet "$BENCH_DLL" "$@" --only kube --kube-replicas constant || rc=1
 fi
 echo
 echo "## PostgreSQL"
