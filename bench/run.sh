@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# The foundation benchmark (see bench/README.md). It:
-#   1. builds the server and the benchmark in Release,
+# The benchmarks (see bench/README.md): the foundation (reads, mutations), kube (issue 3), jobs and jobs-memory (issue 4). It:
+#   1. builds the server, KubeSim and the benchmark in Release,
 #   2. prints the machine (nproc, CPU model, memory),
 #   3. starts its own PostgreSQL 15 on 127.0.0.1 in a temp dir, as scripts/test.sh does,
-#   4. runs bench/Opsgate.Bench on SQLite, then on PostgreSQL; each run starts its own Opsgate process,
+#   4. runs bench/Opsgate.Bench on SQLite (every scenario), then on PostgreSQL (all but kube); each run starts its
+#      own Opsgate process (and KubeSim for kube),
 #   5. stops PostgreSQL (also on failure or Ctrl-C) and exits non-zero if a run FAILED.
-# Extra arguments go to both runs (e.g. --duration 5 --rounds 3). Output is also kept in bench/results/.
+# Extra arguments go to both runs (e.g. --duration 5 --rounds 3; a later --only replaces the PostgreSQL run's).
+# Output is also kept in bench/results/.
 #
 # Environment:
 #   OPSGATE_BENCH_PG_PORT  PostgreSQL port (default 55440)
 #   BENCH_PG_DURABLE=1     run PostgreSQL with fsync, synchronous_commit and full_page_writes on (its defaults)
 #                          instead of scripts/test.sh's fsync=off synchronous_commit=off full_page_writes=off
+#   BENCH_KUBE_CONSTANT=1  also run kube on SQLite with constant replicas (KubeSim's controller idle); about 1 more minute
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -31,6 +34,7 @@ fi
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 log "dotnet build -c Release"
 dotnet build "$ROOT/bench/Opsgate.Bench/Opsgate.Bench.csproj" -c Release --nologo -v q >/dev/null
+dotnet build "$ROOT/tests/KubeSim/KubeSim.csproj" -c Release --nologo -v q >/dev/null
 BENCH_DLL="$ROOT/bench/Opsgate.Bench/bin/Release/net10.0/opsgate-bench.dll"
 
 mkdir -p "$ROOT/bench/results"
@@ -81,9 +85,15 @@ rc=0
 echo
 echo "## SQLite"
 dotnet "$BENCH_DLL" "$@" || rc=1
+if [ "${BENCH_KUBE_CONSTANT:-0}" = 1 ]; then
+  echo
+  echo "## SQLite, kube with constant replicas"
+  dotnet "$BENCH_DLL" "$@" --only kube --kube-replicas constant || rc=1
+fi
 echo
 echo "## PostgreSQL"
-dotnet "$BENCH_DLL" --postgres "Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=postgres;Pooling=true" "$@" || rc=1
+dotnet "$BENCH_DLL" --postgres "Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=postgres;Pooling=true" \
+  --only reads,mutations,jobs,jobs-memory "$@" || rc=1
 echo
 echo "load after the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
 log "output kept in ${OUT#"$ROOT"/}"

@@ -17,8 +17,15 @@ internal sealed class BenchOptions
           --concurrency N      concurrent clients (default 32)
           --max-requests N     cap on requests per scenario, whatever the time (default 2000000)
           --port N             loopback port for Opsgate (default: a free one)
-          --only SCENARIO      run only reads or only mutations (each still with its baseline)
+          --only LIST          comma-separated scenarios to run: reads, mutations, kube, jobs, jobs-memory (default: all)
+          --kubesim PATH       KubeSim.dll for the kube scenario (default: tests/KubeSim/bin/<configuration>/net10.0/KubeSim.dll)
+          --kube-replicas MODE alternate (default: 2, 3, 2, ... so KubeSim's controller creates and deletes pods) or constant (always 2)
+          --jobs N             jobs submitted in the measured part of the jobs scenario (default 10000)
+          --job-clients N      concurrent submitting clients in the jobs scenario (default 16)
+          --waiting-jobs N     jobs left waiting in the jobs-memory scenario (default 1000)
         """;
+
+    public static readonly string[] Scenarios = ["reads", "mutations", "kube", "jobs", "jobs-memory"];
 
     public string ServerDll { get; private set; } = "";
     public string? PostgresConnectionString { get; private set; }
@@ -28,9 +35,14 @@ internal sealed class BenchOptions
     public int Concurrency { get; private set; } = 32;
     public long MaxRequests { get; private set; } = 2_000_000;
     public int? Port { get; private set; }
-    public string? Only { get; private set; }
+    public IReadOnlySet<string>? Only { get; private set; }
+    public string KubeSimDll { get; private set; } = "";
+    public bool KubeAlternate { get; private set; } = true;
+    public int Jobs { get; private set; } = 10_000;
+    public int JobClients { get; private set; } = 16;
+    public int WaitingJobs { get; private set; } = 1_000;
 
-    public bool Runs(string scenario) => Only is null || Only == scenario;
+    public bool Runs(string scenario) => Only is null || Only.Contains(scenario);
 
     public string DatabaseName => PostgresConnectionString is null ? "SQLite" : "PostgreSQL";
 
@@ -39,6 +51,7 @@ internal sealed class BenchOptions
     {
         var o = new BenchOptions();
         string? server = null;
+        string? kubesim = null;
         for (var i = 0; i < args.Length; i++)
         {
             var name = args[i];
@@ -54,14 +67,35 @@ internal sealed class BenchOptions
                 case "--max-requests": o.MaxRequests = Number(name, Value(), 1, 50_000_000); break;
                 case "--port": o.Port = (int)Number(name, Value(), 1, 65535); break;
                 case "--only":
-                    o.Only = Value() is "reads" or "mutations" ? args[i] : throw new ArgumentException($"--only takes reads or mutations, not '{args[i]}'");
+                    var only = Value().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                    if (only.Length == 0 || only.Any(x => !Scenarios.Contains(x)))
+                        throw new ArgumentException($"--only takes a comma-separated list of {string.Join(", ", Scenarios)}, not '{args[i]}'");
+                    o.Only = only.ToHashSet(StringComparer.Ordinal);
                     break;
+                case "--kubesim": kubesim = Value(); break;
+                case "--kube-replicas":
+                    o.KubeAlternate = Value() switch
+                    {
+                        "alternate" => true,
+                        "constant" => false,
+                        _ => throw new ArgumentException($"--kube-replicas takes alternate or constant, not '{args[i]}'"),
+                    };
+                    break;
+                case "--jobs": o.Jobs = (int)Number(name, Value(), 1, 1_000_000); break;
+                case "--job-clients": o.JobClients = (int)Number(name, Value(), 1, 1024); break;
+                case "--waiting-jobs": o.WaitingJobs = (int)Number(name, Value(), 1, 100_000); break;
                 default: throw new ArgumentException($"unknown argument '{name}'");
             }
         }
-        o.ServerDll = Path.GetFullPath(server ?? DefaultServerDll());
+        o.ServerDll = Path.GetFullPath(server ?? DefaultDll("src/Opsgate.Server", "opsgate.dll"));
         if (!File.Exists(o.ServerDll))
             throw new ArgumentException($"{o.ServerDll} does not exist; build the server first (dotnet build -c Release) or pass --server");
+        if (o.Runs("kube"))
+        {
+            o.KubeSimDll = Path.GetFullPath(kubesim ?? DefaultDll("tests/KubeSim", "KubeSim.dll"));
+            if (!File.Exists(o.KubeSimDll))
+                throw new ArgumentException($"{o.KubeSimDll} does not exist; build it first (dotnet build tests/KubeSim -c Release) or pass --kubesim");
+        }
         return o;
     }
 
@@ -70,15 +104,15 @@ internal sealed class BenchOptions
             ? n
             : throw new ArgumentException($"{name} must be a whole number from {min} to {max}, not '{value}'");
 
-    /// <summary>The server built in the same configuration as this program, found from the repository root.</summary>
-    private static string DefaultServerDll()
+    /// <summary>A project's output built in the same configuration as this program, found from the repository root.</summary>
+    private static string DefaultDll(string project, string dll)
     {
         var configuration = typeof(BenchOptions).Assembly.GetCustomAttribute<AssemblyConfigurationAttribute>()?.Configuration ?? "Release";
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
             if (File.Exists(Path.Combine(dir.FullName, "Opsgate.slnx")))
-                return Path.Combine(dir.FullName, "src", "Opsgate.Server", "bin", configuration, "net10.0", "opsgate.dll");
+                return Path.Combine(dir.FullName, project, "bin", configuration, "net10.0", dll);
         }
-        throw new ArgumentException("cannot find the repository root (Opsgate.slnx) above this program; pass --server");
+        throw new ArgumentException($"cannot find the repository root (Opsgate.slnx) above this program to find {dll}; pass its path");
     }
 }

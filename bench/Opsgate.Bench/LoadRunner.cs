@@ -101,4 +101,15 @@ internal static class LoadRunner
             workers.Sum(w => w.Requests), workers.Sum(w => w.Errors), workers.Select(w => w.FirstError).FirstOrDefault(e => e is not null),
             elapsed, all, byKind, Stopwatch.GetElapsedTime(started, Math.Max(started, slowest.SlowestStarted)));
     }
+
+    /// <summary>Unmeasured load first (JIT tiering, pools, caches), then the measured run; warm-up failures count too.</summary>
+    public static async Task<(LoadResult? Warmup, LoadResult Measured)> RunWithWarmupAsync(
+        BenchOptions options, Iteration iteration, int kinds, CancellationToken ct, int? concurrency = null)
+    {
+        var clients = concurrency ?? options.Concurrency;
+        var warmup = options.Warmup > TimeSpan.Zero
+            ? await RunAsync(iteration, kinds, clients, options.Warmup, options.MaxRequests, ct)
+            : null;
+        return (warmup, await RunAsync(iteration, kinds, clients, options.Duration, options.MaxRequests, ct));
+    }
 }

@@ -72,15 +72,86 @@ internal static class Bench
             $"settings: {options.DatabaseName}, {options.Concurrency} concurrent clients (one HttpClient, {options.Concurrency} connections), " +
             $"{options.Duration.TotalSeconds:0} s per scenario after {options.Warmup.TotalSeconds:0} s warm-up, {options.Rounds} rounds, at most {options.MaxRequests:N0} requests per scenario"));
         o.WriteLine("server: dotnet opsgate.dll, separate process, 127.0.0.1 only, RateLimit:Enabled=false, Logging:LogLevel:Default=Warning");
-        o.WriteLine("baseline: GET /health/live (no auth, no database), measured just before each scenario on the same server");
-        o.WriteLine("reads: GET /api/v1/audit?limit=1 with X-API-Key (admin)");
-        o.WriteLine("mutations: each iteration is POST /api/v1/apikeys {name, role: viewer} then DELETE /api/v1/apikeys/{id}; each of the two requests counts as one mutation");
+        if (options.Runs("reads") || options.Runs("mutations"))
+        {
+            o.WriteLine("baseline: GET /health/live (no auth, no database), measured just before each scenario on the same server");
+            o.WriteLine("reads: GET /api/v1/audit?limit=1 with X-API-Key (admin)");
+            o.WriteLine("mutations: each iteration is POST /api/v1/apikeys {name, role: viewer} then DELETE /api/v1/apikeys/{id}; each of the two requests counts as one mutation");
+        }
+        if (options.Runs("kube"))
+            o.WriteLine(KubeBench.Describe(options));
+        if (options.Runs("jobs"))
+            o.WriteLine(JobsBench.Describe(options));
+        if (options.Runs("jobs-memory"))
+            o.WriteLine(JobsMemoryBench.Describe(options));
 
-        await using var server = await ServerProcess.StartAsync(options, http, ct);
-        o.WriteLine($"server pid {server.ProcessId} at {server.BaseAddress}");
-        var s = new Scenarios(http, slow, server.BaseAddress, server.AdminKey);
-        await s.LatestAuditIdAsync(ct); // fails fast if the key is not accepted
+        var measurements = new List<Measurement>();
+        var kube = new List<KubeMeasurement>();
+        var jobs = new List<JobsMeasurement>();
+        var memory = new List<MemoryMeasurement>();
+        if (options.Runs("reads") || options.Runs("mutations") || options.Runs("kube") || options.Runs("jobs"))
+        {
+            await using var server = await ServerProcess.StartAsync(options, http, ct);
+            o.WriteLine($"server pid {server.ProcessId} at {server.BaseAddress}");
+            var s = new Scenarios(http, slow, server.BaseAddress, server.AdminKey);
+            await s.LatestAuditIdAsync(ct); // fails fast if the key is not accepted
 
+            if (options.Runs("reads") || options.Runs("mutations"))
+                measurements.AddRange(await FoundationAsync(options, o, s, ct));
+
+            if (options.Runs("kube"))
+            {
+                await using var sim = await KubeSimProcess.StartAsync(options.KubeSimDll, http, ct);
+                var status = await KubeBench.RegisterAsync(slow, s, server.BaseAddress, sim, ct);
+                o.WriteLine($"kubesim pid {sim.ProcessId} at {sim.BaseAddress}, registered with Opsgate as cluster '{KubeBench.Cluster}' ({status})");
+                var k = new KubeBench(options, s, server.BaseAddress, sim);
+                for (var round = 1; round <= options.Rounds; round++)
+                    kube.Add(await k.MeasureAsync(o, round, ct));
+            }
+
+            if (options.Runs("jobs"))
+            {
+                var j = new JobsBench(options, s, new ServerReadings(slow, s, server.BaseAddress), server.BaseAddress);
+                await j.WarmUpAsync(o, ct);
+                // One round: 10,000 jobs are a large sample already, and each round costs a minute or more on 2 cores.
+                jobs.Add(await j.MeasureAsync(o, 1, ct));
+            }
+        }
+
+        // A server of its own, started after the other one stopped: on PostgreSQL they would share the job queue.
+        if (options.Runs("jobs-memory"))
+            memory.Add(await JobsMemoryBench.RunAsync(options, o, http, slow, ct));
+
+        if (measurements.Count > 0)
+        {
+            o.WriteLine();
+            Report.Table(o, measurements);
+            o.WriteLine();
+            Report.Summary(o, measurements);
+        }
+        if (kube.Count > 0)
+        {
+            o.WriteLine();
+            KubeBench.Table(o, kube);
+        }
+        if (jobs.Count > 0)
+        {
+            o.WriteLine();
+            JobsBench.Table(o, jobs);
+        }
+        if (memory.Count > 0)
+        {
+            o.WriteLine();
+            MemoryMeasurement.Table(o, memory);
+        }
+        var failed = measurements.Any(m => m.Failure is not null) || kube.Any(m => m.Failure is not null)
+            || jobs.Any(m => m.Failure is not null) || memory.Any(m => m.Failure is not null);
+        return failed ? 1 : 0;
+    }
+
+    /// <summary>The foundation scenarios: reads and audited mutations, each after its /health/live baseline.</summary>
+    private static async Task<List<Measurement>> FoundationAsync(BenchOptions options, TextWriter o, Scenarios s, CancellationToken ct)
+    {
         // A fresh server JITs as it goes: give every scenario's code path one unmeasured pass first.
         if (options.Warmup > TimeSpan.Zero)
         {
@@ -97,24 +168,19 @@ internal static class Bench
             if (options.Runs("mutations"))
                 measurements.Add(await MeasureAsync(options, o, round, "mutations", s.Mutate, 2, MutationTarget, s, mutating: true, ct));
         }
-
-        o.WriteLine();
-        Report.Table(o, measurements);
-        o.WriteLine();
-        Report.Summary(o, measurements);
-        return measurements.Any(m => m.Failure is not null) ? 1 : 0;
+        return measurements;
     }
 
     private static async Task<Measurement> MeasureAsync(
         BenchOptions options, TextWriter o, int round, string name, Iteration iteration, int kinds, Target target, Scenarios s, bool mutating, CancellationToken ct)
     {
-        var (baselineWarmup, baseline) = await RunWithWarmupAsync(options, s.Baseline, 1, ct);
+        var (baselineWarmup, baseline) = await LoadRunner.RunWithWarmupAsync(options, s.Baseline, 1, ct);
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"round {round} baseline: {Report.Line(baseline)}"));
 
         var auditBefore = mutating ? await s.LatestAuditIdAsync(ct) : 0;
         var sentBefore = s.MutationsSent;
-        var (warmup, result) = await RunWithWarmupAsync(options, iteration, kinds, ct);
+        var (warmup, result) = await LoadRunner.RunWithWarmupAsync(options, iteration, kinds, ct);
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"round {round} {name}: {Report.Line(result)}"));
 
@@ -141,14 +207,5 @@ internal static class Bench
                 failures.Add($"the audit log grew by {added} entries for {sent} mutating requests");
         }
         return new Measurement(options.DatabaseName, round, name, result, baseline, target, failures.Count == 0 ? null : string.Join("; ", failures));
-    }
-
-    /// <summary>Unmeasured load first (JIT tiering, pools, caches), then the measured run; warm-up failures count too.</summary>
-    private static async Task<(LoadResult? Warmup, LoadResult Measured)> RunWithWarmupAsync(BenchOptions options, Iteration iteration, int kinds, CancellationToken ct)
-    {
-        var warmup = options.Warmup > TimeSpan.Zero
-            ? await LoadRunner.RunAsync(iteration, kinds, options.Concurrency, options.Warmup, options.MaxRequests, ct)
-            : null;
-        return (warmup, await LoadRunner.RunAsync(iteration, kinds, options.Concurrency, options.Duration, options.MaxRequests, ct));
     }
 }

@@ -128,7 +128,40 @@ internal sealed class Scenarios(HttpClient http, HttpClient slow, Uri baseAddres
         w.Record(0, started, error);
     }
 
-    private HttpRequestMessage Authenticated(HttpMethod method, Uri uri)
+    /// <summary>
+    /// Sends one request made by <paramref name="request"/> and records it as <paramref name="kind"/>: an error unless it
+    /// answers <paramref name="expected"/>. Returns the body of an expected answer (null otherwise).
+    /// </summary>
+    public async Task<byte[]?> SendAsync(Worker w, int kind, Func<HttpRequestMessage> request, HttpStatusCode expected, CancellationToken ct)
+    {
+        var started = Stopwatch.GetTimestamp();
+        string? error;
+        byte[]? content = null;
+        using var message = request();
+        var what = $"{message.Method} {message.RequestUri?.AbsolutePath}";
+        try
+        {
+            using var response = await http.SendAsync(message, ct);
+            content = await response.Content.ReadAsByteArrayAsync(ct);
+            error = Unexpected(response, expected);
+        }
+        catch (Exception e) when (IsRequestFailure(e, ct))
+        {
+            error = $"{what}: {e.GetType().Name}: {e.Message}";
+        }
+        w.Record(kind, started, error);
+        return error is null ? content : null;
+    }
+
+    /// <summary>A JSON request with the admin key.</summary>
+    public HttpRequestMessage AuthenticatedJson(HttpMethod method, Uri uri, byte[] body)
+    {
+        var request = Authenticated(method, uri);
+        request.Content = new ByteArrayContent(body) { Headers = { ContentType = Json } };
+        return request;
+    }
+
+    public HttpRequestMessage Authenticated(HttpMethod method, Uri uri)
     {
         var request = new HttpRequestMessage(method, uri);
         request.Headers.Add("X-API-Key", adminKey);

@@ -30,7 +30,8 @@ internal sealed class ServerProcess : IAsyncDisposable
     public string AdminKey { get; }
     public int ProcessId => _process.Id;
 
-    public static async Task<ServerProcess> StartAsync(BenchOptions options, HttpClient http, CancellationToken ct)
+    /// <param name="extraArgs">More server settings on its command line (e.g. <c>--Jobs:Workers=1</c>).</param>
+    public static async Task<ServerProcess> StartAsync(BenchOptions options, HttpClient http, CancellationToken ct, params string[] extraArgs)
     {
         var port = options.Port ?? FreeLoopbackPort();
         var baseAddress = new Uri($"http://127.0.0.1:{port}/");
@@ -44,7 +45,7 @@ internal sealed class ServerProcess : IAsyncDisposable
             RedirectStandardError = true,
             WorkingDirectory = dataDir,
         };
-        foreach (var arg in new[] { options.ServerDll, "--urls", $"http://127.0.0.1:{port}", "--DataDir", dataDir, "--Logging:LogLevel:Default=Warning" })
+        foreach (var arg in new[] { options.ServerDll, "--urls", $"http://127.0.0.1:{port}", "--DataDir", dataDir, "--Logging:LogLevel:Default=Warning" }.Concat(extraArgs))
             start.ArgumentList.Add(arg);
         // Only the settings below reach the server, not whatever OPSGATE_ variables this shell happens to have.
         foreach (var name in Environment.GetEnvironmentVariables().Keys.Cast<string>().Where(IsOpsgateVariable).ToList())
@@ -74,6 +75,15 @@ internal sealed class ServerProcess : IAsyncDisposable
             await server.DisposeAsync();
             throw;
         }
+    }
+
+    /// <summary>A line of /proc/&lt;pid&gt;/status in bytes: VmRSS (resident now) or VmHWM (the peak so far).</summary>
+    public long ProcStatusBytes(string field)
+    {
+        var line = File.ReadLines($"/proc/{_process.Id}/status").FirstOrDefault(l => l.StartsWith(field + ":", StringComparison.Ordinal))
+            ?? throw new BenchException($"/proc/{_process.Id}/status has no {field}");
+        var kb = line[(field.Length + 1)..].Trim().Split(' ')[0];
+        return long.Parse(kb, System.Globalization.CultureInfo.InvariantCulture) * 1024;
     }
 
     private static bool IsOpsgateVariable(string name) => name.StartsWith("OPSGATE_", StringComparison.OrdinalIgnoreCase);

@@ -84,24 +84,36 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
     /// expired (its worker died; the job resumes at its first unfinished step). A pending job whose concurrency
     /// key is held by a running job waits. The claimed row is invisible to other workers until the lease expires.
     /// At-least-once: a step that was running when its worker died runs again, so steps must be idempotent.
+    /// The oldest pending and the oldest expired job are looked up apart, each in index order, and the older one
+    /// taken: one query with <c>status = 'pending' OR status = 'running'</c> sorted every queued job on every claim,
+    /// so claims got slower as the queue grew (and on SQLite held every writer's turn meanwhile).
     /// </summary>
     public async Task<JobRow?> ClaimAsync(string owner, TimeSpan lease, CancellationToken ct)
     {
-        const string Claimable =
+        const string FreeKey =
             """
-            (status = 'pending' OR (status = 'running' AND lease_expires_at < @now))
-            AND (concurrency_key IS NULL OR NOT EXISTS (
+            (concurrency_key IS NULL OR NOT EXISTS (
                 SELECT 1 FROM jobs holder WHERE holder.concurrency_key = jobs.concurrency_key AND holder.status = 'running' AND holder.id <> jobs.id))
             """;
+        const string Pending = $"SELECT id, created_at FROM jobs WHERE status = 'pending' AND {FreeKey} ORDER BY created_at, id LIMIT 1";
+        const string Expired = $"SELECT id, created_at FROM jobs WHERE status = 'running' AND lease_expires_at < @now AND {FreeKey} ORDER BY created_at, id LIMIT 1";
         const string Set =
             "status = 'running', lease_owner = @owner, lease_expires_at = @expires, attempt = attempt + 1, started_at = COALESCE(started_at, @now)";
         var sql = database.Dialect == DbDialect.Postgres
             ? $"""
                UPDATE jobs SET {Set} FROM (
-                   SELECT id AS claimed FROM jobs WHERE {Claimable} ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) c
+                   SELECT id AS claimed FROM (
+                       SELECT * FROM ({Pending} FOR UPDATE SKIP LOCKED) p
+                       UNION ALL
+                       SELECT * FROM ({Expired} FOR UPDATE SKIP LOCKED) e
+                   ) candidates ORDER BY created_at, id LIMIT 1) c
                WHERE jobs.id = c.claimed RETURNING {Prefixed("jobs.")}
                """
-            : $"UPDATE jobs SET {Set} WHERE id = (SELECT id FROM jobs WHERE {Claimable} ORDER BY created_at, id LIMIT 1) RETURNING {JobColumns}";
+            : $"""
+               UPDATE jobs SET {Set} WHERE id = (
+                   SELECT id FROM (SELECT * FROM ({Pending}) UNION ALL SELECT * FROM ({Expired})) ORDER BY created_at, id LIMIT 1)
+               RETURNING {JobColumns}
+               """;
 
         for (var tries = 0; ; tries++)
         {

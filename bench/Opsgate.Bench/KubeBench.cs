@@ -1,0 +1,127 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+
+namespace Opsgate.Bench;
+
+/// <summary>One round of the kube scenario: the same scale sent directly to KubeSim, then through Opsgate.</summary>
+internal sealed record KubeMeasurement(string Database, int Round, LoadResult Direct, LoadResult Opsgate, string? Failure)
+{
+    /// <summary>The issue's target: Opsgate adds at most 1 ms at p50 and keeps at least half the direct throughput.</summary>
+    public const double MaxAddedP50Ms = 1.0;
+    public const double MinRatio = 0.5;
+
+    public double Ratio => Opsgate.PerSecond / Direct.PerSecond;
+    public double AddedP50Ms => Opsgate.All.P50Ms - Direct.All.P50Ms;
+    public bool Met => AddedP50Ms <= MaxAddedP50Ms && Ratio >= MinRatio;
+
+    public string Verdict => Failure is not null ? "FAILED"
+        : Met ? "met"
+        : "missed (" + string.Join(", ", new[] { AddedP50Ms > MaxAddedP50Ms ? "p50" : null, Ratio < MinRatio ? "rate" : null }.Where(x => x is not null)) + ")";
+}
+
+/// <summary>
+/// The kube scenario (issue 3): an audited <c>POST /api/v1/clusters/{c}/namespaces/prod/deployments/web/scale</c>
+/// through Opsgate against the same merge patch of the scale subresource sent straight to KubeSim, which runs as
+/// its own process. The direct run is measured just before each Opsgate run and is its baseline.
+/// </summary>
+internal sealed class KubeBench(BenchOptions options, Scenarios s, Uri opsgate, KubeSimProcess sim)
+{
+    public const string Cluster = "bench";
+    private static readonly MediaTypeHeaderValue MergePatch = new("application/merge-patch+json");
+
+    private readonly Uri _direct = new(sim.BaseAddress, $"apis/apps/v1/namespaces/{KubeSimProcess.Namespace}/deployments/{KubeSimProcess.Deployment}/scale");
+    private readonly Uri _through = new(opsgate, $"api/v1/clusters/{Cluster}/namespaces/{KubeSimProcess.Namespace}/deployments/{KubeSimProcess.Deployment}/scale");
+    private long _counter;
+    private long _opsgateSent;
+
+    public static string Describe(BenchOptions options) =>
+        $"kube: direct = PATCH <kubesim>/apis/apps/v1/namespaces/prod/deployments/web/scale (merge patch) to KubeSim; " +
+        $"through Opsgate = POST /api/v1/clusters/{Cluster}/namespaces/prod/deployments/web/scale with X-API-Key (admin), audited; " +
+        (options.KubeAlternate
+            ? "replicas alternate 2, 3, 2, ... across all requests (every request changes the deployment, so KubeSim's controller creates and deletes pods in both runs)"
+            : "replicas always 2 (no request changes the deployment; KubeSim's controller stays idle)");
+
+    /// <summary>Registers KubeSim with Opsgate as cluster <see cref="Cluster"/>, allowed namespace prod.</summary>
+    /// <returns>The cluster's status as Opsgate probed it at registration ("connected" when KubeSim answered).</returns>
+    public static async Task<string> RegisterAsync(HttpClient slow, Scenarios s, Uri opsgate, KubeSimProcess sim, CancellationToken ct)
+    {
+        var kubeconfig = Convert.ToBase64String(Encoding.UTF8.GetBytes(sim.Kubeconfig));
+        var body = Encoding.UTF8.GetBytes($$"""{"name":"{{Cluster}}","kubeconfig":"{{kubeconfig}}","allowed_namespaces":["{{KubeSimProcess.Namespace}}"]}""");
+        using var request = s.AuthenticatedJson(HttpMethod.Post, new Uri(opsgate, "api/v1/clusters"), body);
+        using var response = await slow.SendAsync(request, ct);
+        var text = await response.Content.ReadAsStringAsync(ct);
+        if (response.StatusCode != HttpStatusCode.Created)
+            throw new BenchException($"POST /api/v1/clusters answered {(int)response.StatusCode}: {text}");
+        using var doc = System.Text.Json.JsonDocument.Parse(text);
+        var status = doc.RootElement.GetProperty("status").GetString() ?? "";
+        if (status != "connected")
+            throw new BenchException($"Opsgate registered KubeSim but could not reach it: {text}");
+        return status;
+    }
+
+    private int NextReplicas() => options.KubeAlternate ? 2 + (int)(Interlocked.Increment(ref _counter) & 1) : 2;
+
+    public Task Direct(Worker w, CancellationToken ct)
+    {
+        var body = Encoding.UTF8.GetBytes("{\"spec\":{\"replicas\":" + NextReplicas().ToString(CultureInfo.InvariantCulture) + "}}");
+        return s.SendAsync(w, 0, () => new HttpRequestMessage(HttpMethod.Patch, _direct)
+        {
+            Content = new ByteArrayContent(body) { Headers = { ContentType = MergePatch } },
+        }, HttpStatusCode.OK, ct);
+    }
+
+    public Task ThroughOpsgate(Worker w, CancellationToken ct)
+    {
+        var body = Encoding.UTF8.GetBytes($$"""{"replicas":{{NextReplicas().ToString(CultureInfo.InvariantCulture)}}}""");
+        return s.SendAsync(w, 0, () =>
+        {
+            Interlocked.Increment(ref _opsgateSent);
+            return s.AuthenticatedJson(HttpMethod.Post, _through, body);
+        }, HttpStatusCode.OK, ct);
+    }
+
+    public async Task<KubeMeasurement> MeasureAsync(TextWriter o, int round, CancellationToken ct)
+    {
+        var (directWarmup, direct) = await LoadRunner.RunWithWarmupAsync(options, Direct, 1, ct);
+        o.WriteLine($"round {round} kube direct: {Report.Line(direct)}");
+
+        var auditBefore = await s.LatestAuditIdAsync(ct);
+        var sentBefore = Interlocked.Read(ref _opsgateSent);
+        var (warmup, through) = await LoadRunner.RunWithWarmupAsync(options, ThroughOpsgate, 1, ct);
+        o.WriteLine($"round {round} kube through Opsgate: {Report.Line(through)}");
+
+        var failures = new List<string>();
+        foreach (var (what, r) in new[] { ("direct warm-up", directWarmup), ("direct", direct), ("Opsgate warm-up", warmup), ("through Opsgate", through) })
+        {
+            if (r?.Errors > 0)
+                failures.Add($"{what}: {r.Errors} failed requests, the first: {r.FirstError}");
+        }
+        var verify = await s.VerifyAsync(ct);
+        var added = await s.LatestAuditIdAsync(ct) - auditBefore;
+        var sent = Interlocked.Read(ref _opsgateSent) - sentBefore;
+        o.WriteLine($"  audit: {added:N0} entries added for {sent:N0} scale requests through Opsgate (warm-up included); verify: ok={verify.Ok}, {verify.Entries:N0} entries{(verify.Reason is null ? "" : ", " + verify.Reason)}");
+        if (!verify.Ok)
+            failures.Add($"GET /api/v1/audit/verify is not ok: {verify.Reason}");
+        if (added != sent)
+            failures.Add($"the audit log grew by {added} entries for {sent} scale requests");
+        return new KubeMeasurement(options.DatabaseName, round, direct, through, failures.Count == 0 ? null : string.Join("; ", failures));
+    }
+
+    public static void Table(TextWriter o, IReadOnlyList<KubeMeasurement> measurements)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        o.WriteLine("| database | round | direct req/s | direct p50 ms | direct p99 ms | Opsgate req/s | Opsgate p50 ms | Opsgate p99 ms | ratio | added p50 ms | added p99 ms | target | result |");
+        o.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
+        foreach (var m in measurements)
+        {
+            o.WriteLine(string.Create(inv,
+                $"| {m.Database} | {m.Round} | {m.Direct.PerSecond:N0} | {m.Direct.All.P50Ms:0.00} | {m.Direct.All.P99Ms:0.00} | " +
+                $"{m.Opsgate.PerSecond:N0} | {m.Opsgate.All.P50Ms:0.00} | {m.Opsgate.All.P99Ms:0.00} | {m.Ratio:0.000} | {m.AddedP50Ms:0.00} | " +
+                $"{m.Opsgate.All.P99Ms - m.Direct.All.P99Ms:0.00} | added p50 <= 1 ms, ratio >= 0.5 | {m.Verdict} |"));
+        }
+        foreach (var f in measurements.Where(m => m.Failure is not null))
+            o.WriteLine($"kube round {f.Round} FAILED: {f.Failure}");
+    }
+}
