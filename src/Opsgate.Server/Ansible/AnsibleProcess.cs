@@ -94,6 +94,7 @@ internal sealed partial class AnsibleProcess(JobStore store, IOptions<AnsibleOpt
             }
             writer.Complete();
             await writer.Completion;
+            await CloseSshMastersAsync(files.ControlPath);
             LogExited(logger, run.JobId, process.ExitCode, writer.Events);
             lock (stderrTail)
                 return new AnsibleRunResult(process.ExitCode, stopped, writer.Tally, string.Join('\n', stderrTail), writer.Events, writer.LeaseLost);
@@ -239,6 +240,39 @@ internal sealed partial class AnsibleProcess(JobStore store, IOptions<AnsibleOpt
         NativeMethods.SignalGroup(process.Id, NativeMethods.SigKill);
     }
 
+    /// <summary>
+    /// ssh's ControlPersist masters detach into their own session and would outlive the run by a minute, holding
+    /// connections to every host; each is told to exit through its control socket.
+    /// </summary>
+    private async Task CloseSshMastersAsync(string controlDir)
+    {
+        foreach (var socket in Directory.EnumerateFileSystemEntries(controlDir))
+        {
+            try
+            {
+                var psi = new ProcessStartInfo(FindOnSafePath("ssh"))
+                {
+                    UseShellExecute = false, RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true,
+                };
+                foreach (var arg in new[] { "-O", "exit", "-o", "ControlPath=" + socket, "opsgate-control-master" })
+                    psi.ArgumentList.Add(arg);
+                psi.Environment.Clear();
+                psi.Environment["PATH"] = SafePath;
+                using var ssh = Process.Start(psi)!;
+                ssh.StandardInput.Close();
+                using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                var stderr = ssh.StandardError.ReadToEndAsync(limit.Token);
+                await Task.WhenAll(ssh.StandardOutput.ReadToEndAsync(limit.Token), stderr, ssh.WaitForExitAsync(limit.Token));
+                if (ssh.ExitCode != 0)
+                    throw new IOException($"ssh -O exit: {(await stderr).Trim()}");
+            }
+            catch (Exception e) when (e is OperationCanceledException or InvalidOperationException or System.ComponentModel.Win32Exception or IOException)
+            {
+                LogMasterNotClosed(logger, socket, e);
+            }
+        }
+    }
+
     private const int StderrTailLines = 20;
 
     private static async Task PumpOutputAsync(StreamReader reader, string stream, AnsibleEventWriter writer, Queue<string>? tail, CancellationToken ct)
@@ -310,6 +344,9 @@ internal sealed partial class AnsibleProcess(JobStore store, IOptions<AnsibleOpt
 
     [LoggerMessage(EventId = 1103, Level = LogLevel.Warning, Message = "Job {JobId}: ansible's output was still open after it exited; stopped reading")]
     private static partial void LogDrainCut(ILogger logger, string jobId);
+
+    [LoggerMessage(EventId = 1105, Level = LogLevel.Warning, Message = "Could not close the ssh control master {Socket}; it exits by itself after ControlPersist")]
+    private static partial void LogMasterNotClosed(ILogger logger, string socket, Exception exception);
 
     [LoggerMessage(EventId = 1104, Level = LogLevel.Warning, Message = "Could not delete the Ansible run directory {Directory}")]
     private static partial void LogCleanupFailed(ILogger logger, string directory, Exception exception);
