@@ -168,7 +168,7 @@ internal sealed partial class JobRunner(
             using var stepTimeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
             if (definition.Timeout is { } limit)
                 stepTimeout.CancelAfter(limit);
-            var context = new StepContext(job.Id, step.Name, step.StepOrder, step.Attempts, job.DryRun, inputs,
+            var context = new StepContext(job.Id, run.Owner, step.Name, step.StepOrder, step.Attempts, job.DryRun, inputs,
                 (detail, data) => ProgressAsync(run, step, detail, data));
             var watch = Stopwatch.StartNew();
             string? error;

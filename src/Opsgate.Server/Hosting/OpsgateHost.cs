@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Configuration.CommandLine;
 using Microsoft.Extensions.Options;
+using Opsgate.Server.Ansible;
 using Opsgate.Server.Api;
 using Opsgate.Server.Audit;
 using Opsgate.Server.Auth;
@@ -40,6 +41,7 @@ public static class OpsgateHost
         builder.AddSecrets();
         builder.AddKubernetes();
         builder.AddJobEngine();
+        builder.AddAnsible();
         configureServices?.Invoke(builder.Services);
 
         var app = builder.Build();
@@ -54,6 +56,7 @@ public static class OpsgateHost
         app.MapClustersApi();
         app.MapKubeOpsApi();
         app.MapJobsApi();
+        app.MapAnsibleApi();
         return app;
     }
 
@@ -161,6 +164,7 @@ public static class OpsgateHost
         _ = services.GetRequiredService<IOptions<KubeOptions>>().Value;
         _ = services.GetRequiredService<IOptions<JobsOptions>>().Value;
         _ = services.GetRequiredService<IOptions<Engine.Notifications.NotificationsOptions>>().Value;
+        _ = services.GetRequiredService<IOptions<Ansible.AnsibleOptions>>().Value;
         _ = services.GetRequiredService<LocalSecretStore>();
         ValidateUrls(services.GetRequiredService<IConfiguration>()["urls"]);
     }

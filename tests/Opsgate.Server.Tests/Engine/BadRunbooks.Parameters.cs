@@ -109,7 +109,7 @@ internal static partial class BadRunbooks
             steps:
               - name: a
                 kind: noop
-            """, 4, "type of parameter 'ns' must be string, int, bool or enum, not 'text'"),
+            """, 4, "type of parameter 'ns' must be string, int, bool, enum or object, not 'text'"),
         new("parameter name with capitals", """
             name: demo
             parameters:

@@ -27,7 +27,7 @@ internal static partial class BadRunbooks
                 kind: noop
               - name: b
                 kind: k8s.scael
-            """, 6, "step 'b' has an unknown kind 'k8s.scael' (known kinds: http.call, k8s.delete, k8s.restart, k8s.scale, k8s.wait, noop, notify.webhook, sleep)"),
+            """, 6, "step 'b' has an unknown kind 'k8s.scael' (known kinds: ansible.run, http.call, k8s.delete, k8s.restart, k8s.scale, k8s.wait, noop, notify.webhook, sleep)"),
         new("input the kind does not declare", """
             name: demo
             steps:

@@ -22,6 +22,10 @@ internal static class FakeExecutors
             Req("url"), Opt("method"), new StepInput("headers", InputType.Object, false, "request headers"),
             new StepInput("body", InputType.Any, false, "request body"), new StepInput("expect_status", InputType.Int, false, "expected status")),
         new Fake("notify.webhook", Req("url"), Opt("format"), Req("message")),
+        new Fake("ansible.run",
+            Opt("playbook"), Opt("playbook_yaml"), Req("inventory"), Opt("limit"), new StepInput("extra_vars", InputType.Object, false, "extra vars"),
+            new StepInput("check", InputType.Bool, false, "check mode"), new StepInput("diff", InputType.Bool, false, "diff"),
+            new StepInput("forks", InputType.Int, false, "forks"), Opt("tags"), new StepInput("timeout", InputType.Duration, false, "run limit")),
     ];
 
     public static IReadOnlyDictionary<string, IStepExecutor> ByKind { get; } = List.ToDictionary(e => e.Kind);

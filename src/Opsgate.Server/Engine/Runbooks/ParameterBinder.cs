@@ -61,6 +61,8 @@ internal static class ParameterBinder
                 return integer ? null : "must be an integer" + Range(parameter);
             case ParameterType.Bool:
                 return kind is JsonValueKind.True or JsonValueKind.False ? null : "must be true or false";
+            case ParameterType.Object:
+                return value is JsonObject ? null : "must be an object";
             case ParameterType.Enum:
                 var allowed = parameter.Values ?? [];
                 return kind == JsonValueKind.String && allowed.Contains(value.GetValue<string>(), StringComparer.Ordinal)

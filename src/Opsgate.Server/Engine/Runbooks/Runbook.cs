@@ -21,7 +21,8 @@ internal sealed record Runbook(
     public RunbookParameter? Parameter(string name) => Parameters.FirstOrDefault(p => p.Name == name);
 }
 
-internal enum ParameterType { String, Int, Bool, Enum }
+/// <summary>Object: a JSON object passed through as is (Ansible extra vars).</summary>
+internal enum ParameterType { String, Int, Bool, Enum, Object }
 
 /// <param name="Default">Used when the parameter is not given; its JSON type matches <paramref name="Type"/>.</param>
 /// <param name="Values">The allowed values of an enum.</param>

@@ -67,7 +67,8 @@ internal static partial class RunbookLoader
             "int" => ParameterType.Int,
             "bool" => ParameterType.Bool,
             "enum" => ParameterType.Enum,
-            var other => throw y.Error(typeNode, $"type of {what} must be string, int, bool or enum, not '{other}'"),
+            "object" => ParameterType.Object,
+            var other => throw y.Error(typeNode, $"type of {what} must be string, int, bool, enum or object, not '{other}'"),
         };
         var required = f.TryGetValue("required", out var r) && y.Bool(r, "required");
 

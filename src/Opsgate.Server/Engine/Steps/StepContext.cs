@@ -3,9 +3,11 @@ using System.Text.Json.Nodes;
 namespace Opsgate.Server.Engine.Steps;
 
 /// <summary>Everything a step executor gets: its rendered inputs, the job it belongs to, and a way to report progress.</summary>
-internal sealed class StepContext(string jobId, string stepName, int stepOrder, int attempt, bool dryRun, JsonObject inputs, Func<string, JsonObject?, Task> progress)
+/// <param name="owner">The worker holding the job's lease: steps that write to the job themselves guard each write with it.</param>
+internal sealed class StepContext(string jobId, string owner, string stepName, int stepOrder, int attempt, bool dryRun, JsonObject inputs, Func<string, JsonObject?, Task> progress)
 {
     public string JobId { get; } = jobId;
+    public string Owner { get; } = owner;
     public string StepName { get; } = stepName;
     public int StepOrder { get; } = stepOrder;
     /// <summary>1 on the first try; higher on retries and after a resume.</summary>

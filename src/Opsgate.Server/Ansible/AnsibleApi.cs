@@ -1,0 +1,42 @@
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Opsgate.Server.Auth;
+using Opsgate.Server.Engine;
+using Opsgate.Server.Http;
+
+namespace Opsgate.Server.Ansible;
+
+/// <summary>One host's PLAY RECAP figures, summed over the job's ansible.run steps.</summary>
+internal sealed record HostStatsView(
+    string Target, string JobId, DateTime? JobStartTime, int Ok, int Changed, int Failed, int Skipped, int Unreachable, int Rescued, int Ignored, bool Complete);
+
+/// <summary>pansible's "Get job results" entry: the host's failures (null when none) and its stats.</summary>
+internal sealed record HostResultView(IReadOnlyList<JsonNode?>? Failures, HostStatsView Stats);
+
+internal static class AnsibleApi
+{
+    public static void MapAnsibleApi(this WebApplication app)
+    {
+        app.MapGet("/api/v1/jobs/{id}/hosts", Hosts).RequireRole(Role.Viewer).WithTags("Jobs")
+            .WithSummary("Per-host results of the job's Ansible runs, keyed by host: the PLAY RECAP figures and the failures with their messages.");
+    }
+
+    private static async Task<Results<Ok<SortedDictionary<string, HostResultView>>, ProblemHttpResult>> Hosts(
+        string id, JobStore jobs, AnsibleResults results, CancellationToken ct)
+    {
+        if (!JobIds.IsValid(id))
+            return Problems.Invalid("id", "must be a job id (26 characters, as returned by submit)");
+        if (await jobs.GetAsync(id, ct) is not { } found)
+            return Problems.NotFound($"job {id} does not exist");
+        var view = new SortedDictionary<string, HostResultView>(StringComparer.Ordinal);
+        foreach (var host in (await results.ListAsync(id, ct)).GroupBy(r => r.Host, StringComparer.Ordinal))
+        {
+            var failures = host.Where(r => r.Failures is not null).SelectMany(r => JsonNode.Parse(r.Failures!)!.AsArray().Select(f => f?.DeepClone())).ToList();
+            view[host.Key] = new HostResultView(
+                failures.Count == 0 ? null : failures,
+                new HostStatsView(host.Key, id, found.Job.StartedAt, host.Sum(r => r.Ok), host.Sum(r => r.Changed), host.Sum(r => r.Failed), host.Sum(r => r.Skipped),
+                    host.Sum(r => r.Unreachable), host.Sum(r => r.Rescued), host.Sum(r => r.Ignored), host.All(r => r.Complete)));
+        }
+        return TypedResults.Ok(view);
+    }
+}

@@ -1,0 +1,145 @@
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Options;
+using Opsgate.Server.Engine;
+using Opsgate.Server.Engine.Runbooks;
+using Opsgate.Server.Engine.Steps;
+
+namespace Opsgate.Server.Ansible;
+
+/// <summary>
+/// <c>ansible.run</c>: runs a playbook over an inventory with <c>ansible-playbook</c>. Every task result per host is on
+/// the job's event stream as it happens (<c>ansible.*</c> events, in batches); per-host results are kept in
+/// <c>job_hosts</c> (<c>GET /api/v1/jobs/{id}/hosts</c>), also for a run that was stopped. In a dry run the playbook runs
+/// in check mode. A re-run after a crash runs the playbook again: playbooks are expected to be idempotent, as Ansible's are.
+/// </summary>
+internal sealed class AnsibleRunStep(AnsibleProcess runner, AnsibleResults results, IOptions<AnsibleOptions> options) : IStepExecutor
+{
+    public const int MaxForks = 500;
+
+    public string Kind => "ansible.run";
+    public string Description => "Run an Ansible playbook over an inventory; per-host results and live events.";
+    public IReadOnlyList<StepInput> Inputs { get; } =
+    [
+        new("playbook", InputType.String, false, "path of the playbook under Ansible:PlaybookDirectory (or give playbook_yaml)"),
+        new("playbook_yaml", InputType.String, false, "the playbook itself, as YAML text"),
+        new("inventory", InputType.String, true, "Ansible YAML inventory (groups, children, host ranges, vars)"),
+        new("limit", InputType.String, false, "ansible-playbook --limit pattern"),
+        new("extra_vars", InputType.Object, false, "extra variables (-e), passed in a private file"),
+        new("check", InputType.Bool, false, "check mode: report what would change, change nothing"),
+        new("diff", InputType.Bool, false, "show differences of changed files and templates"),
+        new("forks", InputType.Int, false, $"parallel hosts, 1..{MaxForks} (ansible's default: 5)"),
+        new("tags", InputType.String, false, "only tasks with these tags (comma-separated)"),
+        new("timeout", InputType.Duration, false, "limit for the run; at most Ansible:RunTimeout"),
+    ];
+
+    public async Task<StepOutcome> ExecuteAsync(StepContext context, CancellationToken cancellationToken)
+    {
+        var o = options.Value;
+        var forks = context.Inputs["forks"] is null ? (int?)null : context.Int("forks");
+        if (forks is < 1 or > MaxForks)
+            throw new StepFailedException($"forks must be between 1 and {MaxForks}, not {forks}");
+        var timeout = context.OptionalString("timeout") is { } t ? Durations.Parse(t) : o.RunTimeout;
+        if (timeout > o.RunTimeout)
+            timeout = o.RunTimeout;
+        var check = context.Bool("check") || context.DryRun;
+
+        var playbookDir = context.OptionalString("playbook_yaml") is { } inline ? Directory.CreateTempSubdirectory("opsgate-playbook-") : null;
+        try
+        {
+            string playbook;
+            if (playbookDir is not null)
+            {
+                if (context.OptionalString("playbook") is not null)
+                    throw new StepFailedException("give playbook or playbook_yaml, not both");
+                playbook = Path.Combine(playbookDir.FullName, "playbook.yml");
+                await File.WriteAllTextAsync(playbook, context.String("playbook_yaml"), cancellationToken);
+            }
+            else
+            {
+                playbook = ResolvePlaybook(context.OptionalString("playbook") ?? throw new StepFailedException("give playbook (a path under Ansible:PlaybookDirectory) or playbook_yaml"), o.PlaybookDirectory);
+            }
+
+            var request = new AnsibleRunRequest(context.JobId, context.Owner, context.StepOrder, context.StepName, playbook, context.String("inventory"),
+                context.OptionalString("limit"), context.Inputs["extra_vars"]?.AsObject(), check, context.Bool("diff"), forks, context.OptionalString("tags"), timeout);
+            var run = await runner.RunAsync(request, cancellationToken);
+            return await ConcludeAsync(context, run, check, timeout);
+        }
+        finally
+        {
+            playbookDir?.Delete(recursive: true);
+        }
+    }
+
+    private static string FirstFailure(HostResult host)
+    {
+        var first = host.Failures.FirstOrDefault(f => f["kind"]?.GetValue<string>() == "failed") ?? host.Failures.FirstOrDefault();
+        var message = first?["message"]?.GetValue<string>() ?? "(no message)";
+        if (message.Length > 300)
+            message = message[..300] + "...";
+        return $"task '{first?["task"]?.GetValue<string>()}': {message}";
+    }
+
+    /// <summary>A path under the playbook directory; anything that would leave it is refused.</summary>
+    internal static string ResolvePlaybook(string relative, string? root)
+    {
+        if (string.IsNullOrWhiteSpace(root))
+            throw new StepFailedException("playbook paths need Ansible:PlaybookDirectory to be set; give playbook_yaml instead");
+        var full = Path.GetFullPath(Path.Combine(Path.GetFullPath(root), relative));
+        var prefix = Path.TrimEndingDirectorySeparator(Path.GetFullPath(root)) + Path.DirectorySeparatorChar;
+        if (!full.StartsWith(prefix, StringComparison.Ordinal))
+            throw new StepFailedException($"playbook '{relative}' is outside the playbook directory");
+        if (!File.Exists(full))
+            throw new StepFailedException($"playbook '{relative}' does not exist in the playbook directory");
+        return full;
+    }
+
+    private async Task<StepOutcome> ConcludeAsync(StepContext context, AnsibleRunResult run, bool check, TimeSpan timeout)
+    {
+        var hosts = run.Hosts.Hosts;
+        var failed = hosts.Where(h => h.Value.Failed > 0).Select(h => h.Key).ToList();
+        var unreachable = hosts.Where(h => h.Value.Unreachable > 0).Select(h => h.Key).ToList();
+        var changed = hosts.Count(h => h.Value.Changed > 0);
+        var outputs = new JsonObject
+        {
+            ["exit_code"] = run.ExitCode,
+            ["hosts"] = hosts.Count,
+            ["changed_hosts"] = changed,
+            ["failed_hosts"] = new JsonArray([.. failed.Select(h => (JsonNode)h)]),
+            ["unreachable_hosts"] = new JsonArray([.. unreachable.Select(h => (JsonNode)h)]),
+            ["complete"] = run.Hosts.Complete,
+            ["check"] = check,
+        };
+        var summary = new NewEvent("ansible.summary", context.StepOrder, outputs.DeepClone().AsObject());
+        summary.Data!["step"] = context.StepName;
+        summary.Data["stopped"] = run.Stopped?.ToString().ToLowerInvariant();
+        if (run.LeaseLost || !await results.SaveAsync(context.JobId, context.Owner, context.StepOrder, run.Hosts, [summary], CancellationToken.None))
+            throw new InvalidOperationException("the job's lease was lost during the playbook run; another worker owns the job now");
+
+        switch (run.Stopped)
+        {
+            case AnsibleStop.Cancelled:
+                throw new OperationCanceledException("the playbook run was stopped");
+            case AnsibleStop.TimedOut:
+                throw new StepFailedException($"ansible-playbook did not finish within {timeout} and was stopped");
+        }
+        var mode = check ? "check mode: " : "";
+        var hostList = (IReadOnlyList<string> names) => string.Join(", ", names.Take(10)) + (names.Count > 10 ? $" and {names.Count - 10} more" : "");
+        switch (run.ExitCode)
+        {
+            case 0:
+                return new StepOutcome($"{mode}playbook ran on {hosts.Count} hosts, {changed} changed", outputs);
+            case 2 or 4 or 6 when run.Hosts.Complete:
+                var parts = new List<string>();
+                if (failed.Count > 0)
+                    parts.Add($"{failed.Count} of {hosts.Count} hosts failed ({hostList(failed)}); first failure: {FirstFailure(hosts[failed[0]])}");
+                if (unreachable.Count > 0)
+                    parts.Add($"{unreachable.Count} of {hosts.Count} hosts unreachable ({hostList(unreachable)})");
+                throw new StepFailedException($"{mode}{string.Join("; ", parts.DefaultIfEmpty("hosts failed"))} (ansible-playbook exit code {run.ExitCode})");
+            case 99:
+                throw new StepFailedException("ansible-playbook was interrupted (exit code 99)");
+            default:
+                var why = run.StderrTail.Length == 0 ? "" : ": " + run.StderrTail;
+                throw new StepFailedException($"ansible-playbook failed with exit code {run.ExitCode}{why}");
+        }
+    }
+}
