@@ -62,6 +62,9 @@ internal sealed class OpsgateMetrics
         _jobDuration.Record(seconds, new KeyValuePair<string, object?>("type", type));
     }
 
+    /// <summary>A job that ended without running (cancelled, rejected or expired before it started): counted, no duration.</summary>
+    public void JobEnded(string type, string status) => _jobs.Add(1, new("type", type), new("status", status));
+
     public void Operation(string cluster, string action, string status) =>
         _operations.Add(1, new("cluster", cluster), new("action", action), new("status", status));
 
