@@ -1,6 +1,8 @@
 using System.Text.Json.Nodes;
 using Dapper;
+using Opsgate.Server.Audit;
 using Opsgate.Server.Engine.Notifications;
+using Opsgate.Server.Observability;
 using Opsgate.Server.Persistence;
 
 namespace Opsgate.Server.Engine;
@@ -12,10 +14,21 @@ internal enum CommandOutcome { Done, NotFound, WrongState }
 /// whose UPDATE is conditioned on the current status, so two people acting at once cannot both win, and the
 /// move is checked against <see cref="JobStatus"/>'s state machine.
 /// </summary>
-internal sealed class JobCommands(Database database, JobStore store, JobSignals signals, JobNotifier notifier)
+internal sealed class JobCommands(Database database, JobStore store, JobSignals signals, JobNotifier notifier, AuditWriter audit, OpsgateMetrics metrics)
 {
     /// <summary>Pending or waiting jobs are cancelled at once; a running job is asked to stop (its step is interrupted promptly).</summary>
     public async Task<(CommandOutcome Outcome, string? Status)> CancelAsync(string id, string by, CancellationToken ct)
+    {
+        // A pending job can be claimed between reading its status and cancelling it; then it is cancelled as a running one.
+        for (var tries = 0; ; tries++)
+        {
+            var result = await TryCancelAsync(id, by, ct);
+            if (result.Outcome != CommandOutcome.WrongState || !JobStatus.CanMove(result.Status!, JobStatus.Cancelled) || tries == 2)
+                return result;
+        }
+    }
+
+    private async Task<(CommandOutcome Outcome, string? Status)> TryCancelAsync(string id, string by, CancellationToken ct)
     {
         var current = await StatusAsync(id, ct);
         if (current is null)
@@ -71,23 +84,37 @@ internal sealed class JobCommands(Database database, JobStore store, JobSignals 
 
     public async Task<(CommandOutcome Outcome, string? Status)> ApproveAsync(string id, string by, string? comment, CancellationToken ct)
     {
+        if (await TryApproveAsync(id, by, comment, ct))
+        {
+            signals.EventsAppended(id);
+            signals.JobQueued();
+            return (CommandOutcome.Done, JobStatus.Pending);
+        }
+        var current = await StatusAsync(id, ct);
+        // Still waiting, so its approval window closed and housekeeping has not got to it yet: expire it now.
+        if (current == JobStatus.WaitingApproval && await ExpireApprovalsAsync(ct) > 0)
+            current = await StatusAsync(id, ct);
+        return (current is null ? CommandOutcome.NotFound : CommandOutcome.WrongState, current);
+    }
+
+    /// <summary>Moves a job waiting for approval, whose approval window is still open, to pending.</summary>
+    private async Task<bool> TryApproveAsync(string id, string by, string? comment, CancellationToken ct)
+    {
+        JobStatus.EnsureCanMove(JobStatus.WaitingApproval, JobStatus.Pending);
         await using var write = await database.WriteAsync(ct);
         var (connection, tx) = (write.Connection, write.Transaction);
         var moved = await connection.ExecuteAsync(
-            "UPDATE jobs SET status = 'pending', decided_by = @by, decision_comment = @comment WHERE id = @id AND status = 'waiting_approval'",
-            new { id, by, comment }, tx);
+            """
+            UPDATE jobs SET status = 'pending', decided_by = @by, decision_comment = @comment
+            WHERE id = @id AND status = 'waiting_approval' AND (approval_expires_at IS NULL OR approval_expires_at >= @now)
+            """,
+            new { id, by, comment, now = store.Now() }, tx);
         if (moved == 0)
-        {
-            await tx.RollbackAsync(ct);
-            var current = await StatusAsync(id, ct);
-            return (current is null ? CommandOutcome.NotFound : CommandOutcome.WrongState, current);
-        }
+            return false;
         await store.AppendEventsAsync(connection, tx, id, null, [new NewEvent("job.approved", null, new JsonObject { ["by"] = by, ["comment"] = comment })], ct);
         await NotifyAsync(connection, tx, id);
         await tx.CommitAsync(ct);
-        signals.EventsAppended(id);
-        signals.JobQueued();
-        return (CommandOutcome.Done, JobStatus.Pending);
+        return true;
     }
 
     public async Task<(CommandOutcome Outcome, string? Status)> RejectAsync(string id, string by, string? comment, CancellationToken ct)
@@ -112,7 +139,7 @@ internal sealed class JobCommands(Database database, JobStore store, JobSignals 
         var count = 0;
         foreach (var id in expired)
         {
-            if (await FinishWaitingAsync(id, JobStatus.WaitingApproval, "nobody approved it before the approval timeout", ct))
+            if (await FinishWaitingAsync(id, JobStatus.WaitingApproval, "nobody approved it before the approval timeout", ct, systemAction: "job.approval_expired"))
                 count++;
         }
         return count;
@@ -124,27 +151,57 @@ internal sealed class JobCommands(Database database, JobStore store, JobSignals 
         return await connection.QuerySingleOrDefaultAsync<string>("SELECT status FROM jobs WHERE id = @id", new { id });
     }
 
-    /// <summary>Ends a job that never started (pending or waiting approval) as cancelled, its steps skipped.</summary>
-    private async Task<bool> FinishWaitingAsync(string id, string from, string reason, CancellationToken ct, string? decidedBy = null, string? comment = null)
+    /// <summary>
+    /// Ends a job that never started (pending or waiting approval) as cancelled, its steps skipped. A person's cancel or
+    /// reject is audited by its endpoint; a change the server makes on its own (<paramref name="systemAction"/>) is audited here.
+    /// </summary>
+    private async Task<bool> FinishWaitingAsync(string id, string from, string reason, CancellationToken ct, string? decidedBy = null, string? comment = null,
+        string? systemAction = null)
     {
         JobStatus.EnsureCanMove(from, JobStatus.Cancelled);
+        var job = await FinishWaitingRowAsync(id, from, reason, decidedBy, comment, ct);
+        if (job is null)
+            return false;
+        signals.EventsAppended(id);
+        notifier.JobFinished(id);
+        metrics.JobEnded(job.Type, JobStatus.Cancelled);
+        if (systemAction is not null)
+        {
+            await audit.AppendAsync(new AuditEntry
+            {
+                Actor = "opsgate",
+                Action = systemAction,
+                ResourceKind = "job",
+                ResourceName = id,
+                Status = AuditStatus.Success,
+                ErrorMessage = reason,
+                PrincipalId = "system:engine",
+                AuthMethod = "system",
+                DryRun = job.DryRun,
+                JobId = id,
+            });
+        }
+        return true;
+    }
+
+    private async Task<JobRow?> FinishWaitingRowAsync(string id, string from, string reason, string? decidedBy, string? comment, CancellationToken ct)
+    {
         await using var write = await database.WriteAsync(ct);
         var (connection, tx) = (write.Connection, write.Transaction);
-        var moved = await connection.ExecuteAsync(
+        var job = await connection.QuerySingleOrDefaultAsync<JobRow>(
             """
             UPDATE jobs SET status = 'cancelled', error = @reason, finished_at = @now,
                 decided_by = COALESCE(@decidedBy, decided_by), decision_comment = COALESCE(@comment, decision_comment)
             WHERE id = @id AND status = @from
+            RETURNING type, dry_run
             """, new { id, from, reason, now = store.Now(), decidedBy, comment }, tx);
-        if (moved == 0)
-            return false;
+        if (job is null)
+            return null;
         await connection.ExecuteAsync("UPDATE job_steps SET status = 'skipped' WHERE job_id = @id AND status = 'pending'", new { id }, tx);
         await store.AppendEventsAsync(connection, tx, id, null,
             [new NewEvent("job.finished", null, new JsonObject { ["status"] = JobStatus.Cancelled, ["error"] = reason }, Final: true)], ct);
         await tx.CommitAsync(ct);
-        signals.EventsAppended(id);
-        notifier.JobFinished(id);
-        return true;
+        return job;
     }
 
     private async Task NotifyAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction tx, string id)

@@ -31,14 +31,21 @@ internal static class JobEventStream
                 return;
             }
         }
-        if (await Refuse(http, id, from, store) )
+        if (await FindAsync(http, id, from, store) is not { } job)
             return;
+        if (JobStatus.IsFinished(job.Status) && from >= job.LastSeq)
+        {
+            // Nothing more will come. 204 also tells a browser's EventSource, which reconnects with Last-Event-ID
+            // when a stream ends, to stop reconnecting rather than hold an idle stream open forever.
+            http.Response.StatusCode = StatusCodes.Status204NoContent;
+            return;
+        }
         http.Response.ContentType = "text/event-stream";
         http.Response.Headers.CacheControl = "no-cache";
         http.Response.Headers["X-Accel-Buffering"] = "no";
         await http.Response.Body.FlushAsync(http.RequestAborted);
         var writer = http.Response.BodyWriter;
-        await PumpAsync(id, from, store, signals,
+        await PumpAsync(id, from, store, signals, ended: false,
             async (e, ct) =>
             {
                 var text = $"id: {e.Seq}\nevent: {e.Type}\ndata: {Json(e)}\n\n";
@@ -57,13 +64,13 @@ internal static class JobEventStream
             return;
         }
         var from = after ?? 0;
-        if (await Refuse(http, id, from, store))
+        if (await FindAsync(http, id, from, store) is not { } job)
             return;
         using var socket = await http.WebSockets.AcceptWebSocketAsync();
         using var closed = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted);
         // Reading is needed to notice the client closing; anything the client sends is ignored.
         var reading = DrainAsync(socket, closed);
-        await PumpAsync(id, from, store, signals,
+        await PumpAsync(id, from, store, signals, JobStatus.IsFinished(job.Status) && from >= job.LastSeq,
             (e, ct) => socket.SendAsync(Encoding.UTF8.GetBytes(Json(e)), WebSocketMessageType.Text, endOfMessage: true, ct),
             ct => Task.CompletedTask,
             ct => Task.CompletedTask,
@@ -74,30 +81,35 @@ internal static class JobEventStream
         await reading;
     }
 
-    private static async Task<bool> Refuse(HttpContext http, string id, long from, JobStore store)
+    /// <summary>The job, or null after answering 400/404.</summary>
+    private static async Task<JobRow?> FindAsync(HttpContext http, string id, long from, JobStore store)
     {
         if (!JobIds.IsValid(id))
         {
             await Problems.WriteAsync(http, 400, "Bad request", "id: must be a job id (26 characters, as returned by submit)");
-            return true;
+            return null;
         }
         if (from < 0)
         {
             await Problems.WriteAsync(http, 400, "Bad request", "after: must be 0 or a seq from this stream");
-            return true;
+            return null;
         }
-        if (await store.GetAsync(id, http.RequestAborted) is null)
+        if (await store.GetAsync(id, http.RequestAborted) is not { } found)
         {
             await Problems.WriteAsync(http, 404, "Not found", $"job {id} does not exist");
-            return true;
+            return null;
         }
-        return false;
+        return found.Job;
     }
 
-    private static async Task PumpAsync(string id, long after, JobStore store, JobSignals signals,
+    /// <param name="ended">The job is finished and the client has its last event already.</param>
+    private static async Task PumpAsync(string id, long after, JobStore store, JobSignals signals, bool ended,
         Func<JobEventRow, CancellationToken, Task> send, Func<CancellationToken, Task> keepAlive, Func<CancellationToken, Task> flush, CancellationToken ct)
     {
         var quiet = TimeSpan.Zero;
+        if (ended)
+            return;
+        string? last = null;
         try
         {
             while (!ct.IsCancellationRequested)
@@ -107,15 +119,15 @@ internal static class JobEventStream
                 {
                     await send(e, ct);
                     after = e.Seq;
-                    if (e.Type == "job.finished")
-                    {
-                        await flush(ct);
-                        return;
-                    }
+                    last = e.Type;
                 }
                 await flush(ct);
                 if (events.Count == Page)
                     continue;
+                // The end is the newest event being job.finished: a retried job has a job.finished from its failed run
+                // followed by job.retried and the events of the next run.
+                if (last == "job.finished")
+                    return;
                 if (events.Count > 0)
                     quiet = TimeSpan.Zero;
                 else if ((quiet += Recheck) >= KeepAlive)

@@ -24,7 +24,9 @@ internal sealed partial class JobRunner(
 
     private enum StopReason { None, Cancelled, TimedOut, LeaseLost, Shutdown }
 
-    public async Task RunAsync(JobRow job, string owner, CancellationToken stopping)
+    /// <param name="worker">The process running it (recorded in job.started).</param>
+    /// <param name="owner">This claim's lease token: unique per claim, so a slot that lost the lease cannot write as the slot that took over.</param>
+    public async Task RunAsync(JobRow job, string worker, string owner, CancellationToken stopping)
     {
         var lease = options.Value.LeaseDuration;
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(stopping);
@@ -36,7 +38,7 @@ internal sealed partial class JobRunner(
             cancelledBy = by ?? cancelledBy;
             cancel.Cancel();
         });
-        var context = new RunContext(job, owner);
+        var context = new RunContext(job, owner, stopping);
         try
         {
             var runbook = catalog.Find(job.Type);
@@ -45,7 +47,7 @@ internal sealed partial class JobRunner(
                 await FinishAsync(context, JobStatus.Failed, $"runbook '{job.Type}' is no longer loaded", stopping);
                 return;
             }
-            var started = new JsonObject { ["worker"] = owner, ["attempt"] = job.Attempt, ["resumed"] = job.Attempt > 1 };
+            var started = new JsonObject { ["worker"] = worker, ["attempt"] = job.Attempt, ["resumed"] = job.Attempt > 1 };
             if (!await store.AppendAsync(job.Id, owner, [new NewEvent("job.started", null, started)], stopping))
                 return;
             if (job.Attempt == 1)
@@ -53,9 +55,15 @@ internal sealed partial class JobRunner(
                 metrics.JobStarted(job.Type, (job.StartedAt!.Value - job.CreatedAt).TotalSeconds);
                 await Audit(job, "job.start", AuditStatus.Success, null);
             }
+            else
+            {
+                // A retried job (failed -> pending -> running) or one taken over from a dead worker.
+                await Audit(job, "job.resume", AuditStatus.Success, null);
+            }
             if (job.DeadlineAt is null && runbook.Options.Timeout is { } timeout)
             {
-                job.DeadlineAt = job.StartedAt!.Value + timeout;
+                // From this start, not the job's first one: a retry clears the deadline and gets the whole timeout again.
+                job.DeadlineAt = store.Now() + timeout;
                 await store.SetDeadlineAsync(job.Id, owner, job.DeadlineAt.Value, stopping);
             }
             if (job.DeadlineAt is { } deadline)
@@ -112,10 +120,12 @@ internal sealed partial class JobRunner(
         }
     }
 
-    private sealed class RunContext(JobRow job, string owner)
+    private sealed class RunContext(JobRow job, string owner, CancellationToken stopping)
     {
         public JobRow Job { get; } = job;
         public string Owner { get; } = owner;
+        /// <summary>Host shutdown: a step stopped by it runs again when the job resumes.</summary>
+        public CancellationToken Stopping { get; } = stopping;
         public string? Failure { get; set; }
         public StopReason? Outcome { get; set; }
     }
@@ -124,6 +134,14 @@ internal sealed partial class JobRunner(
     {
         var job = run.Job;
         var (_, steps) = await store.GetAsync(job.Id, ct) ?? throw new InvalidOperationException($"job {job.Id} vanished");
+        // The steps were stored from the runbook as it was at submit; running them from a different version would
+        // pair stored steps with the wrong definitions (or index past the end), so a changed runbook fails the job.
+        if (!steps.Select(s => (s.Name, s.Kind)).SequenceEqual(runbook.Steps.Select(s => (s.Name, s.Kind))))
+        {
+            run.Failure = $"runbook '{runbook.Name}' changed since the job was submitted: the job has steps " +
+                $"[{string.Join(", ", steps.Select(s => s.Name))}], the runbook now [{string.Join(", ", runbook.Steps.Select(s => s.Name))}]; submit it again";
+            return;
+        }
         var parameters = JsonNode.Parse(job.Params)!.AsObject();
         var outputs = new Dictionary<string, JsonObject>(StringComparer.Ordinal);
         foreach (var done in steps.Where(s => s.Status == StepStatus.Succeeded && s.Output is not null))
@@ -189,10 +207,7 @@ internal sealed partial class JobRunner(
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
-                step.Status = StepStatus.Skipped;
-                step.Detail = "stopped while running";
-                step.FinishedAt = store.Now();
-                await store.UpdateStepAsync(step, run.Owner, [Event("step.stopped", step, new JsonObject { ["detail"] = step.Detail })], CancellationToken.None);
+                await StopStepAsync(run, step, "stopped while running");
                 throw;
             }
             catch (OperationCanceledException) when (stepTimeout.IsCancellationRequested)
@@ -218,8 +233,31 @@ internal sealed partial class JobRunner(
             step.Detail = $"attempt {attempt} failed: {error}; retrying in {delay.TotalSeconds:0.###} s";
             if (!await store.UpdateStepAsync(step, run.Owner, [Event("step.retrying", step, new JsonObject { ["error"] = error, ["attempt"] = attempt, ["delay_seconds"] = delay.TotalSeconds })], ct))
                 return LeaseLost(run);
-            await Task.Delay(delay, time, ct);
+            try
+            {
+                await Task.Delay(delay, time, ct);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                await StopStepAsync(run, step, $"stopped while waiting to retry (attempt {attempt} failed: {error})");
+                throw;
+            }
         }
+    }
+
+    /// <summary>
+    /// Records a step the run stopped. Cancel or the job's timeout skip it (the job is over); host shutdown puts it
+    /// back to pending, so the job resumes at this step rather than after it.
+    /// </summary>
+    private async Task StopStepAsync(RunContext run, StepRow step, string detail)
+    {
+        var resumes = run.Stopping.IsCancellationRequested;
+        step.Status = resumes ? StepStatus.Pending : StepStatus.Skipped;
+        step.Detail = resumes ? $"{detail}; runs again when the job resumes" : detail;
+        step.FinishedAt = resumes ? null : store.Now();
+        if (await store.UpdateStepAsync(step, run.Owner, [Event(resumes ? "step.interrupted" : "step.stopped", step, new JsonObject { ["detail"] = step.Detail })], CancellationToken.None)
+            && !resumes)
+            await Audit(run.Job, "job.step.finish", AuditStatus.Error, detail, step);
     }
 
     private async Task FailStepAsync(RunContext run, StepRow step, string error, CancellationToken ct)
@@ -275,7 +313,17 @@ internal sealed partial class JobRunner(
         {
             while (await timer.WaitForNextTickAsync(stop))
             {
-                var state = await store.RenewLeaseAsync(job.Id, owner, lease, stop);
+                (bool CancelRequested, string? By)? state;
+                try
+                {
+                    state = await store.RenewLeaseAsync(job.Id, owner, lease, stop);
+                }
+                catch (Exception e) when (e is not (OperationCanceledException or OutOfMemoryException))
+                {
+                    // Retried on the next tick (the loop goes on): the lease still has two thirds of its time.
+                    LogHeartbeatFailed(logger, job.Id, e);
+                    continue;
+                }
                 if (state is null)
                 {
                     stopped(StopReason.LeaseLost, null);
@@ -293,11 +341,6 @@ internal sealed partial class JobRunner(
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
         {
             // The run is over.
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            // A failed renewal is retried on the next tick; the lease still has two thirds of its time.
-            LogHeartbeatFailed(logger, job.Id, e);
         }
     }
 

@@ -50,7 +50,15 @@ internal sealed class JobSubmission(RunbookCatalog catalog, IEnumerable<IStepExe
 
         string? concurrencyKey = null;
         if (runbook.Options.ConcurrencyKey is { } keyTemplate)
-            concurrencyKey = Templates.Render(JsonValue.Create(keyTemplate), parameters, new Dictionary<string, JsonObject>())?.GetValue<string>();
+        {
+            // A key that is exactly one parameter renders with that parameter's type ("{{ params.ordinal }}" is a number).
+            concurrencyKey = Templates.Render(JsonValue.Create(keyTemplate), parameters, new Dictionary<string, JsonObject>()) switch
+            {
+                null => null,
+                JsonValue value when value.TryGetValue<string>(out var text) => text,
+                var other => other.ToJsonString(),
+            };
+        }
 
         var now = store.Now();
         var job = new NewJob(

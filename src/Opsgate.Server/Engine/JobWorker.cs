@@ -29,6 +29,8 @@ internal sealed partial class JobWorker : BackgroundService
 
     public string Owner { get; } = $"{Environment.MachineName}/{Environment.ProcessId}/{Guid.NewGuid().ToString("N")[..8]}";
 
+    private long _claims;
+
     /// <summary>Pending jobs at the last count (for opsgate_jobs_queued).</summary>
     public long Queued { get; private set; }
 
@@ -45,9 +47,12 @@ internal sealed partial class JobWorker : BackgroundService
             {
                 await slots.WaitAsync(stoppingToken);
                 JobRow? job = null;
+                // Each claim gets its own lease token: if this slot's lease lapses (a stalled heartbeat) and another
+                // slot of this same process takes the job over, the first slot's writes must fail its lease check.
+                var lease = $"{Owner}#{Interlocked.Increment(ref _claims)}";
                 try
                 {
-                    job = await store.ClaimAsync(Owner, settings.LeaseDuration, stoppingToken);
+                    job = await store.ClaimAsync(lease, settings.LeaseDuration, stoppingToken);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
@@ -64,7 +69,7 @@ internal sealed partial class JobWorker : BackgroundService
                 {
                     try
                     {
-                        await runner.RunAsync(job, Owner, stoppingToken);
+                        await runner.RunAsync(job, Owner, lease, stoppingToken);
                     }
                     catch (Exception e) when (e is not OperationCanceledException)
                     {

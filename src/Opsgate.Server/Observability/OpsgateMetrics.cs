@@ -67,6 +67,9 @@ internal sealed class OpsgateMetrics
     public void Notification(string webhook, string status) =>
         _notifications.Add(1, new("webhook", webhook), new("status", status));
 
+    /// <summary>A job that ended without running (cancelled, rejected or expired before it started): counted, no duration.</summary>
+    public void JobEnded(string type, string status) => _jobs.Add(1, new("type", type), new("status", status));
+
     public void Operation(string cluster, string action, string status) =>
         _operations.Add(1, new("cluster", cluster), new("action", action), new("status", status));
 

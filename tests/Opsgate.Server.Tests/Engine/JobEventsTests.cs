@@ -26,7 +26,7 @@ public sealed class JobEventsTests
     }
 
     /// <summary>Reads SSE events until <paramref name="stopAfter"/> events or the end of the stream.</summary>
-    private static async Task<List<(long Id, string Type, JsonElement Data)>> ReadSseAsync(HttpClient client, string url, long? lastEventId, int stopAfter = int.MaxValue)
+    internal static async Task<List<(long Id, string Type, JsonElement Data)>> ReadSseAsync(HttpClient client, string url, long? lastEventId, int stopAfter = int.MaxValue)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, url);
         request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));

@@ -37,6 +37,36 @@ public sealed class MetricsTests
         Assert.True(exitCode == 0 && lint.Length == 0, $"promtool check metrics exited {exitCode}: {lint}\n{scrape}");
     }
 
+    [Fact]
+    public async Task Job_metrics_count_finished_jobs_by_type_and_status_and_pass_promtool()
+    {
+        using var runbooks = new TempDir();
+        await File.WriteAllTextAsync(Path.Combine(runbooks.Path, "gated.yaml"), """
+            name: gated
+            options: {requires_approval: true}
+            steps:
+              - {name: only, kind: noop}
+            """);
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, [$"--Jobs:RunbookDirectory={runbooks.Path}"]);
+        var ran = await Jobs.SubmitAsync(server.Admin, "noop", new { message = "hi" });
+        Assert.Equal("succeeded", (await Jobs.WaitAsync(server.Admin, ran)).Status());
+        // Cancelled before it ever started: still a finished job.
+        var waiting = await Jobs.SubmitAsync(server.Admin, "gated");
+        Assert.Equal(HttpStatusCode.OK, (await server.Admin.PostAsync($"/api/v1/jobs/{waiting}/cancel", null)).StatusCode);
+
+        var scrape = await server.Client().GetStringAsync("/metrics");
+        var lines = scrape.Split('\n');
+        Assert.Contains("opsgate_jobs_total{status=\"succeeded\",type=\"noop\"} 1", lines);
+        Assert.Contains("opsgate_jobs_total{status=\"cancelled\",type=\"gated\"} 1", lines);
+        Assert.Contains("opsgate_job_duration_seconds_count{type=\"noop\"} 1", lines);
+        Assert.DoesNotContain(lines, l => l.StartsWith("opsgate_job_duration_seconds_count{type=\"gated\"}", StringComparison.Ordinal));
+        Assert.Contains("opsgate_job_start_latency_seconds_count{type=\"noop\"} 1", lines);
+        Assert.Contains(lines, l => l.StartsWith("opsgate_jobs_queued ", StringComparison.Ordinal));
+
+        var (exitCode, lint) = await PromtoolCheckAsync(scrape);
+        Assert.True(exitCode == 0 && lint.Length == 0, $"promtool check metrics exited {exitCode}: {lint}\n{scrape}");
+    }
+
     /// <summary>Runs <c>promtool check metrics</c> (scripts/test.sh installs it) on <paramref name="scrape"/>; returns its exit code and everything it printed.</summary>
     private static async Task<(int ExitCode, string Output)> PromtoolCheckAsync(string scrape)
     {

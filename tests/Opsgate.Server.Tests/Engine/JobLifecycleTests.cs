@@ -1,0 +1,145 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Opsgate.Server.Tests.Infrastructure;
+
+namespace Opsgate.Server.Tests.Engine;
+
+/// <summary>Cancel and timeouts during a retry backoff, retrying a timed-out job, approval expiry, and following a retried job live.</summary>
+public sealed class JobLifecycleTests
+{
+    private static async Task<TempDir> RunbooksAsync(params (string File, string Yaml)[] runbooks)
+    {
+        var dir = new TempDir();
+        foreach (var (file, yaml) in runbooks)
+            await File.WriteAllTextAsync(Path.Combine(dir.Path, file), yaml);
+        return dir;
+    }
+
+    [Fact]
+    public async Task Cancel_or_the_job_timeout_during_a_retry_backoff_leaves_no_step_running()
+    {
+        using var dir = await RunbooksAsync(
+            ("backoff.yaml", """
+                name: backoff
+                steps:
+                  - {name: flaky, kind: sleep, with: {duration: 30s}, timeout: 50ms, attempts: 3, backoff: 30s}
+                """),
+            ("backoff-bounded.yaml", """
+                name: backoff-bounded
+                options: {timeout: 1s}
+                steps:
+                  - {name: flaky, kind: sleep, with: {duration: 30s}, timeout: 50ms, attempts: 3, backoff: 30s}
+                """));
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, [$"--Jobs:RunbookDirectory={dir.Path}"]);
+
+        var id = await Jobs.SubmitAsync(server.Admin, "backoff");
+        await Jobs.WaitAsync(server.Admin, id, j => j.Step("flaky").GetProperty("detail").GetString()?.Contains("retrying", StringComparison.Ordinal) == true);
+        Assert.Equal(HttpStatusCode.OK, (await server.Admin.PostAsync($"/api/v1/jobs/{id}/cancel", null)).StatusCode);
+        var cancelled = await Jobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(10));
+        Assert.Equal("cancelled", cancelled.Status());
+        Assert.Equal(["skipped"], cancelled.StepStatuses());
+        Assert.NotNull(cancelled.Step("flaky").GetProperty("finished_at").GetString());
+
+        var timedOut = await Jobs.WaitAsync(server.Admin, await Jobs.SubmitAsync(server.Admin, "backoff-bounded"), timeout: TimeSpan.FromSeconds(10));
+        Assert.Equal("failed", timedOut.Status());
+        Assert.Contains("timed out", timedOut.GetProperty("error").GetString(), StringComparison.Ordinal);
+        Assert.Equal(["skipped"], timedOut.StepStatuses());
+    }
+
+    [Fact]
+    public async Task A_job_that_timed_out_gets_its_whole_timeout_again_when_retried()
+    {
+        using var dir = await RunbooksAsync(("bounded-gate.yaml", """
+            name: bounded-gate
+            options: {timeout: 1s}
+            steps:
+              - {name: gate, kind: test.gate}
+            """));
+        var gate = new GateStep();
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, [$"--Jobs:RunbookDirectory={dir.Path}"], gate.AddTo);
+        var id = await Jobs.SubmitAsync(server.Admin, "bounded-gate");
+        var failed = await Jobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(10));
+        Assert.Equal("failed", failed.Status());
+        Assert.Contains("timed out", failed.GetProperty("error").GetString(), StringComparison.Ordinal);
+
+        gate.Release();
+        Assert.Equal(HttpStatusCode.OK, (await server.Admin.PostAsync($"/api/v1/jobs/{id}/retry", null)).StatusCode);
+        var job = await Jobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(10));
+        Assert.True(job.Status() == "succeeded", job.ToString());
+    }
+
+    [Fact]
+    public async Task An_approval_that_ran_out_of_time_cannot_be_given_and_its_expiry_is_audited()
+    {
+        using var dir = await RunbooksAsync(("short.yaml", """
+            name: short
+            options: {requires_approval: true, approval_timeout: 200ms}
+            steps:
+              - {name: only, kind: noop}
+            """));
+        // Housekeeping (which expires approvals) runs at start and then only once a minute.
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, [$"--Jobs:RunbookDirectory={dir.Path}", "--Jobs:PollInterval=00:01:00"]);
+        var approver = server.Client((await server.CreateKeyAsync("anna", "approver")).Key);
+        var id = await Jobs.SubmitAsync(server.Admin, "short");
+        await Jobs.WaitAsync(server.Admin, id, j => j.GetProperty("approval_expires_at").GetDateTime().ToUniversalTime() < DateTime.UtcNow);
+
+        await Problem.AssertAsync(await approver.PostAsJsonAsync($"/api/v1/jobs/{id}/approve", new { comment = "late" }), HttpStatusCode.Conflict);
+        var job = await Jobs.GetAsync(server.Admin, id);
+        Assert.Equal("cancelled", job.Status());
+        Assert.Contains("approval timeout", job.GetProperty("error").GetString(), StringComparison.Ordinal);
+        var audit = await server.Admin.GetFromJsonAsync<JsonElement>("/api/v1/audit?limit=100");
+        Assert.Contains(audit.GetProperty("items").EnumerateArray(),
+            e => e.GetProperty("job_id").GetString() == id && e.GetProperty("action").GetString() == "job.approval_expired");
+    }
+
+    [Fact]
+    public async Task A_concurrency_key_that_is_one_int_parameter_is_accepted()
+    {
+        using var dir = await RunbooksAsync(("keyed.yaml", """
+            name: keyed
+            parameters:
+              - {name: shard, type: int, required: true}
+            options: {concurrency_key: "{{ params.shard }}"}
+            steps:
+              - {name: only, kind: noop}
+            """));
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, [$"--Jobs:RunbookDirectory={dir.Path}"]);
+        var id = await Jobs.SubmitAsync(server.Admin, "keyed", new { shard = 3 });
+        Assert.Equal("succeeded", (await Jobs.WaitAsync(server.Admin, id)).Status());
+    }
+
+    [Fact]
+    public async Task The_event_stream_of_a_retried_job_ends_at_its_last_finish_and_a_finished_stream_is_not_reopened()
+    {
+        using var dir = await RunbooksAsync(("gated.yaml", """
+            name: gated
+            steps:
+              - {name: before, kind: noop}
+              - {name: gate, kind: test.gate}
+            """));
+        var gate = new GateStep { Fail = true };
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, [$"--Jobs:RunbookDirectory={dir.Path}"], gate.AddTo);
+        var id = await Jobs.SubmitAsync(server.Admin, "gated");
+        Assert.Equal("failed", (await Jobs.WaitAsync(server.Admin, id)).Status());
+        gate.Fail = false;
+        gate.Release();
+        Assert.Equal(HttpStatusCode.OK, (await server.Admin.PostAsync($"/api/v1/jobs/{id}/retry", null)).StatusCode);
+        Assert.Equal("succeeded", (await Jobs.WaitAsync(server.Admin, id)).Status());
+
+        var all = await JobEventsTests.ReadSseAsync(server.Admin, $"/api/v1/jobs/{id}/events", null);
+        Assert.Equal(Enumerable.Range(1, all.Count).Select(i => (long)i), all.Select(e => e.Id));
+        Assert.Contains(all, e => e.Type == "job.retried");
+        Assert.Equal(2, all.Count(e => e.Type == "job.finished"));
+        Assert.Equal("job.finished", all[^1].Type);
+        Assert.Equal("succeeded", all[^1].Data.GetProperty("data").GetProperty("status").GetString());
+        Assert.Equal(all.Count, all[^1].Data.GetProperty("data").GetProperty("events").GetInt32());
+
+        // A client that already has the last event (a browser's EventSource reconnects when a stream ends) is told there is no more.
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"/api/v1/jobs/{id}/events");
+        request.Headers.Add("Last-Event-ID", all.Count.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        using var response = await server.Admin.SendAsync(request, timeout.Token);
+        Assert.Equal(HttpStatusCode.NoContent, response.StatusCode);
+    }
+}
