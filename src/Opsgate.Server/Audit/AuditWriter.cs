@@ -80,29 +80,46 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
         }
     }
 
+    /// <summary>
+    /// Chains <paramref name="entries"/> into the log inside the caller's write transaction, so they commit (or roll
+    /// back) with the change they record and need no round through the queue. Call <see cref="Committed"/> after the commit.
+    /// </summary>
+    public async Task AppendWithinAsync(WriteScope write, IReadOnlyList<AuditEntry> entries)
+    {
+        foreach (var entry in entries)
+            MakeStorable(entry);
+        await ChainAsync(write.Connection, write.Transaction, entries);
+    }
+
+    public void Committed(int entries) => metrics.AuditEntriesWritten(entries);
+
     private async Task CommitAsync(List<Pending> batch)
     {
         await using var write = await database.WriteAsync();
-        var (connection, tx) = (write.Connection, write.Transaction);
+        await ChainAsync(write.Connection, write.Transaction, batch.Select(p => p.Entry).ToList());
+        await write.CommitAsync();
+    }
+
+    /// <summary>Links entries to the newest stored one and inserts them; the lock (SQLite's write turn, PostgreSQL's advisory lock) is held until commit.</summary>
+    private async Task ChainAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction tx, IReadOnlyList<AuditEntry> batch)
+    {
+        if (batch.Count == 0)
+            return;
         if (database.Dialect == DbDialect.Postgres)
             await connection.ExecuteAsync("SELECT pg_advisory_xact_lock(@key)", new { key = PostgresLockKey }, tx);
         var last = await connection.QuerySingleOrDefaultAsync<LastRow>("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1", transaction: tx);
         var id = last?.Id ?? 0;
         var prev = last?.Hash ?? AuditChain.Genesis;
         var ts = time.GetUtcNow().UtcDateTime.TruncateToMicroseconds();
-        var entries = new List<AuditEntry>(batch.Count);
-        foreach (var p in batch)
+        foreach (var e in batch)
         {
-            var e = p.Entry;
             e.Id = ++id;
             e.Ts = ts;
             e.PrevHash = prev;
             e.Hash = AuditChain.ComputeHash(e);
             prev = e.Hash;
-            entries.Add(e);
         }
-        await connection.ExecuteAsync(InsertSql, entries, tx);
-        await tx.CommitAsync();
+        await connection.ExecuteAsync(InsertSql, batch, tx);
     }
 
     /// <summary>

@@ -17,7 +17,7 @@ namespace Opsgate.Server.Engine;
 /// anything: another worker owns the job now.
 /// </summary>
 internal sealed partial class JobRunner(
-    JobStore store, RunbookCatalog catalog, IEnumerable<IStepExecutor> executors, JobSignals signals, AuditWriter audit, JobNotifier notifier,
+    JobStore store, RunbookCatalog catalog, IEnumerable<IStepExecutor> executors, JobSignals signals, JobNotifier notifier,
     OpsgateMetrics metrics, IOptions<JobsOptions> options, TimeProvider time, ILogger<JobRunner> logger)
 {
     private readonly FrozenDictionary<string, IStepExecutor> _executors = executors.ToFrozenDictionary(e => e.Kind, StringComparer.Ordinal);
@@ -48,18 +48,12 @@ internal sealed partial class JobRunner(
                 return;
             }
             var started = new JsonObject { ["worker"] = worker, ["attempt"] = job.Attempt, ["resumed"] = job.Attempt > 1 };
-            if (!await store.AppendAsync(job.Id, owner, [new NewEvent("job.started", null, started)], stopping))
+            // A later attempt is a retried job (failed -> pending -> running) or one taken over from a dead worker.
+            var startAudit = Audit(job, job.Attempt == 1 ? "job.start" : "job.resume", AuditStatus.Success, null);
+            if (!await store.AppendAsync(job.Id, owner, [new NewEvent("job.started", null, started)], stopping, startAudit))
                 return;
             if (job.Attempt == 1)
-            {
                 metrics.JobStarted(job.Type, (job.StartedAt!.Value - job.CreatedAt).TotalSeconds);
-                await Audit(job, "job.start", AuditStatus.Success, null);
-            }
-            else
-            {
-                // A retried job (failed -> pending -> running) or one taken over from a dead worker.
-                await Audit(job, "job.resume", AuditStatus.Success, null);
-            }
             if (job.DeadlineAt is null && runbook.Options.Timeout is { } timeout)
             {
                 // From this start, not the job's first one: a retry clears the deadline and gets the whole timeout again.
@@ -179,9 +173,9 @@ internal sealed partial class JobRunner(
             step.StartedAt = store.Now();
             step.FinishedAt = null;
             step.Detail = job.DryRun ? "planning (dry run)" : "running";
-            if (!await store.UpdateStepAsync(step, run.Owner, [Event("step.started", step, new JsonObject { ["attempt"] = step.Attempts, ["inputs"] = inputs.DeepClone() })], ct))
+            if (!await store.UpdateStepAsync(step, run.Owner, [Event("step.started", step, new JsonObject { ["attempt"] = step.Attempts, ["inputs"] = inputs.DeepClone() })], ct,
+                    Audit(job, "job.step.start", AuditStatus.Success, null, step)))
                 return LeaseLost(run);
-            await Audit(job, "job.step.start", AuditStatus.Success, null, step);
 
             using var stepTimeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
             if (definition.Timeout is { } limit)
@@ -200,9 +194,9 @@ internal sealed partial class JobRunner(
                 step.Output = outcome.Outputs?.ToJsonString();
                 if (outcome.Outputs is not null)
                     outputs[step.Name] = outcome.Outputs;
-                if (!await store.UpdateStepAsync(step, run.Owner, [Event("step.succeeded", step, new JsonObject { ["detail"] = outcome.Detail, ["outputs"] = outcome.Outputs?.DeepClone(), ["seconds"] = watch.Elapsed.TotalSeconds })], CancellationToken.None))
+                if (!await store.UpdateStepAsync(step, run.Owner, [Event("step.succeeded", step, new JsonObject { ["detail"] = outcome.Detail, ["outputs"] = outcome.Outputs?.DeepClone(), ["seconds"] = watch.Elapsed.TotalSeconds })], CancellationToken.None,
+                        Audit(job, "job.step.finish", AuditStatus.Success, null, step)))
                     return LeaseLost(run);
-                await Audit(job, "job.step.finish", AuditStatus.Success, null, step);
                 return true;
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -255,9 +249,8 @@ internal sealed partial class JobRunner(
         step.Status = resumes ? StepStatus.Pending : StepStatus.Skipped;
         step.Detail = resumes ? $"{detail}; runs again when the job resumes" : detail;
         step.FinishedAt = resumes ? null : store.Now();
-        if (await store.UpdateStepAsync(step, run.Owner, [Event(resumes ? "step.interrupted" : "step.stopped", step, new JsonObject { ["detail"] = step.Detail })], CancellationToken.None)
-            && !resumes)
-            await Audit(run.Job, "job.step.finish", AuditStatus.Error, detail, step);
+        await store.UpdateStepAsync(step, run.Owner, [Event(resumes ? "step.interrupted" : "step.stopped", step, new JsonObject { ["detail"] = step.Detail })], CancellationToken.None,
+            resumes ? null : Audit(run.Job, "job.step.finish", AuditStatus.Error, detail, step));
     }
 
     private async Task FailStepAsync(RunContext run, StepRow step, string error, CancellationToken ct)
@@ -266,12 +259,9 @@ internal sealed partial class JobRunner(
         step.Detail = error;
         step.FinishedAt = store.Now();
         run.Failure = $"step {step.StepOrder} ({step.Name}) failed: {error}";
-        if (!await store.UpdateStepAsync(step, run.Owner, [Event("step.failed", step, new JsonObject { ["error"] = error })], CancellationToken.None))
-        {
+        if (!await store.UpdateStepAsync(step, run.Owner, [Event("step.failed", step, new JsonObject { ["error"] = error })], CancellationToken.None,
+                Audit(run.Job, "job.step.finish", AuditStatus.Error, error, step)))
             LeaseLost(run);
-            return;
-        }
-        await Audit(run.Job, "job.step.finish", AuditStatus.Error, error, step);
         _ = ct;
     }
 
@@ -294,7 +284,8 @@ internal sealed partial class JobRunner(
     {
         var job = run.Job;
         var finished = new JsonObject { ["status"] = status, ["error"] = error };
-        if (!await store.FinishAsync(job, run.Owner, status, error, [new NewEvent("job.finished", null, finished, Final: true)], ct))
+        if (!await store.FinishAsync(job, run.Owner, status, error, [new NewEvent("job.finished", null, finished, Final: true)], ct,
+                Audit(job, $"job.{status}", status == JobStatus.Succeeded ? AuditStatus.Success : AuditStatus.Error, error)))
         {
             LogLeaseLost(logger, job.Id);
             return;
@@ -302,7 +293,6 @@ internal sealed partial class JobRunner(
         notifier.JobFinished(job.Id);
         var duration = (store.Now() - job.StartedAt!.Value).TotalSeconds;
         metrics.JobFinished(job.Type, status, duration);
-        await Audit(job, $"job.{status}", status == JobStatus.Succeeded ? AuditStatus.Success : AuditStatus.Error, error);
         LogFinished(logger, job.Id, job.Type, status, error);
     }
 
@@ -350,8 +340,9 @@ internal sealed partial class JobRunner(
         return new NewEvent(type, step.StepOrder, data);
     }
 
-    private Task Audit(JobRow job, string action, string status, string? error, StepRow? step = null) =>
-        audit.AppendAsync(new AuditEntry
+    /// <summary>The audit entry of an engine change; the store commits it with the change itself.</summary>
+    private static AuditEntry Audit(JobRow job, string action, string status, string? error, StepRow? step = null) =>
+        new()
         {
             Actor = "opsgate",
             Action = action,
@@ -363,7 +354,7 @@ internal sealed partial class JobRunner(
             AuthMethod = "system",
             DryRun = job.DryRun,
             JobId = job.Id,
-        });
+        };
 
     [LoggerMessage(EventId = 600, Level = LogLevel.Warning, Message = "Lost the lease of job {JobId}; another worker owns it now")]
     private static partial void LogLeaseLost(ILogger logger, string jobId);

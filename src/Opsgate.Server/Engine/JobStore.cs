@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Dapper;
 using Microsoft.Data.Sqlite;
 using Npgsql;
+using Opsgate.Server.Audit;
 using Opsgate.Server.Persistence;
 
 namespace Opsgate.Server.Engine;
@@ -18,7 +19,7 @@ internal sealed record NewEvent(string Type, int? StepOrder, JsonObject? Data, b
 /// lease (owner + expiry) and every write it makes is guarded by still owning that lease, so a worker that
 /// stalled past its lease cannot overwrite the work of the one that took over.
 /// </summary>
-internal sealed partial class JobStore(Database database, TimeProvider time, JobSignals signals)
+internal sealed partial class JobStore(Database database, TimeProvider time, JobSignals signals, AuditWriter audit)
 {
     private const string JobColumns =
         "id, type, status, params, dry_run, actor, principal_id, source_ip, created_at, started_at, finished_at, attempt, lease_owner, " +
@@ -167,19 +168,29 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
     }
 
     /// <summary>Appends events for a job <paramref name="owner"/> runs. False: lease lost.</summary>
-    public async Task<bool> AppendAsync(string jobId, string owner, IReadOnlyList<NewEvent> events, CancellationToken ct)
+    public async Task<bool> AppendAsync(string jobId, string owner, IReadOnlyList<NewEvent> events, CancellationToken ct, AuditEntry? audited = null)
     {
         await using var write = await database.WriteAsync(ct);
         var (connection, tx) = (write.Connection, write.Transaction);
         if (!await AppendEventsAsync(connection, tx, jobId, owner, events, ct))
             return false;
-        await tx.CommitAsync(ct);
+        await CommitAsync(write, audited, ct);
         signals.EventsAppended(jobId);
         return true;
     }
 
+    /// <summary>Commits, with the audit entry of the change chained into the same transaction.</summary>
+    private async Task CommitAsync(WriteScope write, AuditEntry? audited, CancellationToken ct)
+    {
+        if (audited is not null)
+            await audit.AppendWithinAsync(write, [audited]);
+        await write.CommitAsync(ct);
+        if (audited is not null)
+            audit.Committed(1);
+    }
+
     /// <summary>Updates a step and appends events in one transaction, if <paramref name="owner"/> still holds the job. False: lease lost.</summary>
-    public async Task<bool> UpdateStepAsync(StepRow step, string owner, IReadOnlyList<NewEvent> events, CancellationToken ct)
+    public async Task<bool> UpdateStepAsync(StepRow step, string owner, IReadOnlyList<NewEvent> events, CancellationToken ct, AuditEntry? audited = null)
     {
         await using var write = await database.WriteAsync(ct);
         var (connection, tx) = (write.Connection, write.Transaction);
@@ -191,13 +202,13 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
                 finished_at = @FinishedAt, output = @Output
             WHERE job_id = @JobId AND step_order = @StepOrder
             """, step, tx);
-        await tx.CommitAsync(ct);
+        await CommitAsync(write, audited, ct);
         signals.EventsAppended(step.JobId);
         return true;
     }
 
     /// <summary>Moves a job to a new status (checked against the state machine) with its closing events.</summary>
-    public async Task<bool> FinishAsync(JobRow job, string owner, string status, string? error, IReadOnlyList<NewEvent> events, CancellationToken ct)
+    public async Task<bool> FinishAsync(JobRow job, string owner, string status, string? error, IReadOnlyList<NewEvent> events, CancellationToken ct, AuditEntry? audited = null)
     {
         JobStatus.EnsureCanMove(job.Status, status);
         await using var write = await database.WriteAsync(ct);
@@ -209,7 +220,7 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
         await connection.ExecuteAsync(
             "UPDATE jobs SET status = @status, error = @error, finished_at = @now, lease_owner = NULL, lease_expires_at = NULL WHERE id = @id",
             new { id = job.Id, status, error, now = Now() }, tx);
-        await tx.CommitAsync(ct);
+        await CommitAsync(write, audited, ct);
         signals.EventsAppended(job.Id);
         signals.JobFinished();
         return true;
