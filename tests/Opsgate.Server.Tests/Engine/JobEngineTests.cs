@@ -10,39 +10,10 @@ namespace Opsgate.Server.Tests.Engine;
 /// <summary>The job engine over real HTTP: pg-rebuild against KubeSim, dry run, cancel, retry, approvals, timeouts, bad input.</summary>
 public sealed class JobEngineTests
 {
-    internal const string Seed = """
-        apiVersion: v1
-        kind: Namespace
-        metadata: {name: prod}
-        ---
-        apiVersion: apps/v1
-        kind: StatefulSet
-        metadata: {name: postgres, namespace: prod, labels: {app: postgres}}
-        spec:
-          replicas: 1
-          serviceName: postgres
-          selector: {matchLabels: {app: postgres}}
-          template:
-            metadata: {labels: {app: postgres}}
-            spec: {containers: [{name: postgres, image: postgres:16}]}
-          volumeClaimTemplates:
-          - metadata: {name: data}
-            spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
-        """;
+    internal static Task<KubeSimServer> StartSimAsync() => SimCluster.StartAsync();
 
-    internal static async Task<KubeSimServer> StartSimAsync() =>
-        await KubeSimServer.StartAsync(new KubeSimOptions { ManifestsYaml = Seed, ReadyAfter = TimeSpan.FromMilliseconds(100), DeletionGrace = TimeSpan.FromMilliseconds(100) });
-
-    internal static async Task RegisterAsync(OpsgateServer server, KubeSimServer sim, string name = "default")
-    {
-        var response = await server.Admin.PostAsJsonAsync("/api/v1/clusters", new
-        {
-            name,
-            kubeconfig = Convert.ToBase64String(Encoding.UTF8.GetBytes(sim.KubeconfigYaml())),
-            allowed_namespaces = new[] { "prod" },
-        }, OpsgateServer.Json);
-        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
-    }
+    internal static Task RegisterAsync(OpsgateServer server, KubeSimServer sim, string name = "default") =>
+        SimCluster.RegisterAsync(server, sim, name, ["prod"]);
 
     private static string? Uid(KubeSimServer sim, string apiVersion, string plural, string name) =>
         sim.Store.Get(apiVersion, plural, "prod", name)?["metadata"]?["uid"]?.GetValue<string>();
@@ -160,7 +131,7 @@ public sealed class JobEngineTests
         Assert.Equal(["failed", "skipped", "skipped", "skipped", "skipped"], failed.StepStatuses());
         Assert.Contains("mysql", failed.GetProperty("error").GetString(), StringComparison.Ordinal);
 
-        sim.Store.Apply(Seed.Replace("postgres", "mysql", StringComparison.Ordinal));
+        sim.Store.Apply(SimCluster.Seed.Replace("postgres", "mysql", StringComparison.Ordinal));
         Assert.Equal(HttpStatusCode.OK, (await server.Admin.PostAsync($"/api/v1/jobs/{id}/retry", null)).StatusCode);
         var job = await Jobs.WaitAsync(server.Admin, id);
         Assert.Equal("succeeded", job.Status());

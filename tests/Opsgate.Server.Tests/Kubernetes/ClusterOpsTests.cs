@@ -11,57 +11,10 @@ namespace Opsgate.Server.Tests.Kubernetes;
 /// <summary>Atomic operations through Opsgate against KubeSim, over real HTTP on both sides.</summary>
 public sealed class ClusterOpsTests
 {
-    private const string Seed = """
-        apiVersion: v1
-        kind: Namespace
-        metadata: {name: prod}
-        ---
-        apiVersion: v1
-        kind: Namespace
-        metadata: {name: staging}
-        ---
-        apiVersion: v1
-        kind: Namespace
-        metadata: {name: kube-system}
-        ---
-        apiVersion: apps/v1
-        kind: Deployment
-        metadata: {name: web, namespace: prod, labels: {app: web}}
-        spec:
-          replicas: 2
-          selector: {matchLabels: {app: web}}
-          template:
-            metadata: {labels: {app: web}}
-            spec: {containers: [{name: web, image: nginx:1.27}]}
-        ---
-        apiVersion: apps/v1
-        kind: StatefulSet
-        metadata: {name: postgres, namespace: prod, labels: {app: postgres}}
-        spec:
-          replicas: 1
-          serviceName: postgres
-          selector: {matchLabels: {app: postgres}}
-          template:
-            metadata: {labels: {app: postgres}}
-            spec: {containers: [{name: postgres, image: postgres:16}]}
-          volumeClaimTemplates:
-          - metadata: {name: data}
-            spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
-        """;
+    private static Task<KubeSimServer> StartSimAsync(KubeSimOptions? options = null) => SimCluster.StartAsync(options);
 
-    private static async Task<KubeSimServer> StartSimAsync(KubeSimOptions? options = null) =>
-        await KubeSimServer.StartAsync((options ?? new KubeSimOptions()) with { ManifestsYaml = Seed, ReadyAfter = TimeSpan.FromMilliseconds(50) });
-
-    private static async Task RegisterAsync(OpsgateServer server, KubeSimServer sim, string name = "kind-prod", string[]? namespaces = null)
-    {
-        var response = await server.Admin.PostAsJsonAsync("/api/v1/clusters", new
-        {
-            name,
-            kubeconfig = Convert.ToBase64String(Encoding.UTF8.GetBytes(sim.KubeconfigYaml())),
-            allowed_namespaces = namespaces ?? ["prod", "staging"],
-        }, OpsgateServer.Json);
-        Assert.True(response.StatusCode == HttpStatusCode.Created, await response.Content.ReadAsStringAsync());
-    }
+    private static Task RegisterAsync(OpsgateServer server, KubeSimServer sim, string name = "kind-prod", string[]? namespaces = null) =>
+        SimCluster.RegisterAsync(server, sim, name, namespaces ?? ["prod", "staging"]);
 
     private static int? Replicas(KubeSimServer sim, string plural, string name) =>
         sim.Store.Get("apps/v1", plural, "prod", name)?["spec"]?["replicas"] is { } replicas
