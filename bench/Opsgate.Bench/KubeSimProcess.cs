@@ -58,7 +58,7 @@ internal sealed partial class KubeSimProcess : IAsyncDisposable
         var manifests = Path.Combine(dir, "manifests.yaml");
         var kubeconfig = Path.Combine(dir, "kubeconfig");
         await File.WriteAllTextAsync(manifests, Manifests, ct);
-        var port = FreeLoopbackPort();
+        var port = ChildProcess.FreeLoopbackPort();
         var start = new ProcessStartInfo("dotnet")
         {
             UseShellExecute = false,
@@ -127,38 +127,7 @@ internal sealed partial class KubeSimProcess : IAsyncDisposable
     [GeneratedRegex(@"server:\s*(\S+)")]
     private static partial Regex ServerLine();
 
-    private static int FreeLoopbackPort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
-    private void Stop()
-    {
-        if (Interlocked.Exchange(ref _stopped, 1) != 0)
-            return;
-        try
-        {
-            if (!_process.HasExited)
-            {
-                _process.Kill(entireProcessTree: true);
-                _process.WaitForExit(TimeSpan.FromSeconds(10));
-            }
-        }
-        catch (InvalidOperationException)
-        {
-            // Already gone.
-        }
-        try
-        {
-            Directory.Delete(_dir, recursive: true);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            // A leftover temp dir is harmless.
-        }
-    }
+    private void Stop() => ChildProcess.Stop(_process, _dir, ref _stopped);
 
     public ValueTask DisposeAsync()
     {

@@ -33,7 +33,7 @@ internal sealed class ServerProcess : IAsyncDisposable
     /// <param name="extraArgs">More server settings on its command line (e.g. <c>--Jobs:Workers=1</c>).</param>
     public static async Task<ServerProcess> StartAsync(BenchOptions options, HttpClient http, CancellationToken ct, params string[] extraArgs)
     {
-        var port = options.Port ?? FreeLoopbackPort();
+        var port = options.Port ?? ChildProcess.FreeLoopbackPort();
         var baseAddress = new Uri($"http://127.0.0.1:{port}/");
         var dataDir = Directory.CreateTempSubdirectory("opsgate-bench-").FullName;
         var adminKey = "og_bench_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
@@ -119,38 +119,7 @@ internal sealed class ServerProcess : IAsyncDisposable
         }
     }
 
-    private static int FreeLoopbackPort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
-    private void Stop()
-    {
-        if (Interlocked.Exchange(ref _stopped, 1) != 0)
-            return;
-        try
-        {
-            if (!_process.HasExited)
-            {
-                _process.Kill(entireProcessTree: true);
-                _process.WaitForExit(TimeSpan.FromSeconds(10));
-            }
-        }
-        catch (InvalidOperationException)
-        {
-            // Already gone.
-        }
-        try
-        {
-            Directory.Delete(_dataDir, recursive: true);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            // A leftover temp dir is harmless; the next run makes its own.
-        }
-    }
+    private void Stop() => ChildProcess.Stop(_process, _dataDir, ref _stopped);
 
     public ValueTask DisposeAsync()
     {
