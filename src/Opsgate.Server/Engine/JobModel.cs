@@ -1,5 +1,7 @@
 using System.Security.Cryptography;
 
+using Opsgate.Server.Audit;
+
 namespace Opsgate.Server.Engine;
 
 internal static class JobStatus
@@ -125,4 +127,24 @@ internal static class JobIds
     }
 
     public static bool IsValid(string? id) => id is { Length: 26 } && id.All(c => Alphabet.Contains(c, StringComparison.Ordinal));
+}
+
+/// <summary>Audit entries of the engine's own changes (job and step starts and finishes), written by the system principal.</summary>
+internal static class JobAudit
+{
+    /// <summary>The audit entry of an engine change; the store commits it with the change itself.</summary>
+    public static AuditEntry Entry(JobRow job, string action, string status, string? error, StepRow? step = null) =>
+        new()
+        {
+            Actor = "opsgate",
+            Action = action,
+            ResourceKind = step is null ? "job" : "job_step",
+            ResourceName = step is null ? job.Id : $"{job.Id}/{step.StepOrder}-{step.Name}",
+            Status = status,
+            ErrorMessage = error,
+            PrincipalId = "system:engine",
+            AuthMethod = "system",
+            DryRun = job.DryRun,
+            JobId = job.Id,
+        };
 }

@@ -24,9 +24,8 @@ internal sealed partial class JobRunner(
 
     private enum StopReason { None, Cancelled, TimedOut, LeaseLost, Shutdown }
 
-    /// <param name="worker">The process running it (recorded in job.started).</param>
     /// <param name="owner">This claim's lease token: unique per claim, so a slot that lost the lease cannot write as the slot that took over.</param>
-    public async Task RunAsync(JobRow job, string worker, string owner, CancellationToken stopping)
+    public async Task RunAsync(JobRow job, string owner, CancellationToken stopping)
     {
         var lease = options.Value.LeaseDuration;
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(stopping);
@@ -47,11 +46,7 @@ internal sealed partial class JobRunner(
                 await FinishAsync(context, JobStatus.Failed, $"runbook '{job.Type}' is no longer loaded", stopping);
                 return;
             }
-            var started = new JsonObject { ["worker"] = worker, ["attempt"] = job.Attempt, ["resumed"] = job.Attempt > 1 };
-            // A later attempt is a retried job (failed -> pending -> running) or one taken over from a dead worker.
-            var startAudit = Audit(job, job.Attempt == 1 ? "job.start" : "job.resume", AuditStatus.Success, null);
-            if (!await store.AppendAsync(job.Id, owner, [new NewEvent("job.started", null, started)], stopping, startAudit))
-                return;
+            // job.started and its audit entry were committed with the claim.
             if (job.Attempt == 1)
                 metrics.JobStarted(job.Type, (job.StartedAt!.Value - job.CreatedAt).TotalSeconds);
             if (job.DeadlineAt is null && runbook.Options.Timeout is { } timeout)
@@ -174,7 +169,7 @@ internal sealed partial class JobRunner(
             step.FinishedAt = null;
             step.Detail = job.DryRun ? "planning (dry run)" : "running";
             if (!await store.UpdateStepAsync(step, run.Owner, [Event("step.started", step, new JsonObject { ["attempt"] = step.Attempts, ["inputs"] = inputs.DeepClone() })], ct,
-                    Audit(job, "job.step.start", AuditStatus.Success, null, step)))
+                    JobAudit.Entry(job, "job.step.start", AuditStatus.Success, null, step)))
                 return LeaseLost(run);
 
             using var stepTimeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -195,7 +190,7 @@ internal sealed partial class JobRunner(
                 if (outcome.Outputs is not null)
                     outputs[step.Name] = outcome.Outputs;
                 if (!await store.UpdateStepAsync(step, run.Owner, [Event("step.succeeded", step, new JsonObject { ["detail"] = outcome.Detail, ["outputs"] = outcome.Outputs?.DeepClone(), ["seconds"] = watch.Elapsed.TotalSeconds })], CancellationToken.None,
-                        Audit(job, "job.step.finish", AuditStatus.Success, null, step)))
+                        JobAudit.Entry(job, "job.step.finish", AuditStatus.Success, null, step)))
                     return LeaseLost(run);
                 return true;
             }
@@ -250,7 +245,7 @@ internal sealed partial class JobRunner(
         step.Detail = resumes ? $"{detail}; runs again when the job resumes" : detail;
         step.FinishedAt = resumes ? null : store.Now();
         await store.UpdateStepAsync(step, run.Owner, [Event(resumes ? "step.interrupted" : "step.stopped", step, new JsonObject { ["detail"] = step.Detail })], CancellationToken.None,
-            resumes ? null : Audit(run.Job, "job.step.finish", AuditStatus.Error, detail, step));
+            resumes ? null : JobAudit.Entry(run.Job, "job.step.finish", AuditStatus.Error, detail, step));
     }
 
     private async Task FailStepAsync(RunContext run, StepRow step, string error, CancellationToken ct)
@@ -260,7 +255,7 @@ internal sealed partial class JobRunner(
         step.FinishedAt = store.Now();
         run.Failure = $"step {step.StepOrder} ({step.Name}) failed: {error}";
         if (!await store.UpdateStepAsync(step, run.Owner, [Event("step.failed", step, new JsonObject { ["error"] = error })], CancellationToken.None,
-                Audit(run.Job, "job.step.finish", AuditStatus.Error, error, step)))
+                JobAudit.Entry(run.Job, "job.step.finish", AuditStatus.Error, error, step)))
             LeaseLost(run);
         _ = ct;
     }
@@ -285,7 +280,7 @@ internal sealed partial class JobRunner(
         var job = run.Job;
         var finished = new JsonObject { ["status"] = status, ["error"] = error };
         if (!await store.FinishAsync(job, run.Owner, status, error, [new NewEvent("job.finished", null, finished, Final: true)], ct,
-                Audit(job, $"job.{status}", status == JobStatus.Succeeded ? AuditStatus.Success : AuditStatus.Error, error)))
+                JobAudit.Entry(job, $"job.{status}", status == JobStatus.Succeeded ? AuditStatus.Success : AuditStatus.Error, error)))
         {
             LogLeaseLost(logger, job.Id);
             return;
@@ -340,21 +335,6 @@ internal sealed partial class JobRunner(
         return new NewEvent(type, step.StepOrder, data);
     }
 
-    /// <summary>The audit entry of an engine change; the store commits it with the change itself.</summary>
-    private static AuditEntry Audit(JobRow job, string action, string status, string? error, StepRow? step = null) =>
-        new()
-        {
-            Actor = "opsgate",
-            Action = action,
-            ResourceKind = step is null ? "job" : "job_step",
-            ResourceName = step is null ? job.Id : $"{job.Id}/{step.StepOrder}-{step.Name}",
-            Status = status,
-            ErrorMessage = error,
-            PrincipalId = "system:engine",
-            AuthMethod = "system",
-            DryRun = job.DryRun,
-            JobId = job.Id,
-        };
 
     [LoggerMessage(EventId = 600, Level = LogLevel.Warning, Message = "Lost the lease of job {JobId}; another worker owns it now")]
     private static partial void LogLeaseLost(ILogger logger, string jobId);

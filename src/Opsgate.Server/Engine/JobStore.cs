@@ -89,7 +89,8 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
     /// taken: one query with <c>status = 'pending' OR status = 'running'</c> sorted every queued job on every claim,
     /// so claims got slower as the queue grew (and on SQLite held every writer's turn meanwhile).
     /// </summary>
-    public async Task<JobRow?> ClaimAsync(string owner, TimeSpan lease, CancellationToken ct)
+    /// <param name="worker">The process claiming (recorded in the job.started event written with the claim).</param>
+    public async Task<JobRow?> ClaimAsync(string owner, string worker, TimeSpan lease, CancellationToken ct)
     {
         const string FreeKey =
             """
@@ -123,8 +124,16 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
             {
                 await using var write = await database.WriteAsync(ct);
                 var job = await write.Connection.QuerySingleOrDefaultAsync<JobRow>(sql, new { owner, now, expires = now + lease }, write.Transaction);
-                await write.CommitAsync(ct);
-                return job is null ? null : Normalize(job);
+                if (job is null)
+                    return null;
+                Normalize(job);
+                // The start is recorded in the claim's own transaction: one write less per job, and no claim without it.
+                var started = new JsonObject { ["worker"] = worker, ["attempt"] = job.Attempt, ["resumed"] = job.Attempt > 1 };
+                await AppendEventsAsync(write.Connection, write.Transaction, job.Id, owner, [new NewEvent("job.started", null, started)], ct);
+                // A later attempt is a retried job (failed -> pending -> running) or one taken over from a dead worker.
+                await CommitAsync(write, JobAudit.Entry(job, job.Attempt == 1 ? "job.start" : "job.resume", AuditStatus.Success, null), ct);
+                signals.EventsAppended(job.Id);
+                return job;
             }
             catch (Exception e) when (IsUniqueViolation(e) && tries < 5)
             {

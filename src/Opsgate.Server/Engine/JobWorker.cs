@@ -52,7 +52,7 @@ internal sealed partial class JobWorker : BackgroundService
                 var lease = $"{Owner}#{Interlocked.Increment(ref _claims)}";
                 try
                 {
-                    job = await store.ClaimAsync(lease, settings.LeaseDuration, stoppingToken);
+                    job = await store.ClaimAsync(lease, Owner, settings.LeaseDuration, stoppingToken);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
@@ -69,7 +69,7 @@ internal sealed partial class JobWorker : BackgroundService
                 {
                     try
                     {
-                        await runner.RunAsync(job, Owner, lease, stoppingToken);
+                        await runner.RunAsync(job, lease, stoppingToken);
                     }
                     catch (Exception e) when (e is not OperationCanceledException)
                     {
