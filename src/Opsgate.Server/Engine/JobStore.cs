@@ -177,13 +177,13 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
     }
 
     /// <summary>Appends events for a job <paramref name="owner"/> runs. False: lease lost.</summary>
-    public async Task<bool> AppendAsync(string jobId, string owner, IReadOnlyList<NewEvent> events, CancellationToken ct, AuditEntry? audited = null)
+    public async Task<bool> AppendAsync(string jobId, string owner, IReadOnlyList<NewEvent> events, CancellationToken ct)
     {
         await using var write = await database.WriteAsync(ct);
         var (connection, tx) = (write.Connection, write.Transaction);
         if (!await AppendEventsAsync(connection, tx, jobId, owner, events, ct))
             return false;
-        await CommitAsync(write, audited, ct);
+        await write.CommitAsync(ct);
         signals.EventsAppended(jobId);
         return true;
     }

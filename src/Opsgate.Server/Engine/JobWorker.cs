@@ -113,7 +113,8 @@ internal sealed partial class JobWorker : BackgroundService
             {
                 // Polling still finds the work; try to listen again shortly.
                 LogListenFailed(logger, e);
-                await Task.Delay(TimeSpan.FromSeconds(2), ct).ContinueWith(_ => { }, TaskScheduler.Default);
+                // A cancelled wait just ends the loop (the while condition), so it must not throw here.
+                await Task.Delay(TimeSpan.FromSeconds(2), ct).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             }
         }
     }

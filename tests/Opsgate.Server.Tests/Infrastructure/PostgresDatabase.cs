@@ -26,7 +26,7 @@ public sealed class PostgresDatabase : IAsyncDisposable
         Environment.GetEnvironmentVariable(EnvironmentVariable) is { Length: > 0 } cs
             ? cs
             : throw new InvalidOperationException(
-                $"PostgreSQL tests need {EnvironmentVariable} (e.g. Host=127.0.0.1;Port=55432;Username=postgres;Database=postgres). " +
+                $"PostgreSQL tests need {EnvironmentVariable} (e.g. Host=127.0.0.1;Port=25432;Username=postgres;Database=postgres). " +
                 "Run scripts/test.sh, which starts a PostgreSQL server for the tests.");
 
     public static async Task<PostgresDatabase> CreateAsync()
