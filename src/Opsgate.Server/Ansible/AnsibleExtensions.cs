@@ -14,6 +14,7 @@ internal static class AnsibleExtensions
         services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<AnsibleOptions>, AnsibleOptionsValidator>();
         services.AddSingleton<AnsibleProcess>();
         services.AddSingleton<AnsibleResults>();
+        services.AddSingleton<InventoryExpander>();
         services.AddStepExecutor<AnsibleRunStep>();
     }
 }

@@ -8,6 +8,12 @@ internal sealed class AnsibleOptions
     /// <summary>The ansible-playbook binary: a name looked up on the run's PATH, or a full path.</summary>
     public string PlaybookCommand { get; set; } = "ansible-playbook";
 
+    /// <summary>The ansible-inventory binary, the authority on what an inventory holds (host ranges, groups, children).</summary>
+    public string InventoryCommand { get; set; } = "ansible-inventory";
+
+    /// <summary>Limit for expanding one inventory with ansible-inventory.</summary>
+    public TimeSpan InventoryTimeout { get; set; } = TimeSpan.FromMinutes(2);
+
     /// <summary>Directory that <c>playbook</c> paths of ansible.run steps are relative to (until projects from git exist). Default: none, only inline playbooks.</summary>
     public string? PlaybookDirectory { get; set; }
 
@@ -44,6 +50,10 @@ internal sealed class AnsibleOptionsValidator : Microsoft.Extensions.Options.IVa
         static Microsoft.Extensions.Options.ValidateOptionsResult Fail(string message) => Microsoft.Extensions.Options.ValidateOptionsResult.Fail(message);
         if (string.IsNullOrWhiteSpace(options.PlaybookCommand))
             return Fail("Ansible:PlaybookCommand must name the ansible-playbook binary");
+        if (string.IsNullOrWhiteSpace(options.InventoryCommand))
+            return Fail("Ansible:InventoryCommand must name the ansible-inventory binary");
+        if (options.InventoryTimeout < TimeSpan.FromSeconds(1))
+            return Fail($"Ansible:InventoryTimeout must be at least 00:00:01, not {options.InventoryTimeout}");
         if (options.PlaybookDirectory is { Length: > 0 } dir && !Directory.Exists(dir))
             return Fail($"Ansible:PlaybookDirectory '{Path.GetFullPath(dir)}' does not exist");
         if (options.RunTimeout < TimeSpan.FromSeconds(1))

@@ -189,21 +189,11 @@ internal sealed partial class AnsibleProcess(JobStore store, IOptions<AnsibleOpt
             psi.ArgumentList.Add("--diff");
 
         var env = psi.Environment;
-        env.Clear();
-        env["PATH"] = SafePath;
-        env["HOME"] = files.Home;
-        env["LANG"] = env["LC_ALL"] = "C.UTF-8"; // ansible refuses to run without a UTF-8 locale
-        env["PYTHONUNBUFFERED"] = "1";
-        env["ANSIBLE_CONFIG"] = files.Config;
-        env["ANSIBLE_LOCAL_TEMP"] = files.Temp;
+        ScrubEnvironment(env, files.Home, files.Config, files.Temp);
         env["ANSIBLE_CALLBACK_PLUGINS"] = files.CallbackDir;
         env["ANSIBLE_CALLBACKS_ENABLED"] = "opsgate_events";
         env["OPSGATE_EVENTS_SOCKET"] = files.Socket;
-        env["ANSIBLE_NOCOLOR"] = "1";
         env["ANSIBLE_RETRY_FILES_ENABLED"] = "False";
-        // Inline inventories are YAML; one ansible cannot parse is an error, not a run over no hosts.
-        env["ANSIBLE_INVENTORY_ENABLED"] = "yaml";
-        env["ANSIBLE_INVENTORY_UNPARSED_FAILED"] = "True";
         env["ANSIBLE_HOST_KEY_CHECKING"] = o.HostKeyChecking ? "True" : "False";
         env["ANSIBLE_TIMEOUT"] = ((int)Math.Ceiling(o.ConnectTimeout.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
         env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = files.ControlPath;
@@ -212,7 +202,26 @@ internal sealed partial class AnsibleProcess(JobStore store, IOptions<AnsibleOpt
         return Process.Start(psi) ?? throw new InvalidOperationException("ansible-playbook did not start");
     }
 
-    private static string FindOnSafePath(string name) =>
+    /// <summary>
+    /// The environment every ansible process runs with, built from nothing: the server's own variables (secrets,
+    /// proxies, ANSIBLE_* settings) never reach it. Inventories are YAML; one ansible cannot parse is an error, not a
+    /// run over no hosts.
+    /// </summary>
+    internal static void ScrubEnvironment(IDictionary<string, string?> env, string home, string config, string temp)
+    {
+        env.Clear();
+        env["PATH"] = SafePath;
+        env["HOME"] = home;
+        env["LANG"] = env["LC_ALL"] = "C.UTF-8"; // ansible refuses to run without a UTF-8 locale
+        env["PYTHONUNBUFFERED"] = "1";
+        env["ANSIBLE_CONFIG"] = config;
+        env["ANSIBLE_LOCAL_TEMP"] = temp;
+        env["ANSIBLE_NOCOLOR"] = "1";
+        env["ANSIBLE_INVENTORY_ENABLED"] = "yaml";
+        env["ANSIBLE_INVENTORY_UNPARSED_FAILED"] = "True";
+    }
+
+    internal static string FindOnSafePath(string name) =>
         SafePath.Split(':').Select(d => Path.Combine(d, name)).FirstOrDefault(File.Exists)
         ?? throw new InvalidOperationException($"'{name}' (util-linux) was not found in {SafePath}; it is needed to run ansible-playbook in its own process group");
 

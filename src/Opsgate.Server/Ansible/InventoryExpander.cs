@@ -1,0 +1,104 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Options;
+
+namespace Opsgate.Server.Ansible;
+
+/// <summary>
+/// An inventory as ansible sees it: <c>ansible-inventory --list --export</c> output (groups with their hosts,
+/// children and vars; host vars under <c>_meta.hostvars</c>) and the hosts in the order ansible lists them.
+/// </summary>
+internal sealed record ExpandedInventory(IReadOnlyList<string> Hosts, JsonObject List);
+
+/// <summary>The inventory could not be read by ansible; the message is ansible's own.</summary>
+internal sealed class InventoryException(string message) : Exception(message);
+
+/// <summary>
+/// Expands an Ansible YAML inventory with <c>ansible-inventory</c> (the authority on host ranges, groups and
+/// children), without a shell, in a private directory, with the same scrubbed environment as playbook runs.
+/// <c>--export</c> keeps group vars on their groups instead of copying them into every host (3 s instead of 13 s
+/// for 20,000 hosts on 2 cores), so the result can be written back as an inventory for a subset of the hosts.
+/// </summary>
+internal sealed class InventoryExpander(IOptions<AnsibleOptions> options)
+{
+    public async Task<ExpandedInventory> ExpandAsync(string inventoryYaml, CancellationToken ct)
+    {
+        var o = options.Value;
+        var dir = Directory.CreateTempSubdirectory("opsgate-inventory-"); // 0700 on Unix
+        try
+        {
+            var inventory = Path.Combine(dir.FullName, "inventory.yml");
+            await File.WriteAllTextAsync(inventory, inventoryYaml, ct);
+            var config = Path.Combine(dir.FullName, "ansible.cfg");
+            await File.WriteAllTextAsync(config, "# written by Opsgate; settings come from the environment\n", ct);
+            var psi = new ProcessStartInfo(o.InventoryCommand)
+            {
+                WorkingDirectory = dir.FullName,
+                UseShellExecute = false,
+                RedirectStandardInput = true,
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+            };
+            foreach (var arg in new[] { "--list", "--export", "--inventory=" + inventory })
+                psi.ArgumentList.Add(arg);
+            AnsibleProcess.ScrubEnvironment(psi.Environment, dir.FullName, config, dir.FullName);
+
+            using var process = Process.Start(psi) ?? throw new InvalidOperationException("ansible-inventory did not start");
+            process.StandardInput.Close();
+            using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            limit.CancelAfter(o.InventoryTimeout);
+            var stdout = process.StandardOutput.ReadToEndAsync(limit.Token);
+            var stderr = process.StandardError.ReadToEndAsync(limit.Token);
+            try
+            {
+                await Task.WhenAll(stdout, stderr, process.WaitForExitAsync(limit.Token));
+            }
+            catch (OperationCanceledException)
+            {
+                process.Kill(entireProcessTree: true);
+                ct.ThrowIfCancellationRequested();
+                throw new InventoryException($"ansible-inventory did not finish within {o.InventoryTimeout}");
+            }
+            if (process.ExitCode != 0)
+                throw new InventoryException(AnsibleMessage(await stderr, inventory) ?? $"ansible-inventory failed with exit code {process.ExitCode}");
+            var list = JsonNode.Parse(await stdout)?.AsObject() ?? throw new InventoryException("ansible-inventory printed no inventory");
+            return new ExpandedInventory(HostsOf(list), list);
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    /// <summary>Every host once, depth first from <c>all</c> through children, in the order ansible lists them.</summary>
+    internal static List<string> HostsOf(JsonObject list)
+    {
+        var hosts = new List<string>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var visited = new HashSet<string>(StringComparer.Ordinal);
+        void Visit(string group)
+        {
+            if (!visited.Add(group) || list[group] is not JsonObject node)
+                return;
+            foreach (var host in node["hosts"]?.AsArray() ?? [])
+            {
+                if (host?.GetValue<string>() is { } name && seen.Add(name))
+                    hosts.Add(name);
+            }
+            foreach (var child in node["children"]?.AsArray() ?? [])
+            {
+                if (child?.GetValue<string>() is { } name)
+                    Visit(name);
+            }
+        }
+        Visit("all");
+        return hosts;
+    }
+
+    /// <summary>ansible's message on one line (the parse error is in its warnings), the private file's path replaced by "the inventory".</summary>
+    private static string? AnsibleMessage(string stderr, string inventoryPath)
+    {
+        var text = string.Join(' ', stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        return text.Length == 0 ? null : text.Replace(inventoryPath, "the inventory", StringComparison.Ordinal);
+    }
+}
