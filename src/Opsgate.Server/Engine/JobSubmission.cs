@@ -47,6 +47,8 @@ internal sealed class JobSubmission(RunbookCatalog catalog, IEnumerable<IStepExe
         }
         if (await CheckTargetsAsync(runbook, parameters, principal, http.RequestAborted) is { } refused)
             return refused;
+        if (await CheckReferencesAsync(runbook, parameters, http.RequestAborted) is { } dangling)
+            return dangling;
 
         string? concurrencyKey = null;
         if (runbook.Options.ConcurrencyKey is { } keyTemplate)
@@ -90,6 +92,18 @@ internal sealed class JobSubmission(RunbookCatalog catalog, IEnumerable<IStepExe
                 return TypedResults.Problem(statusCode: 403, title: "Forbidden", detail: $"namespace '{ns}' is not in the allowlist of cluster '{clusterName}'");
             if (!principal.MayUseNamespace(ns))
                 return TypedResults.Problem(statusCode: 403, title: "Forbidden", detail: $"namespace '{ns}' is not in {principal.Name}'s namespace allowlist");
+        }
+        return null;
+    }
+
+    /// <summary>400 when a step's input names something that does not exist (see <see cref="IStepExecutor.CheckReferencesAsync"/>).</summary>
+    private async Task<ProblemHttpResult?> CheckReferencesAsync(Runbook runbook, JsonObject parameters, CancellationToken ct)
+    {
+        foreach (var step in runbook.Steps.Where(s => !Templates.UsesStepOutputs(s.With)))
+        {
+            var inputs = Templates.RenderObject(step.With, parameters, new Dictionary<string, JsonObject>());
+            if (await _executors[step.Kind].CheckReferencesAsync(inputs, ct) is { } problem)
+                return Problems.Invalid($"steps.{step.Name}.{problem.Input}", problem.Message);
         }
         return null;
     }

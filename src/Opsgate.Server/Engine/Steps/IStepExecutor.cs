@@ -24,6 +24,12 @@ internal interface IStepExecutor
 
     IReadOnlyList<StepInput> Inputs { get; }
 
+    /// <summary>
+    /// Checks, when a job is submitted, what the rendered inputs refer to (a stored inventory, a project), so a
+    /// dangling reference is a 400 and never a failed job. Null when all is well, else the input and why.
+    /// </summary>
+    Task<(string Input, string Message)?> CheckReferencesAsync(JsonObject inputs, CancellationToken ct) => Task.FromResult<(string, string)?>(null);
+
     /// <summary>Runs the step. In a dry run it must change nothing and return what it would do.</summary>
     Task<StepOutcome> ExecuteAsync(StepContext context, CancellationToken cancellationToken);
 }
