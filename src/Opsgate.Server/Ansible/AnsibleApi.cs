@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Opsgate.Server.Ansible.Inventories;
 using Opsgate.Server.Auth;
 using Opsgate.Server.Engine;
 using Opsgate.Server.Http;
@@ -19,6 +20,7 @@ internal static class AnsibleApi
     {
         app.MapGet("/api/v1/jobs/{id}/hosts", Hosts).RequireRole(Role.Viewer).WithTags("Jobs")
             .WithSummary("Per-host results of the job's Ansible runs, keyed by host: the PLAY RECAP figures and the failures with their messages.");
+        app.MapInventoriesApi();
     }
 
     private static async Task<Results<Ok<SortedDictionary<string, HostResultView>>, ProblemHttpResult>> Hosts(

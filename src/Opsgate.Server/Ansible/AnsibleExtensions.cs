@@ -1,3 +1,4 @@
+using Opsgate.Server.Ansible.Inventories;
 using Opsgate.Server.Engine;
 
 namespace Opsgate.Server.Ansible;
@@ -15,6 +16,7 @@ internal static class AnsibleExtensions
         services.AddSingleton<AnsibleProcess>();
         services.AddSingleton<AnsibleResults>();
         services.AddSingleton<InventoryExpander>();
+        services.AddSingleton<InventoryStore>();
         services.AddStepExecutor<AnsibleRunStep>();
     }
 }

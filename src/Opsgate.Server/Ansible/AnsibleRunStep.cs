@@ -1,8 +1,10 @@
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Options;
+using Opsgate.Server.Ansible.Inventories;
 using Opsgate.Server.Engine;
 using Opsgate.Server.Engine.Runbooks;
 using Opsgate.Server.Engine.Steps;
+using Opsgate.Server.Persistence;
 
 namespace Opsgate.Server.Ansible;
 
@@ -11,8 +13,11 @@ namespace Opsgate.Server.Ansible;
 /// the job's event stream as it happens (<c>ansible.*</c> events, in batches); per-host results are kept in
 /// <c>job_hosts</c> (<c>GET /api/v1/jobs/{id}/hosts</c>), also for a run that was stopped. In a dry run the playbook runs
 /// in check mode. A re-run after a crash runs the playbook again: playbooks are expected to be idempotent, as Ansible's are.
+/// The inventory is a stored one (<c>inventory</c>: id or name; the version that was latest when the job was submitted,
+/// or <c>inventory_version</c>) or inline YAML (<c>inventory_yaml</c>, for custom runbooks).
 /// </summary>
-internal sealed class AnsibleRunStep(AnsibleProcess runner, AnsibleResults results, IOptions<AnsibleOptions> options) : IStepExecutor
+internal sealed class AnsibleRunStep(
+    AnsibleProcess runner, AnsibleResults results, InventoryStore inventories, JobStore jobs, IOptions<AnsibleOptions> options) : IStepExecutor
 {
     public const int MaxForks = 500;
 
@@ -22,7 +27,9 @@ internal sealed class AnsibleRunStep(AnsibleProcess runner, AnsibleResults resul
     [
         new("playbook", InputType.String, false, "path of the playbook under Ansible:PlaybookDirectory (or give playbook_yaml)"),
         new("playbook_yaml", InputType.String, false, "the playbook itself, as YAML text"),
-        new("inventory", InputType.String, true, "Ansible YAML inventory (groups, children, host ranges, vars)"),
+        new("inventory", InputType.String, false, "a stored inventory: its id or name (or give inventory_yaml)"),
+        new("inventory_version", InputType.String, false, "version of the stored inventory (default: the latest when the job was submitted)"),
+        new("inventory_yaml", InputType.String, false, "an inline Ansible YAML inventory (groups, children, host ranges, vars)"),
         new("limit", InputType.String, false, "ansible-playbook --limit pattern"),
         new("extra_vars", InputType.Object, false, "extra variables (-e), passed in a private file"),
         new("check", InputType.Bool, false, "check mode: report what would change, change nothing"),
@@ -31,6 +38,24 @@ internal sealed class AnsibleRunStep(AnsibleProcess runner, AnsibleResults resul
         new("tags", InputType.String, false, "only tasks with these tags (comma-separated)"),
         new("timeout", InputType.Duration, false, "limit for the run; at most Ansible:RunTimeout"),
     ];
+
+    public async Task<(string Input, string Message)?> CheckReferencesAsync(JsonObject inputs, CancellationToken ct)
+    {
+        var reference = inputs["inventory"]?.GetValue<string>();
+        var inline = inputs["inventory_yaml"]?.GetValue<string>();
+        if ((reference is null) == (inline is null))
+            return ("inventory", "give inventory (a stored inventory's id or name) or inventory_yaml (inline YAML), exactly one of them");
+        if (reference is null)
+            return null;
+        var version = inputs["inventory_version"]?.GetValue<string>();
+        if (!InventoryRef.TryParse(reference, out var parsed))
+            return ("inventory", $"'{Truncate(reference)}' {InventoryNames.ReferenceRule}");
+        if (version is not null && !InventoryNames.IsValidVersion(version))
+            return ("inventory_version", InventoryNames.VersionRule);
+        if (await inventories.FindAsync(parsed, version, ct) is null)
+            return version is null ? ("inventory", $"inventory '{parsed}' does not exist") : ("inventory_version", $"inventory '{parsed}' has no version '{version}'");
+        return null;
+    }
 
     public async Task<StepOutcome> ExecuteAsync(StepContext context, CancellationToken cancellationToken)
     {
@@ -59,16 +84,41 @@ internal sealed class AnsibleRunStep(AnsibleProcess runner, AnsibleResults resul
                 playbook = ResolvePlaybook(context.OptionalString("playbook") ?? throw new StepFailedException("give playbook (a path under Ansible:PlaybookDirectory) or playbook_yaml"), o.PlaybookDirectory);
             }
 
-            var request = new AnsibleRunRequest(context.JobId, context.Owner, context.StepOrder, context.StepName, playbook, context.String("inventory"),
+            var (inventory, used) = await InventoryAsync(context, cancellationToken);
+            var request = new AnsibleRunRequest(context.JobId, context.Owner, context.StepOrder, context.StepName, playbook, inventory,
                 context.OptionalString("limit"), context.Inputs["extra_vars"]?.AsObject(), check, context.Bool("diff"), forks, context.OptionalString("tags"), timeout);
             var run = await runner.RunAsync(request, cancellationToken);
-            return await ConcludeAsync(context, run, check, timeout);
+            return await ConcludeAsync(context, run, check, timeout, used);
         }
         finally
         {
             playbookDir?.Delete(recursive: true);
         }
     }
+
+    /// <summary>The inventory YAML for ansible, and which stored inventory version it is (null for inline YAML).</summary>
+    private async Task<(string Yaml, JsonObject? Used)> InventoryAsync(StepContext context, CancellationToken ct)
+    {
+        if (context.OptionalString("inventory_yaml") is { } inline)
+        {
+            if (context.OptionalString("inventory") is not null)
+                throw new StepFailedException("give inventory or inventory_yaml, not both");
+            return (inline, null);
+        }
+        var reference = context.OptionalString("inventory") ?? throw new StepFailedException("give inventory (a stored inventory's id or name) or inventory_yaml");
+        if (!InventoryRef.TryParse(reference, out var parsed))
+            throw new StepFailedException($"inventory '{Truncate(reference)}' {InventoryNames.ReferenceRule}");
+        var version = context.OptionalString("inventory_version");
+        // Without a version, the one that was latest when the job was submitted: a version added while the job waited
+        // (for approval, for a worker) does not change what was asked for.
+        var submitted = (await jobs.GetAsync(context.JobId, ct))?.Job.CreatedAt.AsUtc();
+        var found = await inventories.ResolveAsync(parsed, version, ct, asOf: version is null ? submitted : null)
+            ?? throw new StepFailedException(version is null ? $"inventory '{parsed}' does not exist (any more)" : $"inventory '{parsed}' has no version '{version}'");
+        var v = found.Version;
+        return (found.Yaml, new JsonObject { ["id"] = v.Id, ["name"] = v.Name, ["version"] = v.Version, ["hosts"] = v.HostCount });
+    }
+
+    private static string Truncate(string s) => s.Length <= 63 ? s : s[..63] + "...";
 
     private static string FirstFailure(HostResult host)
     {
@@ -93,7 +143,7 @@ internal sealed class AnsibleRunStep(AnsibleProcess runner, AnsibleResults resul
         return full;
     }
 
-    private async Task<StepOutcome> ConcludeAsync(StepContext context, AnsibleRunResult run, bool check, TimeSpan timeout)
+    private async Task<StepOutcome> ConcludeAsync(StepContext context, AnsibleRunResult run, bool check, TimeSpan timeout, JsonObject? inventory)
     {
         var hosts = run.Hosts.Hosts;
         var failed = hosts.Where(h => h.Value.Failed > 0).Select(h => h.Key).ToList();
@@ -109,6 +159,8 @@ internal sealed class AnsibleRunStep(AnsibleProcess runner, AnsibleResults resul
             ["complete"] = run.Hosts.Complete,
             ["check"] = check,
         };
+        if (inventory is not null)
+            outputs["inventory"] = inventory;
         var summary = new NewEvent("ansible.summary", context.StepOrder, outputs.DeepClone().AsObject());
         summary.Data!["step"] = context.StepName;
         summary.Data["stopped"] = run.Stopped?.ToString().ToLowerInvariant();

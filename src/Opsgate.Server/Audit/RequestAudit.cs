@@ -24,6 +24,7 @@ internal sealed partial class RequestAudit
     public bool DryRun { get; set; }
     public string? JobId { get; set; }
     public string? Cluster { get; set; }
+    /// <summary>What the entry says went wrong, instead of the response's detail (which may quote input that must not be logged).</summary>
     public string? Error { get; set; }
     internal bool Written { get; set; }
 
@@ -97,7 +98,7 @@ internal static class RequestAuditExtensions
             RequestBody = audit.RequestBody,
             Status = status,
             HttpStatus = httpStatus,
-            ErrorMessage = error ?? audit.Error,
+            ErrorMessage = audit.Error ?? error, // a handler's own wording wins: it may keep quoted input out of the log
             PrincipalId = principal?.Id,
             AuthMethod = principal?.AuthMethod,
             RequestId = context.TraceIdentifier,

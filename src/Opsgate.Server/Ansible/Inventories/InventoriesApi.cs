@@ -1,0 +1,189 @@
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Opsgate.Server.Audit;
+using Opsgate.Server.Auth;
+using Opsgate.Server.Http;
+
+namespace Opsgate.Server.Ansible.Inventories;
+
+/// <summary><c>hosts</c> and <c>vars</c>: Ansible YAML as text, or the same structure as a JSON object.</summary>
+internal sealed record CreateInventoryRequest(string Name, JsonNode? Hosts, string? Env = null, string? Version = null, JsonNode? Vars = null);
+
+internal sealed record InventoryResponse(long Id, string Name, string? Env, string Version, long HostCount, DateTime CreatedAt, string CreatedBy)
+{
+    public static InventoryResponse From(InventoryVersion v) => new(v.Id, v.Name, v.Env, v.Version, v.HostCount, v.CreatedAt, v.CreatedBy);
+}
+
+/// <summary>One version with what was sent for it.</summary>
+internal sealed record InventoryDetail(long Id, string Name, string? Env, string Version, long HostCount, DateTime CreatedAt, string CreatedBy, string Hosts, string? Vars);
+
+internal sealed record InventoryList(IReadOnlyList<InventoryResponse> Items);
+
+/// <summary>A host as ansible expands it, with the groups it is in (ansible's group_names: parents included, not all or ungrouped).</summary>
+internal sealed record InventoryHost(string Name, IReadOnlyList<string> Groups);
+
+internal sealed record InventoryHostsPage(long Id, string Name, string Version, long Total, int Offset, int Limit, IReadOnlyList<InventoryHost> Items);
+
+/// <summary>/api/v1/inventories: stored Ansible inventories, versioned, checked and expanded by ansible when stored.</summary>
+internal static class InventoriesApi
+{
+    private const int DefaultLimit = 100;
+    private const int MaxLimit = 1000;
+
+    public static void MapInventoriesApi(this WebApplication app)
+    {
+        var group = app.MapGroup("/api/v1/inventories").WithTags("Inventories");
+        group.MapPost("/", Create).RequireRole(Role.Operator).Audited("inventory.create", "inventory")
+            .WithSummary("Store an inventory (hosts and vars as Ansible YAML); posting an existing name adds a version.");
+        group.MapGet("/", List).RequireRole(Role.Viewer).WithSummary("Every inventory, at its latest version.");
+        group.MapGet("/{ref}", Get).RequireRole(Role.Viewer)
+            .WithSummary("One inventory by id or name: its latest version, or ?version=, with the hosts and vars it was given.");
+        group.MapGet("/{ref}/versions", Versions).RequireRole(Role.Viewer).WithSummary("Every version of an inventory, oldest first.");
+        group.MapGet("/{ref}/hosts", Hosts).RequireRole(Role.Viewer)
+            .WithSummary("The hosts of an inventory as ansible expands them, with their groups; paged with limit and offset.");
+        group.MapDelete("/{ref}", Delete).RequireRole(Role.Operator).Audited("inventory.delete", "inventory")
+            .WithSummary("Delete an inventory with all its versions; refused while a waiting or running job uses it.");
+    }
+
+    private static async Task<Results<Created<InventoryResponse>, ProblemHttpResult>> Create(CreateInventoryRequest request, HttpContext context, InventoryStore store)
+    {
+        // hosts and vars may hold passwords (ansible_password): never in the audit log.
+        context.SetAuditBody(new { request.Name, request.Env, request.Version });
+        context.Audit().ResourceName = request.Name.Length <= 63 ? request.Name : request.Name[..63];
+        if (!InventoryNames.IsValidName(request.Name))
+            return Problems.Invalid("name", InventoryNames.NameRule);
+        if (request.Env is not null && !Validate.IsDnsLabel(request.Env))
+            return Problems.Invalid("env", Validate.DnsLabelRule);
+        if (request.Version is not null && !InventoryNames.IsValidVersion(request.Version))
+            return Problems.Invalid("version", InventoryNames.VersionRule);
+        try
+        {
+            var hosts = InventoryYaml.Text("hosts", request.Hosts) ?? throw new InventoryYamlException("hosts", "is required: Ansible YAML (all: {hosts: ..., children: ...})");
+            var vars = InventoryYaml.Text("vars", request.Vars);
+            var created = await store.CreateAsync(new NewInventory(request.Name, request.Env, request.Version, hosts, vars), context.Principal()!.Name, context.RequestAborted);
+            context.Audit().ResourceName = $"{created.Name}@{created.Version}";
+            return TypedResults.Created($"/api/v1/inventories/{created.Id}?version={Uri.EscapeDataString(created.Version)}", InventoryResponse.From(created));
+        }
+        catch (InventoryYamlException e)
+        {
+            return Problems.Invalid(e.Field, e.Message);
+        }
+        catch (InventoryException e)
+        {
+            // ansible's message may quote a value from the inventory: the caller sees it, the audit log does not.
+            context.Audit().Error = "hosts: ansible-inventory cannot read the inventory (its message is in the response only)";
+            return Problems.Invalid("hosts", $"ansible-inventory cannot read the inventory: {e.Message}");
+        }
+        catch (InventoryConflictException e)
+        {
+            return Problems.Conflict(e.Message);
+        }
+    }
+
+    private static async Task<Ok<InventoryList>> List(InventoryStore store, CancellationToken ct) =>
+        TypedResults.Ok(new InventoryList((await store.ListAsync(ct)).Select(InventoryResponse.From).ToList()));
+
+    private static async Task<Results<Ok<InventoryDetail>, ProblemHttpResult>> Get(string @ref, string? version, InventoryStore store, CancellationToken ct)
+    {
+        if (Check(@ref, version, out var reference) is { } bad)
+            return bad;
+        if (await store.SourceAsync(reference, version, ct) is not { } found)
+            return NotFound(reference, version);
+        var v = found.Version;
+        return TypedResults.Ok(new InventoryDetail(v.Id, v.Name, v.Env, v.Version, v.HostCount, v.CreatedAt, v.CreatedBy, found.Hosts, found.Vars));
+    }
+
+    private static async Task<Results<Ok<InventoryList>, ProblemHttpResult>> Versions(string @ref, InventoryStore store, CancellationToken ct)
+    {
+        if (Check(@ref, null, out var reference) is { } bad)
+            return bad;
+        return await store.VersionsAsync(reference, ct) is { } versions
+            ? TypedResults.Ok(new InventoryList(versions.Select(InventoryResponse.From).ToList()))
+            : NotFound(reference, null);
+    }
+
+    private static async Task<Results<Ok<InventoryHostsPage>, ProblemHttpResult>> Hosts(
+        string @ref, string? version, int? limit, int? offset, InventoryStore store, CancellationToken ct)
+    {
+        if (Check(@ref, version, out var reference) is { } bad)
+            return bad;
+        if (limit is < 1 or > MaxLimit)
+            return Problems.Invalid("limit", $"must be between 1 and {MaxLimit}");
+        if (offset is < 0)
+            return Problems.Invalid("offset", "must not be negative");
+        if (await store.ResolveAsync(reference, version, ct) is not { } found)
+            return NotFound(reference, version);
+        var (take, skip) = (limit ?? DefaultLimit, offset ?? 0);
+        var groups = GroupsByHost(found.Expanded.List);
+        var items = found.Expanded.Hosts.Skip(skip).Take(take)
+            .Select(h => new InventoryHost(h, groups.TryGetValue(h, out var g) ? g : [])).ToList();
+        var v = found.Version;
+        return TypedResults.Ok(new InventoryHostsPage(v.Id, v.Name, v.Version, found.Expanded.Hosts.Count, skip, take, items));
+    }
+
+    private static async Task<Results<NoContent, ProblemHttpResult>> Delete(string @ref, HttpContext context, InventoryStore store)
+    {
+        context.Audit().ResourceName = @ref.Length <= 63 ? @ref : @ref[..63];
+        if (Check(@ref, null, out var reference) is { } bad)
+            return bad;
+        try
+        {
+            return await store.DeleteAsync(reference, context.RequestAborted) ? TypedResults.NoContent() : NotFound(reference, null);
+        }
+        catch (InventoryConflictException e)
+        {
+            return Problems.Conflict(e.Message);
+        }
+    }
+
+    private static ProblemHttpResult? Check(string text, string? version, out InventoryRef reference)
+    {
+        if (!InventoryRef.TryParse(text, out reference))
+            return Problems.Invalid("ref", InventoryNames.ReferenceRule);
+        if (version is not null && !InventoryNames.IsValidVersion(version))
+            return Problems.Invalid("version", InventoryNames.VersionRule);
+        return null;
+    }
+
+    private static ProblemHttpResult NotFound(InventoryRef reference, string? version) =>
+        Problems.NotFound(version is null ? $"inventory '{reference}' does not exist" : $"inventory '{reference}' has no version '{version}'");
+
+    /// <summary>Each host's groups as ansible's group_names has them: every group it is in directly or through children, without all and ungrouped.</summary>
+    internal static Dictionary<string, IReadOnlyList<string>> GroupsByHost(JsonObject list)
+    {
+        var parents = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        var direct = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        foreach (var (group, node) in list)
+        {
+            if (group == "_meta" || node is not JsonObject g)
+                continue;
+            foreach (var child in g["children"]?.AsArray() ?? [])
+            {
+                if (child?.GetValue<string>() is { } c)
+                    (parents.TryGetValue(c, out var p) ? p : parents[c] = []).Add(group);
+            }
+            foreach (var host in g["hosts"]?.AsArray() ?? [])
+            {
+                if (host?.GetValue<string>() is { } h)
+                    (direct.TryGetValue(h, out var d) ? d : direct[h] = []).Add(group);
+            }
+        }
+        var result = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
+        foreach (var (host, groups) in direct)
+        {
+            var all = new SortedSet<string>(StringComparer.Ordinal);
+            var todo = new Stack<string>(groups);
+            while (todo.TryPop(out var group))
+            {
+                if (!all.Add(group))
+                    continue;
+                foreach (var parent in parents.GetValueOrDefault(group) ?? [])
+                    todo.Push(parent);
+            }
+            all.Remove("all");
+            all.Remove("ungrouped");
+            result[host] = [.. all];
+        }
+        return result;
+    }
+}

@@ -1,0 +1,222 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Dapper;
+using Opsgate.Server.Engine;
+using Opsgate.Server.Persistence;
+
+namespace Opsgate.Server.Ansible.Inventories;
+
+/// <summary>One version of a stored inventory, without its (possibly large) texts.</summary>
+internal sealed record InventoryVersion(long Id, string Name, long Seq, string Version, string? Env, long HostCount, DateTime CreatedAt, string CreatedBy);
+
+/// <summary>A version as it was sent: <c>hosts</c> and <c>vars</c> YAML text.</summary>
+internal sealed record InventorySource(InventoryVersion Version, string Hosts, string? Vars);
+
+/// <summary>What a run needs: the YAML ansible reads and ansible-inventory's expansion of it, made when the version was stored.</summary>
+internal sealed record ResolvedInventory(InventoryVersion Version, string Yaml, ExpandedInventory Expanded);
+
+/// <summary>What the user asked to store; <c>Hosts</c> and <c>Vars</c> are YAML text.</summary>
+internal sealed record NewInventory(string Name, string? Env, string? Version, string Hosts, string? Vars);
+
+internal sealed class InventoryConflictException(string message) : Exception(message);
+
+/// <summary>
+/// A stored inventory is named by its id (digits) or its name (a DNS label with at least one letter, so the two
+/// never collide). Versions are kept: 1, 2, 3... or labels the user gives.
+/// </summary>
+internal readonly record struct InventoryRef(long? Id, string? Name)
+{
+    public static bool TryParse(string? text, out InventoryRef reference)
+    {
+        reference = default;
+        if (string.IsNullOrEmpty(text))
+            return false;
+        if (text.All(char.IsAsciiDigit))
+        {
+            if (!long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var id))
+                return false;
+            reference = new InventoryRef(id, null);
+            return true;
+        }
+        if (!InventoryNames.IsValidName(text))
+            return false;
+        reference = new InventoryRef(null, text);
+        return true;
+    }
+
+    public override string ToString() => Id?.ToString(CultureInfo.InvariantCulture) ?? Name!;
+}
+
+internal static class InventoryNames
+{
+    public const string NameRule = Http.Validate.DnsLabelRule + ", with at least one letter (all digits is an id)";
+    public const string VersionRule = "must be 1-63 characters: letters, digits, '.', '_', '+' or '-', starting with a letter or digit";
+    public const string ReferenceRule = "must be an inventory id (digits) or name";
+
+    public static bool IsValidName(string? name) => Http.Validate.IsDnsLabel(name) && name!.Any(char.IsAsciiLetter);
+
+    public static bool IsValidVersion(string? version) =>
+        version is { Length: > 0 and <= 63 } && char.IsAsciiLetterOrDigit(version[0]) && version.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '+' or '-');
+}
+
+/// <summary>
+/// Stored inventories: each version is checked and expanded by ansible once, when it is created, and kept with its
+/// expansion, so a run (or a shard) gets the YAML and the expanded hosts from <see cref="ResolveAsync"/> without
+/// running ansible-inventory again (3 s for 20,000 hosts).
+/// </summary>
+internal sealed class InventoryStore(Database database, InventoryExpander expander, TimeProvider time)
+{
+    private const string Columns =
+        "i.id, i.name, v.seq, v.version, v.env, v.host_count, v.created_at, v.created_by";
+
+    private static readonly string[] ActiveJobStatuses = [JobStatus.Pending, JobStatus.WaitingApproval, JobStatus.Running];
+
+    /// <summary>
+    /// Checks (YAML, then ansible-inventory), expands and stores a new version of <see cref="NewInventory.Name"/>.
+    /// Throws <see cref="InventoryYamlException"/> or <see cref="InventoryException"/> for an inventory ansible cannot
+    /// use, <see cref="InventoryConflictException"/> for a version label that exists.
+    /// </summary>
+    public async Task<InventoryVersion> CreateAsync(NewInventory request, string actor, CancellationToken ct)
+    {
+        var yaml = InventoryYaml.Merge(request.Hosts, request.Vars);
+        // Seconds for a large inventory: done before the write turn is taken.
+        var expanded = await expander.ExpandAsync(yaml, ct);
+        var now = time.GetUtcNow().UtcDateTime.TruncateToMicroseconds();
+        await using var write = await database.WriteAsync(ct);
+        var (connection, tx) = (write.Connection, write.Transaction);
+        await connection.ExecuteAsync(
+            "INSERT INTO inventories (name, created_at, created_by) VALUES (@name, @now, @actor) ON CONFLICT (name) DO NOTHING",
+            new { name = request.Name, now, actor }, tx);
+        // On PostgreSQL the row lock makes concurrent versions of one inventory take turns (SQLite writers already do).
+        var id = await connection.ExecuteScalarAsync<long>(
+            database.Dialect == DbDialect.Postgres ? "SELECT id FROM inventories WHERE name = @name FOR UPDATE" : "SELECT id FROM inventories WHERE name = @name",
+            new { name = request.Name }, tx);
+        var seq = 1 + await connection.ExecuteScalarAsync<long>("SELECT COALESCE(MAX(seq), 0) FROM inventory_versions WHERE inventory_id = @id", new { id }, tx);
+        var version = request.Version ?? seq.ToString(CultureInfo.InvariantCulture);
+        if (await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM inventory_versions WHERE inventory_id = @id AND version = @version", new { id, version }, tx) > 0)
+        {
+            throw new InventoryConflictException(request.Version is null
+                ? $"inventory '{request.Name}' already has a version labelled '{version}'; give a version label"
+                : $"inventory '{request.Name}' already has version '{version}'");
+        }
+        await connection.ExecuteAsync(
+            """
+            INSERT INTO inventory_versions (inventory_id, seq, version, env, hosts, vars, inventory, expanded, host_count, created_at, created_by)
+            VALUES (@id, @seq, @version, @env, @hosts, @vars, @yaml, @expanded, @count, @now, @actor)
+            """,
+            new
+            {
+                id, seq, version, env = request.Env, hosts = request.Hosts, vars = request.Vars, yaml,
+                expanded = expanded.List.ToJsonString(), count = expanded.Hosts.Count, now, actor,
+            }, tx);
+        await write.CommitAsync(ct);
+        return new InventoryVersion(id, request.Name, seq, version, request.Env, expanded.Hosts.Count, now, actor);
+    }
+
+    /// <summary>The latest version of every inventory, by name.</summary>
+    public async Task<IReadOnlyList<InventoryVersion>> ListAsync(CancellationToken ct)
+    {
+        await using var connection = await database.OpenAsync(ct);
+        var rows = await connection.QueryAsync<Row>(new CommandDefinition(
+            $"""
+            SELECT {Columns} FROM inventories i JOIN inventory_versions v ON v.inventory_id = i.id
+            WHERE v.seq = (SELECT MAX(seq) FROM inventory_versions WHERE inventory_id = i.id)
+            ORDER BY i.name
+            """, cancellationToken: ct));
+        return rows.Select(r => r.ToVersion()).ToList();
+    }
+
+    /// <summary>Every version of the inventory, oldest first; null when there is no such inventory.</summary>
+    public async Task<IReadOnlyList<InventoryVersion>?> VersionsAsync(InventoryRef reference, CancellationToken ct)
+    {
+        await using var connection = await database.OpenAsync(ct);
+        var rows = (await connection.QueryAsync<Row>(new CommandDefinition(
+            $"SELECT {Columns} FROM inventories i JOIN inventory_versions v ON v.inventory_id = i.id WHERE {Where(reference)} ORDER BY v.seq",
+            new { id = reference.Id, name = reference.Name }, cancellationToken: ct))).ToList();
+        return rows.Count == 0 ? null : rows.Select(r => r.ToVersion()).ToList();
+    }
+
+    /// <summary>
+    /// The version <paramref name="version"/> (a label), or else the latest one created at or before <paramref name="asOf"/>
+    /// (a job uses the version that was latest when it was submitted), or else the latest. Null when there is none.
+    /// </summary>
+    public async Task<InventoryVersion?> FindAsync(InventoryRef reference, string? version, CancellationToken ct, DateTime? asOf = null) =>
+        (await FindRowAsync(reference, version, asOf, withTexts: false, ct))?.ToVersion();
+
+    /// <summary>The version's texts as they were sent.</summary>
+    public async Task<InventorySource?> SourceAsync(InventoryRef reference, string? version, CancellationToken ct) =>
+        await FindRowAsync(reference, version, null, withTexts: true, ct) is { } row ? new InventorySource(row.ToVersion(), row.Hosts!, row.Vars) : null;
+
+    /// <summary>
+    /// What a run of the inventory needs (see <see cref="FindAsync"/> for which version): the YAML for ansible and the
+    /// expansion made when the version was stored. Null when the inventory or the version does not exist.
+    /// </summary>
+    public async Task<ResolvedInventory?> ResolveAsync(InventoryRef reference, string? version, CancellationToken ct, DateTime? asOf = null)
+    {
+        if (await FindRowAsync(reference, version, asOf, withTexts: true, ct) is not { } row)
+            return null;
+        var list = JsonNode.Parse(row.Expanded!)!.AsObject();
+        return new ResolvedInventory(row.ToVersion(), row.Inventory!, new ExpandedInventory(InventoryExpander.HostsOf(list), list));
+    }
+
+    /// <summary>
+    /// Deletes the inventory with all its versions; false when there is none. Refused while a job that is waiting or
+    /// running names it in its <c>inventory</c> parameter (the built-in ansible-playbook runbook's).
+    /// </summary>
+    public async Task<bool> DeleteAsync(InventoryRef reference, CancellationToken ct)
+    {
+        await using var write = await database.WriteAsync(ct);
+        var inventory = await write.Connection.QueryFirstOrDefaultAsync<Row>(
+            $"SELECT i.id, i.name FROM inventories i WHERE {Where(reference)}", new { id = reference.Id, name = reference.Name }, write.Transaction);
+        if (inventory is null)
+            return false;
+        var active = await write.Connection.QueryAsync<JobParams>(
+            "SELECT id, params FROM jobs WHERE status IN @statuses", new { statuses = ActiveJobStatuses }, write.Transaction);
+        var idText = inventory.Id.ToString(CultureInfo.InvariantCulture);
+        foreach (var job in active)
+        {
+            if ((JsonNode.Parse(job.Params) as JsonObject)?["inventory"] is JsonValue v && v.TryGetValue<string>(out var used) && (used == idText || used == inventory.Name))
+                throw new InventoryConflictException($"inventory '{inventory.Name}' is used by job {job.Id}, which has not finished; delete it after the job ends (or cancel the job)");
+        }
+        await write.Connection.ExecuteAsync("DELETE FROM inventory_versions WHERE inventory_id = @id", new { id = inventory.Id }, write.Transaction);
+        await write.Connection.ExecuteAsync("DELETE FROM inventories WHERE id = @id", new { id = inventory.Id }, write.Transaction);
+        await write.CommitAsync(ct);
+        return true;
+    }
+
+    private async Task<Row?> FindRowAsync(InventoryRef reference, string? version, DateTime? asOf, bool withTexts, CancellationToken ct)
+    {
+        var columns = withTexts ? Columns + ", v.hosts, v.vars, v.inventory, v.expanded" : Columns;
+        var filter = (version is null ? "" : " AND v.version = @version") + (asOf is null || version is not null ? "" : " AND v.created_at <= @asOf");
+        await using var connection = await database.OpenAsync(ct);
+        return await connection.QueryFirstOrDefaultAsync<Row>(new CommandDefinition(
+            $"SELECT {columns} FROM inventories i JOIN inventory_versions v ON v.inventory_id = i.id WHERE {Where(reference)}{filter} ORDER BY v.seq DESC LIMIT 1",
+            new { id = reference.Id, name = reference.Name, version, asOf }, cancellationToken: ct));
+    }
+
+    private static string Where(InventoryRef reference) => reference.Id is null ? "i.name = @name" : "i.id = @id";
+
+    private sealed class JobParams
+    {
+        public string Id { get; set; } = "";
+        public string Params { get; set; } = "{}";
+    }
+
+    private sealed class Row
+    {
+        public long Id { get; set; }
+        public string Name { get; set; } = "";
+        public long Seq { get; set; }
+        public string Version { get; set; } = "";
+        public string? Env { get; set; }
+        public long HostCount { get; set; }
+        public DateTime CreatedAt { get; set; }
+        public string CreatedBy { get; set; } = "";
+        public string? Hosts { get; set; }
+        public string? Vars { get; set; }
+        public string? Inventory { get; set; }
+        public string? Expanded { get; set; }
+
+        public InventoryVersion ToVersion() => new(Id, Name, Seq, Version, Env, HostCount, CreatedAt.AsUtc(), CreatedBy);
+    }
+}

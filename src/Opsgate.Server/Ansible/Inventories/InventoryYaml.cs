@@ -1,0 +1,185 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using YamlDotNet.Core;
+using YamlDotNet.Core.Events;
+using YamlDotNet.RepresentationModel;
+
+namespace Opsgate.Server.Ansible.Inventories;
+
+/// <summary>A field of an inventory that is not usable; the message names the line and column where there is one.</summary>
+internal sealed class InventoryYamlException(string field, string message) : Exception(message)
+{
+    public string Field { get; } = field;
+}
+
+/// <summary>
+/// The YAML side of a stored inventory: <c>hosts</c> and <c>vars</c> as sent (YAML text, or a JSON object turned
+/// into YAML), checked for well-formedness, and merged into the one inventory ansible reads. This checks only what
+/// the merge needs (a mapping of groups); <c>ansible-inventory</c> is the authority on everything else.
+/// </summary>
+internal static partial class InventoryYaml
+{
+    private const int MaxDepth = 64;
+
+    /// <summary>YAML text of a field given as a YAML string or as a JSON object; null when the field is absent.</summary>
+    public static string? Text(string field, JsonNode? value) => value switch
+    {
+        null => null,
+        JsonValue v when v.GetValueKind() == JsonValueKind.String => v.GetValue<string>(),
+        JsonObject o => Save(ToYaml(o)),
+        _ => throw new InventoryYamlException(field, "must be Ansible YAML text or a JSON object"),
+    };
+
+    /// <summary>The inventory ansible reads: <paramref name="hosts"/>, with each group's variables from <paramref name="vars"/> added to that group.</summary>
+    public static string Merge(string hosts, string? vars)
+    {
+        var root = ParseMapping("hosts", hosts, "a mapping of groups (all:, webservers:, ...) as in an Ansible YAML inventory");
+        if (vars is null)
+            return hosts;
+        var groups = GroupsOf(root);
+        var varsRoot = ParseMapping("vars", vars, "a mapping of group names to their variables (all: {ntp_server: ...})");
+        foreach (var (keyNode, value) in varsRoot.Children)
+        {
+            var group = ((YamlScalarNode)keyNode).Value ?? "";
+            if (group != "all" && !groups.Contains(group))
+                throw new InventoryYamlException("vars", $"{At(keyNode)}group '{group}' is not a group in hosts");
+            if (IsNull(value))
+                continue;
+            if (value is not YamlMappingNode variables)
+                throw new InventoryYamlException("vars", $"{At(value)}the variables of group '{group}' must be a mapping of names to values");
+            var definition = root.Children.TryGetValue(new YamlScalarNode(group), out var existing) ? existing : null;
+            if (definition is null || IsNull(definition))
+            {
+                definition = new YamlMappingNode();
+                root.Children[new YamlScalarNode(group)] = definition;
+            }
+            if (definition is not YamlMappingNode groupNode)
+                throw new InventoryYamlException("hosts", $"{At(definition)}group '{group}' must be a mapping (hosts:, children:, vars:)");
+            if (!groupNode.Children.TryGetValue(new YamlScalarNode("vars"), out var groupVars) || IsNull(groupVars))
+            {
+                groupVars = new YamlMappingNode();
+                groupNode.Children[new YamlScalarNode("vars")] = groupVars;
+            }
+            if (groupVars is not YamlMappingNode target)
+                throw new InventoryYamlException("hosts", $"{At(groupVars)}the vars of group '{group}' must be a mapping");
+            foreach (var (name, v) in variables.Children)
+                target.Children[name] = v; // vars wins over the same variable set in hosts
+        }
+        return Save(root);
+    }
+
+    private static YamlMappingNode ParseMapping(string field, string text, string expected)
+    {
+        var stream = new YamlStream();
+        var scanner = new Scanner(new StringReader(text));
+        try
+        {
+            stream.Load(new GuardedParser(new Parser(scanner), field));
+        }
+        catch (YamlException e)
+        {
+            // The message is YamlDotNet's description of the syntax; it never quotes the text, which may hold passwords.
+            throw new InventoryYamlException(field, $"not valid YAML at line {e.Start.Line}, column {e.Start.Column}: {Describe(e)}");
+        }
+        catch (InvalidOperationException)
+        {
+            // YamlDotNet's scanner throws this, not a YamlException, on some broken input (an unclosed '[' followed by more keys).
+            throw new InventoryYamlException(field, $"not valid YAML at line {scanner.CurrentPosition.Line}, column {scanner.CurrentPosition.Column}");
+        }
+        if (stream.Documents.Count == 0)
+            throw new InventoryYamlException(field, $"is empty: it must be {expected}");
+        if (stream.Documents.Count > 1)
+            throw new InventoryYamlException(field, $"{At(stream.Documents[1].RootNode)}holds more than one YAML document");
+        var rootNode = stream.Documents[0].RootNode;
+        if (rootNode is not YamlMappingNode root)
+            throw new InventoryYamlException(field, $"{At(rootNode)}must be {expected}");
+        foreach (var key in root.Children.Keys)
+        {
+            if (key is not YamlScalarNode { Value.Length: > 0 })
+                throw new InventoryYamlException(field, $"{At(key)}group names must be plain text");
+        }
+        return root;
+    }
+
+    /// <summary>Every group named in the inventory: top-level keys and the keys of every <c>children:</c>, at any depth.</summary>
+    private static HashSet<string> GroupsOf(YamlMappingNode root)
+    {
+        var groups = new HashSet<string>(StringComparer.Ordinal);
+        void Visit(YamlMappingNode mapping)
+        {
+            foreach (var (key, value) in mapping.Children)
+            {
+                if (key is YamlScalarNode { Value: { } name })
+                    groups.Add(name);
+                if (value is YamlMappingNode group && group.Children.TryGetValue(new YamlScalarNode("children"), out var children) && children is YamlMappingNode childMap)
+                    Visit(childMap);
+            }
+        }
+        Visit(root);
+        return groups;
+    }
+
+    private static bool IsNull(YamlNode node) =>
+        node is YamlScalarNode { Style: ScalarStyle.Plain or ScalarStyle.Any, Value: null or "" or "~" or "null" or "Null" or "NULL" };
+
+    private static string At(YamlNode node) => $"line {node.Start.Line}, column {node.Start.Column}: ";
+
+    private static string Describe(YamlException e)
+    {
+        var message = e.InnerException?.Message ?? e.Message;
+        // YamlDotNet prefixes "(Line: 2, Col: 3, Idx: 9) - (Line: ...): "; the position is said already.
+        var at = message.LastIndexOf("): ", StringComparison.Ordinal);
+        return message.StartsWith("(Line:", StringComparison.Ordinal) && at >= 0 ? message[(at + 3)..] : message;
+    }
+
+    private static string Save(YamlNode root)
+    {
+        using var writer = new StringWriter();
+        new YamlStream(new YamlDocument(root)).Save(writer, assignAnchors: false);
+        var text = writer.ToString();
+        // YamlDotNet ends the stream with a document end marker; ansible does not need it.
+        return text.EndsWith("...\n", StringComparison.Ordinal) || text.EndsWith("...\r\n", StringComparison.Ordinal) ? text[..text.LastIndexOf("...", StringComparison.Ordinal)] : text;
+    }
+
+    private static YamlNode ToYaml(JsonNode? node) => node switch
+    {
+        null => new YamlScalarNode("null") { Style = ScalarStyle.Plain },
+        JsonObject o => new YamlMappingNode(o.Select(p => new KeyValuePair<YamlNode, YamlNode>(Scalar(p.Key), ToYaml(p.Value)))),
+        JsonArray a => new YamlSequenceNode(a.Select(ToYaml)),
+        JsonValue v when v.GetValueKind() == JsonValueKind.String => Scalar(v.GetValue<string>()),
+        _ => new YamlScalarNode(node.ToJsonString()) { Style = ScalarStyle.Plain }, // numbers, true, false
+    };
+
+    /// <summary>A string stays a string in ansible's YAML 1.1: anything that could read as a number, boolean, null or date is quoted.</summary>
+    private static YamlScalarNode Scalar(string text) =>
+        new(text) { Style = text.Length == 0 || NotPlainString().IsMatch(text) ? ScalarStyle.DoubleQuoted : ScalarStyle.Any };
+
+    [GeneratedRegex(@"^([-+.~0-9]|(y|n|yes|no|true|false|on|off|null)$)", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    private static partial Regex NotPlainString();
+
+    /// <summary>Stops aliases (a few lines of them expand to gigabytes) and deep nesting before YamlDotNet's recursive loader builds nodes.</summary>
+    private sealed class GuardedParser(IParser inner, string field) : IParser
+    {
+        private int _depth;
+
+        public ParsingEvent? Current => inner.Current;
+
+        public bool MoveNext()
+        {
+            if (!inner.MoveNext())
+                return false;
+            switch (inner.Current)
+            {
+                case AnchorAlias alias:
+                    throw new InventoryYamlException(field, $"line {alias.Start.Line}, column {alias.Start.Column}: YAML aliases (*{alias.Value}) are not supported: write the value out");
+                case SequenceStart or MappingStart when ++_depth > MaxDepth:
+                    throw new InventoryYamlException(field, $"line {inner.Current.Start.Line}, column {inner.Current.Start.Column}: nested deeper than {MaxDepth} levels");
+                case SequenceEnd or MappingEnd:
+                    _depth--;
+                    break;
+            }
+            return true;
+        }
+    }
+}
