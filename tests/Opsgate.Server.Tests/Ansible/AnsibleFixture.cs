@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
+using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
@@ -23,11 +24,26 @@ public static partial class AnsibleFixture
 {
     public const string LocalVars = "ansible_connection: local, ansible_python_interpreter: /usr/bin/python3";
 
-    public static async Task<OpsgateServer> StartAsync(Provider provider, TempDir playbooks, params (string File, string Yaml)[] files)
+    public static Task<OpsgateServer> StartAsync(Provider provider, TempDir playbooks, params (string File, string Yaml)[] files) =>
+        StartAsync(provider, playbooks, [], files);
+
+    /// <summary>As above, with more server arguments (a runbook directory, ...).</summary>
+    public static async Task<OpsgateServer> StartAsync(Provider provider, TempDir playbooks, string[] args, params (string File, string Yaml)[] files)
     {
         foreach (var (file, yaml) in files)
             await File.WriteAllTextAsync(Path.Combine(playbooks.Path, file), yaml);
-        return await OpsgateServer.StartAsync(provider, [$"--Ansible:PlaybookDirectory={playbooks.Path}", "--Ansible:InterruptGrace=00:00:03", "--Ansible:TerminateGrace=00:00:02"]);
+        return await OpsgateServer.StartAsync(provider,
+            [$"--Ansible:PlaybookDirectory={playbooks.Path}", "--Ansible:InterruptGrace=00:00:03", "--Ansible:TerminateGrace=00:00:02", .. args]);
+    }
+
+    /// <summary>Stores <paramref name="hosts"/> as an inventory through the API, as a user would, and returns its name for a job's <c>inventory</c>.</summary>
+    public static async Task<string> StoreInventoryAsync(HttpClient client, string hosts, string? name = null, object? vars = null)
+    {
+        name ??= "inv-" + Guid.NewGuid().ToString("N")[..8];
+        var response = await client.PostAsJsonAsync("/api/v1/inventories", new { name, hosts, vars }, OpsgateServer.Json);
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.Created, $"storing inventory {name}: {(int)response.StatusCode} {body}");
+        return name;
     }
 
     /// <summary>An inventory of <paramref name="names"/> on the local connection, plus any extra host lines (YAML, indented under hosts).</summary>

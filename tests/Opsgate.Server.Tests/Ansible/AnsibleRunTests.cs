@@ -41,8 +41,8 @@ public sealed class AnsibleRunTests
         using var playbooks = new TempDir();
         await using var server = await StartAsync(provider, playbooks, ("site.yml", Mixed));
         var hosts = new[] { "web1", "web2", "web3", "web4", "web5" };
-        var inventory = Inventory(hosts,
-            $"down: {{ansible_connection: ssh, ansible_host: 127.0.0.1, ansible_port: {ClosedPort()}, ansible_user: nobody, ansible_ssh_common_args: '-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'}}");
+        var inventory = await StoreInventoryAsync(server.Admin, Inventory(hosts,
+            $"down: {{ansible_connection: ssh, ansible_host: 127.0.0.1, ansible_port: {ClosedPort()}, ansible_user: nobody, ansible_ssh_common_args: '-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'}}"));
 
         var id = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "site.yml", inventory, extra_vars = new { release = "r42" }, forks = 10 });
         var events = await ReadEventsAsync(server.Admin, id);
@@ -111,7 +111,7 @@ public sealed class AnsibleRunTests
               tasks:
                 - copy: {dest: "{{file}}", content: "managed by opsgate\n"}
             """));
-        var inventory = Inventory(["a", "b"]);
+        var inventory = await StoreInventoryAsync(server.Admin, Inventory(["a", "b"]));
 
         var checkRun = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "write.yml", inventory, check = true });
         var dryRun = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "write.yml", inventory }, dryRun: true);
@@ -147,7 +147,7 @@ public sealed class AnsibleRunTests
                   wait_for: {path: "{{open}}", timeout: 60}
                 - debug: {msg: after}
             """));
-        var id = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "gate.yml", inventory = Inventory(["h1", "h2"]) });
+        var id = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "gate.yml", inventory = await StoreInventoryAsync(server.Admin, Inventory(["h1", "h2"])) });
 
         // The results of the first task and the start of the second are on the stream while ansible is blocked in it.
         var early = await ReadEventsAsync(server.Admin, id, e => e.Type == "ansible.task_start" && e.Str("name") == "wait for the test");
@@ -175,7 +175,7 @@ public sealed class AnsibleRunTests
                 - name: hang
                   wait_for: {path: /nonexistent/never, timeout: 300}
             """));
-        var id = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = $"{marker}.yml", inventory = Inventory(["h1", "h2"]) });
+        var id = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = $"{marker}.yml", inventory = await StoreInventoryAsync(server.Admin, Inventory(["h1", "h2"])) });
         await ReadEventsAsync(server.Admin, id, e => e.Type == "ansible.task_start" && e.Str("name") == "hang");
         var leader = Assert.Single(ProcessesWith(marker), pid => ProcessGroup(pid).Contains(pid));
         // The module processes run in ansible's process group too.
@@ -202,25 +202,44 @@ public sealed class AnsibleRunTests
     public async Task A_broken_inventory_or_playbook_fails_the_step_with_ansibles_reason()
     {
         using var playbooks = new TempDir();
-        await using var server = await StartAsync(Provider.Sqlite, playbooks, ("ok.yml", "- hosts: all\n  gather_facts: false\n  tasks: [{debug: {msg: hi}}]\n"), ("broken.yml", "- hosts: all\n  tasks: [{nosuchmodule_xyz: {}}]\n"));
+        using var runbooks = new TempDir();
+        // Stored inventories are checked when stored; inline YAML (custom runbooks) is checked by ansible at run time.
+        await File.WriteAllTextAsync(Path.Combine(runbooks.Path, "inline.yaml"), """
+            name: ansible-inline
+            parameters:
+              - {name: playbook, type: string, required: true}
+              - {name: inventory_yaml, type: string, required: true}
+            steps:
+              - name: playbook
+                kind: ansible.run
+                with: {playbook: "{{ params.playbook }}", inventory_yaml: "{{ params.inventory_yaml }}"}
+            """);
+        await using var server = await StartAsync(Provider.Sqlite, playbooks, [$"--Jobs:RunbookDirectory={runbooks.Path}"],
+            ("ok.yml", "- hosts: all\n  gather_facts: false\n  tasks: [{debug: {msg: hi}}]\n"), ("broken.yml", "- hosts: all\n  tasks: [{nosuchmodule_xyz: {}}]\n"));
 
-        var badInventory = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "ok.yml", inventory = "all:\n  hosts: [unclosed\n" });
+        var badInventory = await Jobs.SubmitAsync(server.Admin, "ansible-inline", new { playbook = "ok.yml", inventory_yaml = "all:\n  hosts: [unclosed\n" });
         var job = await Jobs.WaitAsync(server.Admin, badInventory, timeout: TimeSpan.FromSeconds(30));
         Assert.Equal("failed", job.Status());
         Assert.Contains("ansible-playbook failed with exit code", job.Step("playbook").GetProperty("detail").GetString(), StringComparison.Ordinal);
         Assert.Contains("inventory", job.Step("playbook").GetProperty("detail").GetString(), StringComparison.OrdinalIgnoreCase);
 
-        var badPlaybook = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "broken.yml", inventory = Inventory(["h1"]) });
+        var inline = await Jobs.SubmitAsync(server.Admin, "ansible-inline", new { playbook = "ok.yml", inventory_yaml = Inventory(["h1"]) });
+        job = await Jobs.WaitAsync(server.Admin, inline, timeout: TimeSpan.FromSeconds(30));
+        Assert.True(job.Status() == "succeeded", job.ToString());
+        Assert.False(job.Step("playbook").GetProperty("output").TryGetProperty("inventory", out _));
+
+        var inventory = await StoreInventoryAsync(server.Admin, Inventory(["h1"]));
+        var badPlaybook = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "broken.yml", inventory });
         job = await Jobs.WaitAsync(server.Admin, badPlaybook, timeout: TimeSpan.FromSeconds(30));
         Assert.Equal("failed", job.Status());
         Assert.Contains("nosuchmodule_xyz", job.Step("playbook").GetProperty("detail").GetString(), StringComparison.Ordinal);
 
-        var escape = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "../../etc/passwd", inventory = Inventory(["h1"]) });
+        var escape = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "../../etc/passwd", inventory });
         job = await Jobs.WaitAsync(server.Admin, escape);
         Assert.Equal("failed", job.Status());
         Assert.Contains("outside the playbook directory", job.Step("playbook").GetProperty("detail").GetString(), StringComparison.Ordinal);
 
-        var badVars = await server.Admin.PostAsJsonAsync("/api/v1/jobs", new { type = "ansible-playbook", @params = new { playbook = "ok.yml", inventory = "all: {}", extra_vars = "x=1" } });
+        var badVars = await server.Admin.PostAsJsonAsync("/api/v1/jobs", new { type = "ansible-playbook", @params = new { playbook = "ok.yml", inventory, extra_vars = "x=1" } });
         Assert.Contains("params.extra_vars", await Problem.AssertAsync(badVars, HttpStatusCode.BadRequest), StringComparison.Ordinal);
 
         var missing = await server.Client(OpsgateServer.AdminKey).GetAsync("/api/v1/jobs/0123456789abcdefghjkmnpqrs/hosts");

@@ -23,7 +23,7 @@ public sealed class AnsibleSshTests
                   register: who
                 - debug: {msg: "{{ inventory_hostname }} is {{ who.stdout }}"}
             """));
-        var inventory = $"all:\n  hosts:\n    s1: {ssh.HostVars}\n    s2: {ssh.HostVars}\n";
+        var inventory = await StoreInventoryAsync(server.Admin, $"all:\n  hosts:\n    s1: {ssh.HostVars}\n    s2: {ssh.HostVars}\n");
 
         var id = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "ssh.yml", inventory });
         var events = await ReadEventsAsync(server.Admin, id);

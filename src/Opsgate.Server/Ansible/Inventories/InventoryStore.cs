@@ -69,8 +69,6 @@ internal sealed class InventoryStore(Database database, InventoryExpander expand
     private const string Columns =
         "i.id, i.name, v.seq, v.version, v.env, v.host_count, v.created_at, v.created_by";
 
-    private static readonly string[] ActiveJobStatuses = [JobStatus.Pending, JobStatus.WaitingApproval, JobStatus.Running];
-
     /// <summary>
     /// Checks (YAML, then ansible-inventory), expands and stores a new version of <see cref="NewInventory.Name"/>.
     /// Throws <see cref="InventoryYamlException"/> or <see cref="InventoryException"/> for an inventory ansible cannot
@@ -171,7 +169,8 @@ internal sealed class InventoryStore(Database database, InventoryExpander expand
         if (inventory is null)
             return false;
         var active = await write.Connection.QueryAsync<JobParams>(
-            "SELECT id, params FROM jobs WHERE status IN @statuses", new { statuses = ActiveJobStatuses }, write.Transaction);
+            "SELECT id, params FROM jobs WHERE status IN (@pending, @waiting, @running)",
+            new { pending = JobStatus.Pending, waiting = JobStatus.WaitingApproval, running = JobStatus.Running }, write.Transaction);
         var idText = inventory.Id.ToString(CultureInfo.InvariantCulture);
         foreach (var job in active)
         {
