@@ -157,7 +157,7 @@ public sealed class InventoryTests
         Assert.StartsWith("name:", await Problem.AssertAsync(await Post(server.Admin, "12345", "all: {}\n"), HttpStatusCode.BadRequest), StringComparison.Ordinal);
         Assert.StartsWith("version:", await Problem.AssertAsync(await Post(server.Admin, "fine", "all: {}\n", version: "../1"), HttpStatusCode.BadRequest), StringComparison.Ordinal);
         var noHosts = await server.Admin.PostAsJsonAsync("/api/v1/inventories", new { name = "fine" }, OpsgateServer.Json);
-        Assert.StartsWith("hosts: is required", await Problem.AssertAsync(noHosts, HttpStatusCode.BadRequest), StringComparison.Ordinal);
+        Assert.Contains("'hosts'", await Problem.AssertAsync(noHosts, HttpStatusCode.BadRequest), StringComparison.Ordinal);
         var number = await server.Admin.PostAsJsonAsync("/api/v1/inventories", new { name = "fine", hosts = 5 }, OpsgateServer.Json);
         Assert.StartsWith("hosts: must be Ansible YAML text or a JSON object", await Problem.AssertAsync(number, HttpStatusCode.BadRequest), StringComparison.Ordinal);
 
