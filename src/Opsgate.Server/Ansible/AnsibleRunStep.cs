@@ -111,8 +111,10 @@ internal sealed class AnsibleRunStep(
         var version = context.OptionalString("inventory_version");
         // Without a version, the one that was latest when the job was submitted: a version added while the job waited
         // (for approval, for a worker) does not change what was asked for.
+        // (Replicas' clocks may differ a little: when nothing is that old, the latest.)
         var submitted = (await jobs.GetAsync(context.JobId, ct))?.Job.CreatedAt.AsUtc();
         var found = await inventories.ResolveAsync(parsed, version, ct, asOf: version is null ? submitted : null)
+            ?? await inventories.ResolveAsync(parsed, version, ct)
             ?? throw new StepFailedException(version is null ? $"inventory '{parsed}' does not exist (any more)" : $"inventory '{parsed}' has no version '{version}'");
         var v = found.Version;
         return (found.Yaml, new JsonObject { ["id"] = v.Id, ["name"] = v.Name, ["version"] = v.Version, ["hosts"] = v.HostCount });
