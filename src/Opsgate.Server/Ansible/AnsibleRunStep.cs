@@ -3,6 +3,7 @@ using Microsoft.Extensions.Options;
 using Opsgate.Server.Engine;
 using Opsgate.Server.Engine.Runbooks;
 using Opsgate.Server.Engine.Steps;
+using Opsgate.Server.Projects;
 
 namespace Opsgate.Server.Ansible;
 
@@ -12,7 +13,8 @@ namespace Opsgate.Server.Ansible;
 /// <c>job_hosts</c> (<c>GET /api/v1/jobs/{id}/hosts</c>), also for a run that was stopped. In a dry run the playbook runs
 /// in check mode. A re-run after a crash runs the playbook again: playbooks are expected to be idempotent, as Ansible's are.
 /// </summary>
-internal sealed class AnsibleRunStep(AnsibleProcess runner, AnsibleResults results, IOptions<AnsibleOptions> options) : IStepExecutor
+internal sealed partial class AnsibleRunStep(
+    AnsibleProcess runner, AnsibleResults results, IOptions<AnsibleOptions> options, ProjectStore projects, ProjectCache cache, CredentialStore credentials) : IStepExecutor
 {
     public const int MaxForks = 500;
 
@@ -20,7 +22,9 @@ internal sealed class AnsibleRunStep(AnsibleProcess runner, AnsibleResults resul
     public string Description => "Run an Ansible playbook over an inventory; per-host results and live events.";
     public IReadOnlyList<StepInput> Inputs { get; } =
     [
-        new("playbook", InputType.String, false, "path of the playbook under Ansible:PlaybookDirectory (or give playbook_yaml)"),
+        new("playbook", InputType.String, false, "path of the playbook in the project, or under Ansible:PlaybookDirectory without a project (or give playbook_yaml)"),
+        new("project", InputType.String, false, "project (id or name) whose checkout holds the playbook; the run records the commit it used"),
+        new("credential", InputType.String, false, "ssh_key credential the run reaches its machines with (--private-key, and --user when it has a username)"),
         new("playbook_yaml", InputType.String, false, "the playbook itself, as YAML text"),
         new("inventory", InputType.String, true, "Ansible YAML inventory (groups, children, host ranges, vars)"),
         new("limit", InputType.String, false, "ansible-playbook --limit pattern"),
@@ -31,6 +35,8 @@ internal sealed class AnsibleRunStep(AnsibleProcess runner, AnsibleResults resul
         new("tags", InputType.String, false, "only tasks with these tags (comma-separated)"),
         new("timeout", InputType.Duration, false, "limit for the run; at most Ansible:RunTimeout"),
     ];
+
+    public Task<(string Input, string Message)?> CheckReferencesAsync(JsonObject inputs, CancellationToken ct) => CheckProjectAsync(inputs, ct);
 
     public async Task<StepOutcome> ExecuteAsync(StepContext context, CancellationToken cancellationToken)
     {
@@ -47,12 +53,21 @@ internal sealed class AnsibleRunStep(AnsibleProcess runner, AnsibleResults resul
         try
         {
             string playbook;
+            (ProjectInfo Project, string Commit)? source = null;
             if (playbookDir is not null)
             {
                 if (context.OptionalString("playbook") is not null)
                     throw new StepFailedException("give playbook or playbook_yaml, not both");
+                if (context.OptionalString("project") is not null)
+                    throw new StepFailedException("a run from a project takes playbook (a path in the project), not playbook_yaml");
                 playbook = Path.Combine(playbookDir.FullName, "playbook.yml");
                 await File.WriteAllTextAsync(playbook, context.String("playbook_yaml"), cancellationToken);
+            }
+            else if (context.OptionalString("project") is { } project)
+            {
+                var (path, found, commit) = await PlaybookFromProjectAsync(context, project,
+                    context.OptionalString("playbook") ?? throw new StepFailedException("give playbook: the path of the playbook in the project"), cancellationToken);
+                (playbook, source) = (path, (found, commit));
             }
             else
             {
@@ -60,9 +75,9 @@ internal sealed class AnsibleRunStep(AnsibleProcess runner, AnsibleResults resul
             }
 
             var request = new AnsibleRunRequest(context.JobId, context.Owner, context.StepOrder, context.StepName, playbook, context.String("inventory"),
-                context.OptionalString("limit"), context.Inputs["extra_vars"]?.AsObject(), check, context.Bool("diff"), forks, context.OptionalString("tags"), timeout);
+                context.OptionalString("limit"), context.Inputs["extra_vars"]?.AsObject(), check, context.Bool("diff"), forks, context.OptionalString("tags"), timeout, await MachineCredentialAsync(context, cancellationToken));
             var run = await runner.RunAsync(request, cancellationToken);
-            return await ConcludeAsync(context, run, check, timeout);
+            return await ConcludeAsync(context, run, check, timeout, source);
         }
         finally
         {
@@ -79,21 +94,21 @@ internal sealed class AnsibleRunStep(AnsibleProcess runner, AnsibleResults resul
         return $"task '{first?["task"]?.GetValue<string>()}': {message}";
     }
 
-    /// <summary>A path under the playbook directory; anything that would leave it is refused.</summary>
-    internal static string ResolvePlaybook(string relative, string? root)
+    /// <summary>A path under <paramref name="root"/> (the playbook directory, or a project's checkout); anything that would leave it is refused.</summary>
+    internal static string ResolvePlaybook(string relative, string? root, string where = "the playbook directory")
     {
         if (string.IsNullOrWhiteSpace(root))
-            throw new StepFailedException("playbook paths need Ansible:PlaybookDirectory to be set; give playbook_yaml instead");
+            throw new StepFailedException("playbook paths need Ansible:PlaybookDirectory to be set, or a project; give playbook_yaml instead");
         var full = Path.GetFullPath(Path.Combine(Path.GetFullPath(root), relative));
         var prefix = Path.TrimEndingDirectorySeparator(Path.GetFullPath(root)) + Path.DirectorySeparatorChar;
         if (!full.StartsWith(prefix, StringComparison.Ordinal))
-            throw new StepFailedException($"playbook '{relative}' is outside the playbook directory");
+            throw new StepFailedException($"playbook '{relative}' is outside {where}");
         if (!File.Exists(full))
-            throw new StepFailedException($"playbook '{relative}' does not exist in the playbook directory");
+            throw new StepFailedException($"playbook '{relative}' does not exist in {where}");
         return full;
     }
 
-    private async Task<StepOutcome> ConcludeAsync(StepContext context, AnsibleRunResult run, bool check, TimeSpan timeout)
+    private async Task<StepOutcome> ConcludeAsync(StepContext context, AnsibleRunResult run, bool check, TimeSpan timeout, (ProjectInfo Project, string Commit)? source)
     {
         var hosts = run.Hosts.Hosts;
         var failed = hosts.Where(h => h.Value.Failed > 0).Select(h => h.Key).ToList();
@@ -109,6 +124,11 @@ internal sealed class AnsibleRunStep(AnsibleProcess runner, AnsibleResults resul
             ["complete"] = run.Hosts.Complete,
             ["check"] = check,
         };
+        if (source is { } from)
+        {
+            outputs["project"] = from.Project.Name;
+            outputs["project_commit"] = from.Commit;
+        }
         var summary = new NewEvent("ansible.summary", context.StepOrder, outputs.DeepClone().AsObject());
         summary.Data!["step"] = context.StepName;
         summary.Data["stopped"] = run.Stopped?.ToString().ToLowerInvariant();
