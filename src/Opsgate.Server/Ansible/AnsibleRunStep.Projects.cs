@@ -34,7 +34,7 @@ internal sealed partial class AnsibleRunStep
 
     /// <summary>
     /// The playbook inside the project's checkout of the commit this step runs. The first attempt resolves the
-    /// project's ref (fetching the mirror) and pins the commit in the database, with an <c>ansible.project</c>
+    /// project's ref (fetching the mirror) and pins the commit in the database, with a <c>project.pinned</c>
     /// event, before ansible starts; every later attempt of the step (a retry of the job, a resume after a crash)
     /// runs the pinned commit, whatever the branch has moved to since.
     /// </summary>
@@ -52,7 +52,7 @@ internal sealed partial class AnsibleRunStep
             {
                 commit = await cache.SyncAsync(project, ct);
                 await projects.RecordSyncAsync(project.Id, commit, projects.Now(), ct);
-                var announce = new NewEvent("ansible.project", context.StepOrder, new JsonObject
+                var announce = new NewEvent("project.pinned", context.StepOrder, new JsonObject
                 {
                     ["step"] = context.StepName, ["project"] = project.Name, ["git_repo"] = project.GitRepo, ["ref"] = project.Ref, ["commit"] = commit,
                 });

@@ -37,11 +37,11 @@ public sealed class ProjectTests
         return (await Jobs.WaitAsync(server.Admin, id, timeout: RunLimit), events);
     }
 
-    /// <summary>The commit the run recorded, and the same on its ansible.project and ansible.summary events.</summary>
+    /// <summary>The commit the run recorded, and the same on its project.pinned and ansible.summary events.</summary>
     private static string RecordedCommit(JsonElement job, List<SseEvent> events)
     {
         var commit = job.Step("playbook").GetProperty("output").GetProperty("project_commit").GetString()!;
-        Assert.Equal(commit, events.Single(e => e.Type == "ansible.project").Str("commit"));
+        Assert.Equal(commit, events.Single(e => e.Type == "project.pinned").Str("commit"));
         Assert.Equal(commit, events.Single(e => e.Type == "ansible.summary").Str("project_commit"));
         return commit;
     }
@@ -279,5 +279,81 @@ public sealed class ProjectTests
         Assert.Equal(HttpStatusCode.NoContent, (await server.Admin.DeleteAsync("/api/v1/credentials/deploy")).StatusCode);
         await Problem.AssertAsync(await server.Admin.GetAsync("/api/v1/projects/over-ssh"), HttpStatusCode.NotFound);
         Assert.False(Directory.EnumerateDirectories(Path.Combine(server.DataDir, "projects"), "*.git").Any());
+    }
+    [Fact]
+    public async Task Concurrent_runs_and_syncs_of_one_project_share_one_intact_checkout()
+    {
+        using var repo = await GitRepo.CreateAsync();
+        var commit = await repo.CommitAsync("one", ("site.yml", Playbook("one")), ("roles/r/tasks/main.yml", "- debug: {msg: role}\n"));
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite);
+        await CreateProjectAsync(server, "shared", repo.Bare, "main");
+
+        var inventory = Inventory(["h1"]);
+        var submits = Enumerable.Range(0, 4).Select(_ => Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { project = "shared", playbook = "site.yml", inventory })).ToList();
+        var syncs = Enumerable.Range(0, 3).Select(_ => server.Admin.PostAsync("/api/v1/projects/shared/sync", null)).ToList();
+        foreach (var sync in await Task.WhenAll(syncs))
+            Assert.Equal(commit, (await sync.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("commit").GetString());
+        foreach (var id in await Task.WhenAll(submits))
+        {
+            var job = await Jobs.WaitAsync(server.Admin, id, timeout: RunLimit);
+            Assert.True(job.Status() == "succeeded", job.ToString());
+            Assert.Equal(commit, job.Step("playbook").GetProperty("output").GetProperty("project_commit").GetString());
+        }
+        var checkouts = Path.Combine(server.DataDir, "projects", "checkouts");
+        Assert.Equal([commit], Directory.GetDirectories(checkouts).Select(Path.GetFileName));
+        Assert.True(File.Exists(Path.Combine(checkouts, commit, "roles", "r", "tasks", "main.yml")));
+    }
+
+    /// <summary>
+    /// No https git server runs here, so a stand-in for the git binary (Ansible:GitCommand) shows what Opsgate hands
+    /// git for a token: it records its arguments and environment, and answers with an error that echoes the header.
+    /// </summary>
+    [Fact]
+    public async Task A_token_reaches_git_only_through_its_environment_and_is_scrubbed_from_gits_message()
+    {
+        using var dir = new TempDir();
+        var log = Path.Combine(dir.Path, "git.log");
+        var script = Path.Combine(dir.Path, "fake-git");
+        await File.WriteAllTextAsync(script, $$"""
+            #!/bin/sh
+            { printf 'argv:'; for a in "$@"; do printf ' [%s]'  "$a"; done; printf '\n'; env; printf -- '----\n'; } >> '{{log}}'
+            echo "fatal: unable to access 'https://git.example.com/': server rejected $GIT_CONFIG_VALUE_0" >&2
+            exit 128
+            """);
+        File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, [$"--Ansible:GitCommand={script}"]);
+        const string Token = "glpat-Secret-Token-4711";
+        foreach (var (name, username) in new[] { ("bearer", (string?)null), ("basic", "ci-bot") })
+        {
+            var created = await server.Admin.PostAsJsonAsync("/api/v1/credentials", new { name, kind = "token", secret = Token, username }, OpsgateServer.Json);
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        }
+        var basic = Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes("ci-bot:" + Token));
+
+        foreach (var (credential, header) in new[] { ("bearer", "Authorization: Bearer " + Token), ("basic", "Authorization: Basic " + basic) })
+        {
+            File.Delete(log);
+            var detail = await Problem.AssertAsync(await TryCreateProjectAsync(server, "remote", "https://git.example.com/team/repo.git", "main", credential), HttpStatusCode.BadRequest);
+            Assert.Contains("server rejected Authorization: [REDACTED]", detail, StringComparison.Ordinal);
+            Assert.DoesNotContain(Token, detail, StringComparison.Ordinal);
+            Assert.DoesNotContain(basic, detail, StringComparison.Ordinal);
+
+            var lines = (await File.ReadAllTextAsync(log)).Split('\n');
+            Assert.Equal("argv: [ls-remote] [--] [https://git.example.com/team/repo.git]", lines[0]);
+            var env = lines.Skip(1).TakeWhile(l => l != "----").Select(l => l.Split('=', 2)).ToDictionary(p => p[0], p => p[1]);
+            Assert.Equal("http.extraHeader", env["GIT_CONFIG_KEY_0"]);
+            Assert.Equal(header, env["GIT_CONFIG_VALUE_0"]);
+            Assert.Equal("1", env["GIT_CONFIG_COUNT"]);
+            Assert.Equal("1", env["GIT_CONFIG_NOSYSTEM"]);
+            Assert.Equal("/dev/null", env["GIT_CONFIG_GLOBAL"]);
+            Assert.Equal("0", env["GIT_TERMINAL_PROMPT"]);
+            Assert.Equal("file:ssh:https", env["GIT_ALLOW_PROTOCOL"]);
+            Assert.StartsWith(Path.GetTempPath(), env["HOME"] + "/", StringComparison.Ordinal);
+            Assert.False(Directory.Exists(env["HOME"]), "git's private directory outlived the call");
+            // Nothing of the server's own environment gets through (sh itself adds PWD, SHLVL and _).
+            Assert.All(env.Keys, k => Assert.True(k.StartsWith("GIT_", StringComparison.Ordinal) || k is "PATH" or "HOME" or "LANG" or "LC_ALL" or "PWD" or "SHLVL" or "_", $"{k} reached git"));
+        }
+        Assert.DoesNotContain(Token, await server.Admin.GetStringAsync("/api/v1/audit?limit=100"), StringComparison.Ordinal);
+        Assert.DoesNotContain(Token, await server.Admin.GetStringAsync("/api/v1/credentials"), StringComparison.Ordinal);
     }
 }
