@@ -81,7 +81,7 @@ internal static class ProjectsApi
         catch (GitException e)
         {
             await cache.ForgetAsync(project.Id, CancellationToken.None);
-            return Problems.Invalid(project.Ref is not null && e.Message.Contains($"'{project.Ref}'", StringComparison.Ordinal) ? "ref" : "git_repo", e.Message);
+            return Problems.Invalid(e.AboutRef ? "ref" : "git_repo", e.Message);
         }
         try
         {

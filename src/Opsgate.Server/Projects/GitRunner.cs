@@ -7,7 +7,11 @@ using Opsgate.Server.Ansible;
 namespace Opsgate.Server.Projects;
 
 /// <summary>git failed; the message is git's own, with every secret of the credential in use taken out.</summary>
-internal sealed class GitException(string message) : Exception(message);
+/// <param name="AboutRef">The repository answered, but the ref is not in it.</param>
+internal sealed class GitException(string message, bool aboutRef = false) : Exception(message)
+{
+    public bool AboutRef { get; } = aboutRef;
+}
 
 /// <summary>
 /// Runs the <c>git</c> CLI: no shell, an environment built from nothing (no system or user config, no prompts,

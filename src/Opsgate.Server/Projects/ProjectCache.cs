@@ -37,7 +37,7 @@ internal sealed class ProjectCache(GitRunner git, CredentialStore credentials, I
         }
         if (refs.Contains("refs/heads/" + gitRef) || refs.Contains("refs/tags/" + gitRef) || refs.Contains(gitRef) || GitUrls.LooksLikeCommit(gitRef))
             return;
-        throw new GitException($"'{gitRef}' is not a branch or tag of {url}");
+        throw new GitException($"'{gitRef}' is not a branch or tag of {url}", aboutRef: true);
     }
 
     /// <summary>Fetches the project's mirror now and returns the commit its ref resolves to.</summary>
@@ -61,7 +61,7 @@ internal sealed class ProjectCache(GitRunner git, CredentialStore credentials, I
             fetch.Add($"+{project.Ref}:{project.Ref}");
         await git.RunAsync(fetch, credential, KnownHosts, ct);
         return await ResolveAsync(mirror, project, ct)
-            ?? throw new GitException($"'{project.Ref}' is not a branch, tag or commit of {project.GitRepo}");
+            ?? throw new GitException($"'{project.Ref}' is not a branch, tag or commit of {project.GitRepo}", aboutRef: true);
     }
 
     /// <summary>The checkout of <paramref name="commit"/>, made from the project's mirror if no run made it before.</summary>

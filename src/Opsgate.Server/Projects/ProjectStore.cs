@@ -11,7 +11,7 @@ internal sealed record ProjectInfo(
 internal sealed class ProjectConflictException(string message) : Exception(message);
 
 /// <summary>Projects and the commits job steps pinned (<c>projects</c>, <c>project_pins</c>).</summary>
-internal sealed class ProjectStore(Database database, JobStore jobs, TimeProvider time)
+internal sealed class ProjectStore(Database database, JobStore jobs, JobSignals signals, TimeProvider time)
 {
     private const string Columns = "id, name, git_repo, ref, credential, created_at, created_by, last_commit, synced_at";
 
@@ -86,6 +86,7 @@ internal sealed class ProjectStore(Database database, JobStore jobs, TimeProvide
             ON CONFLICT (job_id, step_order) DO UPDATE SET project_id = excluded.project_id, commit_sha = excluded.commit_sha, pinned_at = excluded.pinned_at
             """, new { jobId, stepOrder, projectId, commit, now = Now() }, write.Transaction);
         await write.CommitAsync(ct);
+        signals.EventsAppended(jobId);
         return true;
     }
 

@@ -154,7 +154,7 @@ public sealed class ProjectTests
         detail = await Problem.AssertAsync(await TryCreateProjectAsync(server, "p", repo.Bare, "no-such-branch"), HttpStatusCode.BadRequest);
         Assert.Contains("ref: 'no-such-branch' is not a branch or tag", detail, StringComparison.Ordinal);
         detail = await Problem.AssertAsync(await TryCreateProjectAsync(server, "p", repo.Bare, "0123456789abcdef0123456789abcdef01234567"), HttpStatusCode.BadRequest);
-        Assert.Contains("is not a branch, tag or commit", detail, StringComparison.Ordinal);
+        Assert.Contains("ref: '0123456789abcdef0123456789abcdef01234567' is not a branch, tag or commit", detail, StringComparison.Ordinal);
 
         // Option and command injection never reach git.
         foreach (var url in new[] { "-uhelp", "--upload-pack=touch /tmp/x", "ext::sh -c touch% /tmp/x", "ext::sh", "ssh://-oProxyCommand=touch/tmp/x/repo",
@@ -267,9 +267,31 @@ public sealed class ProjectTests
             Assert.DoesNotContain(keyBody, text, StringComparison.Ordinal);
             Assert.DoesNotContain(Token, text, StringComparison.Ordinal);
         }
-        foreach (var file in Directory.EnumerateFiles(server.DataDir, "*", SearchOption.AllDirectories))
+        // Nor any file the runs and git calls left: the data dir, and the private temp dirs (deleted after each run and call).
+        var leftovers = Directory.EnumerateDirectories(Path.GetTempPath())
+            .Where(d => Path.GetFileName(d).StartsWith("opsgate-ansible-", StringComparison.Ordinal) || Path.GetFileName(d).StartsWith("opsgate-git-", StringComparison.Ordinal))
+            .SelectMany(d =>
+            {
+                try
+                {
+                    return Directory.EnumerateFiles(d, "*", SearchOption.AllDirectories).ToList();
+                }
+                catch (IOException)
+                {
+                    return []; // another test's run ended meanwhile
+                }
+            });
+        foreach (var file in Directory.EnumerateFiles(server.DataDir, "*", SearchOption.AllDirectories).Concat(leftovers))
         {
-            var content = await File.ReadAllTextAsync(file);
+            string content;
+            try
+            {
+                content = await File.ReadAllTextAsync(file);
+            }
+            catch (IOException)
+            {
+                continue; // gone meanwhile, or a socket
+            }
             Assert.False(content.Contains(keyBody, StringComparison.Ordinal) || content.Contains(Token, StringComparison.Ordinal), $"a secret is in {file}");
         }
 
