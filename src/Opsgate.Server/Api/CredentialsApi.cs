@@ -22,11 +22,12 @@ internal static class CredentialsApi
 
     public static void MapCredentialsApi(this WebApplication app)
     {
-        var group = app.MapGroup("/api/v1/credentials").WithTags("Credentials").RequireRole(Role.Admin);
-        group.MapPost("/", Create).Audited("credential.create", "credential")
+        var group = app.MapGroup("/api/v1/credentials").WithTags("Credentials");
+        group.MapPost("/", Create).RequireRole(Role.Admin).Audited("credential.create", "credential")
             .WithSummary("Store a credential: name, kind (ssh_key, token or password), secret, optional username. The secret is never shown again.");
-        group.MapGet("/", List).WithSummary("Stored credentials: names, kinds, usernames, when and by whom; never the secrets.");
-        group.MapDelete("/{name}", Delete).Audited("credential.delete", "credential")
+        // Operators name credentials in projects and jobs, so they may see the names (never the secrets).
+        group.MapGet("/", List).RequireRole(Role.Operator).WithSummary("Stored credentials: names, kinds, usernames, when and by whom; never the secrets.");
+        group.MapDelete("/{name}", Delete).RequireRole(Role.Admin).Audited("credential.delete", "credential")
             .WithSummary("Delete a credential and its secret; refused while a project uses it.");
     }
 

@@ -227,6 +227,10 @@ public sealed class ProjectTests
         await Problem.AssertAsync(await Credential(new { name = "deploy", kind = "token", secret = "s" }), HttpStatusCode.Conflict);
         using var viewer = server.Client((await server.CreateKeyAsync("looker", "viewer")).Key);
         Assert.Equal(HttpStatusCode.Forbidden, (await viewer.GetAsync("/api/v1/credentials")).StatusCode);
+        using var operatorClient = server.Client((await server.CreateKeyAsync("runner", "operator")).Key);
+        Assert.Equal(HttpStatusCode.OK, (await operatorClient.GetAsync("/api/v1/credentials")).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await operatorClient.PostAsJsonAsync("/api/v1/credentials", new { name = "mine", kind = "token", secret = "s" }, OpsgateServer.Json)).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await operatorClient.DeleteAsync("/api/v1/credentials/forge")).StatusCode);
 
         // git over ssh needs the key: without it the server says no, with it the project is made.
         var url = $"ssh://root@127.0.0.1:{ssh.Port}{repo.Bare}";
