@@ -14,7 +14,10 @@ namespace Opsgate.Server.Ansible;
 /// <param name="ExtraVars">Written to a 0600 file and passed as <c>-e @file</c>, never on the command line.</param>
 internal sealed record AnsibleRunRequest(
     string JobId, string Owner, int StepOrder, string StepName, string Playbook, string Inventory, string? Limit, JsonObject? ExtraVars,
-    bool Check, bool Diff, int? Forks, string? Tags, TimeSpan Timeout);
+    bool Check, bool Diff, int? Forks, string? Tags, TimeSpan Timeout, AnsibleMachineCredential? Credential = null);
+
+/// <summary>The SSH key (OpenSSH text) and optional user a run reaches its machines with: a 0600 file in the run's private directory, deleted with it.</summary>
+internal sealed record AnsibleMachineCredential(string PrivateKey, string? User);
 
 /// <param name="ExitCode">ansible-playbook's exit code (after a stop: whatever the signal left).</param>
 /// <param name="Stopped">Why the run was stopped before it ended by itself, or null.</param>
@@ -112,7 +115,8 @@ internal sealed partial class AnsibleProcess(JobStore store, IOptions<AnsibleOpt
         }
     }
 
-    private sealed record RunFiles(string Directory, string Socket, string Inventory, string? ExtraVars, string CallbackDir, string Config, string Home, string Temp, string ControlPath);
+    private sealed record RunFiles(string Directory, string Socket, string Inventory, string? ExtraVars, string CallbackDir, string Config, string Home, string Temp, string ControlPath,
+        string? PrivateKey = null);
 
     private static async Task<RunFiles> PrepareAsync(string dir, AnsibleRunRequest run, CancellationToken ct)
     {
@@ -154,7 +158,8 @@ internal sealed partial class AnsibleProcess(JobStore store, IOptions<AnsibleOpt
             await Private("ansible.cfg", "# written by Opsgate; settings come from the environment\n"),
             Sub("home"),
             Sub("tmp"),
-            Sub("cp"));
+            Sub("cp"),
+            run.Credential is null ? null : await Private("ssh_key", run.Credential.PrivateKey));
     }
 
     private static Process Start(RunFiles files, AnsibleRunRequest run, AnsibleOptions o)
@@ -183,6 +188,10 @@ internal sealed partial class AnsibleProcess(JobStore store, IOptions<AnsibleOpt
             psi.ArgumentList.Add("--tags=" + run.Tags);
         if (run.Forks is { } forks)
             psi.ArgumentList.Add("--forks=" + forks.ToString(CultureInfo.InvariantCulture));
+        if (files.PrivateKey is not null)
+            psi.ArgumentList.Add("--private-key=" + files.PrivateKey);
+        if (run.Credential?.User is { } user)
+            psi.ArgumentList.Add("--user=" + user);
         if (run.Check)
             psi.ArgumentList.Add("--check");
         if (run.Diff)

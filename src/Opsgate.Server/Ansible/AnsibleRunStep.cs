@@ -5,6 +5,7 @@ using Opsgate.Server.Engine;
 using Opsgate.Server.Engine.Runbooks;
 using Opsgate.Server.Engine.Steps;
 using Opsgate.Server.Persistence;
+using Opsgate.Server.Projects;
 
 namespace Opsgate.Server.Ansible;
 
@@ -16,8 +17,9 @@ namespace Opsgate.Server.Ansible;
 /// The inventory is a stored one (<c>inventory</c>: id or name; the version that was latest when the job was submitted,
 /// or <c>inventory_version</c>) or inline YAML (<c>inventory_yaml</c>, for custom runbooks).
 /// </summary>
-internal sealed class AnsibleRunStep(
-    AnsibleProcess runner, AnsibleResults results, InventoryStore inventories, JobStore jobs, IOptions<AnsibleOptions> options) : IStepExecutor
+internal sealed partial class AnsibleRunStep(
+    AnsibleProcess runner, AnsibleResults results, InventoryStore inventories, JobStore jobs, IOptions<AnsibleOptions> options,
+    ProjectStore projects, ProjectCache cache, CredentialStore credentials) : IStepExecutor
 {
     public const int MaxForks = 500;
 
@@ -25,7 +27,9 @@ internal sealed class AnsibleRunStep(
     public string Description => "Run an Ansible playbook over an inventory; per-host results and live events.";
     public IReadOnlyList<StepInput> Inputs { get; } =
     [
-        new("playbook", InputType.String, false, "path of the playbook under Ansible:PlaybookDirectory (or give playbook_yaml)"),
+        new("playbook", InputType.String, false, "path of the playbook in the project, or under Ansible:PlaybookDirectory without a project (or give playbook_yaml)"),
+        new("project", InputType.String, false, "project (id or name) whose checkout holds the playbook; the run records the commit it used"),
+        new("credential", InputType.String, false, "ssh_key credential the run reaches its machines with (--private-key, and --user when it has a username)"),
         new("playbook_yaml", InputType.String, false, "the playbook itself, as YAML text"),
         new("inventory", InputType.String, false, "a stored inventory: its id or name (or give inventory_yaml)"),
         new("inventory_version", InputType.String, false, "version of the stored inventory (default: the latest when the job was submitted)"),
@@ -39,7 +43,10 @@ internal sealed class AnsibleRunStep(
         new("timeout", InputType.Duration, false, "limit for the run; at most Ansible:RunTimeout"),
     ];
 
-    public async Task<(string Input, string Message)?> CheckReferencesAsync(JsonObject inputs, CancellationToken ct)
+    public async Task<(string Input, string Message)?> CheckReferencesAsync(JsonObject inputs, CancellationToken ct) =>
+        await CheckProjectAsync(inputs, ct) ?? await CheckInventoryAsync(inputs, ct);
+
+    private async Task<(string Input, string Message)?> CheckInventoryAsync(JsonObject inputs, CancellationToken ct)
     {
         var reference = inputs["inventory"]?.GetValue<string>();
         var inline = inputs["inventory_yaml"]?.GetValue<string>();
@@ -72,12 +79,21 @@ internal sealed class AnsibleRunStep(
         try
         {
             string playbook;
+            (ProjectInfo Project, string Commit)? source = null;
             if (playbookDir is not null)
             {
                 if (context.OptionalString("playbook") is not null)
                     throw new StepFailedException("give playbook or playbook_yaml, not both");
+                if (context.OptionalString("project") is not null)
+                    throw new StepFailedException("a run from a project takes playbook (a path in the project), not playbook_yaml");
                 playbook = Path.Combine(playbookDir.FullName, "playbook.yml");
                 await File.WriteAllTextAsync(playbook, context.String("playbook_yaml"), cancellationToken);
+            }
+            else if (context.OptionalString("project") is { } project)
+            {
+                var (path, found, commit) = await PlaybookFromProjectAsync(context, project,
+                    context.OptionalString("playbook") ?? throw new StepFailedException("give playbook: the path of the playbook in the project"), cancellationToken);
+                (playbook, source) = (path, (found, commit));
             }
             else
             {
@@ -86,9 +102,10 @@ internal sealed class AnsibleRunStep(
 
             var (inventory, used) = await InventoryAsync(context, cancellationToken);
             var request = new AnsibleRunRequest(context.JobId, context.Owner, context.StepOrder, context.StepName, playbook, inventory,
-                context.OptionalString("limit"), context.Inputs["extra_vars"]?.AsObject(), check, context.Bool("diff"), forks, context.OptionalString("tags"), timeout);
+                context.OptionalString("limit"), context.Inputs["extra_vars"]?.AsObject(), check, context.Bool("diff"), forks, context.OptionalString("tags"), timeout,
+                await MachineCredentialAsync(context, cancellationToken));
             var run = await runner.RunAsync(request, cancellationToken);
-            return await ConcludeAsync(context, run, check, timeout, used);
+            return await ConcludeAsync(context, run, check, timeout, used, source);
         }
         finally
         {
@@ -131,21 +148,22 @@ internal sealed class AnsibleRunStep(
         return $"task '{first?["task"]?.GetValue<string>()}': {message}";
     }
 
-    /// <summary>A path under the playbook directory; anything that would leave it is refused.</summary>
-    internal static string ResolvePlaybook(string relative, string? root)
+    /// <summary>A path under <paramref name="root"/> (the playbook directory, or a project's checkout); anything that would leave it is refused.</summary>
+    internal static string ResolvePlaybook(string relative, string? root, string where = "the playbook directory")
     {
         if (string.IsNullOrWhiteSpace(root))
-            throw new StepFailedException("playbook paths need Ansible:PlaybookDirectory to be set; give playbook_yaml instead");
+            throw new StepFailedException("playbook paths need Ansible:PlaybookDirectory to be set, or a project; give playbook_yaml instead");
         var full = Path.GetFullPath(Path.Combine(Path.GetFullPath(root), relative));
         var prefix = Path.TrimEndingDirectorySeparator(Path.GetFullPath(root)) + Path.DirectorySeparatorChar;
         if (!full.StartsWith(prefix, StringComparison.Ordinal))
-            throw new StepFailedException($"playbook '{relative}' is outside the playbook directory");
+            throw new StepFailedException($"playbook '{relative}' is outside {where}");
         if (!File.Exists(full))
-            throw new StepFailedException($"playbook '{relative}' does not exist in the playbook directory");
+            throw new StepFailedException($"playbook '{relative}' does not exist in {where}");
         return full;
     }
 
-    private async Task<StepOutcome> ConcludeAsync(StepContext context, AnsibleRunResult run, bool check, TimeSpan timeout, JsonObject? inventory)
+    private async Task<StepOutcome> ConcludeAsync(
+        StepContext context, AnsibleRunResult run, bool check, TimeSpan timeout, JsonObject? inventory, (ProjectInfo Project, string Commit)? source)
     {
         var hosts = run.Hosts.Hosts;
         var failed = hosts.Where(h => h.Value.Failed > 0).Select(h => h.Key).ToList();
@@ -163,6 +181,11 @@ internal sealed class AnsibleRunStep(
         };
         if (inventory is not null)
             outputs["inventory"] = inventory;
+        if (source is { } from)
+        {
+            outputs["project"] = from.Project.Name;
+            outputs["project_commit"] = from.Commit;
+        }
         var summary = new NewEvent("ansible.summary", context.StepOrder, outputs.DeepClone().AsObject());
         summary.Data!["step"] = context.StepName;
         summary.Data["stopped"] = run.Stopped?.ToString().ToLowerInvariant();

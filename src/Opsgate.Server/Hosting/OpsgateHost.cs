@@ -13,6 +13,7 @@ using Opsgate.Server.Secrets;
 using Opsgate.Server.Http;
 using Opsgate.Server.Observability;
 using Opsgate.Server.Persistence;
+using Opsgate.Server.Projects;
 
 namespace Opsgate.Server.Hosting;
 
@@ -42,6 +43,7 @@ public static class OpsgateHost
         builder.AddKubernetes();
         builder.AddJobEngine();
         builder.AddAnsible();
+        builder.AddProjects();
         configureServices?.Invoke(builder.Services);
 
         var app = builder.Build();
@@ -57,6 +59,8 @@ public static class OpsgateHost
         app.MapKubeOpsApi();
         app.MapJobsApi();
         app.MapAnsibleApi();
+        app.MapCredentialsApi();
+        app.MapProjectsApi();
         return app;
     }
 

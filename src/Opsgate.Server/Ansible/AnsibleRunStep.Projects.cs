@@ -1,0 +1,82 @@
+using System.Text.Json.Nodes;
+using Opsgate.Server.Engine;
+using Opsgate.Server.Engine.Steps;
+using Opsgate.Server.Http;
+using Opsgate.Server.Projects;
+
+namespace Opsgate.Server.Ansible;
+
+/// <summary>The playbook of a run from a project (git), and the machine credential of a run.</summary>
+internal sealed partial class AnsibleRunStep
+{
+    /// <summary>
+    /// The <c>project</c> and <c>credential</c> inputs name things that exist (and the credential is an SSH key):
+    /// checked at submit, so a typo is a 400 rather than a failed job.
+    /// </summary>
+    public async Task<(string Input, string Message)?> CheckProjectAsync(JsonObject inputs, CancellationToken ct)
+    {
+        if (inputs["project"]?.GetValue<string>() is { } project)
+        {
+            if (!Validate.IsDnsLabel(project) || await projects.FindAsync(project, ct) is null)
+                return ("project", $"project '{project}' does not exist");
+            if (inputs["playbook_yaml"] is not null)
+                return ("playbook_yaml", "a run from a project takes playbook (a path in the project), not playbook_yaml");
+        }
+        if (inputs["credential"]?.GetValue<string>() is { } credential)
+        {
+            if (!Validate.IsDnsLabel(credential) || await credentials.FindAsync(credential, ct) is not { } found)
+                return ("credential", $"credential '{credential}' does not exist");
+            if (found.Kind != CredentialKinds.SshKey)
+                return ("credential", $"credential '{credential}' is a {found.Kind}; the machines of a playbook run take an ssh_key");
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// The playbook inside the project's checkout of the commit this step runs. The first attempt resolves the
+    /// project's ref (fetching the mirror) and pins the commit in the database, with a <c>project.pinned</c>
+    /// event, before ansible starts; every later attempt of the step (a retry of the job, a resume after a crash)
+    /// runs the pinned commit, whatever the branch has moved to since.
+    /// </summary>
+    private async Task<(string Playbook, ProjectInfo Project, string Commit)> PlaybookFromProjectAsync(StepContext context, string projectRef, string relative, CancellationToken ct)
+    {
+        var project = await projects.FindAsync(projectRef, ct) ?? throw new StepFailedException($"project '{projectRef}' does not exist (any more)");
+        string commit;
+        try
+        {
+            if (await projects.PinOfAsync(context.JobId, context.StepOrder, ct) is { } pin && pin.ProjectId == project.Id)
+            {
+                commit = pin.Commit;
+            }
+            else
+            {
+                commit = await cache.SyncAsync(project, ct);
+                await projects.RecordSyncAsync(project.Id, commit, projects.Now(), ct);
+                var announce = new NewEvent("project.pinned", context.StepOrder, new JsonObject
+                {
+                    ["step"] = context.StepName, ["project"] = project.Name, ["git_repo"] = project.GitRepo, ["ref"] = project.Ref, ["commit"] = commit,
+                });
+                if (!await projects.PinAsync(context.JobId, context.Owner, context.StepOrder, project.Id, commit, announce, ct))
+                    throw new InvalidOperationException("the job's lease was lost before the playbook run; another worker owns the job now");
+            }
+            var checkout = await cache.CheckoutAsync(project, commit, ct);
+            return (ResolvePlaybook(relative, checkout, $"project '{project.Name}'"), project, commit);
+        }
+        catch (GitException e)
+        {
+            // The remote may be back on the next attempt.
+            throw new InvalidOperationException($"project '{project.Name}': {e.Message}", e);
+        }
+    }
+
+    /// <summary>The SSH key (and user) the run reaches its machines with; written 0600 into the run's private directory.</summary>
+    private async Task<AnsibleMachineCredential?> MachineCredentialAsync(StepContext context, CancellationToken ct)
+    {
+        if (context.OptionalString("credential") is not { } name)
+            return null;
+        var credential = await credentials.GetSecretAsync(name, ct) ?? throw new StepFailedException($"credential '{name}' does not exist (any more)");
+        if (credential.Info.Kind != CredentialKinds.SshKey)
+            throw new StepFailedException($"credential '{name}' is a {credential.Info.Kind}; the machines of a playbook run take an ssh_key");
+        return new AnsibleMachineCredential(GitRunner.SshKeyText(credential.Secret), credential.Info.Username);
+    }
+}

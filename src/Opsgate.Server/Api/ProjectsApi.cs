@@ -1,0 +1,142 @@
+using Microsoft.AspNetCore.Http.HttpResults;
+using Opsgate.Server.Audit;
+using Opsgate.Server.Auth;
+using Opsgate.Server.Engine;
+using Opsgate.Server.Http;
+using Opsgate.Server.Projects;
+
+namespace Opsgate.Server.Api;
+
+internal sealed record CreateProjectRequest(string Name, string GitRepo, string? Ref = null, string? Credential = null);
+
+internal sealed record ProjectResponse(
+    string Id, string Name, string GitRepo, string? Ref, string? Credential, DateTime CreatedAt, string CreatedBy, string? Commit, DateTime? SyncedAt)
+{
+    public static ProjectResponse From(ProjectInfo p) => new(p.Id, p.Name, p.GitRepo, p.Ref, p.Credential, p.CreatedAt, p.CreatedBy, p.LastCommit, p.SyncedAt);
+}
+
+internal sealed record ProjectList(IReadOnlyList<ProjectResponse> Items);
+
+internal sealed record SyncResponse(string Id, string Name, string? Ref, string Commit, DateTime SyncedAt);
+
+/// <summary>/api/v1/projects: playbook projects from git, checked with <c>git ls-remote</c> on create and fetched on demand.</summary>
+internal static class ProjectsApi
+{
+    public static void MapProjectsApi(this WebApplication app)
+    {
+        var group = app.MapGroup("/api/v1/projects").WithTags("Projects");
+        group.MapPost("/", Create).RequireRole(Role.Operator).Audited("project.create", "project")
+            .WithSummary("Add a project: name, git_repo, optional ref (branch, tag or commit; default the remote's HEAD) and credential.");
+        group.MapGet("/", List).RequireRole(Role.Viewer).WithSummary("Projects with the commit of their last fetch.");
+        group.MapGet("/{idOrName}", Get).RequireRole(Role.Viewer).WithSummary("One project, by id or name.");
+        group.MapPost("/{idOrName}/sync", Sync).RequireRole(Role.Operator).Audited("project.sync", "project")
+            .WithSummary("Fetch the project now; returns the commit its ref resolves to.");
+        group.MapDelete("/{idOrName}", Delete).RequireRole(Role.Operator).Audited("project.delete", "project")
+            .WithSummary("Delete a project and its cached mirror. Jobs that ran it keep the commit they recorded.");
+    }
+
+    private static async Task<Results<Created<ProjectResponse>, ProblemHttpResult>> Create(
+        CreateProjectRequest request, HttpContext context, ProjectStore projects, ProjectCache cache, CredentialStore credentials, TimeProvider time)
+    {
+        context.SetAuditBody(request);
+        context.Audit().ResourceName = request.Name.Length <= 63 ? request.Name : request.Name[..63];
+        if (!Validate.IsDnsLabel(request.Name))
+            return Problems.Invalid("name", Validate.DnsLabelRule);
+        if (JobIds.IsValid(request.Name))
+            return Problems.Invalid("name", "must not look like a project id (26 letters and digits): projects are found by id or name");
+        if (GitUrls.Check(request.GitRepo, out var transport) is { } badUrl)
+            return Problems.Invalid("git_repo", badUrl);
+        if (request.Ref is { } gitRef && GitUrls.CheckRef(gitRef) is { } badRef)
+            return Problems.Invalid("ref", badRef);
+        CredentialSecret? credential = null;
+        if (request.Credential is { } credentialName)
+        {
+            if (!Validate.IsDnsLabel(credentialName))
+                return Problems.Invalid("credential", Validate.DnsLabelRule);
+            credential = await credentials.GetSecretAsync(credentialName, context.RequestAborted);
+            if (credential is null)
+                return Problems.Invalid("credential", $"credential '{credentialName}' does not exist");
+            var fits = transport switch
+            {
+                GitTransport.Ssh => credential.Info.Kind == CredentialKinds.SshKey,
+                GitTransport.Https => credential.Info.Kind is CredentialKinds.Token or CredentialKinds.Password,
+                _ => false,
+            };
+            if (!fits)
+                return Problems.Invalid("credential", $"a {credential.Info.Kind} credential does not fit a {transport.ToString().ToLowerInvariant()} repository (ssh takes ssh_key; https takes token or password; local paths take none)");
+        }
+
+        var project = new ProjectInfo(JobIds.New(time.GetUtcNow()), request.Name, request.GitRepo, request.Ref, request.Credential,
+            projects.Now(), context.Principal()!.Name, null, null);
+        try
+        {
+            await cache.CheckRemoteAsync(project.GitRepo, project.Ref, credential, context.RequestAborted);
+            // A commit id is only found by fetching; the fetch also warms the mirror for the first run.
+            if (project.Ref is { } r && GitUrls.LooksLikeCommit(r))
+            {
+                var commit = await cache.SyncAsync(project, context.RequestAborted);
+                project = project with { LastCommit = commit, SyncedAt = projects.Now() };
+            }
+        }
+        catch (GitException e)
+        {
+            await cache.ForgetAsync(project.Id, CancellationToken.None);
+            return Problems.Invalid(e.AboutRef ? "ref" : "git_repo", e.Message);
+        }
+        try
+        {
+            await projects.InsertAsync(project, context.RequestAborted);
+        }
+        catch (ProjectConflictException e)
+        {
+            await cache.ForgetAsync(project.Id, CancellationToken.None);
+            return Problems.Conflict(e.Message);
+        }
+        return TypedResults.Created($"/api/v1/projects/{project.Id}", ProjectResponse.From(project));
+    }
+
+    private static async Task<Ok<ProjectList>> List(ProjectStore projects, CancellationToken ct) =>
+        TypedResults.Ok(new ProjectList((await projects.ListAsync(ct)).Select(ProjectResponse.From).ToList()));
+
+    private static async Task<Results<Ok<ProjectResponse>, ProblemHttpResult>> Get(string idOrName, ProjectStore projects, CancellationToken ct)
+    {
+        if (!Validate.IsDnsLabel(idOrName))
+            return Problems.Invalid("idOrName", "must be a project id or name");
+        return await projects.FindAsync(idOrName, ct) is { } project ? TypedResults.Ok(ProjectResponse.From(project)) : Problems.NotFound($"project '{idOrName}' does not exist");
+    }
+
+    private static async Task<Results<Ok<SyncResponse>, ProblemHttpResult>> Sync(string idOrName, HttpContext context, ProjectStore projects, ProjectCache cache)
+    {
+        context.Audit().ResourceName = idOrName.Length <= 63 ? idOrName : idOrName[..63];
+        if (!Validate.IsDnsLabel(idOrName))
+            return Problems.Invalid("idOrName", "must be a project id or name");
+        if (await projects.FindAsync(idOrName, context.RequestAborted) is not { } project)
+            return Problems.NotFound($"project '{idOrName}' does not exist");
+        context.Audit().ResourceName = project.Name;
+        string commit;
+        try
+        {
+            commit = await cache.SyncAsync(project, context.RequestAborted);
+        }
+        catch (GitException e)
+        {
+            // The repository or the ref went away since the project was made: the remote's state, not bad input.
+            return TypedResults.Problem(statusCode: StatusCodes.Status502BadGateway, title: "git fetch failed", detail: e.Message);
+        }
+        var at = projects.Now();
+        await projects.RecordSyncAsync(project.Id, commit, at, context.RequestAborted);
+        return TypedResults.Ok(new SyncResponse(project.Id, project.Name, project.Ref, commit, at));
+    }
+
+    private static async Task<Results<NoContent, ProblemHttpResult>> Delete(string idOrName, HttpContext context, ProjectStore projects, ProjectCache cache)
+    {
+        context.Audit().ResourceName = idOrName.Length <= 63 ? idOrName : idOrName[..63];
+        if (!Validate.IsDnsLabel(idOrName))
+            return Problems.Invalid("idOrName", "must be a project id or name");
+        if (await projects.FindAsync(idOrName, context.RequestAborted) is not { } project || !await projects.DeleteAsync(project.Id, context.RequestAborted))
+            return Problems.NotFound($"project '{idOrName}' does not exist");
+        context.Audit().ResourceName = project.Name;
+        await cache.ForgetAsync(project.Id, context.RequestAborted);
+        return TypedResults.NoContent();
+    }
+}

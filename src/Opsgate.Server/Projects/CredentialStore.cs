@@ -1,0 +1,110 @@
+using System.Text;
+using Dapper;
+using Opsgate.Server.Persistence;
+using Opsgate.Server.Secrets;
+
+namespace Opsgate.Server.Projects;
+
+/// <summary>What a credential is for: an SSH private key (git over ssh, or the machines of a playbook run), or a token or password (git over https).</summary>
+internal static class CredentialKinds
+{
+    public const string SshKey = "ssh_key", Token = "token", Password = "password";
+
+    public static readonly IReadOnlyList<string> All = [SshKey, Token, Password];
+}
+
+/// <summary>A stored credential as anyone may see it: never the secret.</summary>
+internal sealed record CredentialInfo(string Name, string Kind, string? Username, DateTime CreatedAt, string CreatedBy);
+
+/// <summary>A credential with its secret, for the code that uses it (git, ansible) and nothing else.</summary>
+internal sealed record CredentialSecret(CredentialInfo Info, string Secret);
+
+internal sealed class CredentialConflictException(string message) : Exception(message);
+
+/// <summary>
+/// AWX's credential model, small: a name, a kind, an optional username, and a secret kept in the secret store
+/// (<c>credential/&lt;name&gt;/secret</c>) that never comes back out through the API.
+/// </summary>
+internal sealed class CredentialStore(Database database, ISecretStore secrets, TimeProvider time)
+{
+    public static string SecretName(string credential) => $"credential/{credential}/secret";
+
+    public async Task<IReadOnlyList<CredentialInfo>> ListAsync(CancellationToken ct)
+    {
+        await using var connection = await database.OpenAsync(ct);
+        return (await connection.QueryAsync<Row>("SELECT name, kind, username, created_at, created_by FROM credentials ORDER BY name"))
+            .Select(r => r.Info).ToList();
+    }
+
+    public async Task<CredentialInfo?> FindAsync(string name, CancellationToken ct)
+    {
+        await using var connection = await database.OpenAsync(ct);
+        var row = await connection.QuerySingleOrDefaultAsync<Row>("SELECT name, kind, username, created_at, created_by FROM credentials WHERE name = @name", new { name });
+        return row?.Info;
+    }
+
+    public async Task<CredentialSecret?> GetSecretAsync(string name, CancellationToken ct)
+    {
+        if (await FindAsync(name, ct) is not { } info)
+            return null;
+        var secret = await secrets.GetAsync(SecretName(name), ct)
+            ?? throw new InvalidOperationException($"the secret of credential '{name}' is missing from the secret store");
+        return new CredentialSecret(info, Encoding.UTF8.GetString(secret));
+    }
+
+    public async Task<CredentialInfo> CreateAsync(string name, string kind, string? username, string secret, string actor, CancellationToken ct)
+    {
+        var now = time.GetUtcNow().UtcDateTime.TruncateToMicroseconds();
+        // The row first: a name taken a moment ago by someone else must not get its secret overwritten.
+        await using (var write = await database.WriteAsync(ct))
+        {
+            var inserted = await write.Connection.ExecuteAsync(
+                """
+                INSERT INTO credentials (name, kind, username, created_at, created_by) VALUES (@name, @kind, @username, @now, @actor)
+                ON CONFLICT (name) DO NOTHING
+                """, new { name, kind, username, now, actor }, write.Transaction);
+            if (inserted == 0)
+                throw new CredentialConflictException($"credential '{name}' already exists");
+            await write.CommitAsync(ct);
+        }
+        try
+        {
+            await secrets.PutAsync(SecretName(name), Encoding.UTF8.GetBytes(secret), ct);
+        }
+        catch
+        {
+            await using var undo = await database.WriteAsync(CancellationToken.None);
+            await undo.Connection.ExecuteAsync("DELETE FROM credentials WHERE name = @name", new { name }, undo.Transaction);
+            await undo.CommitAsync(CancellationToken.None);
+            throw;
+        }
+        return new CredentialInfo(name, kind, username, now, actor);
+    }
+
+    /// <summary>False when there is no such credential; a credential a project uses is refused (the project would stop working).</summary>
+    public async Task<bool> DeleteAsync(string name, CancellationToken ct)
+    {
+        int removed;
+        await using (var write = await database.WriteAsync(ct))
+        {
+            var users = (await write.Connection.QueryAsync<string>("SELECT name FROM projects WHERE credential = @name ORDER BY name", new { name }, write.Transaction)).AsList();
+            if (users.Count > 0)
+                throw new CredentialConflictException($"credential '{name}' is used by project(s) {string.Join(", ", users)}; delete them or give them another credential first");
+            removed = await write.Connection.ExecuteAsync("DELETE FROM credentials WHERE name = @name", new { name }, write.Transaction);
+            await write.CommitAsync(ct);
+        }
+        await secrets.DeleteAsync(SecretName(name), ct);
+        return removed > 0;
+    }
+
+    private sealed class Row
+    {
+        public string Name { get; set; } = "";
+        public string Kind { get; set; } = "";
+        public string? Username { get; set; }
+        public DateTime CreatedAt { get; set; }
+        public string CreatedBy { get; set; } = "";
+
+        public CredentialInfo Info => new(Name, Kind, Username, CreatedAt.AsUtc(), CreatedBy);
+    }
+}

@@ -1,0 +1,14 @@
+namespace Opsgate.Server.Projects;
+
+internal static class ProjectsExtensions
+{
+    /// <summary>Credentials and playbook projects from git (settings: Ansible:GitCommand, Ansible:GitTimeout).</summary>
+    public static void AddProjects(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddSingleton<CredentialStore>();
+        services.AddSingleton<ProjectStore>();
+        services.AddSingleton<GitRunner>();
+        services.AddSingleton<ProjectCache>();
+    }
+}
