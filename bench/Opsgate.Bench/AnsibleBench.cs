@@ -126,10 +126,31 @@ internal static class AnsibleBench
             await using var server = await ServerProcess.StartAsync(options, http, ct, "--Ansible:PlaybookDirectory=" + playbooks);
             o.WriteLine($"ansible server pid {server.ProcessId} at {server.BaseAddress}, Ansible:PlaybookDirectory={playbooks}");
             var api = new OpsgateApi(client, new Scenarios(client, client, server.BaseAddress, server.AdminKey), server.BaseAddress);
+            // A refused request or a run over its limit fails that scenario, not the whole benchmark.
             if (options.Runs("ansible"))
-                overhead.Add(await OverheadAsync(options, o, api, playbooks, ct));
+            {
+                try
+                {
+                    overhead.Add(await OverheadAsync(options, o, api, playbooks, ct));
+                }
+                catch (BenchException e)
+                {
+                    o.WriteLine($"ansible FAILED: {e.Message}");
+                    overhead.Add(new OverheadMeasurement(options.DatabaseName, options.AnsibleHosts, Forks, [], Load(), e.Message));
+                }
+            }
             if (options.Runs("ansible-large"))
-                large.Add(await LargeAsync(options, o, api, playbooks, ct));
+            {
+                try
+                {
+                    large.Add(await LargeAsync(options, o, api, playbooks, ct));
+                }
+                catch (BenchException e)
+                {
+                    o.WriteLine($"ansible-large FAILED: {e.Message}");
+                    large.Add(new LargeMeasurement(options.DatabaseName, options.LargeHosts, options.LargeShards, double.NaN, null, null, "?", null, options.LargeCap, Load(), e.Message));
+                }
+            }
         }
         finally
         {
@@ -305,6 +326,11 @@ internal static class AnsibleBench
             o.WriteLine("|---|---:|---|---:|---:|---:|---|---:|---|---|---|");
             foreach (var m in results.Large)
             {
+                if (double.IsNaN(m.StoreSeconds)) // stopped before anything was measured
+                {
+                    o.WriteLine($"| {m.Database} | {m.Hosts:N0} | {m.Shards ?? "none"} | - | - | - | - | - | {m.Load} | < {LargeMeasurement.MaxFirstEventSeconds:0} s | {m.Verdict} |");
+                    continue;
+                }
                 o.WriteLine(string.Create(inv,
                     $"| {m.Database} | {m.Hosts:N0} | {m.Shards ?? "none"} | {m.StoreSeconds:0.00} | {Seconds(m.FirstEventSeconds, m.Cap)} | " +
                     $"{(m.CancelSeconds is { } c ? c.ToString("0.00", inv) : "not seen")} | {m.FinalStatus} | {Seconds(m.RawFirstSeconds, m.Cap)} | {m.Load} | < {LargeMeasurement.MaxFirstEventSeconds:0} s | {m.Verdict} |"));
