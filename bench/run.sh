@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# The benchmarks (see bench/README.md): the foundation (reads, mutations), kube (issue 3), jobs and jobs-memory (issue 4). It:
+# The benchmarks (see bench/README.md): the foundation (reads, mutations), kube (issue 3), jobs and jobs-memory (issue 4),
+# ansible (overhead) and ansible-large (issue 5). It:
 #   1. builds the server, KubeSim and the benchmark in Release,
 #   2. prints the machine (nproc, CPU model, memory),
 #   3. starts its own PostgreSQL 15 on 127.0.0.1 in a temp dir, as scripts/test.sh does,
-#   4. runs bench/Opsgate.Bench on SQLite (every scenario), then on PostgreSQL (all but kube); each run starts its
-#      own Opsgate process (and KubeSim for kube),
+#   4. runs bench/Opsgate.Bench on SQLite (every scenario), then on PostgreSQL (all but kube and ansible-large); each run
+#      starts its own Opsgate process (and KubeSim for kube; one more Opsgate with a playbook directory for the ansible
+#      scenarios, which run real ansible-playbook: Debian's ansible package, as scripts/test.sh installs it),
 #   5. stops PostgreSQL (also on failure or Ctrl-C) and exits non-zero if a run FAILED.
-# Extra arguments go to both runs (e.g. --duration 5 --rounds 3; a later --only replaces the PostgreSQL run's).
+# Extra arguments go to both runs (e.g. --duration 5 --rounds 3; a later --only replaces the PostgreSQL run's, so
+# `bench/run.sh --only ansible,ansible-large` runs exactly those two on SQLite and on PostgreSQL).
 # Output is also kept in bench/results/.
 #
 # Environment:
@@ -93,7 +96,7 @@ fi
 echo
 echo "## PostgreSQL"
 dotnet "$BENCH_DLL" --postgres "Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=postgres;Pooling=true" \
-  --only reads,mutations,jobs,jobs-memory "$@" || rc=1
+  --only reads,mutations,jobs,jobs-memory,ansible "$@" || rc=1
 echo
 echo "load after the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
 log "output kept in ${OUT#"$ROOT"/}"

@@ -17,15 +17,20 @@ internal sealed class BenchOptions
           --concurrency N      concurrent clients (default 32)
           --max-requests N     cap on requests per scenario, whatever the time (default 2000000)
           --port N             loopback port for Opsgate (default: a free one)
-          --only LIST          comma-separated scenarios to run: reads, mutations, kube, jobs, jobs-memory (default: all)
+          --only LIST          comma-separated scenarios to run: reads, mutations, kube, jobs, jobs-memory, ansible, ansible-large (default: all)
           --kubesim PATH       KubeSim.dll for the kube scenario (default: tests/KubeSim/bin/<configuration>/net10.0/KubeSim.dll)
           --kube-replicas MODE alternate (default: 2, 3, 2, ... so KubeSim's controller creates and deletes pods) or constant (always 2)
           --jobs N             jobs submitted in the measured part of the jobs scenario (default 10000)
           --job-clients N      concurrent submitting clients in the jobs scenario (default 16)
           --waiting-jobs N     jobs left waiting in the jobs-memory scenario (default 1000)
+          --ansible-hosts N    local hosts in the ansible (overhead) scenario (default 100)
+          --ansible-runs N     runs of raw ansible-playbook and of the Opsgate job each, alternating (default 3)
+          --large-hosts N      hosts in the ansible-large inventory (default 20000)
+          --large-shards N|auto  pass shards in the ansible-large job's params (default: not passed)
+          --large-cap SECONDS  longest wait for the first task result in ansible-large, raw and Opsgate each (default 120)
         """;
 
-    public static readonly string[] Scenarios = ["reads", "mutations", "kube", "jobs", "jobs-memory"];
+    public static readonly string[] Scenarios = ["reads", "mutations", "kube", "jobs", "jobs-memory", "ansible", "ansible-large"];
 
     public string ServerDll { get; private set; } = "";
     public string? PostgresConnectionString { get; private set; }
@@ -41,6 +46,11 @@ internal sealed class BenchOptions
     public int Jobs { get; private set; } = 10_000;
     public int JobClients { get; private set; } = 16;
     public int WaitingJobs { get; private set; } = 1_000;
+    public int AnsibleHosts { get; private set; } = 100;
+    public int AnsibleRuns { get; private set; } = 3;
+    public int LargeHosts { get; private set; } = 20_000;
+    public string? LargeShards { get; private set; }
+    public TimeSpan LargeCap { get; private set; } = TimeSpan.FromSeconds(120);
 
     public bool Runs(string scenario) => Only is null || Only.Contains(scenario);
 
@@ -84,6 +94,15 @@ internal sealed class BenchOptions
                 case "--jobs": o.Jobs = (int)Number(name, Value(), 1, 1_000_000); break;
                 case "--job-clients": o.JobClients = (int)Number(name, Value(), 1, 1024); break;
                 case "--waiting-jobs": o.WaitingJobs = (int)Number(name, Value(), 1, 100_000); break;
+                case "--ansible-hosts": o.AnsibleHosts = (int)Number(name, Value(), 1, 10_000); break;
+                case "--ansible-runs": o.AnsibleRuns = (int)Number(name, Value(), 1, 20); break;
+                case "--large-hosts": o.LargeHosts = (int)Number(name, Value(), 1, 1_000_000); break;
+                case "--large-shards":
+                    o.LargeShards = Value();
+                    if (o.LargeShards != "auto")
+                        Number(name, o.LargeShards, 1, 1_000);
+                    break;
+                case "--large-cap": o.LargeCap = TimeSpan.FromSeconds(Number(name, Value(), 1, 3_600)); break;
                 default: throw new ArgumentException($"unknown argument '{name}'");
             }
         }
@@ -96,6 +115,8 @@ internal sealed class BenchOptions
             if (!File.Exists(o.KubeSimDll))
                 throw new ArgumentException($"{o.KubeSimDll} does not exist; build it first (dotnet build tests/KubeSim -c Release) or pass --kubesim");
         }
+        if ((o.Runs("ansible") || o.Runs("ansible-large")) && !File.Exists("/usr/bin/ansible-playbook") && !File.Exists("/usr/local/bin/ansible-playbook"))
+            throw new ArgumentException("the ansible scenarios need ansible-playbook in /usr/bin or /usr/local/bin (apt-get install ansible), or leave them out with --only");
         return o;
     }
 

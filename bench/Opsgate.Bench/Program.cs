@@ -84,6 +84,8 @@ internal static class Bench
             o.WriteLine(JobsBench.Describe(options));
         if (options.Runs("jobs-memory"))
             o.WriteLine(JobsMemoryBench.Describe(options));
+        if (options.Runs("ansible") || options.Runs("ansible-large"))
+            o.WriteLine(AnsibleBench.Describe(options));
 
         var measurements = new List<Measurement>();
         var kube = new List<KubeMeasurement>();
@@ -118,6 +120,10 @@ internal static class Bench
             }
         }
 
+        // The Ansible scenarios have a server of their own (it needs a playbook directory), before jobs-memory: on
+        // PostgreSQL, the jobs that jobs-memory leaves waiting would be in its queue.
+        var ansible = options.Runs("ansible") || options.Runs("ansible-large") ? await AnsibleBench.RunAsync(options, o, http, ct) : null;
+
         // A server of its own, started after the other one stopped: on PostgreSQL they would share the job queue.
         if (options.Runs("jobs-memory"))
             memory.Add(await JobsMemoryBench.RunAsync(options, o, http, slow, ct));
@@ -144,8 +150,13 @@ internal static class Bench
             o.WriteLine();
             MemoryMeasurement.Table(o, memory);
         }
+        if (ansible is not null)
+        {
+            o.WriteLine();
+            AnsibleBench.Table(o, ansible);
+        }
         var failed = measurements.Any(m => m.Failure is not null) || kube.Any(m => m.Failure is not null)
-            || jobs.Any(m => m.Failure is not null) || memory.Any(m => m.Failure is not null);
+            || jobs.Any(m => m.Failure is not null) || memory.Any(m => m.Failure is not null) || ansible?.Failed == true;
         return failed ? 1 : 0;
     }
 
