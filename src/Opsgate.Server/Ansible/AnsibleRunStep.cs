@@ -10,13 +10,23 @@ namespace Opsgate.Server.Ansible;
 /// <c>ansible.run</c>: runs a playbook over an inventory with <c>ansible-playbook</c>. Every task result per host is on
 /// the job's event stream as it happens (<c>ansible.*</c> events, in batches); per-host results are kept in
 /// <c>job_hosts</c> (<c>GET /api/v1/jobs/{id}/hosts</c>), also for a run that was stopped. In a dry run the playbook runs
-/// in check mode. A re-run after a crash runs the playbook again: playbooks are expected to be idempotent, as Ansible's are.
+/// in check mode. A run the server died in is not run again: the job fails and says so (see <see cref="NotResumable"/>).
 /// </summary>
 internal sealed class AnsibleRunStep(AnsibleProcess runner, AnsibleResults results, IOptions<AnsibleOptions> options) : IStepExecutor
 {
     public const int MaxForks = 500;
 
     public string Kind => "ansible.run";
+
+    /// <summary>
+    /// A playbook half run when the server died is not run again by itself: its tasks may not be safe to repeat
+    /// (a plain command, a restart). The orphaned ansible-playbook stops itself when the server's end of the event
+    /// socket closes (the callback plugin), and a person retries the job.
+    /// </summary>
+    public string? NotResumable => InterruptedRun;
+
+    internal const string InterruptedRun =
+        "the server stopped during the playbook run; it was not re-run automatically (a playbook may not be safe to run twice): retry the job to run it again";
     public string Description => "Run an Ansible playbook over an inventory; per-host results and live events.";
     public IReadOnlyList<StepInput> Inputs { get; } =
     [

@@ -140,6 +140,13 @@ internal sealed partial class JobRunner(
         {
             var definition = runbook.Steps[step.StepOrder - 1];
             var executor = _executors[definition.Kind];
+            // Found running at the claim: the worker that ran it died (or shut down) mid-step. A kind that must not
+            // run twice fails here, with what is already recorded (events, results) kept, instead of running again.
+            if (step.Status == StepStatus.Running && executor.NotResumable is { } notResumable)
+            {
+                await FailStepAsync(run, step, notResumable, ct);
+                return;
+            }
             JsonObject inputs;
             try
             {
@@ -196,7 +203,7 @@ internal sealed partial class JobRunner(
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
-                await StopStepAsync(run, step, "stopped while running");
+                await StopStepAsync(run, step, "stopped while running", executor.NotResumable is null);
                 throw;
             }
             catch (OperationCanceledException) when (stepTimeout.IsCancellationRequested)
@@ -228,7 +235,7 @@ internal sealed partial class JobRunner(
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
-                await StopStepAsync(run, step, $"stopped while waiting to retry (attempt {attempt} failed: {error})");
+                await StopStepAsync(run, step, $"stopped while waiting to retry (attempt {attempt} failed: {error})", rerunnable: true);
                 throw;
             }
         }
@@ -236,13 +243,14 @@ internal sealed partial class JobRunner(
 
     /// <summary>
     /// Records a step the run stopped. Cancel or the job's timeout skip it (the job is over); host shutdown puts it
-    /// back to pending, so the job resumes at this step rather than after it.
+    /// back to pending, so the job resumes at this step rather than after it. A step that is not
+    /// <paramref name="rerunnable"/> stays running, so the resume fails it as it would after a crash.
     /// </summary>
-    private async Task StopStepAsync(RunContext run, StepRow step, string detail)
+    private async Task StopStepAsync(RunContext run, StepRow step, string detail, bool rerunnable)
     {
         var resumes = run.Stopping.IsCancellationRequested;
-        step.Status = resumes ? StepStatus.Pending : StepStatus.Skipped;
-        step.Detail = resumes ? $"{detail}; runs again when the job resumes" : detail;
+        step.Status = !resumes ? StepStatus.Skipped : rerunnable ? StepStatus.Pending : StepStatus.Running;
+        step.Detail = !resumes ? detail : rerunnable ? $"{detail}; runs again when the job resumes" : $"{detail} by the server's shutdown";
         step.FinishedAt = resumes ? null : store.Now();
         await store.UpdateStepAsync(step, run.Owner, [Event(resumes ? "step.interrupted" : "step.stopped", step, new JsonObject { ["detail"] = step.Detail })], CancellationToken.None,
             resumes ? null : JobAudit.Entry(run.Job, "job.step.finish", AuditStatus.Error, detail, step));
