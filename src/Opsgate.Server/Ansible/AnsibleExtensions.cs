@@ -15,6 +15,7 @@ internal static class AnsibleExtensions
         services.AddSingleton<AnsibleProcess>();
         services.AddSingleton<AnsibleResults>();
         services.AddSingleton<InventoryExpander>();
+        services.AddSingleton<ShardedRun>();
         services.AddStepExecutor<AnsibleRunStep>();
     }
 }

@@ -54,6 +54,20 @@ internal sealed class JobCommands(Database database, JobStore store, JobSignals 
             : (CommandOutcome.WrongState, await StatusAsync(id, ct));
     }
 
+    /// <summary>
+    /// Cancels the unfinished child jobs of a parent that finished (cheap when there are none: one indexed query).
+    /// Best effort: a child this misses still ends on its own, and its result no longer matters to anyone.
+    /// </summary>
+    public async Task CancelChildrenAsync(string parentId, string by)
+    {
+        IReadOnlyList<string> open;
+        await using (var connection = await database.OpenAsync(CancellationToken.None))
+            open = (await connection.QueryAsync<string>(
+                "SELECT id FROM jobs WHERE parent_id = @parentId AND status IN ('pending', 'running', 'waiting_approval')", new { parentId })).AsList();
+        foreach (var child in open)
+            await CancelAsync(child, by, CancellationToken.None);
+    }
+
     /// <summary>A failed job runs again from the step that failed; steps that succeeded are not repeated.</summary>
     public async Task<(CommandOutcome Outcome, string? Status)> RetryAsync(string id, string by, CancellationToken ct)
     {

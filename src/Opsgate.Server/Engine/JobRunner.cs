@@ -17,7 +17,7 @@ namespace Opsgate.Server.Engine;
 /// anything: another worker owns the job now.
 /// </summary>
 internal sealed partial class JobRunner(
-    JobStore store, RunbookCatalog catalog, IEnumerable<IStepExecutor> executors, JobSignals signals, JobNotifier notifier,
+    JobStore store, RunbookCatalog catalog, IEnumerable<IStepExecutor> executors, JobSignals signals, JobNotifier notifier, JobCommands commands,
     OpsgateMetrics metrics, IOptions<JobsOptions> options, TimeProvider time, ILogger<JobRunner> logger)
 {
     private readonly FrozenDictionary<string, IStepExecutor> _executors = executors.ToFrozenDictionary(e => e.Kind, StringComparer.Ordinal);
@@ -140,13 +140,6 @@ internal sealed partial class JobRunner(
         {
             var definition = runbook.Steps[step.StepOrder - 1];
             var executor = _executors[definition.Kind];
-            // Found running at the claim: the worker that ran it died (or shut down) mid-step. A kind that must not
-            // run twice fails here, with what is already recorded (events, results) kept, instead of running again.
-            if (step.Status == StepStatus.Running && executor.NotResumable is { } notResumable)
-            {
-                await FailStepAsync(run, step, notResumable, ct);
-                return;
-            }
             JsonObject inputs;
             try
             {
@@ -158,14 +151,22 @@ internal sealed partial class JobRunner(
                 await FailStepAsync(run, step, $"inputs could not be prepared: {e.Message}", ct);
                 return;
             }
-            if (!await RunStepAsync(run, step, definition, executor, inputs, outputs, ct))
+            // Found running at the claim: the worker that ran it died (or shut down) mid-step. A step that must not
+            // run twice fails here, with what is already recorded (events, results) kept, instead of running again.
+            var resumed = step.Status == StepStatus.Running;
+            if (resumed && executor.NotResumable(inputs) is { } notResumable)
+            {
+                await FailStepAsync(run, step, notResumable, ct);
+                return;
+            }
+            if (!await RunStepAsync(run, step, definition, executor, inputs, outputs, resumed, ct))
                 return;
         }
     }
 
     /// <summary>Runs one step with its retries. False when the job must stop here.</summary>
     private async Task<bool> RunStepAsync(RunContext run, StepRow step, RunbookStep definition, IStepExecutor executor, JsonObject inputs,
-        Dictionary<string, JsonObject> outputs, CancellationToken ct)
+        Dictionary<string, JsonObject> outputs, bool resumed, CancellationToken ct)
     {
         var job = run.Job;
         for (var attempt = 1; ; attempt++)
@@ -183,7 +184,7 @@ internal sealed partial class JobRunner(
             if (definition.Timeout is { } limit)
                 stepTimeout.CancelAfter(limit);
             var context = new StepContext(job.Id, run.Owner, step.Name, step.StepOrder, step.Attempts, job.DryRun, inputs,
-                (detail, data) => ProgressAsync(run, step, detail, data));
+                (detail, data) => ProgressAsync(run, step, detail, data), resumed && attempt == 1);
             var watch = Stopwatch.StartNew();
             string? error;
             var retryable = true;
@@ -203,7 +204,7 @@ internal sealed partial class JobRunner(
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
-                await StopStepAsync(run, step, "stopped while running", executor.NotResumable is null);
+                await StopStepAsync(run, step, "stopped while running", executor.NotResumable(inputs) is null);
                 throw;
             }
             catch (OperationCanceledException) when (stepTimeout.IsCancellationRequested)
@@ -293,7 +294,11 @@ internal sealed partial class JobRunner(
             LogLeaseLost(logger, job.Id);
             return;
         }
-        notifier.JobFinished(job.Id);
+        // Child jobs (shards) are part of their parent's run: the parent is announced, and whatever of it is still
+        // going stops with it (cancel, timeout, fail_fast, a failure).
+        if (job.ParentId is null)
+            notifier.JobFinished(job.Id);
+        await commands.CancelChildrenAsync(job.Id, $"parent job {job.Id} ({status})");
         var duration = (store.Now() - job.StartedAt!.Value).TotalSeconds;
         metrics.JobFinished(job.Type, status, duration);
         LogFinished(logger, job.Id, job.Type, status, error);

@@ -35,7 +35,7 @@ public sealed class RunbookCatalogTests
         var catalog = Catalog(null);
         catalog.Validate();
 
-        Assert.Equal(["ansible-playbook", "noop", "pg-rebuild"], catalog.All.Select(r => r.Name));
+        Assert.Equal(["ansible-playbook", "ansible-shard", "noop", "pg-rebuild"], catalog.All.Select(r => r.Name));
         Assert.Equal("built-in/noop.yaml", catalog.Find("noop")!.Source);
         Assert.Null(catalog.Find("nope"));
         Assert.Equal(9, catalog.Executors.Count);
@@ -60,7 +60,7 @@ public sealed class RunbookCatalogTests
         var catalog = Catalog(dir.Path, logger);
         catalog.Validate();
 
-        Assert.Equal(["ansible-playbook", "noop", "pg-rebuild", "restart-web"], catalog.All.Select(r => r.Name));
+        Assert.Equal(["ansible-playbook", "ansible-shard", "noop", "pg-rebuild", "restart-web"], catalog.All.Select(r => r.Name));
         var pg = catalog.Find("pg-rebuild")!;
         Assert.Equal("our own rebuild", pg.Description);
         Assert.Equal(replacement, pg.Source);
