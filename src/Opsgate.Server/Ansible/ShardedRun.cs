@@ -136,7 +136,7 @@ internal sealed partial class ShardedRun(
                 {
                     failFastDone = true;
                     foreach (var other in children.Where(c => !JobStatus.IsFinished(c.Status)))
-                        await commands.CancelAsync(other.Id, $"fail_fast (shard {first.ShardIndex} {first.Status})", CancellationToken.None);
+                        await commands.CancelAsync(other.Id, $"fail_fast (shard {first.ShardIndex} {first.Status})", CancellationToken.None, systemAction: "job.cancel");
                 }
                 if (done)
                     return children;

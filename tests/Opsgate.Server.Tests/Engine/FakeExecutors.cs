@@ -25,7 +25,8 @@ internal static class FakeExecutors
         new Fake("ansible.run",
             Opt("playbook"), Opt("playbook_yaml"), Req("inventory"), Opt("limit"), new StepInput("extra_vars", InputType.Object, false, "extra vars"),
             new StepInput("check", InputType.Bool, false, "check mode"), new StepInput("diff", InputType.Bool, false, "diff"),
-            new StepInput("forks", InputType.Int, false, "forks"), Opt("tags"), new StepInput("timeout", InputType.Duration, false, "run limit")),
+            new StepInput("forks", InputType.Int, false, "forks"), Opt("tags"), new StepInput("timeout", InputType.Duration, false, "run limit"),
+            new StepInput("shards", InputType.Any, false, "shards"), new StepInput("fail_fast", InputType.Bool, false, "fail fast")),
     ];
 
     public static IReadOnlyDictionary<string, IStepExecutor> ByKind { get; } = List.ToDictionary(e => e.Kind);

@@ -66,7 +66,7 @@ public sealed class RunbookCatalogTests
         Assert.Equal(replacement, pg.Source);
         Assert.Equal(Path.Combine(dir.Path, "restart.yml"), catalog.Find("restart-web")!.Source);
         Assert.Contains($"Runbook pg-rebuild from {replacement} replaces the one from built-in/pg-rebuild.yaml", logger.Lines);
-        Assert.Contains($"Loaded 4 runbooks: 3 built-in, 2 from {dir.Path}", logger.Lines);
+        Assert.Contains($"Loaded 5 runbooks: 4 built-in, 2 from {dir.Path}", logger.Lines);
     }
 
     [Fact]
