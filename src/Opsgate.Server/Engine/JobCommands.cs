@@ -24,13 +24,13 @@ internal sealed class JobCommands(Database database, JobStore store, JobSignals 
         // A pending job can be claimed between reading its status and cancelling it; then it is cancelled as a running one.
         for (var tries = 0; ; tries++)
         {
-            var result = await TryCancelAsync(id, by, ct, systemAction);
+            var result = await TryCancelAsync(id, by, systemAction, ct);
             if (result.Outcome != CommandOutcome.WrongState || !JobStatus.CanMove(result.Status!, JobStatus.Cancelled) || tries == 2)
                 return result;
         }
     }
 
-    private async Task<(CommandOutcome Outcome, string? Status)> TryCancelAsync(string id, string by, CancellationToken ct, string? systemAction)
+    private async Task<(CommandOutcome Outcome, string? Status)> TryCancelAsync(string id, string by, string? systemAction, CancellationToken ct)
     {
         var current = await StatusAsync(id, ct);
         if (current is null)
