@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
 using Opsgate.Server.Tests.Infrastructure;
 using static Opsgate.Server.Tests.Ansible.AnsibleFixture;
 
@@ -95,6 +97,91 @@ public sealed class AnsibleCrashTests
         var results = await client.GetStringAsync($"/api/v1/jobs/{id}/hosts");
         foreach (var host in new[] { "h1", "h2", "h3", "h4" })
             Assert.Contains($"\"{host}\"", results, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Kill_9_during_a_sharded_run_the_parent_resumes_its_wait_and_reports_the_interrupted_shards()
+    {
+        using var work = new TempDir();
+        using var playbooks = new TempDir();
+        var playbook = Path.Combine(playbooks.Path, "slow.yml");
+        await File.WriteAllTextAsync(playbook, Slow);
+        var rounds = Path.Combine(playbooks.Path, "rounds");
+        await File.WriteAllTextAsync(rounds, "120");
+        var environment = new Dictionary<string, string>
+        {
+            ["OPSGATE_AUTH__BOOTSTRAPADMINKEY"] = OpsgateServer.AdminKey,
+            ["OPSGATE_JOBS__LEASEDURATION"] = "00:00:02",
+            ["OPSGATE_JOBS__POLLINTERVAL"] = "00:00:00.200",
+            ["OPSGATE_JOBS__CHILDWORKERS"] = "2",
+            ["OPSGATE_ANSIBLE__PLAYBOOKDIRECTORY"] = playbooks.Path,
+        };
+
+        string id;
+        List<SseEvent> before;
+        await using (var first = await OpsgateProcess.StartReadyAsync(work.Path, environment: environment))
+        {
+            var admin = first.Client(OpsgateServer.AdminKey);
+            id = await Jobs.SubmitAsync(admin, "ansible-playbook",
+                new { playbook = "slow.yml", inventory = Inventory(["h1", "h2", "h3", "h4"]), extra_vars = new { rounds_file = rounds }, shards = 2 });
+            // Both shards are mid-run, and their events reached the parent's stream.
+            var waiting = new HashSet<int>();
+            before = await ReadEventsAsync(admin, id, e =>
+            {
+                if (e.Type == "ansible.item_ok" && e.Body.TryGetProperty("shard", out var shard))
+                    waiting.Add(shard.GetInt32());
+                return waiting.Count == 2;
+            }, timeout: TimeSpan.FromSeconds(120));
+            await first.KillServerOnlyAsync();
+        }
+        var watch = Stopwatch.StartNew();
+        while (ProcessesWith(playbook) is { Count: > 0 } left)
+        {
+            if (watch.Elapsed > TimeSpan.FromSeconds(20))
+            {
+                foreach (var pid in left)
+                    KillQuietly(pid);
+                Assert.Fail($"ansible-playbook still ran {watch.Elapsed} after the server was killed: pids {string.Join(", ", left)}");
+            }
+            await Task.Delay(100);
+        }
+
+        await using var second = await OpsgateProcess.StartReadyAsync(work.Path, environment: environment);
+        var client = second.Client(OpsgateServer.AdminKey);
+        var job = await Jobs.WaitAsync(client, id, timeout: TimeSpan.FromSeconds(90));
+        Assert.Equal("failed", job.Status());
+        var error = job.GetProperty("error").GetString()!;
+        Assert.Contains("shard 0 (job ", error, StringComparison.Ordinal);
+        Assert.Contains("shard 1 (job ", error, StringComparison.Ordinal);
+        Assert.Contains("the server stopped during the playbook run", error, StringComparison.Ordinal);
+        var children = job.GetProperty("children").EnumerateArray().Select(c => c.GetProperty("job_id").GetString()!).ToList();
+        Assert.Equal(2, children.Count);
+
+        // Nothing seen before the kill is lost, and every shard event reached the parent exactly once.
+        var after = await ReadEventsAsync(client, id);
+        var bySeq = after.ToDictionary(e => e.Id);
+        foreach (var seen in before)
+            Assert.Equal(seen.Data.GetRawText(), bySeq[seen.Id].Data.GetRawText());
+        for (var shard = 0; shard < 2; shard++)
+        {
+            var index = shard;
+            var seqs = after.Where(e => e.Body.ValueKind == JsonValueKind.Object && e.Body.TryGetProperty("shard", out var s) && s.GetInt32() == index
+                    && e.Body.TryGetProperty("ansible_seq", out _))
+                .Select(e => e.Body.GetProperty("ansible_seq").GetInt64()).ToList();
+            Assert.Equal(Enumerable.Range(1, seqs.Count).Select(i => (long)i), seqs);
+        }
+
+        // A retry runs every shard again, as new child jobs.
+        await File.WriteAllTextAsync(rounds, "1");
+        using var retry = await client.PostAsync($"/api/v1/jobs/{id}/retry", null);
+        Assert.Equal(HttpStatusCode.OK, retry.StatusCode);
+        job = await Jobs.WaitAsync(client, id, j => j.Status() is "succeeded" or "failed" && j.GetProperty("attempt").GetInt32() == 3, TimeSpan.FromSeconds(120));
+        Assert.Equal("succeeded", job.Status());
+        var again = job.GetProperty("children").EnumerateArray().ToList();
+        Assert.Equal(2, again.Count);
+        Assert.All(again, c => Assert.Equal("succeeded", c.GetProperty("status").GetString()));
+        Assert.Empty(again.Select(c => c.GetProperty("job_id").GetString()!).Intersect(children));
+        Assert.Equal(4, (await client.GetFromJsonAsync<JsonElement>($"/api/v1/jobs/{id}/hosts")).EnumerateObject().Count());
     }
 
     private static void KillQuietly(int pid)
