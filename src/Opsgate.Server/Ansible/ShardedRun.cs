@@ -39,17 +39,13 @@ internal sealed partial class ShardedRun(
     {
         var parent = (await store.GetAsync(context.JobId, ct))?.Job ?? throw new InvalidOperationException($"job {context.JobId} vanished");
         IReadOnlyList<JobRow> children;
-        if (context.Resumed && parent.ShardRound is { } round)
-        {
-            // The worker that ran this step died while waiting: its children went on; wait for them again.
+        // The parent records its round in the same transaction that creates the children, and a retry of the job
+        // clears it. So a round here means this run was interrupted (a crash, a shutdown) after the children were
+        // created: they went on without it, and it waits for them again rather than running the playbook twice.
+        if (parent.ShardRound is { } round)
             children = await store.ChildrenAsync(parent.Id, round, ct);
-        }
         else
-        {
-            if (!await store.ClearShardRoundAsync(parent.Id, context.Owner, ct))
-                throw LeaseLost();
             (round, children) = await SubmitAsync(context, parent, request, ct);
-        }
         LogWaiting(logger, parent.Id, children.Count, round);
         children = await WaitAsync(context, round, children, request, ct);
 

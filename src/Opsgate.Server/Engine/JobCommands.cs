@@ -70,7 +70,10 @@ internal sealed class JobCommands(Database database, JobStore store, JobSignals 
             await CancelAsync(child, by, CancellationToken.None, systemAction: "job.cancel");
     }
 
-    /// <summary>A failed job runs again from the step that failed; steps that succeeded are not repeated.</summary>
+    /// <summary>
+    /// A failed job runs again from the step that failed; steps that succeeded are not repeated. A sharded parent
+    /// forgets its round of child jobs, so its step creates new ones.
+    /// </summary>
     public async Task<(CommandOutcome Outcome, string? Status)> RetryAsync(string id, string by, CancellationToken ct)
     {
         var current = await StatusAsync(id, ct);
@@ -83,7 +86,7 @@ internal sealed class JobCommands(Database database, JobStore store, JobSignals 
         var moved = await connection.ExecuteAsync(
             """
             UPDATE jobs SET status = 'pending', finished_at = NULL, error = NULL, deadline_at = NULL, cancel_requested = @no,
-                cancel_requested_by = NULL, lease_owner = NULL, lease_expires_at = NULL
+                cancel_requested_by = NULL, lease_owner = NULL, lease_expires_at = NULL, shard_round = NULL
             WHERE id = @id AND status = 'failed'
             """, new { id, no = false }, tx);
         if (moved == 0)

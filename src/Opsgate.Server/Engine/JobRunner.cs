@@ -159,14 +159,14 @@ internal sealed partial class JobRunner(
                 await FailStepAsync(run, step, notResumable, ct);
                 return;
             }
-            if (!await RunStepAsync(run, step, definition, executor, inputs, outputs, resumed, ct))
+            if (!await RunStepAsync(run, step, definition, executor, inputs, outputs, ct))
                 return;
         }
     }
 
     /// <summary>Runs one step with its retries. False when the job must stop here.</summary>
     private async Task<bool> RunStepAsync(RunContext run, StepRow step, RunbookStep definition, IStepExecutor executor, JsonObject inputs,
-        Dictionary<string, JsonObject> outputs, bool resumed, CancellationToken ct)
+        Dictionary<string, JsonObject> outputs, CancellationToken ct)
     {
         var job = run.Job;
         for (var attempt = 1; ; attempt++)
@@ -184,7 +184,7 @@ internal sealed partial class JobRunner(
             if (definition.Timeout is { } limit)
                 stepTimeout.CancelAfter(limit);
             var context = new StepContext(job.Id, run.Owner, step.Name, step.StepOrder, step.Attempts, job.DryRun, inputs,
-                (detail, data) => ProgressAsync(run, step, detail, data), resumed && attempt == 1);
+                (detail, data) => ProgressAsync(run, step, detail, data));
             var watch = Stopwatch.StartNew();
             string? error;
             var retryable = true;

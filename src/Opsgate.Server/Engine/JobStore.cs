@@ -71,16 +71,6 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
         return true;
     }
 
-    /// <summary>Forgets the round a parent waits for (a fresh run of its step starts a new one). False: lease lost.</summary>
-    public async Task<bool> ClearShardRoundAsync(string parentId, string owner, CancellationToken ct)
-    {
-        await using var write = await database.WriteAsync(ct);
-        var set = await write.Connection.ExecuteAsync("UPDATE jobs SET shard_round = NULL WHERE id = @parentId AND lease_owner = @owner AND status = 'running'",
-            new { parentId, owner }, write.Transaction);
-        await write.CommitAsync(ct);
-        return set > 0;
-    }
-
     private async Task InsertAsync(WriteScope write, NewJob job, CancellationToken ct)
     {
         var now = Now();

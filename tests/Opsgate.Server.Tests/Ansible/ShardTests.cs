@@ -170,6 +170,18 @@ public sealed class ShardTests
     }
 
     [Fact]
+    public async Task More_shards_than_hosts_make_one_shard_per_host()
+    {
+        using var playbooks = new TempDir();
+        await using var server = await StartAsync(Provider.Sqlite, playbooks, ("site.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: {msg: hi}\n"));
+        var id = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "site.yml", inventory = Inventory(["h1", "h2", "h3"]), shards = 8 });
+        var job = await Jobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(90));
+        Assert.Equal("succeeded", job.Status());
+        Assert.Equal("playbook ran on 3 hosts in 3 shards, 0 changed", job.Step("playbook").GetProperty("detail").GetString());
+        Assert.Equal([1, 1, 1], job.GetProperty("children").EnumerateArray().Select(c => c.GetProperty("hosts").GetInt32()));
+    }
+
+    [Fact]
     public async Task Cancelling_the_parent_cancels_its_shards()
     {
         using var playbooks = new TempDir();

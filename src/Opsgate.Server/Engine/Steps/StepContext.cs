@@ -4,9 +4,7 @@ namespace Opsgate.Server.Engine.Steps;
 
 /// <summary>Everything a step executor gets: its rendered inputs, the job it belongs to, and a way to report progress.</summary>
 /// <param name="owner">The worker holding the job's lease: steps that write to the job themselves guard each write with it.</param>
-/// <param name="resumed">The step was found running when the job was claimed: its worker died (or shut down) during it.</param>
-internal sealed class StepContext(string jobId, string owner, string stepName, int stepOrder, int attempt, bool dryRun, JsonObject inputs, Func<string, JsonObject?, Task> progress,
-    bool resumed = false)
+internal sealed class StepContext(string jobId, string owner, string stepName, int stepOrder, int attempt, bool dryRun, JsonObject inputs, Func<string, JsonObject?, Task> progress)
 {
     public string JobId { get; } = jobId;
     public string Owner { get; } = owner;
@@ -16,8 +14,6 @@ internal sealed class StepContext(string jobId, string owner, string stepName, i
     public int Attempt { get; } = attempt;
     public bool DryRun { get; } = dryRun;
     public JsonObject Inputs { get; } = inputs;
-    /// <summary>The step was running when its worker died or shut down, and this run takes it over.</summary>
-    public bool Resumed { get; } = resumed;
 
     /// <summary>Records a progress event on the job's event stream (and the step's detail).</summary>
     public Task ProgressAsync(string detail, JsonObject? data = null) => progress(detail, data);
