@@ -11,6 +11,7 @@ namespace Opsgate.Server.Ansible;
 /// the job's event stream as it happens (<c>ansible.*</c> events, in batches); per-host results are kept in
 /// <c>job_hosts</c> (<c>GET /api/v1/jobs/{id}/hosts</c>), also for a run that was stopped. In a dry run the playbook runs
 /// in check mode. A run the server died in is not run again: the job fails and says so (see <see cref="NotResumable"/>).
+/// With <c>shards</c> the step is the parent of a sharded run (<see cref="ShardedRun"/>) and only waits for child jobs.
 /// </summary>
 internal sealed class AnsibleRunStep(AnsibleProcess runner, AnsibleResults results, ShardedRun sharded, JobStore store, IOptions<AnsibleOptions> options) : IStepExecutor
 {
@@ -25,6 +26,7 @@ internal sealed class AnsibleRunStep(AnsibleProcess runner, AnsibleResults resul
     /// </remarks>
     internal const string InterruptedRun =
         "the server stopped during the playbook run; it was not re-run automatically (a playbook may not be safe to run twice): retry the job to run it again";
+
     public string Description => "Run an Ansible playbook over an inventory; per-host results and live events.";
     public IReadOnlyList<StepInput> Inputs { get; } =
     [
