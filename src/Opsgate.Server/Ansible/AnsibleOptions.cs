@@ -42,6 +42,9 @@ internal sealed class AnsibleOptions
     /// <summary>Check SSH host keys (ANSIBLE_HOST_KEY_CHECKING). Keep it on in production; inventories may still override per host.</summary>
     public bool HostKeyChecking { get; set; } = true;
 
+    /// <summary><c>shards: auto</c> makes one shard per this many hosts (at most 64 shards).</summary>
+    public int HostsPerAutoShard { get; set; } = 50;
+
     /// <summary>Most events written to the database in one transaction.</summary>
     public int EventBatchSize { get; set; } = 1000;
 
@@ -76,6 +79,8 @@ internal sealed class AnsibleOptionsValidator : Microsoft.Extensions.Options.IVa
             return Fail($"Ansible:ConnectTimeout must be at least 00:00:01, not {options.ConnectTimeout}");
         if (options.EventBatchSize is < 1 or > 100_000)
             return Fail($"Ansible:EventBatchSize must be between 1 and 100000, not {options.EventBatchSize}");
+        if (options.HostsPerAutoShard is < 1 or > 100_000)
+            return Fail($"Ansible:HostsPerAutoShard must be between 1 and 100000, not {options.HostsPerAutoShard}");
         if (options.MaxOutputBytes < 0)
             return Fail("Ansible:MaxOutputBytes must not be negative");
         return Microsoft.Extensions.Options.ValidateOptionsResult.Success;

@@ -51,13 +51,19 @@ internal sealed class AnsibleResults(Database database, JobStore store)
         return true;
     }
 
+    /// <summary>
+    /// The job's host rows, and for a sharded parent its children's (of its latest round): each host ran in one shard,
+    /// so the parent's results read like a single run's.
+    /// </summary>
     public async Task<IReadOnlyList<JobHostRow>> ListAsync(string jobId, CancellationToken ct)
     {
         await using var connection = await database.OpenAsync(ct);
         return (await connection.QueryAsync<JobHostRow>(
             """
             SELECT job_id, step_order, host, ok, changed, failed, skipped, unreachable, rescued, ignored, failures, complete
-            FROM job_hosts WHERE job_id = @jobId ORDER BY host, step_order
+            FROM job_hosts WHERE job_id = @jobId OR job_id IN (
+                SELECT id FROM jobs WHERE parent_id = @jobId AND shard_round = (SELECT MAX(shard_round) FROM jobs WHERE parent_id = @jobId))
+            ORDER BY host, step_order
             """, new { jobId })).AsList();
     }
 }

@@ -50,8 +50,17 @@ internal sealed partial class AnsibleRunStep
             }
             else
             {
-                commit = await cache.SyncAsync(project, ct);
-                await projects.RecordSyncAsync(project.Id, commit, projects.Now(), ct);
+                if (context.OptionalString("project_commit") is { } given)
+                {
+                    if (given.Length != 40 || !GitUrls.LooksLikeCommit(given))
+                        throw new StepFailedException($"project_commit must be a full commit id (40 hex digits), not '{given}'");
+                    commit = given;
+                }
+                else
+                {
+                    commit = await cache.SyncAsync(project, ct);
+                    await projects.RecordSyncAsync(project.Id, commit, projects.Now(), ct);
+                }
                 var announce = new NewEvent("project.pinned", context.StepOrder, new JsonObject
                 {
                     ["step"] = context.StepName, ["project"] = project.Name, ["git_repo"] = project.GitRepo, ["ref"] = project.Ref, ["commit"] = commit,

@@ -13,17 +13,27 @@ namespace Opsgate.Server.Ansible;
 /// <c>ansible.run</c>: runs a playbook over an inventory with <c>ansible-playbook</c>. Every task result per host is on
 /// the job's event stream as it happens (<c>ansible.*</c> events, in batches); per-host results are kept in
 /// <c>job_hosts</c> (<c>GET /api/v1/jobs/{id}/hosts</c>), also for a run that was stopped. In a dry run the playbook runs
-/// in check mode. A re-run after a crash runs the playbook again: playbooks are expected to be idempotent, as Ansible's are.
+/// in check mode. A run the server died in is not run again: the job fails and says so (see <see cref="NotResumable"/>).
+/// With <c>shards</c> the step is the parent of a sharded run (<see cref="ShardedRun"/>) and only waits for child jobs.
 /// The inventory is a stored one (<c>inventory</c>: id or name; the version that was latest when the job was submitted,
-/// or <c>inventory_version</c>) or inline YAML (<c>inventory_yaml</c>, for custom runbooks).
+/// or <c>inventory_version</c>) or inline YAML (<c>inventory_yaml</c>, for custom runbooks and shards).
 /// </summary>
 internal sealed partial class AnsibleRunStep(
-    AnsibleProcess runner, AnsibleResults results, InventoryStore inventories, JobStore jobs, IOptions<AnsibleOptions> options,
+    AnsibleProcess runner, AnsibleResults results, InventoryStore inventories, ShardedRun sharded, JobStore store, IOptions<AnsibleOptions> options,
     ProjectStore projects, ProjectCache cache, CredentialStore credentials) : IStepExecutor
 {
     public const int MaxForks = 500;
 
     public string Kind => "ansible.run";
+
+    /// <remarks>
+    /// A playbook half run when the server died is not run again by itself: its tasks may not be safe to repeat
+    /// (a plain command, a restart). The orphaned ansible-playbook stops itself when the server's end of the event
+    /// socket closes (the callback plugin), and a person retries the job (see <see cref="NotResumable"/>).
+    /// </remarks>
+    internal const string InterruptedRun =
+        "the server stopped during the playbook run; it was not re-run automatically (a playbook may not be safe to run twice): retry the job to run it again";
+
     public string Description => "Run an Ansible playbook over an inventory; per-host results and live events.";
     public IReadOnlyList<StepInput> Inputs { get; } =
     [
@@ -41,10 +51,13 @@ internal sealed partial class AnsibleRunStep(
         new("forks", InputType.Int, false, $"parallel hosts, 1..{MaxForks} (ansible's default: 5)"),
         new("tags", InputType.String, false, "only tasks with these tags (comma-separated)"),
         new("timeout", InputType.Duration, false, "limit for the run; at most Ansible:RunTimeout"),
+        new("shards", InputType.Any, false, $"split the hosts into this many child jobs (1..{Sharding.MaxShards}) or \"auto\"; 1 or absent: one run"),
+        new("fail_fast", InputType.Bool, false, "with shards: cancel the other shards as soon as one fails"),
+        new("project_commit", InputType.String, false, "with project: run this commit of it instead of the ref's (a sharded run hands its pinned commit to its shards)"),
     ];
 
     public async Task<(string Input, string Message)?> CheckReferencesAsync(JsonObject inputs, CancellationToken ct) =>
-        await CheckProjectAsync(inputs, ct) ?? await CheckInventoryAsync(inputs, ct);
+        await CheckProjectAsync(inputs, ct) ?? await CheckInventoryAsync(inputs, ct) ?? await CheckShardingAsync(inputs, ct);
 
     private async Task<(string Input, string Message)?> CheckInventoryAsync(JsonObject inputs, CancellationToken ct)
     {
@@ -64,6 +77,53 @@ internal sealed partial class AnsibleRunStep(
         return null;
     }
 
+    /// <summary>
+    /// Refused at submit (400): a bad shards value, shards with limit, or a playbook that must not be sharded (a
+    /// playbook from a project is read when the run has pinned its commit; see <see cref="ExecuteShardedAsync"/>).
+    /// </summary>
+    private async Task<(string Input, string Message)?> CheckShardingAsync(JsonObject inputs, CancellationToken ct)
+    {
+        int? requested;
+        try
+        {
+            requested = Sharding.Requested(inputs["shards"]);
+        }
+        catch (FormatException e)
+        {
+            return ("shards", e.Message);
+        }
+        if (requested is null)
+            return null;
+        if (!string.IsNullOrEmpty(inputs["limit"]?.GetValue<string>()))
+            return ("shards", "cannot be combined with limit yet: give an inventory of just those hosts, or run with shards: 1");
+        string? yaml = inputs["playbook_yaml"]?.GetValue<string>();
+        if (yaml is null && inputs["project"] is null && inputs["playbook"]?.GetValue<string>() is { } path)
+        {
+            try
+            {
+                yaml = await File.ReadAllTextAsync(ResolvePlaybook(path, options.Value.PlaybookDirectory), ct);
+            }
+            catch (StepFailedException)
+            {
+                // A playbook that does not resolve fails the run with the reason, as without shards.
+            }
+        }
+        return yaml is not null && Sharding.Refusal(yaml) is { } why ? ("shards", $"the playbook cannot be sharded: {why}; run it with shards: 1") : null;
+    }
+
+    /// <summary>A sharded run only waits for its child jobs, which go on without it: it resumes. A plain run does not.</summary>
+    public string? NotResumable(JsonObject inputs)
+    {
+        try
+        {
+            return Sharding.Requested(inputs["shards"]) is null ? InterruptedRun : null;
+        }
+        catch (FormatException)
+        {
+            return InterruptedRun;
+        }
+    }
+
     public async Task<StepOutcome> ExecuteAsync(StepContext context, CancellationToken cancellationToken)
     {
         var o = options.Value;
@@ -74,6 +134,8 @@ internal sealed partial class AnsibleRunStep(
         if (timeout > o.RunTimeout)
             timeout = o.RunTimeout;
         var check = context.Bool("check") || context.DryRun;
+        if (Sharding.Requested(context.Inputs["shards"]) is { } shards)
+            return await ExecuteShardedAsync(context, shards, check, timeout, cancellationToken);
 
         var playbookDir = context.OptionalString("playbook_yaml") is { } inline ? Directory.CreateTempSubdirectory("opsgate-playbook-") : null;
         try
@@ -100,7 +162,7 @@ internal sealed partial class AnsibleRunStep(
                 playbook = ResolvePlaybook(context.OptionalString("playbook") ?? throw new StepFailedException("give playbook (a path under Ansible:PlaybookDirectory) or playbook_yaml"), o.PlaybookDirectory);
             }
 
-            var (inventory, used) = await InventoryAsync(context, cancellationToken);
+            var (inventory, used, _) = await InventoryAsync(context, cancellationToken);
             var request = new AnsibleRunRequest(context.JobId, context.Owner, context.StepOrder, context.StepName, playbook, inventory,
                 context.OptionalString("limit"), context.Inputs["extra_vars"]?.AsObject(), check, context.Bool("diff"), forks, context.OptionalString("tags"), timeout,
                 await MachineCredentialAsync(context, cancellationToken));
@@ -113,14 +175,17 @@ internal sealed partial class AnsibleRunStep(
         }
     }
 
-    /// <summary>The inventory YAML for ansible, and which stored inventory version it is (null for inline YAML).</summary>
-    private async Task<(string Yaml, JsonObject? Used)> InventoryAsync(StepContext context, CancellationToken ct)
+    /// <summary>
+    /// The inventory YAML for ansible, which stored inventory version it is, and its expansion (both null for inline
+    /// YAML: a sharded run expands that itself).
+    /// </summary>
+    private async Task<(string Yaml, JsonObject? Used, ExpandedInventory? Expanded)> InventoryAsync(StepContext context, CancellationToken ct)
     {
         if (context.OptionalString("inventory_yaml") is { } inline)
         {
             if (context.OptionalString("inventory") is not null)
                 throw new StepFailedException("give inventory or inventory_yaml, not both");
-            return (inline, null);
+            return (inline, null, null);
         }
         var reference = context.OptionalString("inventory") ?? throw new StepFailedException("give inventory (a stored inventory's id or name) or inventory_yaml");
         if (!InventoryRef.TryParse(reference, out var parsed))
@@ -129,15 +194,104 @@ internal sealed partial class AnsibleRunStep(
         // Without a version, the one that was latest when the job was submitted: a version added while the job waited
         // (for approval, for a worker) does not change what was asked for.
         // (Replicas' clocks may differ a little: when nothing is that old, the latest.)
-        var submitted = (await jobs.GetAsync(context.JobId, ct))?.Job.CreatedAt.AsUtc();
+        var submitted = (await store.GetAsync(context.JobId, ct))?.Job.CreatedAt.AsUtc();
         var found = await inventories.ResolveAsync(parsed, version, ct, asOf: version is null ? submitted : null)
             ?? await inventories.ResolveAsync(parsed, version, ct)
             ?? throw new StepFailedException(version is null ? $"inventory '{parsed}' does not exist (any more)" : $"inventory '{parsed}' has no version '{version}'");
         var v = found.Version;
-        return (found.Yaml, new JsonObject { ["id"] = v.Id, ["name"] = v.Name, ["version"] = v.Version, ["hosts"] = v.HostCount });
+        return (found.Yaml, new JsonObject { ["id"] = v.Id, ["name"] = v.Name, ["version"] = v.Version, ["hosts"] = v.HostCount }, found.Expanded);
     }
 
     private static string Truncate(string s) => s.Length <= 63 ? s : s[..63] + "...";
+
+    /// <summary>"2 of 6 hosts failed (a, b); first failure: ..." and "1 of 6 hosts unreachable (c)", the parts that apply.</summary>
+    private static List<string> HostFailures(IReadOnlyDictionary<string, HostResult> hosts, List<string> failed, List<string> unreachable)
+    {
+        static string List(List<string> names) => string.Join(", ", names.Take(10)) + (names.Count > 10 ? $" and {names.Count - 10} more" : "");
+        var parts = new List<string>();
+        if (failed.Count > 0)
+            parts.Add($"{failed.Count} of {hosts.Count} hosts failed ({List(failed)}); first failure: {FirstFailure(hosts[failed[0]])}");
+        if (unreachable.Count > 0)
+            parts.Add($"{unreachable.Count} of {hosts.Count} hosts unreachable ({List(unreachable)})");
+        return parts;
+    }
+
+    /// <summary>
+    /// The parent of a sharded run: child jobs run the shards (see <see cref="ShardedRun"/>); the result reads like one
+    /// run's, from the merged per-host results. The exit code is the one ansible gives a single run with those hosts
+    /// (4 when a host was unreachable, else 2 when one failed); a shard that failed for another reason (a bad
+    /// playbook, its timeout, fail_fast) is named with its error.
+    /// </summary>
+    private async Task<StepOutcome> ExecuteShardedAsync(StepContext context, int shards, bool check, TimeSpan timeout, CancellationToken ct)
+    {
+        var passOn = new JsonObject();
+        foreach (var name in new[] { "playbook", "playbook_yaml", "credential", "extra_vars", "diff", "forks", "tags", "timeout" })
+            passOn[name] = context.Inputs[name]?.DeepClone();
+        passOn["check"] = check;
+        passOn["project"] = passOn["project_commit"] = null; // every parameter of ansible-shard is present, null when not given
+        (ProjectInfo Project, string Commit)? source = null;
+        if (context.OptionalString("project") is { } project)
+        {
+            // The parent pins the commit once; every shard runs exactly that commit, wherever the branch moves meanwhile.
+            var (path, found, commit) = await PlaybookFromProjectAsync(context, project,
+                context.OptionalString("playbook") ?? throw new StepFailedException("give playbook: the path of the playbook in the project"), ct);
+            if (Sharding.Refusal(await File.ReadAllTextAsync(path, ct)) is { } why)
+                throw new StepFailedException($"the playbook cannot be sharded: {why}; run it with shards: 1");
+            source = (found, commit);
+            passOn["project"] = found.Name;
+            passOn["project_commit"] = commit;
+        }
+        var (inventory, used, expanded) = await InventoryAsync(context, ct);
+        var request = new ShardRequest(shards, context.Bool("fail_fast"), inventory, expanded, passOn, timeout);
+        var run = await sharded.RunAsync(context, request, ct);
+
+        var hosts = run.Hosts;
+        var failed = hosts.Where(h => h.Value.Failed > 0).Select(h => h.Key).ToList();
+        var unreachable = hosts.Where(h => h.Value.Unreachable > 0).Select(h => h.Key).ToList();
+        var changed = hosts.Count(h => h.Value.Changed > 0);
+        var exitCode = unreachable.Count > 0 ? 4 : failed.Count > 0 ? 2 : 0;
+        var notOk = run.Children.Where(c => c.Status != JobStatus.Succeeded).ToList();
+        var outputs = new JsonObject
+        {
+            ["exit_code"] = notOk.Count == 0 || failed.Count + unreachable.Count > 0 ? exitCode : 1,
+            ["hosts"] = hosts.Count,
+            ["changed_hosts"] = changed,
+            ["failed_hosts"] = new JsonArray([.. failed.Select(h => (JsonNode)h)]),
+            ["unreachable_hosts"] = new JsonArray([.. unreachable.Select(h => (JsonNode)h)]),
+            ["complete"] = run.Complete,
+            ["check"] = check,
+            ["shards"] = new JsonArray([.. run.Children.Select(c => (JsonNode)new JsonObject
+            {
+                ["shard"] = c.ShardIndex, ["job_id"] = c.Id, ["hosts"] = c.ShardHosts, ["status"] = c.Status,
+            })]),
+        };
+        RecordSources(outputs, used, source);
+        var summary = new NewEvent("ansible.summary", context.StepOrder, outputs.DeepClone().AsObject());
+        summary.Data!["step"] = context.StepName;
+        if (!await store.AppendAsync(context.JobId, context.Owner, [summary], CancellationToken.None))
+            throw new InvalidOperationException("the job's lease was lost during the sharded run; another worker owns the job now");
+
+        var mode = check ? "check mode: " : "";
+        if (notOk.Count == 0)
+            return new StepOutcome($"{mode}playbook ran on {hosts.Count} hosts in {run.Children.Count} shards, {changed} changed", outputs);
+        var parts = HostFailures(hosts, failed, unreachable);
+        // Shards that failed without their hosts' failures explaining it (ansible never got to its stats).
+        foreach (var child in notOk.Where(c => c.Status != JobStatus.Failed || !run.CompleteChildren.Contains(c.Id)))
+            parts.Add($"shard {child.ShardIndex} (job {child.Id}) {child.Status}: {child.Error}");
+        throw new StepFailedException($"{mode}{string.Join("; ", parts.DefaultIfEmpty("hosts failed"))} ({notOk.Count} of {run.Children.Count} shards did not succeed)");
+    }
+
+    /// <summary>What the run used, in its outputs and on its summary event: the stored inventory version, the project's commit.</summary>
+    private static void RecordSources(JsonObject outputs, JsonObject? inventory, (ProjectInfo Project, string Commit)? source)
+    {
+        if (inventory is not null)
+            outputs["inventory"] = inventory;
+        if (source is { } from)
+        {
+            outputs["project"] = from.Project.Name;
+            outputs["project_commit"] = from.Commit;
+        }
+    }
 
     private static string FirstFailure(HostResult host)
     {
@@ -179,13 +333,7 @@ internal sealed partial class AnsibleRunStep(
             ["complete"] = run.Hosts.Complete,
             ["check"] = check,
         };
-        if (inventory is not null)
-            outputs["inventory"] = inventory;
-        if (source is { } from)
-        {
-            outputs["project"] = from.Project.Name;
-            outputs["project_commit"] = from.Commit;
-        }
+        RecordSources(outputs, inventory, source);
         var summary = new NewEvent("ansible.summary", context.StepOrder, outputs.DeepClone().AsObject());
         summary.Data!["step"] = context.StepName;
         summary.Data["stopped"] = run.Stopped?.ToString().ToLowerInvariant();
@@ -200,18 +348,12 @@ internal sealed partial class AnsibleRunStep(
                 throw new StepFailedException($"ansible-playbook did not finish within {timeout} and was stopped");
         }
         var mode = check ? "check mode: " : "";
-        var hostList = (IReadOnlyList<string> names) => string.Join(", ", names.Take(10)) + (names.Count > 10 ? $" and {names.Count - 10} more" : "");
         switch (run.ExitCode)
         {
             case 0:
                 return new StepOutcome($"{mode}playbook ran on {hosts.Count} hosts, {changed} changed", outputs);
             case 2 or 4 or 6 when run.Hosts.Complete:
-                var parts = new List<string>();
-                if (failed.Count > 0)
-                    parts.Add($"{failed.Count} of {hosts.Count} hosts failed ({hostList(failed)}); first failure: {FirstFailure(hosts[failed[0]])}");
-                if (unreachable.Count > 0)
-                    parts.Add($"{unreachable.Count} of {hosts.Count} hosts unreachable ({hostList(unreachable)})");
-                throw new StepFailedException($"{mode}{string.Join("; ", parts.DefaultIfEmpty("hosts failed"))} (ansible-playbook exit code {run.ExitCode})");
+                throw new StepFailedException($"{mode}{string.Join("; ", HostFailures(hosts, failed, unreachable).DefaultIfEmpty("hosts failed"))} (ansible-playbook exit code {run.ExitCode})");
             case 99:
                 throw new StepFailedException("ansible-playbook was interrupted (exit code 99)");
             default:

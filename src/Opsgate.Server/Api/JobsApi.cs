@@ -21,7 +21,18 @@ internal sealed record StepView(string Name, int Order, string Kind, string Stat
 internal sealed record JobView(
     string JobId, string Type, string Status, JsonObject Params, bool DryRun, string? Actor, string? SourceIp, DateTime CreatedAt,
     DateTime? StartedAt, DateTime? FinishedAt, int Attempt, string? PendingReason, string? Error, string? DecidedBy, string? DecisionComment,
-    DateTime? ApprovalExpiresAt, bool CancelRequested, IReadOnlyList<StepView> Steps);
+    DateTime? ApprovalExpiresAt, bool CancelRequested, IReadOnlyList<StepView> Steps)
+{
+    /// <summary>On a child job (a shard of a sharded Ansible run): the job it belongs to, and which shard it is.</summary>
+    public string? ParentId { get; init; }
+    public int? ShardIndex { get; init; }
+    public int? ShardHosts { get; init; }
+
+    /// <summary>On a sharded parent (GET /api/v1/jobs/{id} only): the child jobs of its latest run, by shard.</summary>
+    public IReadOnlyList<ChildJobView>? Children { get; init; }
+}
+
+internal sealed record ChildJobView(string JobId, int ShardIndex, int Hosts, string Status, string? Error);
 
 internal sealed record JobList(IReadOnlyList<JobView> Items, string? NextCursor);
 
@@ -102,7 +113,10 @@ internal static class JobsApi
             return Problems.Invalid("id", "must be a job id (26 characters, as returned by submit)");
         if (await store.GetAsync(id, ct) is not { } found)
             return Problems.NotFound($"job {id} does not exist");
-        return TypedResults.Ok(await submission.ViewAsync(found.Job, found.Steps, ct));
+        var view = await submission.ViewAsync(found.Job, found.Steps, ct);
+        var children = await store.ChildrenAsync(id, null, ct);
+        return TypedResults.Ok(children.Count == 0 ? view
+            : view with { Children = [.. children.Select(c => new ChildJobView(c.Id, c.ShardIndex ?? 0, c.ShardHosts ?? 0, c.Status, c.Error))] });
     }
 
     private static Task<Results<Ok<CommandResult>, ProblemHttpResult>> Cancel(string id, HttpContext http, JobCommands commands) =>

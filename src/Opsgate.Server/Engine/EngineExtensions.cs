@@ -45,6 +45,8 @@ internal sealed class JobsOptionsValidator : Microsoft.Extensions.Options.IValid
     {
         if (options.Workers is < 1 or > 256)
             return Microsoft.Extensions.Options.ValidateOptionsResult.Fail($"Jobs:Workers must be between 1 and 256, not {options.Workers}");
+        if (options.ChildWorkers is < 1 or > 256)
+            return Microsoft.Extensions.Options.ValidateOptionsResult.Fail($"Jobs:ChildWorkers must be between 1 and 256, not {options.ChildWorkers}");
         if (options.LeaseDuration < TimeSpan.FromSeconds(1))
             return Microsoft.Extensions.Options.ValidateOptionsResult.Fail($"Jobs:LeaseDuration must be at least 00:00:01, not {options.LeaseDuration}");
         if (options.PollInterval < TimeSpan.FromMilliseconds(10) || options.PollInterval > TimeSpan.FromMinutes(1))

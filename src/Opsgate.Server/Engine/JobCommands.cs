@@ -17,18 +17,20 @@ internal enum CommandOutcome { Done, NotFound, WrongState }
 internal sealed class JobCommands(Database database, JobStore store, JobSignals signals, JobNotifier notifier, AuditWriter audit, OpsgateMetrics metrics)
 {
     /// <summary>Pending or waiting jobs are cancelled at once; a running job is asked to stop (its step is interrupted promptly).</summary>
-    public async Task<(CommandOutcome Outcome, string? Status)> CancelAsync(string id, string by, CancellationToken ct)
+    /// <param name="systemAction">Set when the server cancels on its own (a shard cancelled by its parent): the audit action then
+    /// written for a job that had not started (a person's cancel is audited by its endpoint).</param>
+    public async Task<(CommandOutcome Outcome, string? Status)> CancelAsync(string id, string by, CancellationToken ct, string? systemAction = null)
     {
         // A pending job can be claimed between reading its status and cancelling it; then it is cancelled as a running one.
         for (var tries = 0; ; tries++)
         {
-            var result = await TryCancelAsync(id, by, ct);
+            var result = await TryCancelAsync(id, by, systemAction, ct);
             if (result.Outcome != CommandOutcome.WrongState || !JobStatus.CanMove(result.Status!, JobStatus.Cancelled) || tries == 2)
                 return result;
         }
     }
 
-    private async Task<(CommandOutcome Outcome, string? Status)> TryCancelAsync(string id, string by, CancellationToken ct)
+    private async Task<(CommandOutcome Outcome, string? Status)> TryCancelAsync(string id, string by, string? systemAction, CancellationToken ct)
     {
         var current = await StatusAsync(id, ct);
         if (current is null)
@@ -49,12 +51,29 @@ internal sealed class JobCommands(Database database, JobStore store, JobSignals 
         }
         if (!JobStatus.CanMove(current, JobStatus.Cancelled))
             return (CommandOutcome.WrongState, current);
-        return await FinishWaitingAsync(id, current, $"cancelled by {by}", ct)
+        return await FinishWaitingAsync(id, current, $"cancelled by {by}", ct, systemAction: systemAction)
             ? (CommandOutcome.Done, JobStatus.Cancelled)
             : (CommandOutcome.WrongState, await StatusAsync(id, ct));
     }
 
-    /// <summary>A failed job runs again from the step that failed; steps that succeeded are not repeated.</summary>
+    /// <summary>
+    /// Cancels the unfinished child jobs of a parent that finished (cheap when there are none: one indexed query).
+    /// Best effort: a child this misses still ends on its own, and its result no longer matters to anyone.
+    /// </summary>
+    public async Task CancelChildrenAsync(string parentId, string by)
+    {
+        IReadOnlyList<string> open;
+        await using (var connection = await database.OpenAsync(CancellationToken.None))
+            open = (await connection.QueryAsync<string>(
+                "SELECT id FROM jobs WHERE parent_id = @parentId AND status IN ('pending', 'running', 'waiting_approval')", new { parentId })).AsList();
+        foreach (var child in open)
+            await CancelAsync(child, by, CancellationToken.None, systemAction: "job.cancel");
+    }
+
+    /// <summary>
+    /// A failed job runs again from the step that failed; steps that succeeded are not repeated. A sharded parent
+    /// forgets its round of child jobs, so its step creates new ones.
+    /// </summary>
     public async Task<(CommandOutcome Outcome, string? Status)> RetryAsync(string id, string by, CancellationToken ct)
     {
         var current = await StatusAsync(id, ct);
@@ -67,7 +86,7 @@ internal sealed class JobCommands(Database database, JobStore store, JobSignals 
         var moved = await connection.ExecuteAsync(
             """
             UPDATE jobs SET status = 'pending', finished_at = NULL, error = NULL, deadline_at = NULL, cancel_requested = @no,
-                cancel_requested_by = NULL, lease_owner = NULL, lease_expires_at = NULL
+                cancel_requested_by = NULL, lease_owner = NULL, lease_expires_at = NULL, shard_round = NULL
             WHERE id = @id AND status = 'failed'
             """, new { id, no = false }, tx);
         if (moved == 0)
@@ -163,7 +182,8 @@ internal sealed class JobCommands(Database database, JobStore store, JobSignals 
         if (job is null)
             return false;
         signals.EventsAppended(id);
-        notifier.JobFinished(id);
+        if (job.ParentId is null) // a shard is announced as part of its parent
+            notifier.JobFinished(id);
         metrics.JobEnded(job.Type, JobStatus.Cancelled);
         if (systemAction is not null)
         {
@@ -193,7 +213,7 @@ internal sealed class JobCommands(Database database, JobStore store, JobSignals 
             UPDATE jobs SET status = 'cancelled', error = @reason, finished_at = @now,
                 decided_by = COALESCE(@decidedBy, decided_by), decision_comment = COALESCE(@comment, decision_comment)
             WHERE id = @id AND status = @from
-            RETURNING type, dry_run
+            RETURNING type, dry_run, parent_id
             """, new { id, from, reason, now = store.Now(), decidedBy, comment }, tx);
         if (job is null)
             return null;

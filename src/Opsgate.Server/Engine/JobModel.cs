@@ -75,6 +75,13 @@ internal sealed class JobRow
     public string? DecisionComment { get; set; }
     public string? Error { get; set; }
     public long LastSeq { get; set; }
+    /// <summary>Set on a child job (a shard of a sharded Ansible run): the job that waits for it.</summary>
+    public string? ParentId { get; set; }
+    public int? ShardIndex { get; set; }
+    public int? ShardRound { get; set; }
+    public int? ShardHosts { get; set; }
+    /// <summary>A child's last event seq already relayed into its parent's stream.</summary>
+    public long RelayedSeq { get; set; }
 }
 
 internal sealed class StepRow

@@ -17,7 +17,7 @@ namespace Opsgate.Server.Engine;
 /// anything: another worker owns the job now.
 /// </summary>
 internal sealed partial class JobRunner(
-    JobStore store, RunbookCatalog catalog, IEnumerable<IStepExecutor> executors, JobSignals signals, JobNotifier notifier,
+    JobStore store, RunbookCatalog catalog, IEnumerable<IStepExecutor> executors, JobSignals signals, JobNotifier notifier, JobCommands commands,
     OpsgateMetrics metrics, IOptions<JobsOptions> options, TimeProvider time, ILogger<JobRunner> logger)
 {
     private readonly FrozenDictionary<string, IStepExecutor> _executors = executors.ToFrozenDictionary(e => e.Kind, StringComparer.Ordinal);
@@ -151,6 +151,14 @@ internal sealed partial class JobRunner(
                 await FailStepAsync(run, step, $"inputs could not be prepared: {e.Message}", ct);
                 return;
             }
+            // Found running at the claim: the worker that ran it died (or shut down) mid-step. A step that must not
+            // run twice fails here, with what is already recorded (events, results) kept, instead of running again.
+            var resumed = step.Status == StepStatus.Running;
+            if (resumed && executor.NotResumable(inputs) is { } notResumable)
+            {
+                await FailStepAsync(run, step, notResumable, ct);
+                return;
+            }
             if (!await RunStepAsync(run, step, definition, executor, inputs, outputs, ct))
                 return;
         }
@@ -196,7 +204,7 @@ internal sealed partial class JobRunner(
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
-                await StopStepAsync(run, step, "stopped while running");
+                await StopStepAsync(run, step, "stopped while running", executor.NotResumable(inputs) is null);
                 throw;
             }
             catch (OperationCanceledException) when (stepTimeout.IsCancellationRequested)
@@ -228,7 +236,7 @@ internal sealed partial class JobRunner(
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
-                await StopStepAsync(run, step, $"stopped while waiting to retry (attempt {attempt} failed: {error})");
+                await StopStepAsync(run, step, $"stopped while waiting to retry (attempt {attempt} failed: {error})", rerunnable: true);
                 throw;
             }
         }
@@ -236,13 +244,14 @@ internal sealed partial class JobRunner(
 
     /// <summary>
     /// Records a step the run stopped. Cancel or the job's timeout skip it (the job is over); host shutdown puts it
-    /// back to pending, so the job resumes at this step rather than after it.
+    /// back to pending, so the job resumes at this step rather than after it. A step that is not
+    /// <paramref name="rerunnable"/> stays running, so the resume fails it as it would after a crash.
     /// </summary>
-    private async Task StopStepAsync(RunContext run, StepRow step, string detail)
+    private async Task StopStepAsync(RunContext run, StepRow step, string detail, bool rerunnable)
     {
         var resumes = run.Stopping.IsCancellationRequested;
-        step.Status = resumes ? StepStatus.Pending : StepStatus.Skipped;
-        step.Detail = resumes ? $"{detail}; runs again when the job resumes" : detail;
+        step.Status = !resumes ? StepStatus.Skipped : rerunnable ? StepStatus.Pending : StepStatus.Running;
+        step.Detail = !resumes ? detail : rerunnable ? $"{detail}; runs again when the job resumes" : $"{detail} by the server's shutdown";
         step.FinishedAt = resumes ? null : store.Now();
         await store.UpdateStepAsync(step, run.Owner, [Event(resumes ? "step.interrupted" : "step.stopped", step, new JsonObject { ["detail"] = step.Detail })], CancellationToken.None,
             resumes ? null : JobAudit.Entry(run.Job, "job.step.finish", AuditStatus.Error, detail, step));
@@ -285,7 +294,11 @@ internal sealed partial class JobRunner(
             LogLeaseLost(logger, job.Id);
             return;
         }
-        notifier.JobFinished(job.Id);
+        // Child jobs (shards) are part of their parent's run: the parent is announced, and whatever of it is still
+        // going stops with it (cancel, timeout, fail_fast, a failure).
+        if (job.ParentId is null)
+            notifier.JobFinished(job.Id);
+        await commands.CancelChildrenAsync(job.Id, $"parent job {job.Id} ({status})");
         var duration = (store.Now() - job.StartedAt!.Value).TotalSeconds;
         metrics.JobFinished(job.Type, status, duration);
         LogFinished(logger, job.Id, job.Type, status, error);

@@ -10,22 +10,33 @@ namespace Opsgate.Server.Engine;
 /// </summary>
 internal sealed class JobSignals
 {
-    private readonly Channel<bool> _work = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+    // One wake-up per slot pool (top-level jobs, child jobs): a wake-up taken by the pool that cannot claim the job
+    // would otherwise leave the other asleep until its poll tick.
+    private readonly Channel<bool>[] _work = [NewWakeUp(), NewWakeUp()];
     private readonly ConcurrentDictionary<string, TaskCompletionSource> _eventWaiters = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Action<string?>> _running = new(StringComparer.Ordinal);
 
     /// <summary>A job became claimable (submitted, approved, retried, or a concurrency key was freed).</summary>
-    public void JobQueued() => _work.Writer.TryWrite(true);
+    public void JobQueued() => WakeAll();
 
-    public void JobFinished() => _work.Writer.TryWrite(true);
+    public void JobFinished() => WakeAll();
 
-    public async Task WaitForWorkAsync(TimeSpan atMost, CancellationToken ct)
+    private static Channel<bool> NewWakeUp() => Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+
+    private void WakeAll()
+    {
+        foreach (var work in _work)
+            work.Writer.TryWrite(true);
+    }
+
+    /// <param name="children">Which pool waits: the child-job slots, or the others.</param>
+    public async Task WaitForWorkAsync(TimeSpan atMost, bool children, CancellationToken ct)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
         timeout.CancelAfter(atMost);
         try
         {
-            await _work.Reader.ReadAsync(timeout.Token);
+            await _work[children ? 1 : 0].Reader.ReadAsync(timeout.Token);
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {

@@ -9,7 +9,14 @@ using Opsgate.Server.Persistence;
 namespace Opsgate.Server.Engine;
 
 internal sealed record NewJob(string Id, string Type, JsonObject Params, bool DryRun, string Status, string? Actor, string? PrincipalId,
-    string? SourceIp, string? ConcurrencyKey, DateTime? ApprovalExpiresAt, IReadOnlyList<(string Name, string Kind)> Steps);
+    string? SourceIp, string? ConcurrencyKey, DateTime? ApprovalExpiresAt, IReadOnlyList<(string Name, string Kind)> Steps)
+{
+    /// <summary>A child job: the parent that waits for it, and which shard of which round of the parent's run it is.</summary>
+    public string? ParentId { get; init; }
+    public int? ShardIndex { get; init; }
+    public int? ShardRound { get; init; }
+    public int? ShardHosts { get; init; }
+}
 
 /// <param name="Final">The job's last event: its data gets <c>events</c>, the total count (its own seq), so a client knows it has them all.</param>
 internal sealed record NewEvent(string Type, int? StepOrder, JsonObject? Data, bool Final = false);
@@ -23,37 +30,111 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
 {
     private const string JobColumns =
         "id, type, status, params, dry_run, actor, principal_id, source_ip, created_at, started_at, finished_at, attempt, lease_owner, " +
-        "lease_expires_at, concurrency_key, cancel_requested, cancel_requested_by, deadline_at, approval_expires_at, decided_by, decision_comment, error, last_seq";
+        "lease_expires_at, concurrency_key, cancel_requested, cancel_requested_by, deadline_at, approval_expires_at, decided_by, decision_comment, error, last_seq, " +
+        "parent_id, shard_index, shard_round, shard_hosts, relayed_seq";
     private const string StepColumns = "job_id, step_order, name, kind, status, detail, attempts, started_at, finished_at, output";
 
     public DateTime Now() => time.GetUtcNow().UtcDateTime.TruncateToMicroseconds();
 
     public async Task SubmitAsync(NewJob job, CancellationToken ct)
     {
-        var now = Now();
         await using var write = await database.WriteAsync(ct);
+        await InsertAsync(write, job, ct);
+        await write.Transaction.CommitAsync(ct);
+        signals.JobQueued();
+        signals.EventsAppended(job.Id);
+    }
+
+    /// <summary>
+    /// Creates child jobs of <paramref name="parent"/> all at once, if <paramref name="owner"/> still holds the parent
+    /// (False: lease lost, nothing written). All or none: a parent resuming after a crash finds either every child of
+    /// its round or none.
+    /// </summary>
+    /// <param name="round">Recorded on the parent too, in the same transaction: the round a resumed parent waits for.</param>
+    public async Task<bool> SubmitChildrenAsync(JobRow parent, string owner, int round, IReadOnlyList<NewJob> children, CancellationToken ct)
+    {
+        await using var write = await database.WriteAsync(ct);
+        if (await write.Connection.ExecuteAsync("UPDATE jobs SET shard_round = @round WHERE id = @id AND lease_owner = @owner AND status = 'running'",
+                new { round, id = parent.Id, owner }, write.Transaction) == 0)
+            return false;
+        foreach (var child in children)
+            await InsertAsync(write, child, ct);
+        await audit.AppendWithinAsync(write, [.. children.Select(c =>
+        {
+            var entry = JobAudit.Entry(parent, "job.submit", AuditStatus.Success, null);
+            (entry.ResourceName, entry.JobId) = (c.Id, c.Id);
+            return entry;
+        })]);
+        await write.CommitAsync(ct);
+        audit.Committed(children.Count);
+        signals.JobQueued();
+        return true;
+    }
+
+    private async Task InsertAsync(WriteScope write, NewJob job, CancellationToken ct)
+    {
+        var now = Now();
         var (connection, tx) = (write.Connection, write.Transaction);
         await connection.ExecuteAsync(
             """
-            INSERT INTO jobs (id, type, status, params, dry_run, actor, principal_id, source_ip, created_at, concurrency_key, approval_expires_at)
-            VALUES (@Id, @Type, @Status, @Params, @DryRun, @Actor, @PrincipalId, @SourceIp, @now, @ConcurrencyKey, @ApprovalExpiresAt)
+            INSERT INTO jobs (id, type, status, params, dry_run, actor, principal_id, source_ip, created_at, concurrency_key, approval_expires_at,
+                parent_id, shard_index, shard_round, shard_hosts)
+            VALUES (@Id, @Type, @Status, @Params, @DryRun, @Actor, @PrincipalId, @SourceIp, @now, @ConcurrencyKey, @ApprovalExpiresAt,
+                @ParentId, @ShardIndex, @ShardRound, @ShardHosts)
             """,
-            new { job.Id, job.Type, job.Status, Params = job.Params.ToJsonString(), job.DryRun, job.Actor, job.PrincipalId, job.SourceIp, now, job.ConcurrencyKey, job.ApprovalExpiresAt }, tx);
+            new
+            {
+                job.Id, job.Type, job.Status, Params = job.Params.ToJsonString(), job.DryRun, job.Actor, job.PrincipalId, job.SourceIp, now, job.ConcurrencyKey,
+                job.ApprovalExpiresAt, job.ParentId, job.ShardIndex, job.ShardRound, job.ShardHosts,
+            }, tx);
         await connection.ExecuteAsync(
             "INSERT INTO job_steps (job_id, step_order, name, kind, status) VALUES (@JobId, @Order, @Name, @Kind, 'pending')",
             job.Steps.Select((s, i) => new { JobId = job.Id, Order = i + 1, s.Name, s.Kind }), tx);
-        await AppendEventsAsync(connection, tx, job.Id, owner: null, [new NewEvent("job.created", null, new JsonObject
+        var created = new JsonObject
         {
             ["status"] = job.Status,
             ["type"] = job.Type,
             ["actor"] = job.Actor,
             ["dry_run"] = job.DryRun,
-        })], ct);
+        };
+        if (job.ParentId is not null)
+        {
+            created["parent_id"] = job.ParentId;
+            created["shard_index"] = job.ShardIndex;
+        }
+        await AppendEventsAsync(connection, tx, job.Id, owner: null, [new NewEvent("job.created", null, created)], ct);
         if (database.Dialect == DbDialect.Postgres && job.Status == JobStatus.Pending)
             await connection.ExecuteAsync("SELECT pg_notify('opsgate_jobs', @id)", new { id = job.Id }, tx);
-        await tx.CommitAsync(ct);
-        signals.JobQueued();
-        signals.EventsAppended(job.Id);
+    }
+
+    /// <summary>The child jobs of <paramref name="parentId"/>'s newest round (or of <paramref name="round"/>), by shard.</summary>
+    public async Task<IReadOnlyList<JobRow>> ChildrenAsync(string parentId, int? round, CancellationToken ct)
+    {
+        await using var connection = await database.OpenAsync(ct);
+        return (await connection.QueryAsync<JobRow>(
+            $"""
+            SELECT {JobColumns} FROM jobs WHERE parent_id = @parentId
+                AND shard_round = COALESCE(@round, (SELECT MAX(shard_round) FROM jobs WHERE parent_id = @parentId))
+            ORDER BY shard_index
+            """, new { parentId, round })).Select(Normalize).ToList();
+    }
+
+    /// <summary>
+    /// Appends a child's events to the parent's stream and moves the child's relay mark to <paramref name="upTo"/>, in one
+    /// transaction, if <paramref name="owner"/> still holds the parent: every child event reaches the parent exactly once,
+    /// also across a crash of the parent's worker. False: lease lost.
+    /// </summary>
+    public async Task<bool> RelayAsync(string parentId, string owner, string childId, long upTo, IReadOnlyList<NewEvent> events, CancellationToken ct)
+    {
+        await using var write = await database.WriteAsync(ct);
+        if (!await AppendEventsAsync(write.Connection, write.Transaction, parentId, owner, events, ct))
+            return false;
+        await write.Connection.ExecuteAsync("UPDATE jobs SET relayed_seq = @upTo WHERE id = @childId AND parent_id = @parentId",
+            new { upTo, childId, parentId }, write.Transaction);
+        await write.CommitAsync(ct);
+        if (events.Count > 0)
+            signals.EventsAppended(parentId);
+        return true;
     }
 
     public async Task<(JobRow Job, IReadOnlyList<StepRow> Steps)?> GetAsync(string id, CancellationToken ct)
@@ -90,30 +171,33 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
     /// so claims got slower as the queue grew (and on SQLite held every writer's turn meanwhile).
     /// </summary>
     /// <param name="worker">The process claiming (recorded in the job.started event written with the claim).</param>
-    public async Task<JobRow?> ClaimAsync(string owner, string worker, TimeSpan lease, CancellationToken ct)
+    /// <param name="children">Claim only child jobs (shards), or only the others: each has its own worker slots, so a
+    /// parent waiting for its children never holds the slots they need.</param>
+    public async Task<JobRow?> ClaimAsync(string owner, string worker, TimeSpan lease, bool children, CancellationToken ct)
     {
         const string FreeKey =
             """
             (concurrency_key IS NULL OR NOT EXISTS (
                 SELECT 1 FROM jobs holder WHERE holder.concurrency_key = jobs.concurrency_key AND holder.status = 'running' AND holder.id <> jobs.id))
             """;
-        const string Pending = $"SELECT id, created_at FROM jobs WHERE status = 'pending' AND {FreeKey} ORDER BY created_at, id LIMIT 1";
-        const string Expired = $"SELECT id, created_at FROM jobs WHERE status = 'running' AND lease_expires_at < @now AND {FreeKey} ORDER BY created_at, id LIMIT 1";
+        var kind = children ? "parent_id IS NOT NULL" : "parent_id IS NULL";
+        var pending = $"SELECT id, created_at FROM jobs WHERE status = 'pending' AND {kind} AND {FreeKey} ORDER BY created_at, id LIMIT 1";
+        var expired = $"SELECT id, created_at FROM jobs WHERE status = 'running' AND lease_expires_at < @now AND {kind} AND {FreeKey} ORDER BY created_at, id LIMIT 1";
         const string Set =
             "status = 'running', lease_owner = @owner, lease_expires_at = @expires, attempt = attempt + 1, started_at = COALESCE(started_at, @now)";
         var sql = database.Dialect == DbDialect.Postgres
             ? $"""
                UPDATE jobs SET {Set} FROM (
                    SELECT id AS claimed FROM (
-                       SELECT * FROM ({Pending} FOR UPDATE SKIP LOCKED) p
+                       SELECT * FROM ({pending} FOR UPDATE SKIP LOCKED) p
                        UNION ALL
-                       SELECT * FROM ({Expired} FOR UPDATE SKIP LOCKED) e
+                       SELECT * FROM ({expired} FOR UPDATE SKIP LOCKED) e
                    ) candidates ORDER BY created_at, id LIMIT 1) c
                WHERE jobs.id = c.claimed RETURNING {Prefixed("jobs.")}
                """
             : $"""
                UPDATE jobs SET {Set} WHERE id = (
-                   SELECT id FROM (SELECT * FROM ({Pending}) UNION ALL SELECT * FROM ({Expired})) ORDER BY created_at, id LIMIT 1)
+                   SELECT id FROM (SELECT * FROM ({pending}) UNION ALL SELECT * FROM ({expired})) ORDER BY created_at, id LIMIT 1)
                RETURNING {JobColumns}
                """;
 

@@ -125,7 +125,12 @@ internal sealed class JobSubmission(RunbookCatalog catalog, IEnumerable<IStepExe
     public async Task<JobView> ViewAsync(JobRow job, IReadOnlyList<StepRow> steps, CancellationToken ct) => new(
         job.Id, job.Type, job.Status, JobsApi.ParseParams(job.Params), job.DryRun, job.Actor, job.SourceIp, job.CreatedAt, job.StartedAt, job.FinishedAt,
         job.Attempt, await PendingReasonAsync(job, ct), job.Error, job.DecidedBy, job.DecisionComment, job.ApprovalExpiresAt, job.CancelRequested,
-        steps.Select(s => new StepView(s.Name, s.StepOrder, s.Kind, s.Status, s.Detail, s.Attempts, s.StartedAt, s.FinishedAt, JobsApi.ParseOutput(s.Output))).ToList());
+        steps.Select(s => new StepView(s.Name, s.StepOrder, s.Kind, s.Status, s.Detail, s.Attempts, s.StartedAt, s.FinishedAt, JobsApi.ParseOutput(s.Output))).ToList())
+    {
+        ParentId = job.ParentId,
+        ShardIndex = job.ShardIndex,
+        ShardHosts = job.ShardHosts,
+    };
 
     /// <summary>Why a job is not running, worked out from the current state rather than stored (so it is never stale).</summary>
     private async Task<string?> PendingReasonAsync(JobRow job, CancellationToken ct)

@@ -6,7 +6,7 @@ using Opsgate.Server.Persistence;
 namespace Opsgate.Server.Engine;
 
 /// <summary>
-/// Runs up to Jobs:Workers jobs at once. An idle slot claims work when woken (a submit here, a NOTIFY from
+/// Runs up to Jobs:Workers jobs at once, and up to Jobs:ChildWorkers child jobs (shards) besides. An idle slot claims work when woken (a submit here, a NOTIFY from
 /// another replica on PostgreSQL) or on the poll tick, which also finds jobs whose worker died. Several
 /// processes can share one database: the claim gives each job to exactly one of them at a time.
 /// </summary>
@@ -34,13 +34,26 @@ internal sealed partial class JobWorker : BackgroundService
     /// <summary>Pending jobs at the last count (for opsgate_jobs_queued).</summary>
     public long Queued { get; private set; }
 
+    /// <summary>
+    /// Two pools of slots: Jobs:Workers for top-level jobs and Jobs:ChildWorkers for child jobs (the shards of a sharded
+    /// Ansible run). A sharded parent holds its slot while it waits for its children; since children never take a
+    /// top-level slot and parents never take a child slot, parents cannot starve their own children of slots (with one
+    /// shared pool, N waiting parents on N slots would wait forever). Children wait for nothing, so their pool drains.
+    /// </summary>
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var settings = options.Value;
-        using var slots = new SemaphoreSlim(settings.Workers);
-        var running = new List<Task>();
         var listening = database.Dialect == DbDialect.Postgres ? ListenAsync(stoppingToken) : Task.CompletedTask;
         var counting = CountQueuedAsync(settings.PollInterval, stoppingToken);
+        await Task.WhenAll(RunPoolAsync(settings.Workers, children: false, stoppingToken), RunPoolAsync(settings.ChildWorkers, children: true, stoppingToken));
+        await Task.WhenAll(listening, counting);
+    }
+
+    private async Task RunPoolAsync(int workers, bool children, CancellationToken stoppingToken)
+    {
+        var settings = options.Value;
+        using var slots = new SemaphoreSlim(workers);
+        var running = new List<Task>();
         try
         {
             while (!stoppingToken.IsCancellationRequested)
@@ -52,7 +65,7 @@ internal sealed partial class JobWorker : BackgroundService
                 var lease = $"{Owner}#{Interlocked.Increment(ref _claims)}";
                 try
                 {
-                    job = await store.ClaimAsync(lease, Owner, settings.LeaseDuration, stoppingToken);
+                    job = await store.ClaimAsync(lease, Owner, settings.LeaseDuration, children, stoppingToken);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
@@ -61,7 +74,7 @@ internal sealed partial class JobWorker : BackgroundService
                 if (job is null)
                 {
                     slots.Release();
-                    await signals.WaitForWorkAsync(settings.PollInterval, stoppingToken);
+                    await signals.WaitForWorkAsync(settings.PollInterval, children, stoppingToken);
                     continue;
                 }
                 running.RemoveAll(t => t.IsCompleted);
@@ -88,7 +101,6 @@ internal sealed partial class JobWorker : BackgroundService
             // Shutting down: the runners release their leases.
         }
         await Task.WhenAll(running);
-        await Task.WhenAll(listening, counting);
     }
 
     /// <summary>PostgreSQL: a NOTIFY on submit wakes idle workers in every replica at once.</summary>

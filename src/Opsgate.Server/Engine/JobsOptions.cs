@@ -7,6 +7,12 @@ internal sealed class JobsOptions
     /// <summary>Jobs this process runs at once.</summary>
     public int Workers { get; set; } = 4;
 
+    /// <summary>
+    /// Child jobs (the shards of a sharded Ansible run) this process runs at once, on slots of their own: a parent
+    /// waiting for its shards holds a Workers slot, never one of these, so parents cannot starve their shards.
+    /// </summary>
+    public int ChildWorkers { get; set; } = 2;
+
     /// <summary>How long a claimed job stays invisible to other workers without a heartbeat; a crashed worker's job resumes after this.</summary>
     public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(30);
 

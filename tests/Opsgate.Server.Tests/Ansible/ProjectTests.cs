@@ -102,6 +102,37 @@ public sealed class ProjectTests
     }
 
     [Fact]
+    public async Task A_sharded_run_pins_the_commit_once_and_every_shard_runs_it_and_a_serial_playbook_in_a_project_is_refused()
+    {
+        using var repo = await GitRepo.CreateAsync();
+        var one = await repo.CommitAsync("one", ("site.yml", Playbook("one")),
+            ("rolling.yml", "- hosts: all\n  serial: 1\n  gather_facts: false\n  tasks:\n    - debug: {msg: hi}\n"));
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite);
+        var inventory = await StoreInventoryAsync(server.Admin, Inventory(["h1", "h2", "h3"]));
+        await CreateProjectAsync(server, "main", "file://" + repo.Bare, "main");
+
+        var (job, events) = await RunAsync(server, new { project = "main", playbook = "site.yml", inventory, shards = 3 });
+        Assert.True(job.Status() == "succeeded", job.ToString());
+        Assert.Equal(one, job.Step("playbook").GetProperty("output").GetProperty("project_commit").GetString());
+        Assert.Equal(one, events.Single(e => e.Type == "project.pinned").Str("commit"));
+        // The parent's own summary and the three relayed from its shards all name the pinned commit.
+        Assert.Equal(4, events.Count(e => e.Type == "ansible.summary" && e.Str("project_commit") == one));
+        var children = job.GetProperty("children").EnumerateArray().Select(c => c.GetProperty("job_id").GetString()!).ToList();
+        Assert.Equal(3, children.Count);
+        foreach (var child in children)
+        {
+            var shard = await Jobs.WaitAsync(server.Admin, child, timeout: RunLimit);
+            Assert.Equal(one, shard.Step("playbook").GetProperty("output").GetProperty("project_commit").GetString());
+        }
+        Assert.Equal(3, events.Count(e => e.Type == "ansible.runner_ok" && e.Str("message") == "release one"));
+
+        // serial: read from the pinned checkout when the parent starts, so the job fails saying why.
+        (job, _) = await RunAsync(server, new { project = "main", playbook = "rolling.yml", inventory, shards = 2 });
+        Assert.Equal("failed", job.Status());
+        Assert.Contains("cannot be sharded", job.GetProperty("error").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_retried_job_runs_the_commit_its_first_attempt_pinned_not_where_the_branch_is_now()
     {
         using var repo = await GitRepo.CreateAsync();

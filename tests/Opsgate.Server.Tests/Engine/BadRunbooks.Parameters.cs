@@ -109,7 +109,7 @@ internal static partial class BadRunbooks
             steps:
               - name: a
                 kind: noop
-            """, 4, "type of parameter 'ns' must be string, int, bool, enum or object, not 'text'"),
+            """, 4, "type of parameter 'ns' must be string, int, bool, enum, object or any, not 'text'"),
         new("parameter name with capitals", """
             name: demo
             parameters:

@@ -35,7 +35,7 @@ public sealed class RunbookCatalogTests
         var catalog = Catalog(null);
         catalog.Validate();
 
-        Assert.Equal(["ansible-playbook", "noop", "pg-rebuild"], catalog.All.Select(r => r.Name));
+        Assert.Equal(["ansible-playbook", "ansible-shard", "noop", "pg-rebuild"], catalog.All.Select(r => r.Name));
         Assert.Equal("built-in/noop.yaml", catalog.Find("noop")!.Source);
         Assert.Null(catalog.Find("nope"));
         Assert.Equal(9, catalog.Executors.Count);
@@ -60,13 +60,13 @@ public sealed class RunbookCatalogTests
         var catalog = Catalog(dir.Path, logger);
         catalog.Validate();
 
-        Assert.Equal(["ansible-playbook", "noop", "pg-rebuild", "restart-web"], catalog.All.Select(r => r.Name));
+        Assert.Equal(["ansible-playbook", "ansible-shard", "noop", "pg-rebuild", "restart-web"], catalog.All.Select(r => r.Name));
         var pg = catalog.Find("pg-rebuild")!;
         Assert.Equal("our own rebuild", pg.Description);
         Assert.Equal(replacement, pg.Source);
         Assert.Equal(Path.Combine(dir.Path, "restart.yml"), catalog.Find("restart-web")!.Source);
         Assert.Contains($"Runbook pg-rebuild from {replacement} replaces the one from built-in/pg-rebuild.yaml", logger.Lines);
-        Assert.Contains($"Loaded 4 runbooks: 3 built-in, 2 from {dir.Path}", logger.Lines);
+        Assert.Contains($"Loaded 5 runbooks: 4 built-in, 2 from {dir.Path}", logger.Lines);
     }
 
     [Fact]

@@ -232,6 +232,27 @@ public sealed partial class OpsgateProcess : IAsyncDisposable
         await _exited.WaitAsync(Timeout);
     }
 
+    /// <summary>
+    /// SIGKILL to the server process alone, as the OOM killer or a <c>kill -9</c> does: its children (ansible-playbook
+    /// in its own process group) are not touched and must notice by themselves. <see cref="StopAsync"/> kills the
+    /// whole process tree instead.
+    /// </summary>
+    public async Task KillServerOnlyAsync()
+    {
+        if (!HasExited)
+        {
+            try
+            {
+                _process.Kill(entireProcessTree: false);
+            }
+            catch (InvalidOperationException)
+            {
+                // It exited between the check and the kill.
+            }
+        }
+        await _exited.WaitAsync(Timeout);
+    }
+
     public async ValueTask DisposeAsync()
     {
         lock (_lock)

@@ -17,7 +17,10 @@ DOCUMENTATION = '''
 
 import json
 import os
+import signal
 import socket
+import threading
+import time
 
 from ansible.plugins.callback import CallbackBase
 
@@ -46,11 +49,38 @@ class CallbackModule(CallbackBase):
         super(CallbackModule, self).__init__(*args, **kwargs)
         self._seq = 0
         self._out = None
+        self._sock = None
+        # Set before this side ends the stream, so the watcher tells a normal end from the server going away.
+        self._done = False
         path = os.environ.get('OPSGATE_EVENTS_SOCKET')
         if path:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.connect(path)
+            self._sock = sock
             self._out = sock.makefile('wb', buffering=65536)
+            watch = threading.Thread(target=self._watch_server, name='opsgate-server-watch')
+            watch.daemon = True
+            watch.start()
+
+    def _watch_server(self):
+        # The server never writes to the socket; it closes it only after ansible-playbook has exited (it waits for
+        # the process, then drains). So an end of stream while this run is still going means the server died (a
+        # kill -9, a crash, the machine's OOM killer): nobody records this run any more, and the job will be marked
+        # failed when it resumes, so the run stops itself instead of going on unseen. SIGTERM reaches the whole
+        # process group (ansible-playbook leads it, started through setsid), SIGKILL follows if that was not enough.
+        try:
+            while self._sock.recv(4096):
+                pass
+        except OSError:
+            pass
+        if self._done:
+            return
+        try:
+            os.killpg(os.getpgrp(), signal.SIGTERM)
+            time.sleep(5)
+            os.killpg(os.getpgrp(), signal.SIGKILL)
+        except OSError:
+            pass
 
     def _emit(self, kind, **data):
         if self._out is None:
@@ -141,5 +171,6 @@ class CallbackModule(CallbackBase):
             }
         self._emit('stats', hosts=hosts)
         if self._out is not None:
+            self._done = True
             self._out.close()
             self._out = None

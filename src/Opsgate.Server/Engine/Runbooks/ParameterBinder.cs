@@ -63,6 +63,8 @@ internal static class ParameterBinder
                 return kind is JsonValueKind.True or JsonValueKind.False ? null : "must be true or false";
             case ParameterType.Object:
                 return value is JsonObject ? null : "must be an object";
+            case ParameterType.Any:
+                return null;
             case ParameterType.Enum:
                 var allowed = parameter.Values ?? [];
                 return kind == JsonValueKind.String && allowed.Contains(value.GetValue<string>(), StringComparer.Ordinal)

@@ -22,7 +22,8 @@ internal sealed record Runbook(
 }
 
 /// <summary>Object: a JSON object passed through as is (Ansible extra vars).</summary>
-internal enum ParameterType { String, Int, Bool, Enum, Object }
+/// <summary><c>Any</c>: any JSON value, checked by the step that takes it (e.g. <c>shards</c>: a number or <c>"auto"</c>).</summary>
+internal enum ParameterType { String, Int, Bool, Enum, Object, Any }
 
 /// <param name="Default">Used when the parameter is not given; its JSON type matches <paramref name="Type"/>.</param>
 /// <param name="Values">The allowed values of an enum.</param>

@@ -68,7 +68,8 @@ internal static partial class RunbookLoader
             "bool" => ParameterType.Bool,
             "enum" => ParameterType.Enum,
             "object" => ParameterType.Object,
-            var other => throw y.Error(typeNode, $"type of {what} must be string, int, bool, enum or object, not '{other}'"),
+            "any" => ParameterType.Any,
+            var other => throw y.Error(typeNode, $"type of {what} must be string, int, bool, enum, object or any, not '{other}'"),
         };
         var required = f.TryGetValue("required", out var r) && y.Bool(r, "required");
 

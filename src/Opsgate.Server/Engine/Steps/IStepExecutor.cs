@@ -14,7 +14,8 @@ internal sealed record StepOutcome(string Detail, JsonObject? Outputs = null);
 /// <summary>
 /// A named step kind (<c>k8s.scale</c>, <c>http.call</c>, ...). Executors are registered in DI and looked up by
 /// <see cref="Kind"/>; a runbook naming an unknown kind, or an input the kind does not take, is refused when the
-/// runbook loads. Steps must be idempotent: after a crash the step that was running is run again and must converge.
+/// runbook loads. Steps must be idempotent: after a crash the step that was running is run again and must converge
+/// (unless the kind says it is not, see <see cref="NotResumable"/>).
 /// </summary>
 internal interface IStepExecutor
 {
@@ -29,6 +30,14 @@ internal interface IStepExecutor
     /// dangling reference is a 400 and never a failed job. Null when all is well, else the input and why.
     /// </summary>
     Task<(string Input, string Message)?> CheckReferencesAsync(JsonObject inputs, CancellationToken ct) => Task.FromResult<(string, string)?>(null);
+
+    /// <summary>
+    /// Null (the default): a step of this kind (with these rendered inputs) is resumable, and one found running when a
+    /// job resumes after a crash runs again. Otherwise it must not be re-run on its own (a playbook run may not be safe
+    /// to run twice, and part of it already ran): such a step fails with this message instead, and a person can retry
+    /// the job.
+    /// </summary>
+    string? NotResumable(JsonObject inputs) => null;
 
     /// <summary>Runs the step. In a dry run it must change nothing and return what it would do.</summary>
     Task<StepOutcome> ExecuteAsync(StepContext context, CancellationToken cancellationToken);
