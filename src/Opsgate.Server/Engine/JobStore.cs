@@ -12,7 +12,13 @@ internal sealed record NewJob(string Id, string Type, JsonObject Params, bool Dr
     string? SourceIp, string? ConcurrencyKey, DateTime? ApprovalExpiresAt, IReadOnlyList<(string Name, string Kind)> Steps);
 
 /// <param name="Final">The job's last event: its data gets <c>events</c>, the total count (its own seq), so a client knows it has them all.</param>
-internal sealed record NewEvent(string Type, int? StepOrder, JsonObject? Data, bool Final = false);
+internal sealed record NewEvent(string Type, int? StepOrder, JsonObject? Data, bool Final = false)
+{
+    /// <summary>The data already serialized, for the hot path (callback events are rewritten without building a DOM); used when <see cref="Data"/> is null.</summary>
+    public string? Json { get; init; }
+
+    internal string? DataJson => Data?.ToJsonString() ?? Json;
+}
 
 /// <summary>
 /// Jobs, steps and events in the database, which is the only source of truth: a worker holds a job through a
@@ -259,9 +265,7 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
             if (events[i].Final)
                 (events[i].Data ?? [])["events"] = first + i;
         }
-        await connection.ExecuteAsync(
-            "INSERT INTO job_events (job_id, seq, ts, type, step_order, data) VALUES (@JobId, @Seq, @Ts, @Type, @StepOrder, @Data)",
-            events.Select((e, i) => new JobEventRow { JobId = jobId, Seq = first + i, Ts = now, Type = e.Type, StepOrder = e.StepOrder, Data = e.Data?.ToJsonString() }), tx);
+        await EventRows.InsertAsync(connection, tx, jobId, first, now, events, ct);
         return true;
     }
 
