@@ -17,15 +17,16 @@ internal sealed class BenchOptions
           --concurrency N      concurrent clients (default 32)
           --max-requests N     cap on requests per scenario, whatever the time (default 2000000)
           --port N             loopback port for Opsgate (default: a free one)
-          --only LIST          comma-separated scenarios to run: reads, mutations, kube, jobs, jobs-memory (default: all)
+          --only LIST          comma-separated scenarios to run: reads, mutations, kube, jobs, jobs-memory, events (default: all)
           --kubesim PATH       KubeSim.dll for the kube scenario (default: tests/KubeSim/bin/<configuration>/net10.0/KubeSim.dll)
           --kube-replicas MODE alternate (default: 2, 3, 2, ... so KubeSim's controller creates and deletes pods) or constant (always 2)
           --jobs N             jobs submitted in the measured part of the jobs scenario (default 10000)
           --job-clients N      concurrent submitting clients in the jobs scenario (default 16)
           --waiting-jobs N     jobs left waiting in the jobs-memory scenario (default 1000)
+          --events N           events per run in the events scenario (default 300000)
         """;
 
-    public static readonly string[] Scenarios = ["reads", "mutations", "kube", "jobs", "jobs-memory"];
+    public static readonly string[] Scenarios = ["reads", "mutations", "kube", "jobs", "jobs-memory", "events"];
 
     public string ServerDll { get; private set; } = "";
     public string? PostgresConnectionString { get; private set; }
@@ -41,6 +42,7 @@ internal sealed class BenchOptions
     public int Jobs { get; private set; } = 10_000;
     public int JobClients { get; private set; } = 16;
     public int WaitingJobs { get; private set; } = 1_000;
+    public int Events { get; private set; } = 300_000;
 
     public bool Runs(string scenario) => Only is null || Only.Contains(scenario);
 
@@ -84,6 +86,7 @@ internal sealed class BenchOptions
                 case "--jobs": o.Jobs = (int)Number(name, Value(), 1, 1_000_000); break;
                 case "--job-clients": o.JobClients = (int)Number(name, Value(), 1, 1024); break;
                 case "--waiting-jobs": o.WaitingJobs = (int)Number(name, Value(), 1, 100_000); break;
+                case "--events": o.Events = (int)Number(name, Value(), 1_000, 10_000_000); break;
                 default: throw new ArgumentException($"unknown argument '{name}'");
             }
         }

@@ -84,6 +84,8 @@ internal static class Bench
             o.WriteLine(JobsBench.Describe(options));
         if (options.Runs("jobs-memory"))
             o.WriteLine(JobsMemoryBench.Describe(options));
+        if (options.Runs("events"))
+            o.WriteLine(EventsBench.Describe(options));
 
         var measurements = new List<Measurement>();
         var kube = new List<KubeMeasurement>();
@@ -121,6 +123,7 @@ internal static class Bench
         // A server of its own, started after the other one stopped: on PostgreSQL they would share the job queue.
         if (options.Runs("jobs-memory"))
             memory.Add(await JobsMemoryBench.RunAsync(options, o, http, slow, ct));
+        var events = options.Runs("events") ? await EventsBench.RunAsync(options, o, slow, ct) : [];
 
         if (measurements.Count > 0)
         {
@@ -144,7 +147,12 @@ internal static class Bench
             o.WriteLine();
             MemoryMeasurement.Table(o, memory);
         }
-        var failed = measurements.Any(m => m.Failure is not null) || kube.Any(m => m.Failure is not null)
+        if (events.Count > 0)
+        {
+            o.WriteLine();
+            EventsMeasurement.Table(o, events);
+        }
+        var failed = measurements.Any(m => m.Failure is not null) || kube.Any(m => m.Failure is not null) || events.Any(m => m.Failure is not null)
             || jobs.Any(m => m.Failure is not null) || memory.Any(m => m.Failure is not null);
         return failed ? 1 : 0;
     }

@@ -15,8 +15,9 @@ namespace Opsgate.Server.Engine;
 /// </summary>
 internal static class EventRows
 {
-    /// <summary>4 parameters per row: 200 rows stay far below SQLite's 32,766 host parameters and PostgreSQL's 65,535.</summary>
-    internal const int RowsPerInsert = 200;
+    /// <summary>4 parameters per row. Microsoft.Data.Sqlite binds each parameter by name, a linear search in SQLite, so a statement of
+    /// 200 rows (800 parameters) inserted half as fast as one of 50 here; 50 rows also stay far below SQLite's 32,766 host parameters and PostgreSQL's 65,535.</summary>
+    internal const int RowsPerInsert = 50;
 
     private const int CopyFrom = 32;
 

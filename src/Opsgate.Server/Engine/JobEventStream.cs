@@ -46,10 +46,11 @@ internal static class JobEventStream
         await http.Response.Body.FlushAsync(http.RequestAborted);
         var writer = http.Response.BodyWriter;
         await PumpAsync(id, from, store, signals, ended: false,
-            async (e, ct) =>
+            (e, _) =>
             {
-                var text = $"id: {e.Seq}\nevent: {e.Type}\ndata: {Json(e)}\n\n";
-                await writer.WriteAsync(Encoding.UTF8.GetBytes(text), ct);
+                // Buffered, not flushed: the pump flushes once per page or batch, and a slow client's flush is where it waits.
+                writer.Write(e.Sse.Span);
+                return ValueTask.CompletedTask;
             },
             async ct => await writer.WriteAsync(": keep-alive\n\n"u8.ToArray(), ct),
             async ct => await writer.FlushAsync(ct),
@@ -71,7 +72,7 @@ internal static class JobEventStream
         // Reading is needed to notice the client closing; anything the client sends is ignored.
         var reading = DrainAsync(socket, closed);
         await PumpAsync(id, from, store, signals, JobStatus.IsFinished(job.Status) && from >= job.LastSeq,
-            (e, ct) => socket.SendAsync(Encoding.UTF8.GetBytes(Json(e)), WebSocketMessageType.Text, endOfMessage: true, ct),
+            (e, ct) => socket.SendAsync(e.Json, WebSocketMessageType.Text, endOfMessage: true, ct),
             ct => Task.CompletedTask,
             ct => Task.CompletedTask,
             closed.Token);
@@ -104,39 +105,79 @@ internal static class JobEventStream
 
     /// <param name="ended">The job is finished and the client has its last event already.</param>
     private static async Task PumpAsync(string id, long after, JobStore store, JobSignals signals, bool ended,
-        Func<JobEventRow, CancellationToken, Task> send, Func<CancellationToken, Task> keepAlive, Func<CancellationToken, Task> flush, CancellationToken ct)
+        Func<EventFrame, CancellationToken, ValueTask> send, Func<CancellationToken, Task> keepAlive, Func<CancellationToken, Task> flush, CancellationToken ct)
     {
-        var quiet = TimeSpan.Zero;
         if (ended)
             return;
+        // Subscribed before the first read: whatever is committed after it arrives live, and the overlap is skipped by seq.
+        using var live = signals.Subscribe(id);
+        var readDatabase = true;
+        var quiet = TimeSpan.Zero;
         string? last = null;
         try
         {
             while (!ct.IsCancellationRequested)
             {
-                var events = await store.EventsAfterAsync(id, after, Page, ct);
-                foreach (var e in events)
+                if (readDatabase)
                 {
-                    await send(e, ct);
-                    after = e.Seq;
-                    last = e.Type;
+                    readDatabase = false;
+                    IReadOnlyList<JobEventRow> page;
+                    do
+                    {
+                        page = await store.EventsAfterAsync(id, after, Page, ct);
+                        foreach (var row in page)
+                        {
+                            await send(new EventFrame(row), ct);
+                            after = row.Seq;
+                            last = row.Type;
+                        }
+                        await flush(ct);
+                    }
+                    while (page.Count == Page);
+                    // The end is the newest event being job.finished: a retried job has a job.finished from its failed
+                    // run followed by job.retried and the events of the next run.
+                    if (last == "job.finished")
+                        return;
                 }
-                await flush(ct);
-                if (events.Count == Page)
-                    continue;
-                // The end is the newest event being job.finished: a retried job has a job.finished from its failed run
-                // followed by job.retried and the events of the next run.
-                if (last == "job.finished")
-                    return;
-                if (events.Count > 0)
-                    quiet = TimeSpan.Zero;
-                else if ((quiet += Recheck) >= KeepAlive)
+
+                var (frames, missing) = live.Take();
+                var sent = false;
+                foreach (var frame in frames)
                 {
-                    await keepAlive(ct);
+                    if (frame.Seq <= after)
+                        continue;
+                    if (frame.Seq != after + 1)
+                    {
+                        // Committed out of order by two writers, or an append this process did not offer live.
+                        missing = true;
+                        break;
+                    }
+                    await send(frame, ct);
+                    after = frame.Seq;
+                    last = frame.Type;
+                    sent = true;
+                }
+                if (sent)
+                {
                     await flush(ct);
                     quiet = TimeSpan.Zero;
                 }
-                await signals.WaitForEventsAsync(id, Recheck, ct);
+                if (missing)
+                {
+                    readDatabase = true;
+                    continue;
+                }
+                if (!await live.WaitAsync(Recheck, ct))
+                {
+                    // Quiet for a while: re-read anyway, another replica may have written events.
+                    readDatabase = true;
+                    if ((quiet += Recheck) >= KeepAlive)
+                    {
+                        await keepAlive(ct);
+                        await flush(ct);
+                        quiet = TimeSpan.Zero;
+                    }
+                }
             }
         }
         catch (Exception e) when (e is OperationCanceledException or WebSocketException or IOException && ct.IsCancellationRequested)
@@ -166,29 +207,5 @@ internal static class JobEventStream
             ArrayPool<byte>.Shared.Return(buffer);
             await closed.CancelAsync();
         }
-    }
-
-    /// <summary>One event as JSON: seq, ts, type, step (order) and the event's own data.</summary>
-    public static string Json(JobEventRow e)
-    {
-        var buffer = new ArrayBufferWriter<byte>(256);
-        using (var w = new Utf8JsonWriter(buffer))
-        {
-            w.WriteStartObject();
-            w.WriteNumber("seq", e.Seq);
-            w.WriteString("ts", e.Ts);
-            w.WriteString("type", e.Type);
-            if (e.StepOrder is { } order)
-                w.WriteNumber("step_order", order);
-            else
-                w.WriteNull("step_order");
-            w.WritePropertyName("data");
-            if (e.Data is null)
-                w.WriteNullValue();
-            else
-                w.WriteRawValue(e.Data, skipInputValidation: true);
-            w.WriteEndObject();
-        }
-        return Encoding.UTF8.GetString(buffer.WrittenSpan);
     }
 }

@@ -11,7 +11,8 @@ namespace Opsgate.Server.Engine;
 internal sealed class JobSignals
 {
     private readonly Channel<bool> _work = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
-    private readonly ConcurrentDictionary<string, TaskCompletionSource> _eventWaiters = new(StringComparer.Ordinal);
+    // Copy-on-write arrays: appenders read them without a lock.
+    private readonly ConcurrentDictionary<string, LiveSubscription[]> _subscriptions = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Action<string?>> _running = new(StringComparer.Ordinal);
 
     /// <summary>A job became claimable (submitted, approved, retried, or a concurrency key was freed).</summary>
@@ -33,23 +34,54 @@ internal sealed class JobSignals
         }
     }
 
+    /// <summary>Events of the job were committed; live clients read them from the database.</summary>
     public void EventsAppended(string jobId)
     {
-        if (_eventWaiters.TryRemove(jobId, out var waiter))
-            waiter.TrySetResult();
+        if (_subscriptions.TryGetValue(jobId, out var subscriptions))
+        {
+            foreach (var s in subscriptions)
+                s.Poke();
+        }
     }
 
-    /// <summary>Completes when new events of the job were appended here, or after <paramref name="atMost"/>.</summary>
-    public async Task WaitForEventsAsync(string jobId, TimeSpan atMost, CancellationToken ct)
+    /// <summary>
+    /// Events of the job were committed with consecutive seqs from <paramref name="first"/>: live clients get them
+    /// without a database read. Encoding waits for the first client that sends them, off the appender's path.
+    /// </summary>
+    public void EventsAppended(string jobId, long first, DateTime ts, IReadOnlyList<NewEvent> events)
     {
-        var waiter = _eventWaiters.GetOrAdd(jobId, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
-        try
+        if (!_subscriptions.TryGetValue(jobId, out var subscriptions))
+            return;
+        var frames = new EventFrame[events.Count];
+        for (var i = 0; i < frames.Length; i++)
         {
-            await waiter.Task.WaitAsync(atMost, ct);
+            var e = events[i];
+            frames[i] = new EventFrame(new JobEventRow { JobId = jobId, Seq = first + i, Ts = ts, Type = e.Type, StepOrder = e.StepOrder, Data = e.DataJson });
         }
-        catch (TimeoutException)
+        foreach (var s in subscriptions)
+            s.Offer(frames);
+    }
+
+    /// <summary>New events of the job as they are committed in this process, until disposed.</summary>
+    public LiveSubscription Subscribe(string jobId)
+    {
+        var subscription = new LiveSubscription(jobId, Unsubscribe);
+        lock (_subscriptions)
+            _subscriptions[jobId] = _subscriptions.TryGetValue(jobId, out var others) ? [.. others, subscription] : [subscription];
+        return subscription;
+    }
+
+    private void Unsubscribe(LiveSubscription subscription)
+    {
+        lock (_subscriptions)
         {
-            // Re-read the database anyway: another replica may have written events.
+            if (!_subscriptions.TryGetValue(subscription.JobId, out var all))
+                return;
+            var rest = all.Where(s => s != subscription).ToArray();
+            if (rest.Length == 0)
+                _subscriptions.TryRemove(subscription.JobId, out _);
+            else
+                _subscriptions[subscription.JobId] = rest;
         }
     }
 

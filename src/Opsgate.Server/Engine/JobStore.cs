@@ -185,13 +185,22 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
     /// <summary>Appends events for a job <paramref name="owner"/> runs. False: lease lost.</summary>
     public async Task<bool> AppendAsync(string jobId, string owner, IReadOnlyList<NewEvent> events, CancellationToken ct)
     {
+        if (events.Count == 0)
+            return await UpdateNothingAsync(jobId, owner, ct);
         await using var write = await database.WriteAsync(ct);
-        var (connection, tx) = (write.Connection, write.Transaction);
-        if (!await AppendEventsAsync(connection, tx, jobId, owner, events, ct))
+        if (await AppendEventsReturningAsync(write.Connection, write.Transaction, jobId, owner, events, ct) is not { } appended)
             return false;
         await write.CommitAsync(ct);
-        signals.EventsAppended(jobId);
+        // Still in this process's write turn, so live clients get one job's appends in commit order (a client that
+        // finds a gap reads the database anyway).
+        signals.EventsAppended(jobId, appended.First, appended.Ts, events);
         return true;
+    }
+
+    private async Task<bool> UpdateNothingAsync(string jobId, string owner, CancellationToken ct)
+    {
+        await using var write = await database.WriteAsync(ct);
+        return await AppendEventsAsync(write.Connection, write.Transaction, jobId, owner, [], ct);
     }
 
     /// <summary>Commits, with the audit entry of the change chained into the same transaction.</summary>
@@ -253,11 +262,18 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
             return owner is null || await connection.ExecuteScalarAsync<long>(
                 "SELECT COUNT(*) FROM jobs WHERE id = @jobId AND lease_owner = @owner AND status = 'running'", new { jobId, owner }, tx) > 0;
         }
+        return await AppendEventsReturningAsync(connection, tx, jobId, owner, events, ct) is not null;
+    }
+
+    /// <summary>As <see cref="AppendEventsAsync"/> for at least one event: the seq of the first (the others follow it) and their timestamp, or null when the lease is lost.</summary>
+    internal async Task<(long First, DateTime Ts)?> AppendEventsReturningAsync(DbConnection connection, DbTransaction tx, string jobId, string? owner, IReadOnlyList<NewEvent> events, CancellationToken ct)
+    {
+        ArgumentOutOfRangeException.ThrowIfZero(events.Count);
         var guard = owner is null ? "" : " AND lease_owner = @owner AND status = 'running'";
         var last = await connection.QuerySingleOrDefaultAsync<long?>(
             $"UPDATE jobs SET last_seq = last_seq + @n WHERE id = @jobId{guard} RETURNING last_seq", new { jobId, owner, n = events.Count }, tx);
         if (last is null)
-            return false;
+            return null;
         var first = last.Value - events.Count + 1;
         var now = Now();
         for (var i = 0; i < events.Count; i++)
@@ -266,7 +282,7 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
                 (events[i].Data ?? [])["events"] = first + i;
         }
         await EventRows.InsertAsync(connection, tx, jobId, first, now, events, ct);
-        return true;
+        return (first, now);
     }
 
     public async Task<IReadOnlyList<JobEventRow>> EventsAfterAsync(string jobId, long after, int limit, CancellationToken ct)
