@@ -43,9 +43,18 @@ internal static class JobEventStream
         http.Response.ContentType = "text/event-stream";
         http.Response.Headers.CacheControl = "no-cache";
         http.Response.Headers["X-Accel-Buffering"] = "no";
+        var pruned = Pruned(job, from);
+        if (pruned is not null)
+            http.Response.Headers[PrunedHeader] = job.EventsPrunedSeq!.Value.ToString(CultureInfo.InvariantCulture);
         await http.Response.Body.FlushAsync(http.RequestAborted);
         var writer = http.Response.BodyWriter;
-        await PumpAsync(id, from, store, signals, ended: false,
+        if (pruned is not null)
+        {
+            writer.Write(pruned.Sse.Span);
+            await writer.FlushAsync(http.RequestAborted);
+            from = pruned.Seq;
+        }
+        await PumpAsync(id, from, store, signals, ended: JobStatus.IsFinished(job.Status) && from >= job.LastSeq,
             (e, _) =>
             {
                 // Buffered, not flushed: the pump flushes once per page or batch, and a slow client's flush is where it waits.
@@ -68,6 +77,11 @@ internal static class JobEventStream
         if (await FindAsync(http, id, from, store) is not { } job)
             return;
         using var socket = await http.WebSockets.AcceptWebSocketAsync();
+        if (Pruned(job, from) is { } pruned)
+        {
+            await socket.SendAsync(pruned.Json, WebSocketMessageType.Text, endOfMessage: true, http.RequestAborted);
+            from = pruned.Seq;
+        }
         using var closed = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted);
         // Reading is needed to notice the client closing; anything the client sends is ignored.
         var reading = DrainAsync(socket, closed);
@@ -80,6 +94,21 @@ internal static class JobEventStream
             await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "job finished", CancellationToken.None);
         await closed.CancelAsync();
         await reading;
+    }
+
+    /// <summary>Response header on the events of a job whose events were pruned: the seq up to which they were.</summary>
+    public const string PrunedHeader = "Opsgate-Events-Pruned";
+
+    /// <summary>
+    /// In place of events the retention deleted, one <c>events.pruned</c> event with the seq of the last of them (a
+    /// reconnect resumes after it) and their count, so a client knows they existed rather than seeing nothing.
+    /// </summary>
+    private static EventFrame? Pruned(JobRow job, long from)
+    {
+        if (job.EventsPrunedSeq is not { } through || from >= through)
+            return null;
+        var data = new System.Text.Json.Nodes.JsonObject { ["events"] = through, ["pruned_at"] = job.EventsPrunedAt, ["reason"] = "Jobs:EventRetention" };
+        return new EventFrame(new JobEventRow { JobId = job.Id, Seq = through, Ts = job.EventsPrunedAt ?? default, Type = "events.pruned", Data = data.ToJsonString() });
     }
 
     /// <summary>The job, or null after answering 400/404.</summary>

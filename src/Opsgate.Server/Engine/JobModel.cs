@@ -75,6 +75,10 @@ internal sealed class JobRow
     public string? DecisionComment { get; set; }
     public string? Error { get; set; }
     public long LastSeq { get; set; }
+
+    /// <summary>Events up to this seq were deleted by the event retention (null: none were).</summary>
+    public long? EventsPrunedSeq { get; set; }
+    public DateTime? EventsPrunedAt { get; set; }
 }
 
 internal sealed class StepRow

@@ -29,7 +29,7 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
 {
     private const string JobColumns =
         "id, type, status, params, dry_run, actor, principal_id, source_ip, created_at, started_at, finished_at, attempt, lease_owner, " +
-        "lease_expires_at, concurrency_key, cancel_requested, cancel_requested_by, deadline_at, approval_expires_at, decided_by, decision_comment, error, last_seq";
+        "lease_expires_at, concurrency_key, cancel_requested, cancel_requested_by, deadline_at, approval_expires_at, decided_by, decision_comment, error, last_seq, events_pruned_at, events_pruned_seq";
     private const string StepColumns = "job_id, step_order, name, kind, status, detail, attempts, started_at, finished_at, output";
 
     public DateTime Now() => time.GetUtcNow().UtcDateTime.TruncateToMicroseconds();
@@ -322,6 +322,7 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
         j.LeaseExpiresAt = j.LeaseExpiresAt.AsUtc();
         j.DeadlineAt = j.DeadlineAt.AsUtc();
         j.ApprovalExpiresAt = j.ApprovalExpiresAt.AsUtc();
+        j.EventsPrunedAt = j.EventsPrunedAt.AsUtc();
         return j;
     }
 

@@ -32,16 +32,16 @@ public sealed class EventVolumeTests
         s.close()
         """;
 
-    private static async Task<OpsgateServer> StartAsync(Provider provider, TempDir dir, int events, int chunk, double pause)
+    internal static async Task<OpsgateServer> StartAsync(Provider provider, TempDir dir, int events, int chunk, double pause, params string[] settings)
     {
         var producer = Path.Combine(dir.Path, "producer.py");
         await File.WriteAllTextAsync(producer, Producer);
         File.SetUnixFileMode(producer, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         await File.WriteAllTextAsync(Path.Combine(dir.Path, "run.yml"), JsonSerializer.Serialize(new { events, chunk, pause }));
-        return await OpsgateServer.StartAsync(provider, [$"--Ansible:PlaybookCommand={producer}", $"--Ansible:PlaybookDirectory={dir.Path}"]);
+        return await OpsgateServer.StartAsync(provider, [$"--Ansible:PlaybookCommand={producer}", $"--Ansible:PlaybookDirectory={dir.Path}", .. settings]);
     }
 
-    private static Task<string> SubmitAsync(OpsgateServer server) =>
+    internal static Task<string> SubmitAsync(OpsgateServer server) =>
         Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "run.yml", inventory = "all:\n  hosts:\n    web0001:\n" });
 
     [Theory]
