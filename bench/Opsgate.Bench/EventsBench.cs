@@ -16,7 +16,7 @@ namespace Opsgate.Bench;
 /// <param name="Failure">Why the run does not count: a client missed an event, the end event's count was wrong, the job failed.</param>
 internal sealed record EventsMeasurement(
     string Database, string Source, int Clients, long Events, double PersistedPerSecond, double DeliveredPerSecond, double EndToEndSeconds,
-    double PipePerSecond, double RawInsertPerSecond, string? Failure)
+    double ServerCpuMicrosPerEvent, double PipePerSecond, double RawInsertPerSecond, string? Failure)
 {
     public const double Target = 100_000;
 
@@ -25,13 +25,13 @@ internal sealed record EventsMeasurement(
 
     public static void Table(TextWriter o, IEnumerable<EventsMeasurement> all)
     {
-        o.WriteLine("| database | source | SSE clients | events | persisted ev/s | delivered ev/s (slowest client) | submit→all clients done s | baseline: pipe ev/s | baseline: bare insert ev/s | persisted / bare insert | target ≥100,000 ev/s |");
-        o.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+        o.WriteLine("| database | source | SSE clients | events | persisted ev/s | delivered ev/s (slowest client) | submit→all clients done s | server CPU µs/event | baseline: pipe ev/s | baseline: bare insert ev/s | persisted / bare insert | target ≥100,000 ev/s |");
+        o.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
         foreach (var m in all)
         {
             o.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"| {m.Database} | {m.Source} | {m.Clients} | {m.Events:N0} | {m.PersistedPerSecond:N0} | {(m.Clients == 0 ? "-" : m.DeliveredPerSecond.ToString("N0", CultureInfo.InvariantCulture))} | " +
-                $"{m.EndToEndSeconds:0.00} | {m.PipePerSecond:N0} | {m.RawInsertPerSecond:N0} | {m.PersistedPerSecond / m.RawInsertPerSecond:0.00} | {m.Verdict}{(m.Failure is null ? "" : ": " + m.Failure)} |"));
+                $"{m.EndToEndSeconds:0.00} | {m.ServerCpuMicrosPerEvent:0.0} | {m.PipePerSecond:N0} | {m.RawInsertPerSecond:N0} | {m.PersistedPerSecond / m.RawInsertPerSecond:0.00} | {m.Verdict}{(m.Failure is null ? "" : ": " + m.Failure)} |"));
         }
     }
 }
@@ -83,17 +83,18 @@ internal static class EventsBench
             using var sse = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 64, UseProxy = false }) { Timeout = Timeout.InfiniteTimeSpan };
             sse.DefaultRequestHeaders.Add("X-API-Key", server.AdminKey);
             // Warm-up: the first run JITs the whole path.
-            await RunOneAsync(sse, server.BaseAddress, "synthetic", Math.Min(options.Events, 20_000), 2, ct);
+            await RunOneAsync(sse, server, "synthetic", Math.Min(options.Events, 20_000), 2, ct);
 
             var results = new List<EventsMeasurement>();
             foreach (var source in specs.Keys)
             {
                 foreach (var clients in new[] { 0, Clients })
                 {
-                    var r = await RunOneAsync(sse, server.BaseAddress, source, options.Events, clients, ct);
-                    var m = new EventsMeasurement(options.DatabaseName, source, clients, r.Events, r.Persisted, r.Delivered, r.Seconds, pipe, raw, r.Failure);
+                    var r = await RunOneAsync(sse, server, source, options.Events, clients, ct);
+                    var micros = r.ServerCpu.TotalMicroseconds / r.Events;
+                    var m = new EventsMeasurement(options.DatabaseName, source, clients, r.Events, r.Persisted, r.Delivered, r.Seconds, micros, pipe, raw, r.Failure);
                     o.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"events {source}, {clients} clients: {r.Events:N0} events, persisted {r.Persisted:N0}/s, delivered (slowest client) {r.Delivered:N0}/s, {r.Seconds:0.00} s submit→done, {r.Batches:N0} batches (distinct commit timestamps){(r.Failure is null ? "" : ", FAILED: " + r.Failure)}"));
+                        $"events {source}, {clients} clients: {r.Events:N0} events, persisted {r.Persisted:N0}/s, delivered (slowest client) {r.Delivered:N0}/s, {r.Seconds:0.00} s submit→done, server CPU {micros:0.0} µs/event, {r.Batches:N0} batches (distinct commit timestamps){(r.Failure is null ? "" : ", FAILED: " + r.Failure)}"));
                     results.Add(m);
                 }
             }
@@ -105,10 +106,12 @@ internal static class EventsBench
         }
     }
 
-    private sealed record Run(long Events, double Persisted, double Delivered, double Seconds, int Batches, string? Failure);
+    private sealed record Run(long Events, double Persisted, double Delivered, double Seconds, TimeSpan ServerCpu, int Batches, string? Failure);
 
-    private static async Task<Run> RunOneAsync(HttpClient http, Uri server, string source, long events, int clients, CancellationToken ct)
+    private static async Task<Run> RunOneAsync(HttpClient http, ServerProcess process, string source, long events, int clients, CancellationToken ct)
     {
+        var server = process.BaseAddress;
+        var cpuBefore = process.CpuTime();
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
         limit.CancelAfter(RunTimeout);
         var started = Stopwatch.GetTimestamp();
@@ -122,6 +125,7 @@ internal static class EventsBench
         var reads = await Task.WhenAll(readers);
         var status = await WaitFinishedAsync(http, server, id, limit.Token);
         var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        var cpu = process.CpuTime() - cpuBefore;
 
         // The commit timestamps, read back once afterwards.
         var all = await SseClient.ReadAsync(http, new Uri(server, $"api/v1/jobs/{id}/events"), limit.Token, keepTimestamps: true);
@@ -136,7 +140,7 @@ internal static class EventsBench
         if (all.AnsibleEvents < events)
             failures.Add($"{all.AnsibleEvents} of {events} events were stored");
         var batches = all.Timestamps.Distinct().Count();
-        return new Run(all.AnsibleEvents, persisted, delivered, seconds, batches, failures.Count == 0 ? null : string.Join("; ", failures.Distinct()));
+        return new Run(all.AnsibleEvents, persisted, delivered, seconds, cpu, batches, failures.Count == 0 ? null : string.Join("; ", failures.Distinct()));
     }
 
     private static async Task<string> WaitFinishedAsync(HttpClient http, Uri server, string id, CancellationToken ct)

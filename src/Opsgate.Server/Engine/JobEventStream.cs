@@ -16,7 +16,7 @@ namespace Opsgate.Server.Engine;
 /// </summary>
 internal static class JobEventStream
 {
-    private const int Page = 500;
+    private const int Page = 1000;
     private static readonly TimeSpan Recheck = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan KeepAlive = TimeSpan.FromSeconds(15);
 

@@ -32,33 +32,41 @@ internal sealed class EventFrame(JobEventRow row)
     // Encoded by whichever client gets there first; two that race encode the same bytes, and either result is kept.
     private Encoded Encode() => Volatile.Read(ref _encoded) ?? Interlocked.CompareExchange(ref _encoded, Build(row), null) ?? _encoded!;
 
+    // One buffer and JSON writer per thread, reused: encoding allocates only the frame itself.
+    [ThreadStatic]
+    private static ArrayBufferWriter<byte>? t_buffer;
+
+    [ThreadStatic]
+    private static Utf8JsonWriter? t_json;
+
     private static Encoded Build(JobEventRow e)
     {
-        var buffer = new ArrayBufferWriter<byte>(96 + (e.Data?.Length ?? 4) + e.Type.Length);
+        var buffer = t_buffer ??= new ArrayBufferWriter<byte>(1024);
+        buffer.ResetWrittenCount();
         buffer.Write("id: "u8);
         Utf8Formatter.TryFormat(e.Seq, buffer.GetSpan(20), out var written);
         buffer.Advance(written);
         buffer.Write("\nevent: "u8);
-        buffer.Write(Encoding.UTF8.GetBytes(e.Type));
+        buffer.Advance(Encoding.UTF8.GetBytes(e.Type, buffer.GetSpan(Encoding.UTF8.GetMaxByteCount(e.Type.Length))));
         buffer.Write("\ndata: "u8);
         var start = buffer.WrittenCount;
-        using (var w = new Utf8JsonWriter(buffer))
-        {
-            w.WriteStartObject();
-            w.WriteNumber("seq"u8, e.Seq);
-            w.WriteString("ts"u8, e.Ts);
-            w.WriteString("type"u8, e.Type);
-            if (e.StepOrder is { } order)
-                w.WriteNumber("step_order"u8, order);
-            else
-                w.WriteNull("step_order"u8);
-            w.WritePropertyName("data"u8);
-            if (e.Data is null)
-                w.WriteNullValue();
-            else
-                w.WriteRawValue(e.Data, skipInputValidation: true);
-            w.WriteEndObject();
-        }
+        var w = t_json ??= new Utf8JsonWriter(buffer);
+        w.Reset(buffer);
+        w.WriteStartObject();
+        w.WriteNumber("seq"u8, e.Seq);
+        w.WriteString("ts"u8, e.Ts);
+        w.WriteString("type"u8, e.Type);
+        if (e.StepOrder is { } order)
+            w.WriteNumber("step_order"u8, order);
+        else
+            w.WriteNull("step_order"u8);
+        w.WritePropertyName("data"u8);
+        if (e.Data is null)
+            w.WriteNullValue();
+        else
+            w.WriteRawValue(e.Data, skipInputValidation: true);
+        w.WriteEndObject();
+        w.Flush();
         var length = buffer.WrittenCount - start;
         buffer.Write("\n\n"u8);
         return new Encoded(buffer.WrittenSpan.ToArray(), start, length);
@@ -74,7 +82,7 @@ internal sealed class EventFrame(JobEventRow row)
 /// </summary>
 internal sealed class LiveSubscription(string jobId, Action<LiveSubscription> unsubscribe) : IDisposable
 {
-    public const int Capacity = 10_000;
+    public const int Capacity = 32_768;
 
     private readonly Lock _lock = new();
     private List<EventFrame> _pending = [];

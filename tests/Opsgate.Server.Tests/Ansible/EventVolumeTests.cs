@@ -49,7 +49,7 @@ public sealed class EventVolumeTests
     [InlineData(Provider.Postgres)]
     public async Task A_client_that_stops_reading_does_not_hold_up_the_run_and_later_gets_every_event_in_order(Provider provider)
     {
-        const int Events = 60_000; // some 20 MB of SSE: far more than a socket buffers, and 6 times a client's live buffer
+        const int Events = 80_000; // some 25 MB of SSE: far more than a socket buffers, and over twice a client's live buffer
         using var dir = new TempDir();
         await using var server = await StartAsync(provider, dir, Events, chunk: 2_000, pause: 0.02);
         var id = await SubmitAsync(server);
