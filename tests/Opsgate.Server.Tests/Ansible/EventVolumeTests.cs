@@ -21,6 +21,9 @@ public sealed class EventVolumeTests
         spec = json.load(open(sys.argv[1]))
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.connect(os.environ['OPSGATE_EVENTS_SOCKET'])
+        if 'lines' in spec:
+            s.sendall('\n'.join(spec['lines']).encode())
+            sys.exit(0)
         seq = 0
         while seq < spec['events']:
             lines = []
@@ -32,12 +35,15 @@ public sealed class EventVolumeTests
         s.close()
         """;
 
-    internal static async Task<OpsgateServer> StartAsync(Provider provider, TempDir dir, int events, int chunk, double pause, params string[] settings)
+    internal static Task<OpsgateServer> StartAsync(Provider provider, TempDir dir, int events, int chunk, double pause, params string[] settings) =>
+        StartAsync(provider, dir, new { events, chunk, pause }, settings);
+
+    private static async Task<OpsgateServer> StartAsync(Provider provider, TempDir dir, object spec, params string[] settings)
     {
         var producer = Path.Combine(dir.Path, "producer.py");
         await File.WriteAllTextAsync(producer, Producer);
         File.SetUnixFileMode(producer, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        await File.WriteAllTextAsync(Path.Combine(dir.Path, "run.yml"), JsonSerializer.Serialize(new { events, chunk, pause }));
+        await File.WriteAllTextAsync(Path.Combine(dir.Path, "run.yml"), JsonSerializer.Serialize(spec));
         return await OpsgateServer.StartAsync(provider, [$"--Ansible:PlaybookCommand={producer}", $"--Ansible:PlaybookDirectory={dir.Path}", .. settings]);
     }
 
@@ -103,8 +109,43 @@ public sealed class EventVolumeTests
         var tail = await SseReader.ReadAllAsync(server.Admin, $"/api/v1/jobs/{id}/events?after={all.Count - 10}", null);
         Assert.Equal(Enumerable.Range(all.Count - 9, 10).Select(i => (long)i), tail.Select(e => e.Id));
     }
-}
 
+    [Fact]
+    public async Task Callback_lines_are_kept_as_sent_and_lines_that_are_not_events_are_counted_not_stored()
+    {
+        string[] lines =
+        [
+            """{"host":"web1","task":"t","changed":true,"seq":1,"event":"runner_ok","step":"spoofed","nested":{"a":[1,{"b":"\u00e9\n"}]},"message":"caf\u00e9","n":-1.5e3}""",
+            "not json",
+            "[1,2]",
+            """{"host":"web1"}""",
+            """{"event":5,"host":"web1"}""",
+            """{"event":"runner_ok","host":"web1"} trailing""",
+            """{"host":"web2","changed":false,"seq":2,"event":"runner_skipped"}""", // the last line, without its newline
+        ];
+        using var dir = new TempDir();
+        await using var server = await StartAsync(Provider.Sqlite, dir, new { lines });
+        var id = await SubmitAsync(server);
+        await Jobs.WaitAsync(server.Admin, id);
+        var events = await SseReader.ReadAllAsync(server.Admin, $"/api/v1/jobs/{id}/events", null);
+
+        var ok = Assert.Single(events, e => e.Type == "ansible.runner_ok").Body;
+        Assert.Equal("web1", ok.GetProperty("host").GetString());
+        Assert.Equal(1, ok.GetProperty("ansible_seq").GetInt32());
+        Assert.Equal("playbook", ok.GetProperty("step").GetString()); // the step's name, whatever the line said
+        Assert.Equal("é\n", ok.GetProperty("nested").GetProperty("a")[1].GetProperty("b").GetString());
+        Assert.Equal("café", ok.GetProperty("message").GetString());
+        Assert.Equal(-1500, ok.GetProperty("n").GetDouble());
+        Assert.False(ok.TryGetProperty("event", out _));
+        Assert.False(ok.TryGetProperty("seq", out _));
+        Assert.Equal("web2", Assert.Single(events, e => e.Type == "ansible.runner_skipped").Body.GetProperty("host").GetString());
+        Assert.Equal(5, Assert.Single(events, e => e.Type == "ansible.truncated").Body.GetProperty("malformed_callback_lines").GetInt32());
+
+        var hosts = await server.Admin.GetStringAsync($"/api/v1/jobs/{id}/hosts");
+        Assert.Contains("web1", hosts, StringComparison.Ordinal);
+        Assert.Contains("web2", hosts, StringComparison.Ordinal);
+    }
+}
 
 /// <summary>An SSE stream read only when asked, so a test can leave it unread for a while.</summary>
 internal sealed class SseReader : IAsyncDisposable
