@@ -71,6 +71,61 @@ public sealed class EventRetentionTests
     }
 
     [Fact]
+    public async Task A_prune_cut_short_by_a_crash_is_finished_after_the_next_start()
+    {
+        using var dir = new TempDir();
+        using var data = new TempDir();
+        string id;
+        long total;
+        await using (var server = await EventVolumeTests.StartAsync(Provider.Sqlite, dir, events: 300, chunk: 100, pause: 0,
+            $"--DataDir={data.Path}", "--Jobs:EventRetention=0"))
+        {
+            id = await EventVolumeTests.SubmitAsync(server);
+            await Jobs.WaitAsync(server.Admin, id);
+            // What a crash between marking the job and deleting its last batches leaves behind.
+            await using var db = await server.OpenDatabaseAsync();
+            await using var command = db.CreateCommand();
+            command.CommandText = """
+                UPDATE jobs SET events_pruned_seq = last_seq, events_pruned_at = finished_at WHERE id = $id;
+                DELETE FROM job_events WHERE job_id = $id AND seq <= 100;
+                SELECT last_seq FROM jobs WHERE id = $id;
+                """;
+            var p = command.CreateParameter();
+            p.ParameterName = "$id";
+            p.Value = id;
+            command.Parameters.Add(p);
+            total = Convert.ToInt64(await command.ExecuteScalarAsync(), CultureInfo.InvariantCulture);
+        }
+
+        // The job finished a moment ago, far inside the retention: only the unfinished prune is completed.
+        await using var restarted = await EventVolumeTests.StartAsync(Provider.Sqlite, dir, events: 1, chunk: 1, pause: 0,
+            $"--DataDir={data.Path}", "--Jobs:EventRetention=30.00:00:00", "--Jobs:EventPruneInterval=00:00:00.100");
+        var marker = Assert.Single(await SseReader.ReadAllAsync(restarted.Admin, $"/api/v1/jobs/{id}/events", null));
+        Assert.Equal("events.pruned", marker.Type);
+        Assert.Equal(total, marker.Body.GetProperty("events").GetInt64());
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(1);
+        while (await CountEventsAsync(restarted, id) > 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the leftover events were not deleted within a minute");
+            await Task.Delay(200);
+        }
+        var metrics = await restarted.Admin.GetStringAsync("/metrics");
+        Assert.Contains($"opsgate_events_pruned_total {total - 100}", metrics, StringComparison.Ordinal);
+    }
+
+    private static async Task<long> CountEventsAsync(OpsgateServer server, string id)
+    {
+        await using var db = await server.OpenDatabaseAsync();
+        await using var command = db.CreateCommand();
+        command.CommandText = "SELECT COUNT(*) FROM job_events WHERE job_id = $id";
+        var p = command.CreateParameter();
+        p.ParameterName = "$id";
+        p.Value = id;
+        command.Parameters.Add(p);
+        return Convert.ToInt64(await command.ExecuteScalarAsync(), CultureInfo.InvariantCulture);
+    }
+
+    [Fact]
     public async Task A_retention_of_zero_keeps_events_forever_and_a_negative_one_stops_start_up()
     {
         using var dir = new TempDir();
