@@ -1,18 +1,19 @@
 using System.Buffers;
 using System.Globalization;
 using System.Net.WebSockets;
-using System.Text;
-using System.Text.Json;
 using Opsgate.Server.Http;
 
 namespace Opsgate.Server.Engine;
 
 /// <summary>
 /// Live job events. The database is read from the client's last seq onwards, so a reconnecting client gets
-/// exactly what it missed; then the stream waits for the next append (woken at once in this process, re-read
-/// every second for other replicas). A slow client never slows the job: it only falls behind in its own read
-/// position and catches up from the database. The stream ends after <c>job.finished</c>, whose data carries
-/// the total event count.
+/// exactly what it missed; then new events come live (<see cref="LiveSubscription"/>: committed in this process,
+/// encoded once for every client), and the database is read again whenever the live feed may lack something: the
+/// client fell more than its buffer behind, an append was not offered live, seqs arrived out of order, or a second
+/// passed without news (another replica may have written). A slow client never slows the job: the appender never
+/// waits for it, and what it missed it reads from the database at its own pace. Every seq goes out once, in order.
+/// The stream ends after <c>job.finished</c>, whose data carries the total event count; events deleted by the
+/// retention are replaced by one <c>events.pruned</c> event with their count.
 /// </summary>
 internal static class JobEventStream
 {
