@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmarks (see bench/README.md): the foundation (reads, mutations), kube (issue 3), jobs and jobs-memory (issue 4),
-# ansible (overhead) and ansible-large (issue 5). It:
+# ansible (overhead), ansible-large and events (issue 5). It:
 #   1. builds the server, KubeSim and the benchmark in Release,
 #   2. prints the machine (nproc, CPU model, memory),
 #   3. starts its own PostgreSQL 15 on 127.0.0.1 in a temp dir, as scripts/test.sh does,
@@ -10,6 +10,7 @@
 #   5. stops PostgreSQL (also on failure or Ctrl-C) and exits non-zero if a run FAILED.
 # Extra arguments go to both runs (e.g. --duration 5 --rounds 3; a later --only replaces the PostgreSQL run's, so
 # `bench/run.sh --only ansible,ansible-large` runs exactly those two on SQLite and on PostgreSQL).
+# A scenario name first runs only that scenario on both databases: bench/run.sh events (about 2 minutes).
 # Output is also kept in bench/results/.
 #
 # Environment:
@@ -19,6 +20,9 @@
 #   BENCH_KUBE_CONSTANT=1  also run kube on SQLite with constant replicas (KubeSim's controller idle); about 1 more minute
 set -euo pipefail
 cd "$(dirname "$0")/.."
+case "${1:-}" in
+  reads|mutations|kube|jobs|jobs-memory|events) only=$1; shift; set -- --only "$only" "$@" ;;
+esac
 ROOT=$(pwd)
 
 log() { printf '== %s\n' "$*" >&2; }
@@ -96,7 +100,7 @@ fi
 echo
 echo "## PostgreSQL"
 dotnet "$BENCH_DLL" --postgres "Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=postgres;Pooling=true" \
-  --only reads,mutations,jobs,jobs-memory,ansible "$@" || rc=1
+  --only reads,mutations,jobs,jobs-memory,ansible,events "$@" || rc=1
 echo
 echo "load after the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
 log "output kept in ${OUT#"$ROOT"/}"

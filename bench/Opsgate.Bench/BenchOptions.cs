@@ -17,7 +17,7 @@ internal sealed class BenchOptions
           --concurrency N      concurrent clients (default 32)
           --max-requests N     cap on requests per scenario, whatever the time (default 2000000)
           --port N             loopback port for Opsgate (default: a free one)
-          --only LIST          comma-separated scenarios to run: reads, mutations, kube, jobs, jobs-memory, ansible, ansible-large (default: all)
+          --only LIST          comma-separated scenarios to run: reads, mutations, kube, jobs, jobs-memory, ansible, ansible-large, events (default: all)
           --kubesim PATH       KubeSim.dll for the kube scenario (default: tests/KubeSim/bin/<configuration>/net10.0/KubeSim.dll)
           --kube-replicas MODE alternate (default: 2, 3, 2, ... so KubeSim's controller creates and deletes pods) or constant (always 2)
           --jobs N             jobs submitted in the measured part of the jobs scenario (default 10000)
@@ -28,9 +28,10 @@ internal sealed class BenchOptions
           --large-hosts N      hosts in the ansible-large inventory (default 20000)
           --large-shards N|auto  pass shards in the ansible-large job's params (default: not passed)
           --large-cap SECONDS  longest wait for the first task result in ansible-large, raw and Opsgate each (default 120)
+          --events N           events per run in the events scenario (default 300000)
         """;
 
-    public static readonly string[] Scenarios = ["reads", "mutations", "kube", "jobs", "jobs-memory", "ansible", "ansible-large"];
+    public static readonly string[] Scenarios = ["reads", "mutations", "kube", "jobs", "jobs-memory", "ansible", "ansible-large", "events"];
 
     public string ServerDll { get; private set; } = "";
     public string? PostgresConnectionString { get; private set; }
@@ -51,6 +52,7 @@ internal sealed class BenchOptions
     public int LargeHosts { get; private set; } = 20_000;
     public string? LargeShards { get; private set; }
     public TimeSpan LargeCap { get; private set; } = TimeSpan.FromSeconds(120);
+    public int Events { get; private set; } = 300_000;
 
     public bool Runs(string scenario) => Only is null || Only.Contains(scenario);
 
@@ -103,6 +105,7 @@ internal sealed class BenchOptions
                         Number(name, o.LargeShards, 1, 1_000);
                     break;
                 case "--large-cap": o.LargeCap = TimeSpan.FromSeconds(Number(name, Value(), 1, 3_600)); break;
+                case "--events": o.Events = (int)Number(name, Value(), 1_000, 10_000_000); break;
                 default: throw new ArgumentException($"unknown argument '{name}'");
             }
         }

@@ -86,6 +86,8 @@ internal static class Bench
             o.WriteLine(JobsMemoryBench.Describe(options));
         if (options.Runs("ansible") || options.Runs("ansible-large"))
             o.WriteLine(AnsibleBench.Describe(options));
+        if (options.Runs("events"))
+            o.WriteLine(EventsBench.Describe(options));
 
         var measurements = new List<Measurement>();
         var kube = new List<KubeMeasurement>();
@@ -127,6 +129,7 @@ internal static class Bench
         // A server of its own, started after the other one stopped: on PostgreSQL they would share the job queue.
         if (options.Runs("jobs-memory"))
             memory.Add(await JobsMemoryBench.RunAsync(options, o, http, slow, ct));
+        var events = options.Runs("events") ? await EventsBench.RunAsync(options, o, slow, ct) : [];
 
         if (measurements.Count > 0)
         {
@@ -155,7 +158,12 @@ internal static class Bench
             o.WriteLine();
             AnsibleBench.Table(o, ansible);
         }
-        var failed = measurements.Any(m => m.Failure is not null) || kube.Any(m => m.Failure is not null)
+        if (events.Count > 0)
+        {
+            o.WriteLine();
+            EventsMeasurement.Table(o, events);
+        }
+        var failed = measurements.Any(m => m.Failure is not null) || kube.Any(m => m.Failure is not null) || events.Any(m => m.Failure is not null)
             || jobs.Any(m => m.Failure is not null) || memory.Any(m => m.Failure is not null) || ansible?.Failed == true;
         return failed ? 1 : 0;
     }

@@ -86,6 +86,16 @@ internal sealed class ServerProcess : IAsyncDisposable
         return long.Parse(kb, System.Globalization.CultureInfo.InvariantCulture) * 1024;
     }
 
+    /// <summary>CPU time the server has used so far (user + system, from /proc/&lt;pid&gt;/stat).</summary>
+    public TimeSpan CpuTime()
+    {
+        var stat = File.ReadAllText($"/proc/{_process.Id}/stat");
+        // Fields after the command name (which may hold spaces, inside parentheses): utime and stime are the 12th and 13th.
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        var ticks = long.Parse(fields[11], System.Globalization.CultureInfo.InvariantCulture) + long.Parse(fields[12], System.Globalization.CultureInfo.InvariantCulture);
+        return TimeSpan.FromSeconds(ticks / 100.0); // USER_HZ is 100 on Linux
+    }
+
     private static bool IsOpsgateVariable(string name) => name.StartsWith("OPSGATE_", StringComparison.OrdinalIgnoreCase);
 
     private static void Forward(string? line)

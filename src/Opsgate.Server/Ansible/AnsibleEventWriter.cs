@@ -26,6 +26,7 @@ internal sealed class AnsibleEventWriter : IDisposable
     private long _outputBytes;
     private long _droppedOutputBytes;
     private long _malformed;
+    private CallbackLine? _line;
 
     public AnsibleEventWriter(JobStore store, AnsibleRunRequest run, int batchSize, long maxOutputBytes)
     {
@@ -53,38 +54,41 @@ internal sealed class AnsibleEventWriter : IDisposable
 
     public ValueTask OutputAsync(string stream, string line, CancellationToken ct) => _queue.Writer.WriteAsync(new Item(null, stream, line), ct);
 
-    /// <summary>One JSON line from the callback plugin.</summary>
-    public ValueTask CallbackAsync(string line, CancellationToken ct)
+    /// <summary>
+    /// One JSON line from the callback plugin (UTF-8, without its newline). Called by the one reader of the plugin's
+    /// connection, never concurrently: the line parser and the tally are that reader's.
+    /// </summary>
+    public ValueTask CallbackAsync(ReadOnlySpan<byte> line, CancellationToken ct)
     {
-        JsonObject? data;
-        try
-        {
-            data = JsonNode.Parse(line) as JsonObject;
-        }
-        catch (JsonException)
-        {
-            data = null;
-        }
-        if (data?["event"] is not JsonValue kindNode || kindNode.GetValueKind() != JsonValueKind.String)
+        var parsed = _line ??= new CallbackLine(_run.StepName);
+        if (!parsed.TryRead(line))
         {
             Interlocked.Increment(ref _malformed);
             return ValueTask.CompletedTask;
         }
-        var kind = kindNode.GetValue<string>();
-        data.Remove("event");
-        // The plugin's own counter; the job's seq is assigned when the batch is written.
-        if (data["seq"] is { } seq)
+        var kind = parsed.Kind;
+        switch (kind)
         {
-            data.Remove("seq");
-            data["ansible_seq"] = seq;
+            // The common events: the figures were picked up while parsing.
+            case "runner_ok" or "runner_skipped" or "runner_failed" when parsed.Host is { } host && (kind != "runner_failed" || parsed.Ignored):
+                Tally.Count(kind, host, parsed.Changed, parsed.Ignored);
+                break;
+            // Failures and the stats are few and need the messages and nested figures.
+            case "runner_failed" or "runner_unreachable" or "item_failed" or "stats":
+                if (JsonNode.Parse(parsed.Data) is JsonObject data)
+                    Tally.Add(kind, data);
+                break;
         }
-        data["step"] = _run.StepName;
-        return _queue.Writer.WriteAsync(new Item(new NewEvent("ansible." + kind, _run.StepOrder, data), null, null), ct);
+        return _queue.Writer.WriteAsync(new Item(new NewEvent(parsed.Type, _run.StepOrder, null) { Json = parsed.Data }, null, null), ct);
     }
 
     public void Complete() => _queue.Writer.TryComplete();
 
-    public void Dispose() => _stop.Dispose();
+    public void Dispose()
+    {
+        _stop.Dispose();
+        _line?.Dispose();
+    }
 
     private async Task WriteLoopAsync()
     {
@@ -137,9 +141,7 @@ internal sealed class AnsibleEventWriter : IDisposable
                 else
                 {
                     FlushOutput();
-                    var e = item.Event!;
-                    Tally.Add(e.Type["ansible.".Length..], e.Data!);
-                    batch.Add(e);
+                    batch.Add(item.Event!);
                 }
             }
             FlushOutput();

@@ -1,5 +1,7 @@
+using System.Buffers;
 using System.Diagnostics;
 using System.Globalization;
+using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Text.Json.Nodes;
 using System.Threading.Channels;
@@ -338,16 +340,47 @@ internal sealed partial class AnsibleProcess(JobStore store, IOptions<AnsibleOpt
         using (connection)
         {
             await using var stream = new NetworkStream(connection, ownsSocket: false);
-            using var reader = new StreamReader(stream);
             try
             {
-                while (await reader.ReadLineAsync(ct) is { } line)
-                    await writer.CallbackAsync(line, ct);
+                await ReadLinesAsync(PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 64 * 1024)), writer, ct);
             }
             catch (ChannelClosedException)
             {
                 // The writer failed; the runner reports why.
             }
+        }
+    }
+
+    /// <summary>The plugin's JSON lines as bytes, straight from the socket's buffers: no string per line.</summary>
+    internal static async Task ReadLinesAsync(PipeReader pipe, AnsibleEventWriter writer, CancellationToken ct)
+    {
+        try
+        {
+            while (true)
+            {
+                var read = await pipe.ReadAsync(ct);
+                var buffer = read.Buffer;
+                while (buffer.PositionOf((byte)'\n') is { } end)
+                {
+                    var line = buffer.Slice(0, end);
+                    buffer = buffer.Slice(buffer.GetPosition(1, end));
+                    var pending = line.IsSingleSegment ? writer.CallbackAsync(line.FirstSpan, ct) : writer.CallbackAsync(line.ToArray(), ct);
+                    if (!pending.IsCompletedSuccessfully)
+                        await pending;
+                }
+                if (read.IsCompleted)
+                {
+                    // A last line without its newline (the plugin closed mid-way) is still an event if it parses.
+                    if (!buffer.IsEmpty)
+                        await writer.CallbackAsync(buffer.ToArray(), ct);
+                    break;
+                }
+                pipe.AdvanceTo(buffer.Start, buffer.End);
+            }
+        }
+        finally
+        {
+            await pipe.CompleteAsync();
         }
     }
 

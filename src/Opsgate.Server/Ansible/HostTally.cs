@@ -40,22 +40,15 @@ internal sealed class HostTally
         }
         if (e["host"]?.GetValue<string>() is not { } name)
             return;
+        var ignored = e["ignored"]?.GetValue<bool>() == true;
+        if (kind is "runner_ok" or "runner_skipped" || kind == "runner_failed" && ignored)
+        {
+            Count(kind, name, e["changed"]?.GetValue<bool>() == true, ignored);
+            return;
+        }
         var host = Host(name);
-        var changed = e["changed"]?.GetValue<bool>() == true;
         switch (kind)
         {
-            case "runner_ok":
-                host.Ok++;
-                if (changed)
-                    host.Changed++;
-                break;
-            case "runner_skipped":
-                host.Skipped++;
-                break;
-            case "runner_failed" when e["ignored"]?.GetValue<bool>() == true:
-                host.Ignored++;
-                host.Ok++;
-                break;
             case "runner_failed":
                 host.Failed++;
                 Failure(host, "failed", e);
@@ -66,6 +59,27 @@ internal sealed class HostTally
             case "runner_unreachable":
                 host.Unreachable++;
                 Failure(host, "unreachable", e);
+                break;
+        }
+    }
+
+    /// <summary>The per-task events that need no more than who, whether it changed, and whether a failure was ignored.</summary>
+    public void Count(string kind, string name, bool changed, bool ignored)
+    {
+        var host = Host(name);
+        switch (kind)
+        {
+            case "runner_ok":
+                host.Ok++;
+                if (changed)
+                    host.Changed++;
+                break;
+            case "runner_skipped":
+                host.Skipped++;
+                break;
+            case "runner_failed" when ignored:
+                host.Ignored++;
+                host.Ok++;
                 break;
         }
     }

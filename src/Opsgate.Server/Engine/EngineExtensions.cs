@@ -19,6 +19,7 @@ internal static class EngineExtensions
         builder.AddNotifications(); // before the worker: hosted services stop in reverse order, and jobs finishing at shutdown still notify
         services.AddSingleton<JobWorker>();
         services.AddHostedService(sp => sp.GetRequiredService<JobWorker>());
+        services.AddHostedService<EventPruner>();
 
         services.AddSingleton<KubeStepSupport>();
         services.AddStepExecutor<NoopStep>()
@@ -51,6 +52,12 @@ internal sealed class JobsOptionsValidator : Microsoft.Extensions.Options.IValid
             return Microsoft.Extensions.Options.ValidateOptionsResult.Fail($"Jobs:LeaseDuration must be at least 00:00:01, not {options.LeaseDuration}");
         if (options.PollInterval < TimeSpan.FromMilliseconds(10) || options.PollInterval > TimeSpan.FromMinutes(1))
             return Microsoft.Extensions.Options.ValidateOptionsResult.Fail($"Jobs:PollInterval must be between 00:00:00.010 and 00:01:00, not {options.PollInterval}");
+        if (options.EventRetention < TimeSpan.Zero)
+            return Microsoft.Extensions.Options.ValidateOptionsResult.Fail($"Jobs:EventRetention must be 0 (keep events forever) or a positive duration, not {options.EventRetention}");
+        if (options.EventPruneInterval < TimeSpan.FromMilliseconds(100))
+            return Microsoft.Extensions.Options.ValidateOptionsResult.Fail($"Jobs:EventPruneInterval must be at least 00:00:00.100, not {options.EventPruneInterval}");
+        if (options.EventPruneBatch is < 1 or > 1_000_000)
+            return Microsoft.Extensions.Options.ValidateOptionsResult.Fail($"Jobs:EventPruneBatch must be between 1 and 1000000, not {options.EventPruneBatch}");
         if (options.RunbookDirectory is { Length: > 0 } dir && !Directory.Exists(dir))
             return Microsoft.Extensions.Options.ValidateOptionsResult.Fail($"Jobs:RunbookDirectory '{Path.GetFullPath(dir)}' does not exist");
         return Microsoft.Extensions.Options.ValidateOptionsResult.Success;

@@ -1,22 +1,23 @@
 using System.Buffers;
 using System.Globalization;
 using System.Net.WebSockets;
-using System.Text;
-using System.Text.Json;
 using Opsgate.Server.Http;
 
 namespace Opsgate.Server.Engine;
 
 /// <summary>
 /// Live job events. The database is read from the client's last seq onwards, so a reconnecting client gets
-/// exactly what it missed; then the stream waits for the next append (woken at once in this process, re-read
-/// every second for other replicas). A slow client never slows the job: it only falls behind in its own read
-/// position and catches up from the database. The stream ends after <c>job.finished</c>, whose data carries
-/// the total event count.
+/// exactly what it missed; then new events come live (<see cref="LiveSubscription"/>: committed in this process,
+/// encoded once for every client), and the database is read again whenever the live feed may lack something: the
+/// client fell more than its buffer behind, an append was not offered live, seqs arrived out of order, or a second
+/// passed without news (another replica may have written). A slow client never slows the job: the appender never
+/// waits for it, and what it missed it reads from the database at its own pace. Every seq goes out once, in order.
+/// The stream ends after <c>job.finished</c>, whose data carries the total event count; events deleted by the
+/// retention are replaced by one <c>events.pruned</c> event with their count.
 /// </summary>
 internal static class JobEventStream
 {
-    private const int Page = 500;
+    private const int Page = 1000;
     private static readonly TimeSpan Recheck = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan KeepAlive = TimeSpan.FromSeconds(15);
 
@@ -43,13 +44,23 @@ internal static class JobEventStream
         http.Response.ContentType = "text/event-stream";
         http.Response.Headers.CacheControl = "no-cache";
         http.Response.Headers["X-Accel-Buffering"] = "no";
+        var pruned = Pruned(job, from);
+        if (pruned is not null)
+            http.Response.Headers[PrunedHeader] = job.EventsPrunedSeq!.Value.ToString(CultureInfo.InvariantCulture);
         await http.Response.Body.FlushAsync(http.RequestAborted);
         var writer = http.Response.BodyWriter;
-        await PumpAsync(id, from, store, signals, ended: false,
-            async (e, ct) =>
+        if (pruned is not null)
+        {
+            writer.Write(pruned.Sse.Span);
+            await writer.FlushAsync(http.RequestAborted);
+            from = pruned.Seq;
+        }
+        await PumpAsync(id, from, store, signals, ended: JobStatus.IsFinished(job.Status) && from >= job.LastSeq,
+            (e, _) =>
             {
-                var text = $"id: {e.Seq}\nevent: {e.Type}\ndata: {Json(e)}\n\n";
-                await writer.WriteAsync(Encoding.UTF8.GetBytes(text), ct);
+                // Buffered, not flushed: the pump flushes once per page or batch, and a slow client's flush is where it waits.
+                writer.Write(e.Sse.Span);
+                return ValueTask.CompletedTask;
             },
             async ct => await writer.WriteAsync(": keep-alive\n\n"u8.ToArray(), ct),
             async ct => await writer.FlushAsync(ct),
@@ -67,11 +78,16 @@ internal static class JobEventStream
         if (await FindAsync(http, id, from, store) is not { } job)
             return;
         using var socket = await http.WebSockets.AcceptWebSocketAsync();
+        if (Pruned(job, from) is { } pruned)
+        {
+            await socket.SendAsync(pruned.Json, WebSocketMessageType.Text, endOfMessage: true, http.RequestAborted);
+            from = pruned.Seq;
+        }
         using var closed = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted);
         // Reading is needed to notice the client closing; anything the client sends is ignored.
         var reading = DrainAsync(socket, closed);
         await PumpAsync(id, from, store, signals, JobStatus.IsFinished(job.Status) && from >= job.LastSeq,
-            (e, ct) => socket.SendAsync(Encoding.UTF8.GetBytes(Json(e)), WebSocketMessageType.Text, endOfMessage: true, ct),
+            (e, ct) => socket.SendAsync(e.Json, WebSocketMessageType.Text, endOfMessage: true, ct),
             ct => Task.CompletedTask,
             ct => Task.CompletedTask,
             closed.Token);
@@ -79,6 +95,21 @@ internal static class JobEventStream
             await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "job finished", CancellationToken.None);
         await closed.CancelAsync();
         await reading;
+    }
+
+    /// <summary>Response header on the events of a job whose events were pruned: the seq up to which they were.</summary>
+    public const string PrunedHeader = "Opsgate-Events-Pruned";
+
+    /// <summary>
+    /// In place of events the retention deleted, one <c>events.pruned</c> event with the seq of the last of them (a
+    /// reconnect resumes after it) and their count, so a client knows they existed rather than seeing nothing.
+    /// </summary>
+    private static EventFrame? Pruned(JobRow job, long from)
+    {
+        if (job.EventsPrunedSeq is not { } through || from >= through)
+            return null;
+        var data = new System.Text.Json.Nodes.JsonObject { ["events"] = through, ["pruned_at"] = job.EventsPrunedAt, ["reason"] = "Jobs:EventRetention" };
+        return new EventFrame(new JobEventRow { JobId = job.Id, Seq = through, Ts = job.EventsPrunedAt ?? default, Type = "events.pruned", Data = data.ToJsonString() });
     }
 
     /// <summary>The job, or null after answering 400/404.</summary>
@@ -104,39 +135,79 @@ internal static class JobEventStream
 
     /// <param name="ended">The job is finished and the client has its last event already.</param>
     private static async Task PumpAsync(string id, long after, JobStore store, JobSignals signals, bool ended,
-        Func<JobEventRow, CancellationToken, Task> send, Func<CancellationToken, Task> keepAlive, Func<CancellationToken, Task> flush, CancellationToken ct)
+        Func<EventFrame, CancellationToken, ValueTask> send, Func<CancellationToken, Task> keepAlive, Func<CancellationToken, Task> flush, CancellationToken ct)
     {
-        var quiet = TimeSpan.Zero;
         if (ended)
             return;
+        // Subscribed before the first read: whatever is committed after it arrives live, and the overlap is skipped by seq.
+        using var live = signals.Subscribe(id);
+        var readDatabase = true;
+        var quiet = TimeSpan.Zero;
         string? last = null;
         try
         {
             while (!ct.IsCancellationRequested)
             {
-                var events = await store.EventsAfterAsync(id, after, Page, ct);
-                foreach (var e in events)
+                if (readDatabase)
                 {
-                    await send(e, ct);
-                    after = e.Seq;
-                    last = e.Type;
+                    readDatabase = false;
+                    IReadOnlyList<JobEventRow> page;
+                    do
+                    {
+                        page = await store.EventsAfterAsync(id, after, Page, ct);
+                        foreach (var row in page)
+                        {
+                            await send(new EventFrame(row), ct);
+                            after = row.Seq;
+                            last = row.Type;
+                        }
+                        await flush(ct);
+                    }
+                    while (page.Count == Page);
+                    // The end is the newest event being job.finished: a retried job has a job.finished from its failed
+                    // run followed by job.retried and the events of the next run.
+                    if (last == "job.finished")
+                        return;
                 }
-                await flush(ct);
-                if (events.Count == Page)
-                    continue;
-                // The end is the newest event being job.finished: a retried job has a job.finished from its failed run
-                // followed by job.retried and the events of the next run.
-                if (last == "job.finished")
-                    return;
-                if (events.Count > 0)
-                    quiet = TimeSpan.Zero;
-                else if ((quiet += Recheck) >= KeepAlive)
+
+                var (frames, missing) = live.Take();
+                var sent = false;
+                foreach (var frame in frames)
                 {
-                    await keepAlive(ct);
+                    if (frame.Seq <= after)
+                        continue;
+                    if (frame.Seq != after + 1)
+                    {
+                        // Committed out of order by two writers, or an append this process did not offer live.
+                        missing = true;
+                        break;
+                    }
+                    await send(frame, ct);
+                    after = frame.Seq;
+                    last = frame.Type;
+                    sent = true;
+                }
+                if (sent)
+                {
                     await flush(ct);
                     quiet = TimeSpan.Zero;
                 }
-                await signals.WaitForEventsAsync(id, Recheck, ct);
+                if (missing)
+                {
+                    readDatabase = true;
+                    continue;
+                }
+                if (!await live.WaitAsync(Recheck, ct))
+                {
+                    // Quiet for a while: re-read anyway, another replica may have written events.
+                    readDatabase = true;
+                    if ((quiet += Recheck) >= KeepAlive)
+                    {
+                        await keepAlive(ct);
+                        await flush(ct);
+                        quiet = TimeSpan.Zero;
+                    }
+                }
             }
         }
         catch (Exception e) when (e is OperationCanceledException or WebSocketException or IOException && ct.IsCancellationRequested)
@@ -166,29 +237,5 @@ internal static class JobEventStream
             ArrayPool<byte>.Shared.Return(buffer);
             await closed.CancelAsync();
         }
-    }
-
-    /// <summary>One event as JSON: seq, ts, type, step (order) and the event's own data.</summary>
-    public static string Json(JobEventRow e)
-    {
-        var buffer = new ArrayBufferWriter<byte>(256);
-        using (var w = new Utf8JsonWriter(buffer))
-        {
-            w.WriteStartObject();
-            w.WriteNumber("seq", e.Seq);
-            w.WriteString("ts", e.Ts);
-            w.WriteString("type", e.Type);
-            if (e.StepOrder is { } order)
-                w.WriteNumber("step_order", order);
-            else
-                w.WriteNull("step_order");
-            w.WritePropertyName("data");
-            if (e.Data is null)
-                w.WriteNullValue();
-            else
-                w.WriteRawValue(e.Data, skipInputValidation: true);
-            w.WriteEndObject();
-        }
-        return Encoding.UTF8.GetString(buffer.WrittenSpan);
     }
 }

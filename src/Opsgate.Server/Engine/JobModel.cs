@@ -82,6 +82,10 @@ internal sealed class JobRow
     public int? ShardHosts { get; set; }
     /// <summary>A child's last event seq already relayed into its parent's stream.</summary>
     public long RelayedSeq { get; set; }
+
+    /// <summary>Events up to this seq were deleted by the event retention (null: none were).</summary>
+    public long? EventsPrunedSeq { get; set; }
+    public DateTime? EventsPrunedAt { get; set; }
 }
 
 internal sealed class StepRow

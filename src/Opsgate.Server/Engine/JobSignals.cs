@@ -13,7 +13,8 @@ internal sealed class JobSignals
     // One wake-up per slot pool (top-level jobs, child jobs): a wake-up taken by the pool that cannot claim the job
     // would otherwise leave the other asleep until its poll tick.
     private readonly Channel<bool>[] _work = [NewWakeUp(), NewWakeUp()];
-    private readonly ConcurrentDictionary<string, TaskCompletionSource> _eventWaiters = new(StringComparer.Ordinal);
+    // Copy-on-write arrays: appenders read them without a lock.
+    private readonly ConcurrentDictionary<string, LiveSubscription[]> _subscriptions = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Action<string?>> _running = new(StringComparer.Ordinal);
 
     /// <summary>A job became claimable (submitted, approved, retried, or a concurrency key was freed).</summary>
@@ -44,23 +45,61 @@ internal sealed class JobSignals
         }
     }
 
+    /// <summary>Events of the job were committed; live clients read them from the database.</summary>
     public void EventsAppended(string jobId)
     {
-        if (_eventWaiters.TryRemove(jobId, out var waiter))
-            waiter.TrySetResult();
+        if (_subscriptions.TryGetValue(jobId, out var subscriptions))
+        {
+            foreach (var s in subscriptions)
+                s.Poke();
+        }
     }
 
-    /// <summary>Completes when new events of the job were appended here, or after <paramref name="atMost"/>.</summary>
+    /// <summary>
+    /// Events of the job were committed with consecutive seqs from <paramref name="first"/>: live clients get them
+    /// without a database read. Encoding waits for the first client that sends them, off the appender's path.
+    /// </summary>
+    public void EventsAppended(string jobId, long first, DateTime ts, IReadOnlyList<NewEvent> events)
+    {
+        if (!_subscriptions.TryGetValue(jobId, out var subscriptions))
+            return;
+        var frames = new EventFrame[events.Count];
+        for (var i = 0; i < frames.Length; i++)
+        {
+            var e = events[i];
+            frames[i] = new EventFrame(new JobEventRow { JobId = jobId, Seq = first + i, Ts = ts, Type = e.Type, StepOrder = e.StepOrder, Data = e.DataJson });
+        }
+        foreach (var s in subscriptions)
+            s.Offer(frames);
+    }
+
+    /// <summary>Completes when events of the job are committed in this process, or after <paramref name="atMost"/> (another replica may have written some).</summary>
     public async Task WaitForEventsAsync(string jobId, TimeSpan atMost, CancellationToken ct)
     {
-        var waiter = _eventWaiters.GetOrAdd(jobId, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
-        try
+        using var subscription = Subscribe(jobId);
+        await subscription.WaitAsync(atMost, ct);
+    }
+
+    /// <summary>New events of the job as they are committed in this process, until disposed.</summary>
+    public LiveSubscription Subscribe(string jobId)
+    {
+        var subscription = new LiveSubscription(jobId, Unsubscribe);
+        lock (_subscriptions)
+            _subscriptions[jobId] = _subscriptions.TryGetValue(jobId, out var others) ? [.. others, subscription] : [subscription];
+        return subscription;
+    }
+
+    private void Unsubscribe(LiveSubscription subscription)
+    {
+        lock (_subscriptions)
         {
-            await waiter.Task.WaitAsync(atMost, ct);
-        }
-        catch (TimeoutException)
-        {
-            // Re-read the database anyway: another replica may have written events.
+            if (!_subscriptions.TryGetValue(subscription.JobId, out var all))
+                return;
+            var rest = all.Where(s => s != subscription).ToArray();
+            if (rest.Length == 0)
+                _subscriptions.TryRemove(subscription.JobId, out _);
+            else
+                _subscriptions[subscription.JobId] = rest;
         }
     }
 

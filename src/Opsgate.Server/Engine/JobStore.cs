@@ -19,7 +19,13 @@ internal sealed record NewJob(string Id, string Type, JsonObject Params, bool Dr
 }
 
 /// <param name="Final">The job's last event: its data gets <c>events</c>, the total count (its own seq), so a client knows it has them all.</param>
-internal sealed record NewEvent(string Type, int? StepOrder, JsonObject? Data, bool Final = false);
+internal sealed record NewEvent(string Type, int? StepOrder, JsonObject? Data, bool Final = false)
+{
+    /// <summary>The data already serialized, for the hot path (callback events are rewritten without building a DOM); used when <see cref="Data"/> is null.</summary>
+    public string? Json { get; init; }
+
+    internal string? DataJson => Data?.ToJsonString() ?? Json;
+}
 
 /// <summary>
 /// Jobs, steps and events in the database, which is the only source of truth: a worker holds a job through a
@@ -31,7 +37,7 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
     private const string JobColumns =
         "id, type, status, params, dry_run, actor, principal_id, source_ip, created_at, started_at, finished_at, attempt, lease_owner, " +
         "lease_expires_at, concurrency_key, cancel_requested, cancel_requested_by, deadline_at, approval_expires_at, decided_by, decision_comment, error, last_seq, " +
-        "parent_id, shard_index, shard_round, shard_hosts, relayed_seq";
+        "parent_id, shard_index, shard_round, shard_hosts, relayed_seq, events_pruned_at, events_pruned_seq";
     private const string StepColumns = "job_id, step_order, name, kind, status, detail, attempts, started_at, finished_at, output";
 
     public DateTime Now() => time.GetUtcNow().UtcDateTime.TruncateToMicroseconds();
@@ -263,13 +269,22 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
     /// <summary>Appends events for a job <paramref name="owner"/> runs. False: lease lost.</summary>
     public async Task<bool> AppendAsync(string jobId, string owner, IReadOnlyList<NewEvent> events, CancellationToken ct)
     {
+        if (events.Count == 0)
+            return await UpdateNothingAsync(jobId, owner, ct);
         await using var write = await database.WriteAsync(ct);
-        var (connection, tx) = (write.Connection, write.Transaction);
-        if (!await AppendEventsAsync(connection, tx, jobId, owner, events, ct))
+        if (await AppendEventsReturningAsync(write.Connection, write.Transaction, jobId, owner, events, ct) is not { } appended)
             return false;
         await write.CommitAsync(ct);
-        signals.EventsAppended(jobId);
+        // Still in this process's write turn, so live clients get one job's appends in commit order (a client that
+        // finds a gap reads the database anyway).
+        signals.EventsAppended(jobId, appended.First, appended.Ts, events);
         return true;
+    }
+
+    private async Task<bool> UpdateNothingAsync(string jobId, string owner, CancellationToken ct)
+    {
+        await using var write = await database.WriteAsync(ct);
+        return await AppendEventsAsync(write.Connection, write.Transaction, jobId, owner, [], ct);
     }
 
     /// <summary>Commits, with the audit entry of the change chained into the same transaction.</summary>
@@ -331,11 +346,18 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
             return owner is null || await connection.ExecuteScalarAsync<long>(
                 "SELECT COUNT(*) FROM jobs WHERE id = @jobId AND lease_owner = @owner AND status = 'running'", new { jobId, owner }, tx) > 0;
         }
+        return await AppendEventsReturningAsync(connection, tx, jobId, owner, events, ct) is not null;
+    }
+
+    /// <summary>As <see cref="AppendEventsAsync"/> for at least one event: the seq of the first (the others follow it) and their timestamp, or null when the lease is lost.</summary>
+    internal async Task<(long First, DateTime Ts)?> AppendEventsReturningAsync(DbConnection connection, DbTransaction tx, string jobId, string? owner, IReadOnlyList<NewEvent> events, CancellationToken ct)
+    {
+        ArgumentOutOfRangeException.ThrowIfZero(events.Count);
         var guard = owner is null ? "" : " AND lease_owner = @owner AND status = 'running'";
         var last = await connection.QuerySingleOrDefaultAsync<long?>(
             $"UPDATE jobs SET last_seq = last_seq + @n WHERE id = @jobId{guard} RETURNING last_seq", new { jobId, owner, n = events.Count }, tx);
         if (last is null)
-            return false;
+            return null;
         var first = last.Value - events.Count + 1;
         var now = Now();
         for (var i = 0; i < events.Count; i++)
@@ -343,10 +365,8 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
             if (events[i].Final)
                 (events[i].Data ?? [])["events"] = first + i;
         }
-        await connection.ExecuteAsync(
-            "INSERT INTO job_events (job_id, seq, ts, type, step_order, data) VALUES (@JobId, @Seq, @Ts, @Type, @StepOrder, @Data)",
-            events.Select((e, i) => new JobEventRow { JobId = jobId, Seq = first + i, Ts = now, Type = e.Type, StepOrder = e.StepOrder, Data = e.Data?.ToJsonString() }), tx);
-        return true;
+        await EventRows.InsertAsync(connection, tx, jobId, first, now, events, ct);
+        return (first, now);
     }
 
     public async Task<IReadOnlyList<JobEventRow>> EventsAfterAsync(string jobId, long after, int limit, CancellationToken ct)
@@ -386,6 +406,7 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
         j.LeaseExpiresAt = j.LeaseExpiresAt.AsUtc();
         j.DeadlineAt = j.DeadlineAt.AsUtc();
         j.ApprovalExpiresAt = j.ApprovalExpiresAt.AsUtc();
+        j.EventsPrunedAt = j.EventsPrunedAt.AsUtc();
         return j;
     }
 

@@ -21,4 +21,16 @@ internal sealed class JobsOptions
 
     /// <summary>A directory of runbooks (*.yaml, *.yml) loaded at start next to the built-in ones; one with a built-in's name replaces it. Default: none.</summary>
     public string? RunbookDirectory { get; set; }
+
+    /// <summary>
+    /// How long a finished job's events are kept (a TimeSpan, e.g. <c>30.00:00:00</c>); then they are deleted, while the job,
+    /// its steps and its per-host results stay. 0 keeps events forever.
+    /// </summary>
+    public TimeSpan EventRetention { get; set; } = TimeSpan.FromDays(30);
+
+    /// <summary>How often the event pruner looks for jobs past <see cref="EventRetention"/>.</summary>
+    public TimeSpan EventPruneInterval { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>Most events the pruner deletes in one transaction: writers wait for no more than one such batch.</summary>
+    public int EventPruneBatch { get; set; } = 5_000;
 }

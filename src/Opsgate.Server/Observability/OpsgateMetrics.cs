@@ -20,6 +20,7 @@ internal sealed class OpsgateMetrics
     private readonly Histogram<double> _jobDuration;
     private readonly Histogram<double> _jobStartLatency;
     private readonly Counter<long> _notifications;
+    private readonly Counter<long> _eventsPruned;
 
     public OpsgateMetrics(IMeterFactory meters)
     {
@@ -35,6 +36,7 @@ internal sealed class OpsgateMetrics
         _jobStartLatency = Meter.CreateHistogram<double>("opsgate_job_start_latency_seconds", unit: "s", description: "Time from submit (or approval) to first start.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30] });
         _notifications = Meter.CreateCounter<long>("opsgate_notifications_total", description: "Job notifications by webhook and outcome (sent, failed, dropped).");
+        _eventsPruned = Meter.CreateCounter<long>("opsgate_events_pruned_total", description: "Job events deleted by the event retention (Jobs:EventRetention).");
 
         var process = Process.GetCurrentProcess();
         var started = new DateTimeOffset(process.StartTime.ToUniversalTime()).ToUnixTimeMilliseconds() / 1000.0;
@@ -63,6 +65,8 @@ internal sealed class OpsgateMetrics
         _jobs.Add(1, new("type", type), new("status", status));
         _jobDuration.Record(seconds, new KeyValuePair<string, object?>("type", type));
     }
+
+    public void EventsPruned(long count) => _eventsPruned.Add(count);
 
     public void Notification(string webhook, string status) =>
         _notifications.Add(1, new("webhook", webhook), new("status", status));
