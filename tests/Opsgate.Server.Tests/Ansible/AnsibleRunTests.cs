@@ -33,6 +33,48 @@ public sealed class AnsibleRunTests
               loop: [a, b]
         """;
 
+    /// <summary>From one host to 200 (a host range): every host is in the results with ansible's own recap, every event once and in order.</summary>
+    [Theory]
+    [InlineData(1, Provider.Sqlite)]
+    [InlineData(37, Provider.Postgres)]
+    [InlineData(200, Provider.Sqlite)]
+    public async Task Inventories_of_one_to_200_local_hosts_give_every_host_its_recap(int count, Provider provider)
+    {
+        using var playbooks = new TempDir();
+        await using var server = await StartAsync(provider, playbooks, ("site.yml", """
+            - hosts: all
+              gather_facts: false
+              tasks:
+                - name: greet
+                  debug: {msg: "hello {{ inventory_hostname }}"}
+                - name: remember
+                  set_fact: {seen: yes}
+                - name: only the first
+                  debug: {msg: first}
+                  when: inventory_hostname == 'n001'
+            """));
+        var range = count == 1 ? "n001:" : $"n[001:{count:000}]:";
+        var inventory = await StoreInventoryAsync(server.Admin, "all:\n  vars: {" + LocalVars + "}\n  hosts:\n    " + range + "\n");
+
+        var id = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "site.yml", inventory, forks = 50 });
+        var events = await ReadEventsAsync(server.Admin, id, timeout: TimeSpan.FromMinutes(4));
+        var job = await Jobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromMinutes(1));
+
+        Assert.True(job.Status() == "succeeded", job.ToString());
+        Assert.Equal(Enumerable.Range(1, events.Count).Select(i => (long)i), events.Select(e => e.Id));
+        Assert.Equal(count * 2 + 1, events.Count(e => e.Type == "ansible.runner_ok"));
+        Assert.Equal(count - 1, events.Count(e => e.Type == "ansible.runner_skipped"));
+        var recap = RecapFromOutput(events);
+        Assert.Equal(count, recap.Count);
+        var results = await server.Admin.GetFromJsonAsync<JsonElement>($"/api/v1/jobs/{id}/hosts");
+        Assert.Equal(recap.Keys.Order(StringComparer.Ordinal), results.EnumerateObject().Select(p => p.Name).Order(StringComparer.Ordinal));
+        foreach (var (host, figures) in recap)
+            Assert.Equal(figures, FromApi(results.GetProperty(host).GetProperty("stats")));
+        Assert.Equal(3, recap["n001"].Ok);
+        if (count > 1)
+            Assert.Equal(1, recap[$"n{count:000}"].Skipped);
+    }
+
     [Theory]
     [InlineData(Provider.Sqlite)]
     [InlineData(Provider.Postgres)]
