@@ -38,7 +38,7 @@ internal static class ProjectsApi
     private static async Task<Results<Created<ProjectResponse>, ProblemHttpResult>> Create(
         CreateProjectRequest request, HttpContext context, ProjectStore projects, ProjectCache cache, CredentialStore credentials, TimeProvider time)
     {
-        context.SetAuditBody(request);
+        context.SetAuditBody(request with { GitRepo = GitUrls.ForAudit(request.GitRepo) });
         context.Audit().ResourceName = request.Name.Length <= 63 ? request.Name : request.Name[..63];
         if (!Validate.IsDnsLabel(request.Name))
             return Problems.Invalid("name", Validate.DnsLabelRule);
@@ -53,6 +53,11 @@ internal static class ProjectsApi
         {
             if (!Validate.IsDnsLabel(credentialName))
                 return Problems.Invalid("credential", Validate.DnsLabelRule);
+            // git sends the secret to the repository's host, which the request names: only admins, who make
+            // credentials, may point one at a host.
+            if (context.Principal()!.Role is not { } role || role < Role.Admin)
+                return TypedResults.Problem(statusCode: 403, title: "Forbidden",
+                    detail: "attaching a credential to a project requires role admin: git sends the credential to the repository's host");
             credential = await credentials.GetSecretAsync(credentialName, context.RequestAborted);
             if (credential is null)
                 return Problems.Invalid("credential", $"credential '{credentialName}' does not exist");

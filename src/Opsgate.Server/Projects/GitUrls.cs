@@ -36,8 +36,8 @@ internal static partial class GitUrls
                 return "is not a valid URL";
             if (uri.Host.StartsWith('-') || uri.UserInfo.StartsWith('-'))
                 return "the host and user must not start with '-'";
-            if (transport == GitTransport.Https && uri.UserInfo.Contains(':', StringComparison.Ordinal))
-                return "must not carry a password; store it as a credential (kind token or password) and name it in 'credential'";
+            if (HasPassword(uri))
+                return "must not carry a password; store it as a credential and name it in 'credential'";
             return null;
         }
         if (ScpLike().Match(url) is { Success: true })
@@ -47,6 +47,17 @@ internal static partial class GitUrls
         }
         return "must be a file:// URL, an absolute path to a repository on the server, ssh://, user@host:path or https://";
     }
+
+    private static bool HasPassword(Uri uri) => Uri.UnescapeDataString(uri.UserInfo).Contains(':', StringComparison.Ordinal);
+
+    /// <summary>
+    /// The URL as it may be recorded (audit log): the user part of an https:// or ssh:// URL replaced, since a
+    /// refused URL may carry a password.
+    /// </summary>
+    public static string ForAudit(string url) =>
+        Uri.TryCreate(url, UriKind.Absolute, out var uri) && uri.UserInfo.Length > 0 && uri.Scheme is "https" or "ssh" or "http"
+            ? url.Replace(uri.UserInfo + "@", "[REDACTED]@", StringComparison.Ordinal)
+            : url;
 
     /// <summary>A branch, tag, full ref name (<c>refs/...</c>) or commit; git's own ref rules, plus never a leading '-'.</summary>
     public static string? CheckRef(string gitRef)

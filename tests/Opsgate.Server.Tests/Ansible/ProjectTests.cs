@@ -262,6 +262,14 @@ public sealed class ProjectTests
         Assert.Equal(HttpStatusCode.OK, (await operatorClient.GetAsync("/api/v1/credentials")).StatusCode);
         Assert.Equal(HttpStatusCode.Forbidden, (await operatorClient.PostAsJsonAsync("/api/v1/credentials", new { name = "mine", kind = "token", secret = "s" }, OpsgateServer.Json)).StatusCode);
         Assert.Equal(HttpStatusCode.Forbidden, (await operatorClient.DeleteAsync("/api/v1/credentials/forge")).StatusCode);
+        // git would send the credential to whatever host the project names: only an admin may point one at a host.
+        var pointed = await operatorClient.PostAsJsonAsync("/api/v1/projects",
+            new { name = "exfil", git_repo = "https://attacker.invalid/x.git", credential = "forge" }, OpsgateServer.Json);
+        Assert.Contains("requires role admin", await Problem.AssertAsync(pointed, HttpStatusCode.Forbidden), StringComparison.Ordinal);
+        // A password in the URL is refused, for ssh as for https, and never reaches the audit log.
+        var withPassword = await server.Admin.PostAsJsonAsync("/api/v1/projects",
+            new { name = "pw", git_repo = "ssh://git:hunter2-in-url@127.0.0.1/x.git" }, OpsgateServer.Json);
+        await Problem.AssertAsync(withPassword, HttpStatusCode.BadRequest);
 
         // git over ssh needs the key: without it the server says no, with it the project is made.
         var url = $"ssh://root@127.0.0.1:{ssh.Port}{repo.Bare}";
@@ -297,6 +305,7 @@ public sealed class ProjectTests
         var audit = await server.Admin.GetStringAsync("/api/v1/audit?limit=200");
         Assert.Contains("credential.create", audit, StringComparison.Ordinal);
         Assert.Contains("[REDACTED]", audit, StringComparison.Ordinal);
+        Assert.DoesNotContain("hunter2-in-url", audit, StringComparison.Ordinal);
         var allEvents = string.Join('\n', events.Select(e => e.Data.GetRawText()));
         foreach (var text in new[] { list.GetRawText(), audit, allEvents })
         {
