@@ -52,8 +52,11 @@ internal sealed partial class AnsibleRunStep
             {
                 if (context.OptionalString("project_commit") is { } given)
                 {
-                    if (given.Length != 40 || !GitUrls.LooksLikeCommit(given))
-                        throw new StepFailedException($"project_commit must be a full commit id (40 hex digits), not '{given}'");
+                    // Only a shard runs a commit it is given, and only the one its parent pinned: anyone else would
+                    // run any commit under the project's name, past its ref.
+                    var parent = (await store.GetAsync(context.JobId, ct))?.Job.ParentId;
+                    if (parent is null || given.Length != 40 || !GitUrls.LooksLikeCommit(given) || !await projects.PinnedAsync(parent, project.Id, given, ct))
+                        throw new StepFailedException("project_commit is only for the shards of a sharded run (the commit their parent pinned)");
                     commit = given;
                 }
                 else

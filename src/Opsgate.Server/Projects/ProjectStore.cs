@@ -71,6 +71,14 @@ internal sealed class ProjectStore(Database database, JobStore jobs, JobSignals 
         return pin is null ? null : (pin.ProjectId, pin.CommitSha);
     }
 
+    /// <summary>Whether some step of <paramref name="jobId"/> pinned <paramref name="commit"/> of the project (a shard checks its parent's pin).</summary>
+    public async Task<bool> PinnedAsync(string jobId, string projectId, string commit, CancellationToken ct)
+    {
+        await using var connection = await database.OpenAsync(ct);
+        return await connection.ExecuteScalarAsync<long>(
+            "SELECT COUNT(*) FROM project_pins WHERE job_id = @jobId AND project_id = @projectId AND commit_sha = @commit", new { jobId, projectId, commit }) > 0;
+    }
+
     /// <summary>
     /// Pins the step to <paramref name="commit"/> and appends <paramref name="announce"/>, in one transaction, if
     /// <paramref name="owner"/> still holds the job. False: lease lost, nothing written.

@@ -126,6 +126,13 @@ public sealed class ProjectTests
         }
         Assert.Equal(3, events.Count(e => e.Type == "ansible.runner_ok" && e.Str("message") == "release one"));
 
+        // A commit handed in by hand (not a shard of a parent that pinned it) is refused: the project's ref decides.
+        var byHand = await Jobs.SubmitAsync(server.Admin, "ansible-shard",
+            new { project = "main", project_commit = one, playbook = "site.yml", inventory = Inventory(["h1"]) });
+        var refused = await Jobs.WaitAsync(server.Admin, byHand, timeout: RunLimit);
+        Assert.Equal("failed", refused.Status());
+        Assert.Contains("only for the shards of a sharded run", refused.GetProperty("error").GetString(), StringComparison.Ordinal);
+
         // serial: read from the pinned checkout when the parent starts, so the job fails saying why.
         (job, _) = await RunAsync(server, new { project = "main", playbook = "rolling.yml", inventory, shards = 2 });
         Assert.Equal("failed", job.Status());
