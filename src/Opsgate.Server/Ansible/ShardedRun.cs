@@ -36,6 +36,8 @@ internal sealed partial class ShardedRun(
     private const string ShardRunbook = "ansible-shard";
     private const int RelayBatch = 1000;
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(200);
+    // CancellationTokenSource takes at most ~49 days; a run of 64 shards of a long RunTimeout stays far below.
+    private static readonly TimeSpan MaxWait = TimeSpan.FromDays(30);
 
     public async Task<ShardedResult> RunAsync(StepContext context, ShardRequest request, CancellationToken ct)
     {
@@ -120,7 +122,7 @@ internal sealed partial class ShardedRun(
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
         // Each child has the run's timeout; the wait allows for all of them running one after the other (few child
         // slots), and ends a wait for children no worker ever claims.
-        timeout.CancelAfter(request.Timeout * children.Count);
+        timeout.CancelAfter(TimeSpan.FromTicks(Math.Min(request.Timeout.Ticks * children.Count, MaxWait.Ticks)));
         var failFastDone = false;
         try
         {
@@ -140,9 +142,8 @@ internal sealed partial class ShardedRun(
                 }
                 if (done)
                     return children;
-                // Local children wake this at once; children on other replicas are seen on the next tick.
-                var firstOpen = children.First(c => !JobStatus.IsFinished(c.Status));
-                await signals.WaitForEventsAsync(firstOpen.Id, PollInterval, timeout.Token);
+                // Children running in this process wake this at once; those on other replicas are seen on the next tick.
+                await signals.WaitForEventsAsync(children.Where(c => !JobStatus.IsFinished(c.Status)).Select(c => c.Id), PollInterval, timeout.Token);
                 children = await store.ChildrenAsync(context.JobId, round, timeout.Token);
             }
         }

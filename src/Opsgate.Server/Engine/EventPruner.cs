@@ -75,7 +75,8 @@ internal sealed partial class EventPruner(Database database, JobStore store, IOp
             await using (var connection = await database.OpenAsync(ct))
             {
                 due = (await connection.QueryAsync<string>(
-                    "SELECT id FROM jobs WHERE events_pruned_seq IS NULL AND finished_at IS NOT NULL AND finished_at < @cutoff ORDER BY finished_at LIMIT @n",
+                    "SELECT id FROM jobs WHERE (events_pruned_seq IS NULL OR events_pruned_seq < last_seq) AND finished_at IS NOT NULL AND finished_at < @cutoff " +
+                    "AND (parent_id IS NULL OR relayed_seq >= last_seq) ORDER BY finished_at LIMIT @n",
                     new { cutoff, n = JobsPerRound })).AsList();
             }
             foreach (var id in due)
@@ -98,7 +99,8 @@ internal sealed partial class EventPruner(Database database, JobStore store, IOp
         var through = await write.Connection.QuerySingleOrDefaultAsync<long?>(
             """
             UPDATE jobs SET events_pruned_seq = last_seq, events_pruned_at = @now
-            WHERE id = @id AND events_pruned_seq IS NULL AND finished_at < @cutoff AND status IN ('succeeded', 'failed', 'cancelled')
+            WHERE id = @id AND (events_pruned_seq IS NULL OR events_pruned_seq < last_seq) AND finished_at < @cutoff AND status IN ('succeeded', 'failed', 'cancelled')
+              AND (parent_id IS NULL OR relayed_seq >= last_seq)
             RETURNING last_seq
             """, new { id, cutoff, now = store.Now() }, write.Transaction);
         await write.CommitAsync(ct);

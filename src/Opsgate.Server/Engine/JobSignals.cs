@@ -73,11 +73,20 @@ internal sealed class JobSignals
             s.Offer(frames);
     }
 
-    /// <summary>Completes when events of the job are committed in this process, or after <paramref name="atMost"/> (another replica may have written some).</summary>
-    public async Task WaitForEventsAsync(string jobId, TimeSpan atMost, CancellationToken ct)
+    /// <summary>Completes when events of any of the jobs are committed in this process, or after <paramref name="atMost"/> (another replica may have written some).</summary>
+    public async Task WaitForEventsAsync(IEnumerable<string> jobIds, TimeSpan atMost, CancellationToken ct)
     {
-        using var subscription = Subscribe(jobId);
-        await subscription.WaitAsync(atMost, ct);
+        var subscriptions = jobIds.Select(Subscribe).ToList();
+        try
+        {
+            await Task.WhenAny(subscriptions.Select(s => s.WaitAsync(atMost, ct)));
+            ct.ThrowIfCancellationRequested();
+        }
+        finally
+        {
+            foreach (var subscription in subscriptions)
+                subscription.Dispose();
+        }
     }
 
     /// <summary>New events of the job as they are committed in this process, until disposed.</summary>

@@ -135,8 +135,10 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
         await using var write = await database.WriteAsync(ct);
         if (!await AppendEventsAsync(write.Connection, write.Transaction, parentId, owner, events, ct))
             return false;
-        await write.Connection.ExecuteAsync("UPDATE jobs SET relayed_seq = @upTo WHERE id = @childId AND parent_id = @parentId",
-            new { upTo, childId, parentId }, write.Transaction);
+        // Forward only: a relay that lost a race with another relaying worker writes nothing.
+        if (await write.Connection.ExecuteAsync("UPDATE jobs SET relayed_seq = @upTo WHERE id = @childId AND parent_id = @parentId AND relayed_seq < @upTo",
+            new { upTo, childId, parentId }, write.Transaction) == 0)
+            return false;
         await write.CommitAsync(ct);
         if (events.Count > 0)
             signals.EventsAppended(parentId);
