@@ -155,7 +155,7 @@ internal static class AnsibleBench
             // On PostgreSQL a second process on the same database shares the work (shards and parents alike), started after the
             // first is ready so that only one runs the migrations. Requests all go to the first; the second is read for /metrics.
             await using var second = options.PostgresConnectionString is not null && options.Runs("ansible") && options.AnsibleShards > 1
-                ? await ServerProcess.StartAsync(options, null, http, ct, "--Ansible:PlaybookDirectory=" + playbooks)
+                ? await ServerProcess.StartAsync(options, null, server.AdminKey, http, ct, "--Ansible:PlaybookDirectory=" + playbooks)
                 : null;
             if (second is not null)
                 o.WriteLine($"ansible second server (same database) pid {second.ProcessId} at {second.BaseAddress}");
