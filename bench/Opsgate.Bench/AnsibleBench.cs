@@ -21,15 +21,20 @@ internal sealed record OverheadPair(int Run, double RawSeconds, double OpsgateSe
 /// <param name="Process">Which bench server ran it ("A" the first, "B" the second), from the worker named in its <c>job.started</c> event.</param>
 /// <param name="SubmittedSeconds">The parent's started_at until the child was created (the parent's split and submit).</param>
 /// <param name="ClaimSeconds">The child's created_at until its started_at (waiting for and taking a child slot).</param>
+/// <param name="FreeSlotClaimSeconds">The claim alone: from the later of its created_at and the last finish of another shard on the same
+/// process before it started (when it waited for a slot, that finish freed it) to its started_at.</param>
 /// <param name="FirstEventSeconds">The parent's started_at until the child's first <c>ansible.*</c> event.</param>
 /// <param name="RelayFirstSeconds">The child's first <c>ansible.*</c> event until its copy on the parent's stream.</param>
 /// <param name="RelayFinishSeconds">The child's <c>job.finished</c> until the parent's <c>ansible.shard_finished</c> for it.</param>
 internal sealed record ShardRow(
-    int Index, string JobId, int Hosts, string Status, string Process, double SubmittedSeconds, double ClaimSeconds, double? FirstEventSeconds,
-    double? RelayFirstSeconds, double? RelayFinishSeconds, double RunSeconds);
+    int Index, string JobId, int Hosts, string Status, string Process, double SubmittedSeconds, double ClaimSeconds, double FreeSlotClaimSeconds,
+    double? FirstEventSeconds, double? RelayFirstSeconds, double? RelayFinishSeconds, double RunSeconds);
 
-/// <summary>The sharded leg's job: its wall time, its shards, and per bench server the ansible-shard jobs its /metrics counted during the run.</summary>
-internal sealed record ShardedRun(string JobId, double Seconds, IReadOnlyList<ShardRow> Shards, IReadOnlyDictionary<string, double> MetricShards);
+/// <summary>
+/// The sharded leg's job: its wall time, the process that ran the parent (it relays the shards' events), its shards, and per
+/// bench server the ansible-shard jobs its /metrics counted during the run.
+/// </summary>
+internal sealed record ShardedRun(string JobId, double Seconds, string ParentProcess, IReadOnlyList<ShardRow> Shards, IReadOnlyDictionary<string, double> MetricShards);
 
 internal sealed record OverheadMeasurement(string Database, int Hosts, int Forks, int Shards, int Processes, IReadOnlyList<OverheadPair> Pairs, string Load, string? Failure)
 {
@@ -260,10 +265,10 @@ internal static class AnsibleBench
                     shardedMismatch = Compare(recap, await api.HostsAsync(shardedJob.JobId, ct));
                     if (shardedMismatch is not null)
                         failures.Add($"run {run}: sharded job {shardedJob.JobId} /hosts differs from the raw PLAY RECAP: {shardedMismatch}");
-                    var rows = await api.ShardRowsAsync(shardedJob.JobId, servers.Select(s => (s.Name, s.Server.ProcessId)).ToList(), ct);
+                    var (parentProcess, rows) = await api.ShardRowsAsync(shardedJob.JobId, servers.Select(s => (s.Name, s.Server.ProcessId)).ToList(), ct);
                     if (rows.Count != options.AnsibleShards)
                         failures.Add($"run {run}: sharded job {shardedJob.JobId} has {rows.Count} children, not {options.AnsibleShards}");
-                    sharded = new ShardedRun(shardedJob.JobId, shardedJob.Seconds, rows, servers.ToDictionary(s => s.Name, s => after[s.Name] - before[s.Name]));
+                    sharded = new ShardedRun(shardedJob.JobId, shardedJob.Seconds, parentProcess, rows, servers.ToDictionary(s => s.Name, s => after[s.Name] - before[s.Name]));
                 }
 
                 var pair = new OverheadPair(run, raw.Seconds, job.Seconds, job.JobId, sharded);
@@ -279,10 +284,10 @@ internal static class AnsibleBench
                     {
                         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
                             $"  shard {r.Index} ({r.JobId}, {r.Hosts} hosts, {r.Status}) on {r.Process}: created {r.SubmittedSeconds:0.000} s after the parent started, " +
-                            $"claimed {r.ClaimSeconds:0.000} s later, first ansible event at {Opt(r.FirstEventSeconds)} s, relayed after {Opt(r.RelayFirstSeconds)} s; " +
+                            $"claimed {r.ClaimSeconds:0.000} s later ({r.FreeSlotClaimSeconds:0.000} s after a slot was free), first ansible event at {Opt(r.FirstEventSeconds)} s, relayed after {Opt(r.RelayFirstSeconds)} s; " +
                             $"ran {r.RunSeconds:0.00} s; job.finished relayed after {Opt(r.RelayFinishSeconds)} s"));
                     }
-                    o.WriteLine("  spread: " + Spread(sharded));
+                    o.WriteLine($"  parent on {sharded.ParentProcess}; spread: {Spread(sharded)}");
                 }
             }
         }
@@ -407,8 +412,8 @@ internal static class AnsibleBench
                 $"| {m.Database} | {m.Hosts:N0} | {m.Shards} | {m.Processes} | {m.Pairs.Count(p => p.Sharded is not null)} | {m.OpsgateMedian:0.00} | {m.ShardedMedian:0.00} | {m.Penalty:0.000} | <= {OverheadMeasurement.MaxPenalty:0.00} | {m.PenaltyVerdict} |"));
         }
         o.WriteLine();
-        o.WriteLine("| database | run | process | shards (job.started workers) | hosts | ansible-shard jobs on its /metrics |");
-        o.WriteLine("|---|---:|---|---:|---:|---:|");
+        o.WriteLine("| database | run | process | ran the parent | shards (job.started workers) | hosts | ansible-shard jobs on its /metrics |");
+        o.WriteLine("|---|---:|---|---|---:|---:|---:|");
         foreach (var m in sharded)
         {
             foreach (var p in m.Pairs.Where(p => p.Sharded is not null))
@@ -416,15 +421,15 @@ internal static class AnsibleBench
                 foreach (var (name, count) in p.Sharded!.MetricShards)
                 {
                     var mine = p.Sharded.Shards.Where(s => s.Process == name).ToList();
-                    o.WriteLine(string.Create(inv, $"| {m.Database} | {p.Run} | {name} | {mine.Count} | {mine.Sum(s => s.Hosts)} | {count:0} |"));
+                    o.WriteLine(string.Create(inv, $"| {m.Database} | {p.Run} | {name} | {(p.Sharded.ParentProcess == name ? "yes" : "no")} | {mine.Count} | {mine.Sum(s => s.Hosts)} | {count:0} |"));
                 }
             }
         }
         o.WriteLine();
         o.WriteLine("Per-shard dispatch (server timestamps, median over all shards of all runs, max in brackets): parent start -> child created (split + submit), " +
             "created -> claimed, parent start -> child's first ansible event, and the relay delay of that event and of the child's job.finished to the parent's stream.");
-        o.WriteLine("| database | shards measured | submitted s | claim s | first event s | relay first event s | relay finish s | shard run s |");
-        o.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|");
+        o.WriteLine("| database | shards measured | submitted s | created -> claimed s | claim after a free slot s | first event s | relay first event s | relay finish s | shard run s |");
+        o.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var m in sharded)
         {
             var rows = m.Pairs.Where(p => p.Sharded is not null).SelectMany(p => p.Sharded!.Shards).ToList();
@@ -433,7 +438,7 @@ internal static class AnsibleBench
                 var values = rows.Select(f).OfType<double>().ToList();
                 return values.Count == 0 ? "-" : string.Create(inv, $"{OverheadMeasurement.Median(values):0.000} ({values.Max():0.000})");
             }
-            o.WriteLine($"| {m.Database} | {rows.Count} | {Cell(r => r.SubmittedSeconds)} | {Cell(r => r.ClaimSeconds)} | {Cell(r => r.FirstEventSeconds)} | " +
+            o.WriteLine($"| {m.Database} | {rows.Count} | {Cell(r => r.SubmittedSeconds)} | {Cell(r => r.ClaimSeconds)} | {Cell(r => r.FreeSlotClaimSeconds)} | {Cell(r => r.FirstEventSeconds)} | " +
                 $"{Cell(r => r.RelayFirstSeconds)} | {Cell(r => r.RelayFinishSeconds)} | {Cell(r => r.RunSeconds)} |");
         }
     }
@@ -615,25 +620,32 @@ internal sealed class OpsgateApi(HttpClient client, Scenarios s, Uri baseAddress
     /// ansible.* event; job.finished) and the parent's stream (the relayed copies).
     /// </summary>
     /// <param name="processes">The bench servers by name and process id: a worker is named "machine/pid/..." by the server.</param>
-    public async Task<List<ShardRow>> ShardRowsAsync(string parentId, IReadOnlyList<(string Name, int Pid)> processes, CancellationToken ct)
+    public async Task<(string ParentProcess, List<ShardRow> Shards)> ShardRowsAsync(string parentId, IReadOnlyList<(string Name, int Pid)> processes, CancellationToken ct)
     {
         using var parent = await SendAsync(HttpMethod.Get, $"api/v1/jobs/{parentId}", null, HttpStatusCode.OK, ct);
         var parentStarted = Time(parent.RootElement, "started_at")!.Value;
         var parentEvents = await ReplayAsync(parentId, ct);
+        var parentProcess = Process(parentEvents, processes);
+        var children = new List<(JsonElement View, DateTime Created, DateTime Started, DateTime Finished, string Process, List<(string Type, DateTime Ts, JsonElement Data)> Events)>();
+        if (parent.RootElement.TryGetProperty("children", out var list) && list.ValueKind == JsonValueKind.Array)
+        {
+            foreach (var c in list.EnumerateArray())
+            {
+                var id = c.GetProperty("job_id").GetString()!;
+                using var child = await SendAsync(HttpMethod.Get, $"api/v1/jobs/{id}", null, HttpStatusCode.OK, ct);
+                var created = Time(child.RootElement, "created_at")!.Value;
+                var started = Time(child.RootElement, "started_at") ?? created;
+                var events = await ReplayAsync(id, ct);
+                children.Add((c.Clone(), created, started, Time(child.RootElement, "finished_at") ?? started, Process(events, processes), events));
+            }
+        }
         var rows = new List<ShardRow>();
-        if (!parent.RootElement.TryGetProperty("children", out var children) || children.ValueKind != JsonValueKind.Array)
-            return rows;
-        foreach (var c in children.EnumerateArray())
+        foreach (var (c, created, started, finished, process, events) in children)
         {
             var id = c.GetProperty("job_id").GetString()!;
-            using var child = await SendAsync(HttpMethod.Get, $"api/v1/jobs/{id}", null, HttpStatusCode.OK, ct);
-            var created = Time(child.RootElement, "created_at")!.Value;
-            var started = Time(child.RootElement, "started_at") ?? created;
-            var finished = Time(child.RootElement, "finished_at") ?? started;
-            var events = await ReplayAsync(id, ct);
-            var worker = events.FirstOrDefault(e => e.Type == "job.started").Data is { ValueKind: JsonValueKind.Object } d && d.TryGetProperty("worker", out var w) ? w.GetString() ?? "" : "";
-            var pid = worker.Split('/') is { Length: >= 2 } parts ? parts[1] : "";
-            var process = processes.FirstOrDefault(p => p.Pid.ToString(CultureInfo.InvariantCulture) == pid).Name ?? $"worker {worker}";
+            // Finish times within 50 ms after its start count as before it: finished_at is taken just before the commit that frees the slot.
+            var slotFreed = children.Where(o => o.Process == process && o.View.GetProperty("job_id").GetString() != id && o.Finished <= started.AddMilliseconds(50))
+                .Select(o => o.Finished).Append(created).Max();
             var firstChild = events.FirstOrDefault(e => e.Type.StartsWith("ansible.", StringComparison.Ordinal));
             var childFinished = events.FirstOrDefault(e => e.Type == "job.finished");
             var mine = parentEvents.Where(e => e.Data.ValueKind == JsonValueKind.Object && e.Data.TryGetProperty("shard_job", out var j) && j.GetString() == id).ToList();
@@ -641,13 +653,22 @@ internal sealed class OpsgateApi(HttpClient client, Scenarios s, Uri baseAddress
             var shardFinished = mine.FirstOrDefault(e => e.Type == "ansible.shard_finished");
             rows.Add(new ShardRow(
                 c.GetProperty("shard_index").GetInt32(), id, c.GetProperty("hosts").GetInt32(), c.GetProperty("status").GetString()!, process,
-                (created - parentStarted).TotalSeconds, (started - created).TotalSeconds,
+                (created - parentStarted).TotalSeconds, (started - created).TotalSeconds, Math.Max(0, (started - slotFreed).TotalSeconds),
                 firstChild.Type is null ? null : (firstChild.Ts - parentStarted).TotalSeconds,
                 firstChild.Type is null || firstRelayed.Type is null ? null : (firstRelayed.Ts - firstChild.Ts).TotalSeconds,
                 childFinished.Type is null || shardFinished.Type is null ? null : (shardFinished.Ts - childFinished.Ts).TotalSeconds,
                 (finished - started).TotalSeconds));
         }
-        return rows;
+        return (parentProcess, rows);
+    }
+
+    /// <summary>Which bench server ran a job: the worker its job.started event names ("machine/pid/..."), by process id.</summary>
+    private static string Process(List<(string Type, DateTime Ts, JsonElement Data)> events, IReadOnlyList<(string Name, int Pid)> processes)
+    {
+        var worker = events.FirstOrDefault(e => e.Type == "job.started").Data is { ValueKind: JsonValueKind.Object } d && d.TryGetProperty("worker", out var w)
+            ? w.GetString() ?? "" : "";
+        var pid = worker.Split('/') is { Length: >= 2 } parts ? parts[1] : "";
+        return processes.FirstOrDefault(p => p.Pid.ToString(CultureInfo.InvariantCulture) == pid).Name ?? $"worker '{worker}'";
     }
 
     /// <summary>A finished job's whole stream, from its first event to job.finished.</summary>
