@@ -623,7 +623,7 @@ internal sealed class OpsgateApi(HttpClient client, Scenarios s, Uri baseAddress
     public async Task<(string ParentProcess, List<ShardRow> Shards)> ShardRowsAsync(string parentId, IReadOnlyList<(string Name, int Pid)> processes, CancellationToken ct)
     {
         using var parent = await SendAsync(HttpMethod.Get, $"api/v1/jobs/{parentId}", null, HttpStatusCode.OK, ct);
-        var parentStarted = Time(parent.RootElement, "started_at")!.Value;
+        var parentStarted = Time(parent.RootElement, "started_at") ?? Time(parent.RootElement, "created_at")!.Value;
         var parentEvents = await ReplayAsync(parentId, ct);
         var parentProcess = Process(parentEvents, processes);
         var children = new List<(JsonElement View, DateTime Created, DateTime Started, DateTime Finished, string Process, List<(string Type, DateTime Ts, JsonElement Data)> Events)>();
