@@ -6,7 +6,7 @@
 #   3. starts its own PostgreSQL 15 on 127.0.0.1 in a temp dir, as scripts/test.sh does,
 #   4. runs bench/Opsgate.Bench on SQLite (every scenario), then on PostgreSQL (all but kube and ansible-large); each run
 #      starts its own Opsgate process (and KubeSim for kube; one more Opsgate with a playbook directory for the ansible
-#      scenarios, which run real ansible-playbook: Debian's ansible package, as scripts/test.sh installs it),
+#      scenarios, and on PostgreSQL a second one on the same database for the ansible scenario's shards; they run real ansible-playbook: Debian's ansible package, as scripts/test.sh installs it),
 #   5. stops PostgreSQL (also on failure or Ctrl-C) and exits non-zero if a run FAILED.
 # Extra arguments go to both runs (e.g. --duration 5 --rounds 3; a later --only replaces the PostgreSQL run's, so
 # `bench/run.sh --only ansible,ansible-large` runs exactly those two on SQLite and on PostgreSQL).

@@ -8,23 +8,52 @@ using System.Text.Json.Nodes;
 
 namespace Opsgate.Bench;
 
-/// <summary>One raw/Opsgate pair of the overhead scenario; seconds are wall time as the client sees it.</summary>
-internal sealed record OverheadPair(int Run, double RawSeconds, double OpsgateSeconds, string JobId)
+/// <summary>
+/// One round of the overhead scenario (raw, then the 1-shard job, then the sharded job when that leg is on); seconds are
+/// wall time as the client sees it.
+/// </summary>
+internal sealed record OverheadPair(int Run, double RawSeconds, double OpsgateSeconds, string JobId, ShardedRun? Sharded)
 {
     public double Ratio => OpsgateSeconds / RawSeconds;
 }
 
-internal sealed record OverheadMeasurement(string Database, int Hosts, int Forks, IReadOnlyList<OverheadPair> Pairs, string Load, string? Failure)
+/// <summary>One shard of a sharded run, from the server's own timestamps (same clock: every process runs on this machine).</summary>
+/// <param name="Process">Which bench server ran it ("A" the first, "B" the second), from the worker named in its <c>job.started</c> event.</param>
+/// <param name="SubmittedSeconds">The parent's started_at until the child was created (the parent's split and submit).</param>
+/// <param name="ClaimSeconds">The child's created_at until its started_at (waiting for and taking a child slot).</param>
+/// <param name="FreeSlotClaimSeconds">The claim alone: from the later of its created_at and the last finish of another shard on the same
+/// process before it started (when it waited for a slot, that finish freed it) to its started_at.</param>
+/// <param name="FirstEventSeconds">The parent's started_at until the child's first <c>ansible.*</c> event.</param>
+/// <param name="RelayFirstSeconds">The child's first <c>ansible.*</c> event until its copy on the parent's stream.</param>
+/// <param name="RelayFinishSeconds">The child's <c>job.finished</c> until the parent's <c>ansible.shard_finished</c> for it.</param>
+internal sealed record ShardRow(
+    int Index, string JobId, int Hosts, string Status, string Process, double SubmittedSeconds, double ClaimSeconds, double FreeSlotClaimSeconds,
+    double? FirstEventSeconds, double? RelayFirstSeconds, double? RelayFinishSeconds, double RunSeconds);
+
+/// <summary>
+/// The sharded leg's job: its wall time, the process that ran the parent (it relays the shards' events), its shards, and per
+/// bench server the ansible-shard jobs its /metrics counted during the run.
+/// </summary>
+internal sealed record ShardedRun(string JobId, double Seconds, string ParentProcess, IReadOnlyList<ShardRow> Shards, IReadOnlyDictionary<string, double> MetricShards);
+
+internal sealed record OverheadMeasurement(string Database, int Hosts, int Forks, int Shards, int Processes, IReadOnlyList<OverheadPair> Pairs, string Load, string? Failure)
 {
     public const double MaxRatio = 1.05;
+    public const double MaxPenalty = 1.10;
 
     public double RawMedian => Median(Pairs.Select(p => p.RawSeconds));
     public double OpsgateMedian => Median(Pairs.Select(p => p.OpsgateSeconds));
+    public double ShardedMedian => Median(Pairs.Where(p => p.Sharded is not null).Select(p => p.Sharded!.Seconds));
 
     /// <summary>The target's figure: the median Opsgate wall time over the median raw wall time.</summary>
     public double Ratio => OpsgateMedian / RawMedian;
 
+    /// <summary>The shard cost: the median wall time with N shards over the median with 1 shard.</summary>
+    public double Penalty => ShardedMedian / OpsgateMedian;
+
     public string Verdict => Failure is not null ? "FAILED" : Pairs.Count == 0 ? "no runs" : Ratio <= MaxRatio ? "met" : "missed";
+
+    public string PenaltyVerdict => Failure is not null ? "FAILED" : !Pairs.Any(p => p.Sharded is not null) ? "no runs" : Penalty <= MaxPenalty ? "met" : "missed";
 
     public static double Median(IEnumerable<double> values)
     {
@@ -103,7 +132,10 @@ internal static class AnsibleBench
         if (options.Runs("ansible"))
             lines.Add($"ansible: 3-task playbook (ping, command /bin/true, debug) over {options.AnsibleHosts:N0} local hosts, forks {Forks}; " +
                 $"{options.AnsibleRuns} run(s) each of raw ansible-playbook (Opsgate's environment, no callback plugin; start to exit) and the ansible-playbook job " +
-                "(1 shard; POST /api/v1/jobs to job.finished on its SSE stream), alternating, after one unmeasured run of each over 2 hosts; target median Opsgate / median raw <= 1.05");
+                "(1 shard; POST /api/v1/jobs to job.finished on its SSE stream)" +
+                (options.AnsibleShards > 1 ? $" and the same job with shards {options.AnsibleShards}" + (options.PostgresConnectionString is null ? "" : " (a second Opsgate process on the same database shares the shards)") : "") +
+                ", alternating, after one unmeasured run of each over 2 hosts; target median Opsgate / median raw <= 1.05" +
+                (options.AnsibleShards > 1 ? $", shard cost median {options.AnsibleShards} shards / median 1 shard <= 1.10" : ""));
         if (options.Runs("ansible-large"))
             lines.Add($"ansible-large: {options.LargeHosts:N0}-host inventory (one group, a host range, group vars) stored through POST /api/v1/inventories; " +
                 $"1-task debug job{(options.LargeShards is null ? "" : $" with shards {options.LargeShards}")}, forks {Forks}: POST /api/v1/jobs to its first task result event on SSE, then cancel; " +
@@ -125,18 +157,28 @@ internal static class AnsibleBench
             await File.WriteAllTextAsync(Path.Combine(playbooks, "large.yml"), LargePlaybook, ct);
             await using var server = await ServerProcess.StartAsync(options, http, ct, "--Ansible:PlaybookDirectory=" + playbooks);
             o.WriteLine($"ansible server pid {server.ProcessId} at {server.BaseAddress}, Ansible:PlaybookDirectory={playbooks}");
+            // On PostgreSQL a second process on the same database shares the work (shards and parents alike), started after the
+            // first is ready so that only one runs the migrations. Requests all go to the first; the second is read for /metrics.
+            await using var second = options.PostgresConnectionString is not null && options.Runs("ansible") && options.AnsibleShards > 1
+                ? await ServerProcess.StartAsync(options, null, server.AdminKey, http, ct, "--Ansible:PlaybookDirectory=" + playbooks)
+                : null;
+            if (second is not null)
+                o.WriteLine($"ansible second server (same database) pid {second.ProcessId} at {second.BaseAddress}");
             var api = new OpsgateApi(client, new Scenarios(client, client, server.BaseAddress, server.AdminKey), server.BaseAddress);
             // A refused request or a run over its limit fails that scenario, not the whole benchmark.
             if (options.Runs("ansible"))
             {
                 try
                 {
-                    overhead.Add(await OverheadAsync(options, o, api, playbooks, ct));
+                    var servers = new List<(string Name, ServerProcess Server)> { ("A", server) };
+                    if (second is not null)
+                        servers.Add(("B", second));
+                    overhead.Add(await OverheadAsync(options, o, api, client, servers, playbooks, ct));
                 }
                 catch (BenchException e)
                 {
                     o.WriteLine($"ansible FAILED: {e.Message}");
-                    overhead.Add(new OverheadMeasurement(options.DatabaseName, options.AnsibleHosts, Forks, [], Load(), e.Message));
+                    overhead.Add(new OverheadMeasurement(options.DatabaseName, options.AnsibleHosts, Forks, Math.Max(options.AnsibleShards, 1), second is null ? 1 : 2, [], Load(), e.Message));
                 }
             }
             if (options.Runs("ansible-large"))
@@ -159,8 +201,10 @@ internal static class AnsibleBench
         return new Results(overhead, large);
     }
 
-    private static async Task<OverheadMeasurement> OverheadAsync(BenchOptions options, TextWriter o, OpsgateApi api, string playbooks, CancellationToken ct)
+    private static async Task<OverheadMeasurement> OverheadAsync(
+        BenchOptions options, TextWriter o, OpsgateApi api, HttpClient client, List<(string Name, ServerProcess Server)> servers, string playbooks, CancellationToken ct)
     {
+        var shards = options.AnsibleShards > 1 ? options.AnsibleShards.ToString(CultureInfo.InvariantCulture) : null;
         var loadBefore = Load();
         var width = options.AnsibleHosts.ToString(CultureInfo.InvariantCulture).Length;
         string Inventory(int n) => RawAnsible.GroupInventory(
@@ -178,7 +222,9 @@ internal static class AnsibleBench
         {
             var raw = await RawAnsible.RunAsync(rawDir, playbook, Forks, RunLimit, ct);
             var job = await api.RunJobAsync("overhead.yml", "bench-overhead-warmup", null, RunLimit, ct);
-            o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ansible warm-up (2 hosts, unmeasured): raw {raw.Seconds:0.00} s (exit {raw.ExitCode}), Opsgate {job.Seconds:0.00} s ({job.Status})"));
+            var sharded = shards is null ? null : await api.RunJobAsync("overhead.yml", "bench-overhead-warmup", "2", RunLimit, ct);
+            o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ansible warm-up (2 hosts, unmeasured): raw {raw.Seconds:0.00} s (exit {raw.ExitCode}), Opsgate {job.Seconds:0.00} s ({job.Status})") +
+                (sharded is null ? "" : string.Create(CultureInfo.InvariantCulture, $", 2 shards {sharded.Seconds:0.00} s ({sharded.Status})")));
         }
         finally
         {
@@ -207,20 +253,76 @@ internal static class AnsibleBench
                 if (mismatch is not null)
                     failures.Add($"run {run}: job {job.JobId} /hosts differs from the raw PLAY RECAP: {mismatch}");
 
-                var pair = new OverheadPair(run, raw.Seconds, job.Seconds, job.JobId);
+                ShardedRun? sharded = null;
+                string? shardedMismatch = null;
+                if (shards is not null)
+                {
+                    var before = await ShardMetricsAsync(client, servers, ct);
+                    var shardedJob = await api.RunJobAsync("overhead.yml", "bench-overhead", shards, RunLimit, ct);
+                    var after = await ShardMetricsAsync(client, servers, ct);
+                    if (shardedJob.Status != "succeeded")
+                        failures.Add($"run {run}: sharded job {shardedJob.JobId} {shardedJob.Status}: {shardedJob.Error}");
+                    shardedMismatch = Compare(recap, await api.HostsAsync(shardedJob.JobId, ct));
+                    if (shardedMismatch is not null)
+                        failures.Add($"run {run}: sharded job {shardedJob.JobId} /hosts differs from the raw PLAY RECAP: {shardedMismatch}");
+                    var (parentProcess, rows) = await api.ShardRowsAsync(shardedJob.JobId, servers.Select(s => (s.Name, s.Server.ProcessId)).ToList(), ct);
+                    if (rows.Count != options.AnsibleShards)
+                        failures.Add($"run {run}: sharded job {shardedJob.JobId} has {rows.Count} children, not {options.AnsibleShards}");
+                    sharded = new ShardedRun(shardedJob.JobId, shardedJob.Seconds, parentProcess, rows, servers.ToDictionary(s => s.Name, s => after[s.Name] - before[s.Name]));
+                }
+
+                var pair = new OverheadPair(run, raw.Seconds, job.Seconds, job.JobId, sharded);
                 pairs.Add(pair);
                 o.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"ansible run {run}: raw {pair.RawSeconds:0.00} s, Opsgate {pair.OpsgateSeconds:0.00} s (job {job.JobId}, {job.Events:N0} events), ratio {pair.Ratio:0.000}; " +
-                    $"recap {Totals(recap)}; /hosts {(mismatch is null ? "equal" : "DIFFERENT")}; load {Load()}"));
+                    $"ansible run {run}: raw {pair.RawSeconds:0.00} s, Opsgate {pair.OpsgateSeconds:0.00} s (job {job.JobId}, {job.Events:N0} events), ratio {pair.Ratio:0.000}") +
+                    (sharded is null ? "" : string.Create(CultureInfo.InvariantCulture, $", {shards} shards {sharded.Seconds:0.00} s (job {sharded.JobId}), penalty {sharded.Seconds / pair.OpsgateSeconds:0.000}")) +
+                    $"; recap {Totals(recap)}; /hosts {(mismatch is null ? "equal" : "DIFFERENT")}" +
+                    (sharded is null ? "" : $", sharded /hosts {(shardedMismatch is null ? "equal" : "DIFFERENT")}") + $"; load {Load()}");
+                if (sharded is not null)
+                {
+                    foreach (var r in sharded.Shards)
+                    {
+                        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                            $"  shard {r.Index} ({r.JobId}, {r.Hosts} hosts, {r.Status}) on {r.Process}: created {r.SubmittedSeconds:0.000} s after the parent started, " +
+                            $"claimed {r.ClaimSeconds:0.000} s later ({r.FreeSlotClaimSeconds:0.000} s after a slot was free), first ansible event at {Opt(r.FirstEventSeconds)} s, relayed after {Opt(r.RelayFirstSeconds)} s; " +
+                            $"ran {r.RunSeconds:0.00} s; job.finished relayed after {Opt(r.RelayFinishSeconds)} s"));
+                    }
+                    o.WriteLine($"  parent on {sharded.ParentProcess}; spread: {Spread(sharded)}");
+                }
             }
         }
         finally
         {
             RawAnsible.Remove(rawDir);
         }
-        return new OverheadMeasurement(options.DatabaseName, options.AnsibleHosts, Forks, pairs, $"{loadBefore} -> {Load()}",
+        return new OverheadMeasurement(options.DatabaseName, options.AnsibleHosts, Forks, Math.Max(options.AnsibleShards, 1), servers.Count, pairs, $"{loadBefore} -> {Load()}",
             failures.Count == 0 ? null : string.Join("; ", failures));
     }
+
+    /// <summary>Per bench server: the ansible-shard jobs its /metrics counts as finished (<c>opsgate_jobs_total</c>).</summary>
+    private static async Task<Dictionary<string, double>> ShardMetricsAsync(HttpClient client, List<(string Name, ServerProcess Server)> servers, CancellationToken ct)
+    {
+        var counts = new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (var (name, server) in servers)
+        {
+            using var bound = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            bound.CancelAfter(TimeSpan.FromMinutes(1));
+            using var response = await client.GetAsync(new Uri(server.BaseAddress, "metrics"), bound.Token);
+            if (response.StatusCode != HttpStatusCode.OK)
+                throw new BenchException($"GET /metrics of server {name} answered {(int)response.StatusCode}");
+            counts[name] = ServerReadings.Sum(await response.Content.ReadAsStringAsync(bound.Token), "opsgate_jobs_total", "type=\"ansible-shard\"");
+        }
+        return counts;
+    }
+
+    /// <summary>Per process: shards and hosts by the workers named in the children's job.started events, and the shards its /metrics counted.</summary>
+    private static string Spread(ShardedRun run) => string.Join(", ", run.MetricShards.Keys.Select(name =>
+    {
+        var mine = run.Shards.Where(s => s.Process == name).ToList();
+        return string.Create(CultureInfo.InvariantCulture, $"{name}: {mine.Count} shards, {mine.Sum(s => s.Hosts)} hosts (metrics: {run.MetricShards[name]:0} ansible-shard jobs)");
+    }).Concat(run.Shards.Where(s => !run.MetricShards.ContainsKey(s.Process)).Select(s => $"shard {s.Index} on {s.Process}")));
+
+    private static string Opt(double? v) => v is { } x ? x.ToString("0.000", CultureInfo.InvariantCulture) : "-";
 
     private static async Task<LargeMeasurement> LargeAsync(BenchOptions options, TextWriter o, OpsgateApi api, string playbooks, CancellationToken ct)
     {
@@ -294,17 +396,67 @@ internal static class AnsibleBench
 
     private static string Load() => File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "?";
 
+    /// <summary>The shard cost (penalty), how the shards spread over the processes, and the per-shard dispatch costs.</summary>
+    private static void ShardTables(TextWriter o, IReadOnlyList<OverheadMeasurement> overhead)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var sharded = overhead.Where(m => m.Pairs.Any(p => p.Sharded is not null)).ToList();
+        if (sharded.Count == 0)
+            return;
+        o.WriteLine();
+        o.WriteLine("| database | hosts | shards | processes | runs | 1 shard median s | sharded median s | penalty ratio | target | result |");
+        o.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---|---|");
+        foreach (var m in sharded)
+        {
+            o.WriteLine(string.Create(inv,
+                $"| {m.Database} | {m.Hosts:N0} | {m.Shards} | {m.Processes} | {m.Pairs.Count(p => p.Sharded is not null)} | {m.OpsgateMedian:0.00} | {m.ShardedMedian:0.00} | {m.Penalty:0.000} | <= {OverheadMeasurement.MaxPenalty:0.00} | {m.PenaltyVerdict} |"));
+        }
+        o.WriteLine();
+        o.WriteLine("| database | run | process | ran the parent | shards (job.started workers) | hosts | ansible-shard jobs on its /metrics |");
+        o.WriteLine("|---|---:|---|---|---:|---:|---:|");
+        foreach (var m in sharded)
+        {
+            foreach (var p in m.Pairs.Where(p => p.Sharded is not null))
+            {
+                foreach (var (name, count) in p.Sharded!.MetricShards)
+                {
+                    var mine = p.Sharded.Shards.Where(s => s.Process == name).ToList();
+                    o.WriteLine(string.Create(inv, $"| {m.Database} | {p.Run} | {name} | {(p.Sharded.ParentProcess == name ? "yes" : "no")} | {mine.Count} | {mine.Sum(s => s.Hosts)} | {count:0} |"));
+                }
+            }
+        }
+        o.WriteLine();
+        o.WriteLine("Per-shard dispatch (server timestamps, median over all shards of all runs, max in brackets): parent start -> child created (split + submit), " +
+            "created -> claimed, parent start -> child's first ansible event, and the relay delay of that event and of the child's job.finished to the parent's stream.");
+        o.WriteLine("| database | shards measured | submitted s | created -> claimed s | claim after a free slot s | first event s | relay first event s | relay finish s | shard run s |");
+        o.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (var m in sharded)
+        {
+            var rows = m.Pairs.Where(p => p.Sharded is not null).SelectMany(p => p.Sharded!.Shards).ToList();
+            string Cell(Func<ShardRow, double?> f)
+            {
+                var values = rows.Select(f).OfType<double>().ToList();
+                return values.Count == 0 ? "-" : string.Create(inv, $"{OverheadMeasurement.Median(values):0.000} ({values.Max():0.000})");
+            }
+            o.WriteLine($"| {m.Database} | {rows.Count} | {Cell(r => r.SubmittedSeconds)} | {Cell(r => r.ClaimSeconds)} | {Cell(r => r.FreeSlotClaimSeconds)} | {Cell(r => r.FirstEventSeconds)} | " +
+                $"{Cell(r => r.RelayFirstSeconds)} | {Cell(r => r.RelayFinishSeconds)} | {Cell(r => r.RunSeconds)} |");
+        }
+    }
+
     public static void Table(TextWriter o, Results results)
     {
         var inv = CultureInfo.InvariantCulture;
         if (results.Overhead.Count > 0)
         {
-            o.WriteLine("| database | hosts | forks | run | raw s | Opsgate s | ratio |");
-            o.WriteLine("|---|---:|---:|---:|---:|---:|---:|");
+            o.WriteLine("| database | hosts | forks | run | raw s | Opsgate (1 shard) s | ratio | shards | sharded s | penalty (sharded / 1 shard) |");
+            o.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
             foreach (var m in results.Overhead)
             {
                 foreach (var p in m.Pairs)
-                    o.WriteLine(string.Create(inv, $"| {m.Database} | {m.Hosts:N0} | {m.Forks} | {p.Run} | {p.RawSeconds:0.00} | {p.OpsgateSeconds:0.00} | {p.Ratio:0.000} |"));
+                {
+                    o.WriteLine(string.Create(inv, $"| {m.Database} | {m.Hosts:N0} | {m.Forks} | {p.Run} | {p.RawSeconds:0.00} | {p.OpsgateSeconds:0.00} | {p.Ratio:0.000} | ") +
+                        (p.Sharded is { } sh ? string.Create(inv, $"{m.Shards} | {sh.Seconds:0.00} | {sh.Seconds / p.OpsgateSeconds:0.000} |") : "- | - | - |"));
+                }
             }
             o.WriteLine();
             o.WriteLine("| database | hosts | runs | raw median s | Opsgate median s | median ratio | median of per-run ratios | load (1/5/15 min, before -> after) | target | result |");
@@ -315,6 +467,7 @@ internal static class AnsibleBench
                     $"| {m.Database} | {m.Hosts:N0} | {m.Pairs.Count} | {m.RawMedian:0.00} | {m.OpsgateMedian:0.00} | {m.Ratio:0.000} | {OverheadMeasurement.Median(m.Pairs.Select(p => p.Ratio)):0.000} | " +
                     $"{m.Load} | <= {OverheadMeasurement.MaxRatio:0.00} | {m.Verdict} |"));
             }
+            ShardTables(o, results.Overhead);
             foreach (var f in results.Overhead.Where(m => m.Failure is not null))
                 o.WriteLine($"ansible FAILED: {f.Failure}");
         }
@@ -461,6 +614,83 @@ internal sealed class OpsgateApi(HttpClient client, Scenarios s, Uri baseAddress
         return new FirstEvent(id, firstSeconds, firstType, cancelSeconds, status, error, streamEnd);
     }
 
+    /// <summary>
+    /// A finished sharded job's children, timed from the server's own timestamps: the parent's view (started_at, children),
+    /// each child's view (created_at, started_at, finished_at), each child's stream (job.started names the worker; its first
+    /// ansible.* event; job.finished) and the parent's stream (the relayed copies).
+    /// </summary>
+    /// <param name="processes">The bench servers by name and process id: a worker is named "machine/pid/..." by the server.</param>
+    public async Task<(string ParentProcess, List<ShardRow> Shards)> ShardRowsAsync(string parentId, IReadOnlyList<(string Name, int Pid)> processes, CancellationToken ct)
+    {
+        using var parent = await SendAsync(HttpMethod.Get, $"api/v1/jobs/{parentId}", null, HttpStatusCode.OK, ct);
+        var parentStarted = Time(parent.RootElement, "started_at") ?? Time(parent.RootElement, "created_at")!.Value;
+        var parentEvents = await ReplayAsync(parentId, ct);
+        var parentProcess = Process(parentEvents, processes);
+        var children = new List<(JsonElement View, DateTime Created, DateTime Started, DateTime Finished, string Process, List<(string Type, DateTime Ts, JsonElement Data)> Events)>();
+        if (parent.RootElement.TryGetProperty("children", out var list) && list.ValueKind == JsonValueKind.Array)
+        {
+            foreach (var c in list.EnumerateArray())
+            {
+                var id = c.GetProperty("job_id").GetString()!;
+                using var child = await SendAsync(HttpMethod.Get, $"api/v1/jobs/{id}", null, HttpStatusCode.OK, ct);
+                var created = Time(child.RootElement, "created_at")!.Value;
+                var started = Time(child.RootElement, "started_at") ?? created;
+                var events = await ReplayAsync(id, ct);
+                children.Add((c.Clone(), created, started, Time(child.RootElement, "finished_at") ?? started, Process(events, processes), events));
+            }
+        }
+        var rows = new List<ShardRow>();
+        foreach (var (c, created, started, finished, process, events) in children)
+        {
+            var id = c.GetProperty("job_id").GetString()!;
+            // Finish times within 50 ms after its start count as before it: finished_at is taken just before the commit that frees the slot.
+            var slotFreed = children.Where(o => o.Process == process && o.View.GetProperty("job_id").GetString() != id && o.Finished <= started.AddMilliseconds(50))
+                .Select(o => o.Finished).Append(created).Max();
+            var firstChild = events.FirstOrDefault(e => e.Type.StartsWith("ansible.", StringComparison.Ordinal));
+            var childFinished = events.FirstOrDefault(e => e.Type == "job.finished");
+            var mine = parentEvents.Where(e => e.Data.ValueKind == JsonValueKind.Object && e.Data.TryGetProperty("shard_job", out var j) && j.GetString() == id).ToList();
+            var firstRelayed = mine.FirstOrDefault(e => e.Type != "ansible.shard_finished");
+            var shardFinished = mine.FirstOrDefault(e => e.Type == "ansible.shard_finished");
+            rows.Add(new ShardRow(
+                c.GetProperty("shard_index").GetInt32(), id, c.GetProperty("hosts").GetInt32(), c.GetProperty("status").GetString()!, process,
+                (created - parentStarted).TotalSeconds, (started - created).TotalSeconds, Math.Max(0, (started - slotFreed).TotalSeconds),
+                firstChild.Type is null ? null : (firstChild.Ts - parentStarted).TotalSeconds,
+                firstChild.Type is null || firstRelayed.Type is null ? null : (firstRelayed.Ts - firstChild.Ts).TotalSeconds,
+                childFinished.Type is null || shardFinished.Type is null ? null : (shardFinished.Ts - childFinished.Ts).TotalSeconds,
+                (finished - started).TotalSeconds));
+        }
+        return (parentProcess, rows);
+    }
+
+    /// <summary>Which bench server ran a job: the worker its job.started event names ("machine/pid/..."), by process id.</summary>
+    private static string Process(List<(string Type, DateTime Ts, JsonElement Data)> events, IReadOnlyList<(string Name, int Pid)> processes)
+    {
+        var worker = events.FirstOrDefault(e => e.Type == "job.started").Data is { ValueKind: JsonValueKind.Object } d && d.TryGetProperty("worker", out var w)
+            ? w.GetString() ?? "" : "";
+        var pid = worker.Split('/') is { Length: >= 2 } parts ? parts[1] : "";
+        return processes.FirstOrDefault(p => p.Pid.ToString(CultureInfo.InvariantCulture) == pid).Name ?? $"worker '{worker}'";
+    }
+
+    /// <summary>A finished job's whole stream, from its first event to job.finished.</summary>
+    private async Task<List<(string Type, DateTime Ts, JsonElement Data)>> ReplayAsync(string id, CancellationToken ct)
+    {
+        using var bound = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        bound.CancelAfter(RequestLimit);
+        var events = new List<(string Type, DateTime Ts, JsonElement Data)>();
+        await foreach (var e in EventsAsync(id, bound.Token))
+        {
+            events.Add(e);
+            if (e.Type == "job.finished")
+                break;
+        }
+        return events;
+    }
+
+    private static DateTime? Time(JsonElement item, string name) =>
+        item.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? ParseTime(v.GetString()!) : null;
+
+    private static DateTime ParseTime(string s) => DateTime.Parse(s, CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal);
+
     /// <summary>GET /api/v1/jobs/{id}/hosts: per host ok, changed, unreachable, failed, skipped.</summary>
     public async Task<Dictionary<string, RecapLine>> HostsAsync(string id, CancellationToken ct)
     {
@@ -504,8 +734,8 @@ internal sealed class OpsgateApi(HttpClient client, Scenarios s, Uri baseAddress
         return JsonDocument.Parse(content);
     }
 
-    /// <summary>The job's SSE stream from its first event: (type, the event's own data) per event, until the server ends it.</summary>
-    private async IAsyncEnumerable<(string Type, JsonElement Data)> EventsAsync(string id, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    /// <summary>The job's SSE stream from its first event: (type, the server's timestamp, the event's own data) per event, until the server ends it.</summary>
+    private async IAsyncEnumerable<(string Type, DateTime Ts, JsonElement Data)> EventsAsync(string id, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
     {
         using var request = s.Authenticated(HttpMethod.Get, new Uri(baseAddress, $"api/v1/jobs/{id}/events"));
         request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));
@@ -521,7 +751,9 @@ internal sealed class OpsgateApi(HttpClient client, Scenarios s, Uri baseAddress
             else if (line.StartsWith("data: ", StringComparison.Ordinal))
             {
                 using var doc = JsonDocument.Parse(line[6..]);
-                yield return (type, doc.RootElement.GetProperty("data").Clone());
+                var root = doc.RootElement;
+                var ts = root.TryGetProperty("ts", out var t) && t.ValueKind == JsonValueKind.String ? ParseTime(t.GetString()!) : default;
+                yield return (type, ts, root.TryGetProperty("data", out var data) ? data.Clone() : default);
             }
         }
     }

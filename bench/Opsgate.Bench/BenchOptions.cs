@@ -25,6 +25,7 @@ internal sealed class BenchOptions
           --waiting-jobs N     jobs left waiting in the jobs-memory scenario (default 1000)
           --ansible-hosts N    local hosts in the ansible (overhead) scenario (default 100)
           --ansible-runs N     runs of raw ansible-playbook and of the Opsgate job each, alternating (default 3)
+          --ansible-shards N   the ansible scenario's third leg: the same job with shards N (default 4; 0 or 1: no such leg)
           --large-hosts N      hosts in the ansible-large inventory (default 20000)
           --large-shards N|auto  pass shards in the ansible-large job's params (default: not passed)
           --large-cap SECONDS  longest wait for the first task result in ansible-large, raw and Opsgate each (default 120)
@@ -49,6 +50,7 @@ internal sealed class BenchOptions
     public int WaitingJobs { get; private set; } = 1_000;
     public int AnsibleHosts { get; private set; } = 100;
     public int AnsibleRuns { get; private set; } = 3;
+    public int AnsibleShards { get; private set; } = 4;
     public int LargeHosts { get; private set; } = 20_000;
     public string? LargeShards { get; private set; }
     public TimeSpan LargeCap { get; private set; } = TimeSpan.FromSeconds(120);
@@ -98,6 +100,7 @@ internal sealed class BenchOptions
                 case "--waiting-jobs": o.WaitingJobs = (int)Number(name, Value(), 1, 100_000); break;
                 case "--ansible-hosts": o.AnsibleHosts = (int)Number(name, Value(), 1, 10_000); break;
                 case "--ansible-runs": o.AnsibleRuns = (int)Number(name, Value(), 1, 20); break;
+                case "--ansible-shards": o.AnsibleShards = (int)Number(name, Value(), 0, 64); break;
                 case "--large-hosts": o.LargeHosts = (int)Number(name, Value(), 1, 1_000_000); break;
                 case "--large-shards":
                     o.LargeShards = Value();

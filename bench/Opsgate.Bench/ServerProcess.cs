@@ -31,12 +31,19 @@ internal sealed class ServerProcess : IAsyncDisposable
     public int ProcessId => _process.Id;
 
     /// <param name="extraArgs">More server settings on its command line (e.g. <c>--Jobs:Workers=1</c>).</param>
-    public static async Task<ServerProcess> StartAsync(BenchOptions options, HttpClient http, CancellationToken ct, params string[] extraArgs)
+    public static Task<ServerProcess> StartAsync(BenchOptions options, HttpClient http, CancellationToken ct, params string[] extraArgs) =>
+        StartAsync(options, options.Port, null, http, ct, extraArgs);
+
+    /// <param name="port">Its loopback port; null: a free one (a second server on the same database takes a free one, not --port).</param>
+    /// <param name="adminKey">Its bootstrap admin key; null: a new one. A second server on the same database must take the first's:
+    /// each start installs its bootstrap key as the administrator's, so a new one would lock out the first server's clients.</param>
+    /// <param name="extraArgs">More server settings on its command line.</param>
+    public static async Task<ServerProcess> StartAsync(BenchOptions options, int? port, string? adminKey, HttpClient http, CancellationToken ct, params string[] extraArgs)
     {
-        var port = options.Port ?? ChildProcess.FreeLoopbackPort();
+        port ??= ChildProcess.FreeLoopbackPort();
         var baseAddress = new Uri($"http://127.0.0.1:{port}/");
         var dataDir = Directory.CreateTempSubdirectory("opsgate-bench-").FullName;
-        var adminKey = "og_bench_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+        adminKey ??= "og_bench_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
 
         var start = new ProcessStartInfo("dotnet")
         {
