@@ -17,6 +17,7 @@ internal static class AnsibleExtensions
         services.AddSingleton<AnsibleResults>();
         services.AddSingleton<InventoryExpander>();
         services.AddSingleton<InventoryStore>();
+        services.AddSingleton<InventorySources>();
         services.AddStepExecutor<AnsibleRunStep>();
     }
 }
