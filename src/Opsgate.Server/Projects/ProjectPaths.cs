@@ -20,6 +20,19 @@ internal static class ProjectPaths
     public static PathProblem Resolve(string root, string relative, bool directoryAllowed, out string full)
     {
         full = "";
+        try
+        {
+            return Check(root, relative, directoryAllowed, ref full);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // A link loop, or a directory the server may not read: nothing a run could use.
+            return PathProblem.Outside;
+        }
+    }
+
+    private static PathProblem Check(string root, string relative, bool directoryAllowed, ref string full)
+    {
         if (string.IsNullOrWhiteSpace(relative))
             return PathProblem.Missing;
         var parts = relative.Split('/', '\\');
@@ -36,10 +49,19 @@ internal static class ProjectPaths
             return PathProblem.None;
         if (!directoryAllowed || !Directory.Exists(full))
             return PathProblem.Missing;
-        foreach (var entry in Directory.EnumerateFileSystemEntries(full, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 }))
+        // Every entry below, and below every directory a link inside leads to (each real directory once: links may loop).
+        var seen = new HashSet<string>(StringComparer.Ordinal) { full };
+        var pending = new Stack<string>([full]);
+        while (pending.TryPop(out var directory))
         {
-            if (!Inside(entry))
-                return PathProblem.Outside;
+            foreach (var entry in new DirectoryInfo(directory).EnumerateFileSystemInfos())
+            {
+                var real = entry.LinkTarget is null ? entry.FullName : RealPath(entry.FullName);
+                if (!Inside(real))
+                    return PathProblem.Outside;
+                if (Directory.Exists(real) && seen.Add(real))
+                    pending.Push(real);
+            }
         }
         return PathProblem.None;
     }

@@ -144,6 +144,8 @@ public sealed class InventorySourceTests
             ("inside/hosts.yml", "all:\n  hosts:\n    fine:\n"));
         await repo.CommitLinkAsync("a link out", "escape.yml", Path.Combine(outside.Path, "hosts.yml"));
         await repo.CommitLinkAsync("a directory link out", "inside/out", outside.Path);
+        await repo.CommitLinkAsync("a loop back to the root, which holds the links out", "cycle/back", "..");
+        await repo.CommitLinkAsync("a link to itself", "self.yml", "self.yml");
         await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, ["--Ansible:InventoryTimeout=00:00:10"]);
         await CreateProjectAsync(server, "p", repo.Bare);
 
@@ -153,7 +155,7 @@ public sealed class InventorySourceTests
         Assert.DoesNotContain(server.DataDir, broken, StringComparison.Ordinal);
         Assert.Contains("did not finish within", await Problem.AssertAsync(await PostSource(server, "x", "p", "slow.py"), HttpStatusCode.BadRequest), StringComparison.Ordinal);
 
-        foreach (var path in new[] { "../../../../../../.." + outside.Path + "/hosts.yml", outside.Path + "/hosts.yml", "escape.yml", "inside/out/hosts.yml", "inside" })
+        foreach (var path in new[] { "../../../../../../.." + outside.Path + "/hosts.yml", outside.Path + "/hosts.yml", "escape.yml", "inside/out/hosts.yml", "inside", "cycle", "self.yml" })
             Assert.Contains("is outside project 'p'", await Problem.AssertAsync(await PostSource(server, "x", "p", path), HttpStatusCode.BadRequest), StringComparison.Ordinal);
         Assert.Contains("does not exist in project 'p'", await Problem.AssertAsync(await PostSource(server, "x", "p", "nope.yml"), HttpStatusCode.BadRequest), StringComparison.Ordinal);
         Assert.Contains("project 'nope' does not exist", await Problem.AssertAsync(await PostSource(server, "x", "nope", "good.py"), HttpStatusCode.BadRequest), StringComparison.Ordinal);
