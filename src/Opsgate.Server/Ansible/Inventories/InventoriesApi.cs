@@ -81,7 +81,7 @@ internal static class InventoriesApi
         try
         {
             var hosts = InventoryYaml.Text("hosts", request.Hosts)
-                ?? throw new InventoryYamlException("hosts", "is required: Ansible YAML (all: {hosts: ..., children: ...}), or give source: {project, path}");
+                ?? throw new InventoryYamlException("hosts", "is required: give 'hosts' (Ansible YAML: all: {hosts: ..., children: ...}) or 'source' ({project, path} of a file in a project)");
             var vars = InventoryYaml.Text("vars", request.Vars);
             var created = await store.CreateAsync(new NewInventory(request.Name, request.Env, request.Version, hosts, vars), context.Principal()!.Name, context.RequestAborted);
             return Stored(context, created);
