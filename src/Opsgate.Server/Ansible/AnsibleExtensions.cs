@@ -18,6 +18,7 @@ internal static class AnsibleExtensions
         services.AddSingleton<InventoryExpander>();
         services.AddSingleton<InventoryStore>();
         services.AddSingleton<ShardedRun>();
+        services.AddSingleton<InventorySources>();
         services.AddStepExecutor<AnsibleRunStep>();
     }
 }

@@ -302,18 +302,17 @@ internal sealed partial class AnsibleRunStep(
         return $"task '{first?["task"]?.GetValue<string>()}': {message}";
     }
 
-    /// <summary>A path under <paramref name="root"/> (the playbook directory, or a project's checkout); anything that would leave it is refused.</summary>
+    /// <summary>A path under <paramref name="root"/> (the playbook directory, or a project's checkout); anything that would leave it (<c>..</c>, an absolute path, a symbolic link) is refused.</summary>
     internal static string ResolvePlaybook(string relative, string? root, string where = "the playbook directory")
     {
         if (string.IsNullOrWhiteSpace(root))
             throw new StepFailedException("playbook paths need Ansible:PlaybookDirectory to be set, or a project; give playbook_yaml instead");
-        var full = Path.GetFullPath(Path.Combine(Path.GetFullPath(root), relative));
-        var prefix = Path.TrimEndingDirectorySeparator(Path.GetFullPath(root)) + Path.DirectorySeparatorChar;
-        if (!full.StartsWith(prefix, StringComparison.Ordinal))
-            throw new StepFailedException($"playbook '{relative}' is outside {where}");
-        if (!File.Exists(full))
-            throw new StepFailedException($"playbook '{relative}' does not exist in {where}");
-        return full;
+        return ProjectPaths.Resolve(root, relative, directoryAllowed: false, out var full) switch
+        {
+            PathProblem.None => full,
+            PathProblem.Outside => throw new StepFailedException($"playbook '{relative}' is outside {where}"),
+            _ => throw new StepFailedException($"playbook '{relative}' does not exist in {where}"),
+        };
     }
 
     private async Task<StepOutcome> ConcludeAsync(

@@ -25,7 +25,7 @@ public sealed class GitRepo : IDisposable
         return repo;
     }
 
-    /// <summary>Writes the files, commits them on main, pushes, and returns the commit id.</summary>
+    /// <summary>Writes the files, commits them on main, pushes, and returns the commit id. A file starting with "#!" is made executable (a script).</summary>
     public async Task<string> CommitAsync(string message, params (string Path, string Text)[] files)
     {
         foreach (var (path, text) in files)
@@ -33,7 +33,23 @@ public sealed class GitRepo : IDisposable
             var full = Path.Combine(Work, path);
             Directory.CreateDirectory(Path.GetDirectoryName(full)!);
             await File.WriteAllTextAsync(full, text);
+            if (text.StartsWith("#!", StringComparison.Ordinal))
+                File.SetUnixFileMode(full, File.GetUnixFileMode(full) | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
         }
+        return await CommitWorkAsync(message);
+    }
+
+    /// <summary>Commits a symbolic link at <paramref name="path"/> to <paramref name="target"/> (as git stores links), pushes, and returns the commit id.</summary>
+    public async Task<string> CommitLinkAsync(string message, string path, string target)
+    {
+        var full = Path.Combine(Work, path);
+        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+        File.CreateSymbolicLink(full, target);
+        return await CommitWorkAsync(message);
+    }
+
+    private async Task<string> CommitWorkAsync(string message)
+    {
         await GitAsync(Work, "add", "--all");
         await GitAsync(Work, "commit", "--quiet", "-m", message);
         await GitAsync(Work, "push", "--quiet", Bare, "main");

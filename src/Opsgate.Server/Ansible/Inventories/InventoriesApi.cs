@@ -3,19 +3,36 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Opsgate.Server.Audit;
 using Opsgate.Server.Auth;
 using Opsgate.Server.Http;
+using Opsgate.Server.Projects;
 
 namespace Opsgate.Server.Ansible.Inventories;
 
-/// <summary><c>hosts</c> and <c>vars</c>: Ansible YAML as text, or the same structure as a JSON object.</summary>
-internal sealed record CreateInventoryRequest(string Name, JsonNode? Hosts, string? Env = null, string? Version = null, JsonNode? Vars = null);
+/// <summary>
+/// <c>hosts</c> and <c>vars</c>: Ansible YAML as text, or the same structure as a JSON object; or <c>source</c>: a
+/// script or inventory file in a project. Exactly one of <c>hosts</c> and <c>source</c>.
+/// </summary>
+internal sealed record CreateInventoryRequest(string Name, JsonNode? Hosts = null, string? Env = null, string? Version = null, JsonNode? Vars = null, InventorySourceRequest? Source = null);
 
-internal sealed record InventoryResponse(long Id, string Name, string? Env, string Version, long HostCount, DateTime CreatedAt, string CreatedBy)
+/// <summary>A file (or directory) in a project's checkout that ansible-inventory reads: a script, YAML, INI or a constructed config.</summary>
+internal sealed record InventorySourceRequest(string? Project, string? Path);
+
+/// <summary>Where a sourced version came from: the project (its name then), the path, the commit.</summary>
+internal sealed record InventorySourceResponse(string Project, string Path, string Commit)
 {
-    public static InventoryResponse From(InventoryVersion v) => new(v.Id, v.Name, v.Env, v.Version, v.HostCount, v.CreatedAt, v.CreatedBy);
+    public static InventorySourceResponse? From(InventorySourceInfo? s) => s is null ? null : new(s.Project, s.Path, s.Commit);
 }
 
-/// <summary>One version with what was sent for it.</summary>
-internal sealed record InventoryDetail(long Id, string Name, string? Env, string Version, long HostCount, DateTime CreatedAt, string CreatedBy, string Hosts, string? Vars);
+internal sealed record InventoryResponse(long Id, string Name, string? Env, string Version, long HostCount, DateTime CreatedAt, string CreatedBy, InventorySourceResponse? Source)
+{
+    public static InventoryResponse From(InventoryVersion v) => new(v.Id, v.Name, v.Env, v.Version, v.HostCount, v.CreatedAt, v.CreatedBy, InventorySourceResponse.From(v.Source));
+}
+
+/// <summary>One version with what was sent for it (for a sourced version: the YAML generated from ansible's expansion, and the source).</summary>
+internal sealed record InventoryDetail(
+    long Id, string Name, string? Env, string Version, long HostCount, DateTime CreatedAt, string CreatedBy, string Hosts, string? Vars, InventorySourceResponse? Source);
+
+/// <summary>A sync's answer: whether it stored a new version, and the latest version.</summary>
+internal sealed record InventorySyncResponse(bool Changed, InventoryResponse Inventory);
 
 internal sealed record InventoryList(IReadOnlyList<InventoryResponse> Items);
 
@@ -34,7 +51,9 @@ internal static class InventoriesApi
     {
         var group = app.MapGroup("/api/v1/inventories").WithTags("Inventories");
         group.MapPost("/", Create).RequireRole(Role.Operator).Audited("inventory.create", "inventory")
-            .WithSummary("Store an inventory (hosts and vars as Ansible YAML); posting an existing name adds a version.");
+            .WithSummary("Store an inventory (hosts and vars as Ansible YAML, or a source: a script or inventory file in a project); posting an existing name adds a version.");
+        group.MapPost("/{ref}/sync", Sync).RequireRole(Role.Operator).Audited("inventory.sync", "inventory")
+            .WithSummary("Read an inventory's project source again (fetching the project first); stores a new version when ansible's expansion changed.");
         group.MapGet("/", List).RequireRole(Role.Viewer).WithSummary("Every inventory, at its latest version.");
         group.MapGet("/{ref}", Get).RequireRole(Role.Viewer)
             .WithSummary("One inventory by id or name: its latest version, or ?version=, with the hosts and vars it was given.");
@@ -45,10 +64,11 @@ internal static class InventoriesApi
             .WithSummary("Delete an inventory with all its versions; refused while a waiting or running job uses it.");
     }
 
-    private static async Task<Results<Created<InventoryResponse>, ProblemHttpResult>> Create(CreateInventoryRequest request, HttpContext context, InventoryStore store)
+    private static async Task<Results<Created<InventoryResponse>, ProblemHttpResult>> Create(
+        CreateInventoryRequest request, HttpContext context, InventoryStore store, InventorySources sources, ProjectStore projects)
     {
         // hosts and vars may hold passwords (ansible_password): never in the audit log.
-        context.SetAuditBody(new { request.Name, request.Env, request.Version });
+        context.SetAuditBody(new { request.Name, request.Env, request.Version, request.Source });
         context.Audit().ResourceName = request.Name.Length <= 63 ? request.Name : request.Name[..63];
         if (!InventoryNames.IsValidName(request.Name))
             return Problems.Invalid("name", InventoryNames.NameRule);
@@ -56,13 +76,15 @@ internal static class InventoriesApi
             return Problems.Invalid("env", Validate.DnsLabelRule);
         if (request.Version is not null && !InventoryNames.IsValidVersion(request.Version))
             return Problems.Invalid("version", InventoryNames.VersionRule);
+        if (request.Source is not null)
+            return await CreateFromSourceAsync(request, request.Source, context, store, sources, projects);
         try
         {
-            var hosts = InventoryYaml.Text("hosts", request.Hosts) ?? throw new InventoryYamlException("hosts", "is required: Ansible YAML (all: {hosts: ..., children: ...})");
+            var hosts = InventoryYaml.Text("hosts", request.Hosts)
+                ?? throw new InventoryYamlException("hosts", "is required: give 'hosts' (Ansible YAML: all: {hosts: ..., children: ...}) or 'source' ({project, path} of a file in a project)");
             var vars = InventoryYaml.Text("vars", request.Vars);
             var created = await store.CreateAsync(new NewInventory(request.Name, request.Env, request.Version, hosts, vars), context.Principal()!.Name, context.RequestAborted);
-            context.Audit().ResourceName = $"{created.Name}@{created.Version}";
-            return TypedResults.Created($"/api/v1/inventories/{created.Id}?version={Uri.EscapeDataString(created.Version)}", InventoryResponse.From(created));
+            return Stored(context, created);
         }
         catch (InventoryYamlException e)
         {
@@ -80,6 +102,78 @@ internal static class InventoriesApi
         }
     }
 
+    private static async Task<Results<Created<InventoryResponse>, ProblemHttpResult>> CreateFromSourceAsync(
+        CreateInventoryRequest request, InventorySourceRequest source, HttpContext context, InventoryStore store, InventorySources sources, ProjectStore projects)
+    {
+        if (request.Hosts is not null || request.Vars is not null)
+            return Problems.Invalid("source", "give hosts (and vars) or source, not both");
+        if (string.IsNullOrEmpty(source.Project))
+            return Problems.Invalid("source.project", "is required: the id or name of a project");
+        if (source.Path is null)
+            return Problems.Invalid("source.path", "is required: a file or directory in the project's checkout");
+        if (!Validate.IsDnsLabel(source.Project) || await projects.FindAsync(source.Project, context.RequestAborted) is not { } project)
+            return Problems.Invalid("source.project", $"project '{(source.Project.Length <= 63 ? source.Project : source.Project[..63] + "...")}' does not exist");
+        try
+        {
+            var sourced = await sources.ReadAsync(project, source.Path, context.RequestAborted);
+            var (created, _) = await store.CreateAsync(request.Name, request.Env, request.Version, sourced, onlyIfChanged: false, context.Principal()!.Name, context.RequestAborted);
+            return Stored(context, created);
+        }
+        catch (InventorySourceException e)
+        {
+            return SourceProblem(context, e);
+        }
+        catch (InventoryConflictException e)
+        {
+            return Problems.Conflict(e.Message);
+        }
+    }
+
+    private static async Task<Results<Ok<InventorySyncResponse>, ProblemHttpResult>> Sync(
+        string @ref, HttpContext context, InventoryStore store, InventorySources sources, ProjectStore projects)
+    {
+        context.Audit().ResourceName = @ref.Length <= 63 ? @ref : @ref[..63];
+        if (Check(@ref, null, out var reference) is { } bad)
+            return bad;
+        if (await store.FindAsync(reference, null, context.RequestAborted) is not { } latest)
+            return NotFound(reference, null);
+        context.Audit().ResourceName = latest.Name;
+        if (latest.Source is not { } source)
+            return Problems.Conflict($"inventory '{latest.Name}' is not sourced from a project (its latest version was sent as YAML); post a version with source to make it one");
+        if (await projects.FindAsync(source.ProjectId, context.RequestAborted) is not { } project)
+            return Problems.Conflict($"project '{source.Project}', the source of inventory '{latest.Name}', does not exist any more; post a version with another source");
+        try
+        {
+            var sourced = await sources.ReadAsync(project, source.Path, context.RequestAborted);
+            var (version, created) = await store.CreateAsync(latest.Name, latest.Env, null, sourced, onlyIfChanged: true, context.Principal()!.Name, context.RequestAborted);
+            context.Audit().ResourceName = $"{version.Name}@{version.Version}";
+            return TypedResults.Ok(new InventorySyncResponse(created, InventoryResponse.From(version)));
+        }
+        catch (InventorySourceException e)
+        {
+            return SourceProblem(context, e);
+        }
+        catch (InventoryConflictException e)
+        {
+            return Problems.Conflict(e.Message);
+        }
+    }
+
+    private static Created<InventoryResponse> Stored(HttpContext context, InventoryVersion created)
+    {
+        context.Audit().ResourceName = $"{created.Name}@{created.Version}";
+        return TypedResults.Created($"/api/v1/inventories/{created.Id}?version={Uri.EscapeDataString(created.Version)}", InventoryResponse.From(created));
+    }
+
+    private static ProblemHttpResult SourceProblem(HttpContext context, InventorySourceException e)
+    {
+        if (e.Status == StatusCodes.Status502BadGateway)
+            return TypedResults.Problem(statusCode: e.Status, title: "git fetch failed", detail: e.Message);
+        // ansible's message may quote what the script printed: the caller sees it, the audit log does not.
+        context.Audit().Error = $"{e.Field}: the inventory source was refused (the reason is in the response only)";
+        return Problems.Invalid(e.Field, e.Message);
+    }
+
     private static async Task<Ok<InventoryList>> List(InventoryStore store, CancellationToken ct) =>
         TypedResults.Ok(new InventoryList((await store.ListAsync(ct)).Select(InventoryResponse.From).ToList()));
 
@@ -90,7 +184,7 @@ internal static class InventoriesApi
         if (await store.SourceAsync(reference, version, ct) is not { } found)
             return NotFound(reference, version);
         var v = found.Version;
-        return TypedResults.Ok(new InventoryDetail(v.Id, v.Name, v.Env, v.Version, v.HostCount, v.CreatedAt, v.CreatedBy, found.Hosts, found.Vars));
+        return TypedResults.Ok(new InventoryDetail(v.Id, v.Name, v.Env, v.Version, v.HostCount, v.CreatedAt, v.CreatedBy, found.Hosts, found.Vars, InventorySourceResponse.From(v.Source)));
     }
 
     private static async Task<Results<Ok<InventoryList>, ProblemHttpResult>> Versions(string @ref, InventoryStore store, CancellationToken ct)

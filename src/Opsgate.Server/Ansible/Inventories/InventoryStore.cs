@@ -7,7 +7,11 @@ using Opsgate.Server.Persistence;
 namespace Opsgate.Server.Ansible.Inventories;
 
 /// <summary>One version of a stored inventory, without its (possibly large) texts.</summary>
-internal sealed record InventoryVersion(long Id, string Name, long Seq, string Version, string? Env, long HostCount, DateTime CreatedAt, string CreatedBy);
+/// <param name="Source">Where a version sourced from a project came from; null for YAML that was sent.</param>
+internal sealed record InventoryVersion(long Id, string Name, long Seq, string Version, string? Env, long HostCount, DateTime CreatedAt, string CreatedBy, InventorySourceInfo? Source = null);
+
+/// <summary>The project, path and commit a sourced version was read from (<see cref="InventorySources"/>).</summary>
+internal sealed record InventorySourceInfo(string ProjectId, string Project, string Path, string Commit);
 
 /// <summary>A version as it was sent: <c>hosts</c> and <c>vars</c> YAML text.</summary>
 internal sealed record InventorySource(InventoryVersion Version, string Hosts, string? Vars);
@@ -17,6 +21,9 @@ internal sealed record ResolvedInventory(InventoryVersion Version, string Yaml, 
 
 /// <summary>What the user asked to store; <c>Hosts</c> and <c>Vars</c> are YAML text.</summary>
 internal sealed record NewInventory(string Name, string? Env, string? Version, string Hosts, string? Vars);
+
+/// <summary>A version read from a project: the YAML generated from ansible's expansion, the expansion, and where it came from.</summary>
+internal sealed record SourcedInventory(string Yaml, ExpandedInventory Expanded, InventorySourceInfo Source);
 
 internal sealed class InventoryConflictException(string message) : Exception(message);
 
@@ -67,7 +74,7 @@ internal static class InventoryNames
 internal sealed class InventoryStore(Database database, InventoryExpander expander, TimeProvider time)
 {
     private const string Columns =
-        "i.id, i.name, v.seq, v.version, v.env, v.host_count, v.created_at, v.created_by";
+        "i.id, i.name, v.seq, v.version, v.env, v.host_count, v.created_at, v.created_by, v.source_project_id, v.source_project, v.source_path, v.source_commit";
 
     /// <summary>
     /// Checks (YAML, then ansible-inventory), expands and stores a new version of <see cref="NewInventory.Name"/>.
@@ -79,6 +86,22 @@ internal sealed class InventoryStore(Database database, InventoryExpander expand
         var yaml = InventoryYaml.Merge(request.Hosts, request.Vars);
         // Seconds for a large inventory: done before the write turn is taken.
         var expanded = await expander.ExpandAsync(yaml, ct);
+        return (await InsertAsync(request, yaml, expanded, null, onlyIfChanged: false, actor, ct)).Version;
+    }
+
+    /// <summary>
+    /// Stores a version read from a project (<see cref="InventorySources"/>). With <paramref name="onlyIfChanged"/> (a
+    /// sync), nothing is stored when ansible's expansion equals the latest version's: that version comes back, with
+    /// Created false. Throws <see cref="InventoryConflictException"/> for a version label that exists.
+    /// </summary>
+    public Task<(InventoryVersion Version, bool Created)> CreateAsync(
+        string name, string? env, string? version, SourcedInventory sourced, bool onlyIfChanged, string actor, CancellationToken ct) =>
+        InsertAsync(new NewInventory(name, env, version, sourced.Yaml, null), sourced.Yaml, sourced.Expanded, sourced.Source, onlyIfChanged, actor, ct);
+
+    private async Task<(InventoryVersion Version, bool Created)> InsertAsync(
+        NewInventory request, string yaml, ExpandedInventory expanded, InventorySourceInfo? source, bool onlyIfChanged, string actor, CancellationToken ct)
+    {
+        var expandedJson = expanded.List.ToJsonString();
         var now = time.GetUtcNow().UtcDateTime.TruncateToMicroseconds();
         await using var write = await database.WriteAsync(ct);
         var (connection, tx) = (write.Connection, write.Transaction);
@@ -89,6 +112,15 @@ internal sealed class InventoryStore(Database database, InventoryExpander expand
         var id = await connection.ExecuteScalarAsync<long>(
             database.Dialect == DbDialect.Postgres ? "SELECT id FROM inventories WHERE name = @name FOR UPDATE" : "SELECT id FROM inventories WHERE name = @name",
             new { name = request.Name }, tx);
+        if (onlyIfChanged)
+        {
+            // Compared under the lock: two syncs at once store one version, not two equal ones.
+            var latest = await connection.QueryFirstOrDefaultAsync<Row>(
+                $"SELECT {Columns}, v.expanded FROM inventories i JOIN inventory_versions v ON v.inventory_id = i.id WHERE i.id = @id ORDER BY v.seq DESC LIMIT 1",
+                new { id }, tx);
+            if (latest is not null && latest.Expanded == expandedJson)
+                return (latest.ToVersion(), false);
+        }
         var seq = 1 + await connection.ExecuteScalarAsync<long>("SELECT COALESCE(MAX(seq), 0) FROM inventory_versions WHERE inventory_id = @id", new { id }, tx);
         var version = request.Version ?? seq.ToString(CultureInfo.InvariantCulture);
         if (await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM inventory_versions WHERE inventory_id = @id AND version = @version", new { id, version }, tx) > 0)
@@ -99,16 +131,18 @@ internal sealed class InventoryStore(Database database, InventoryExpander expand
         }
         await connection.ExecuteAsync(
             """
-            INSERT INTO inventory_versions (inventory_id, seq, version, env, hosts, vars, inventory, expanded, host_count, created_at, created_by)
-            VALUES (@id, @seq, @version, @env, @hosts, @vars, @yaml, @expanded, @count, @now, @actor)
+            INSERT INTO inventory_versions (inventory_id, seq, version, env, hosts, vars, inventory, expanded, host_count, created_at, created_by,
+                                            source_project_id, source_project, source_path, source_commit)
+            VALUES (@id, @seq, @version, @env, @hosts, @vars, @yaml, @expanded, @count, @now, @actor, @projectId, @project, @path, @commit)
             """,
             new
             {
                 id, seq, version, env = request.Env, hosts = request.Hosts, vars = request.Vars, yaml,
-                expanded = expanded.List.ToJsonString(), count = expanded.Hosts.Count, now, actor,
+                expanded = expandedJson, count = expanded.Hosts.Count, now, actor,
+                projectId = source?.ProjectId, project = source?.Project, path = source?.Path, commit = source?.Commit,
             }, tx);
         await write.CommitAsync(ct);
-        return new InventoryVersion(id, request.Name, seq, version, request.Env, expanded.Hosts.Count, now, actor);
+        return (new InventoryVersion(id, request.Name, seq, version, request.Env, expanded.Hosts.Count, now, actor, source), true);
     }
 
     /// <summary>The latest version of every inventory, by name.</summary>
@@ -215,7 +249,12 @@ internal sealed class InventoryStore(Database database, InventoryExpander expand
         public string? Vars { get; set; }
         public string? Inventory { get; set; }
         public string? Expanded { get; set; }
+        public string? SourceProjectId { get; set; }
+        public string? SourceProject { get; set; }
+        public string? SourcePath { get; set; }
+        public string? SourceCommit { get; set; }
 
-        public InventoryVersion ToVersion() => new(Id, Name, Seq, Version, Env, HostCount, CreatedAt.AsUtc(), CreatedBy);
+        public InventoryVersion ToVersion() => new(Id, Name, Seq, Version, Env, HostCount, CreatedAt.AsUtc(), CreatedBy,
+            SourceProjectId is null ? null : new InventorySourceInfo(SourceProjectId, SourceProject!, SourcePath!, SourceCommit!));
     }
 }

@@ -69,6 +69,37 @@ internal static partial class InventoryYaml
         return Save(root);
     }
 
+    /// <summary>
+    /// An Ansible YAML inventory that ansible expands to <paramref name="list"/> (<c>ansible-inventory --list --export</c>
+    /// output): every group at the top level with its hosts, children and vars; each host's vars on its first listing.
+    /// </summary>
+    public static string FromExpansion(JsonObject list)
+    {
+        var hostVars = list["_meta"]?["hostvars"] as JsonObject;
+        var placed = new HashSet<string>(StringComparer.Ordinal);
+        var root = new YamlMappingNode();
+        foreach (var (group, node) in list.OrderBy(p => p.Key == "all" ? 0 : 1))
+        {
+            if (group == "_meta" || node is not JsonObject g)
+                continue;
+            var definition = new YamlMappingNode();
+            if (g["hosts"] is JsonArray { Count: > 0 } hosts)
+            {
+                var mapping = new YamlMappingNode();
+                foreach (var host in hosts.Select(h => h?.GetValue<string>()).OfType<string>())
+                    mapping.Add(Scalar(host), placed.Add(host) && hostVars?[host] is JsonObject { Count: > 0 } v ? ToYaml(v) : ToYaml(null));
+                definition.Add("hosts", mapping);
+            }
+            if (g["children"] is JsonArray { Count: > 0 } children)
+                definition.Add("children", new YamlMappingNode(children.Select(c => c?.GetValue<string>()).OfType<string>()
+                    .Select(c => new KeyValuePair<YamlNode, YamlNode>(Scalar(c), ToYaml(null)))));
+            if (g["vars"] is JsonObject { Count: > 0 } vars)
+                definition.Add("vars", ToYaml(vars));
+            root.Add(Scalar(group), definition);
+        }
+        return Save(root);
+    }
+
     private static YamlMappingNode ParseMapping(string field, string text, string expected)
     {
         var stream = new YamlStream();
