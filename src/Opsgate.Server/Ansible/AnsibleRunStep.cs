@@ -347,11 +347,13 @@ internal sealed partial class AnsibleRunStep(
                 throw new StepFailedException($"ansible-playbook did not finish within {timeout} and was stopped");
         }
         var mode = check ? "check mode: " : "";
+        // ansible-playbook's exit codes: 0 ok, 1 error, 2 a host failed, 4 a host unreachable, 5 bad options,
+        // 99 interrupted, 250 unexpected error.
         switch (run.ExitCode)
         {
             case 0:
                 return new StepOutcome($"{mode}playbook ran on {hosts.Count} hosts, {changed} changed", outputs);
-            case 2 or 4 or 6 when run.Hosts.Complete:
+            case 2 or 4 when run.Hosts.Complete:
                 throw new StepFailedException($"{mode}{string.Join("; ", HostFailures(hosts, failed, unreachable).DefaultIfEmpty("hosts failed"))} (ansible-playbook exit code {run.ExitCode})");
             case 99:
                 throw new StepFailedException("ansible-playbook was interrupted (exit code 99)");

@@ -1,5 +1,7 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
+using Opsgate.Server.Ansible.Inventories;
+using Opsgate.Server.Yaml;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
@@ -12,6 +14,9 @@ namespace Opsgate.Server.Ansible;
 internal static class Sharding
 {
     public const int MaxShards = 64;
+
+    /// <summary>Deeper than any playbook nests; past it the playbook is left to ansible to read.</summary>
+    private const int MaxPlaybookDepth = 64;
 
     /// <summary>
     /// The <c>shards</c> input as a count: null for one plain run (absent or 1), 0 for <c>auto</c>, else 2..64.
@@ -57,39 +62,9 @@ internal static class Sharding
         return chunks;
     }
 
-    /// <summary>
-    /// An Ansible YAML inventory (written as JSON, which is YAML) for only <paramref name="shardHosts"/>, from an
-    /// <c>ansible-inventory --list --export</c> expansion: every group with its vars and children is kept (a play aimed
-    /// at a group with none of the shard's hosts just matches nothing), each group lists only the shard's hosts, and
-    /// each host carries its own vars once. Ansible then parses a few thousand hosts, not the whole inventory.
-    /// </summary>
-    public static string Inventory(JsonObject list, IReadOnlyCollection<string> shardHosts)
-    {
-        var inShard = shardHosts as IReadOnlySet<string> ?? new HashSet<string>(shardHosts, StringComparer.Ordinal);
-        var hostVars = list["_meta"]?["hostvars"] as JsonObject;
-        var written = new HashSet<string>(StringComparer.Ordinal);
-        var inventory = new JsonObject();
-        foreach (var (name, node) in list)
-        {
-            if (name == "_meta" || node is not JsonObject group)
-                continue;
-            var entry = new JsonObject();
-            if (group["vars"] is JsonObject vars)
-                entry["vars"] = vars.DeepClone();
-            if (group["children"] is JsonArray children && children.Count > 0)
-                entry["children"] = new JsonObject(children.Select(c => KeyValuePair.Create(c!.GetValue<string>(), (JsonNode?)new JsonObject())));
-            if (group["hosts"] is JsonArray hosts)
-            {
-                var mine = new JsonObject();
-                foreach (var host in hosts.Select(h => h!.GetValue<string>()).Where(inShard.Contains))
-                    mine[host] = written.Add(host) ? hostVars?[host]?.DeepClone() : null;
-                if (mine.Count > 0)
-                    entry["hosts"] = mine;
-            }
-            inventory[name] = entry;
-        }
-        return inventory.ToJsonString();
-    }
+    /// <summary>The inventory of one shard: only its hosts, with all the groups, their vars and children (see <see cref="InventoryYaml.FromExpansion"/>).</summary>
+    public static string Inventory(JsonObject list, IReadOnlyCollection<string> shardHosts) =>
+        InventoryYaml.FromExpansion(list, shardHosts as IReadOnlySet<string> ?? new HashSet<string>(shardHosts, StringComparer.Ordinal));
 
     /// <summary>
     /// Why a playbook must not be sharded, or null. A shard runs the playbook on part of the hosts, so <c>run_once</c>
@@ -100,14 +75,14 @@ internal static class Sharding
     /// </summary>
     public static string? Refusal(string playbookYaml)
     {
-        var stream = new YamlStream();
+        YamlStream stream;
         try
         {
-            stream.Load(new StringReader(playbookYaml));
+            stream = SafeYaml.Load(playbookYaml, MaxPlaybookDepth);
         }
-        catch (YamlException)
+        catch (SafeYamlException)
         {
-            return null;
+            return null; // ansible reports what it cannot read; anchors and aliases it resolves itself
         }
         if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is not YamlSequenceNode plays)
             return null;

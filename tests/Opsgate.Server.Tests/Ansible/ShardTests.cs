@@ -234,6 +234,26 @@ public sealed class ShardTests
         Assert.Empty((await server.Admin.GetFromJsonAsync<JsonElement>("/api/v1/jobs")).GetProperty("items").EnumerateArray());
     }
 
+    /// <summary>The shardability check reads the playbook with the guarded loader: nesting that would overflow YamlDotNet's stack, or aliases, are left to ansible.</summary>
+    [Fact]
+    public async Task A_hostile_playbook_neither_crashes_the_submit_nor_the_server()
+    {
+        using var playbooks = new TempDir();
+        await using var server = await StartAsync(Provider.Sqlite, playbooks,
+            ("deep.yml", new string('[', 100_000) + new string(']', 100_000) + "\n"),
+            ("bomb.yml", "- hosts: all\n  vars:\n    a: &a [x, x, x, x, x, x, x, x]\n    b: &b [*a, *a, *a, *a, *a, *a, *a, *a]\n    c: [*b, *b, *b, *b, *b, *b, *b, *b]\n  tasks: []\n"));
+        var inventory = await StoreInventoryAsync(server.Admin, Inventory(["h1", "h2"]));
+        foreach (var playbook in new[] { "deep.yml", "bomb.yml" })
+        {
+            var id = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook, inventory, shards = 2 });
+            var job = await Jobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(90));
+            Assert.True(JobStatusIsFinal(job.Status()), job.ToString());
+        }
+        Assert.Equal(HttpStatusCode.OK, (await server.Admin.GetAsync("/health/ready")).StatusCode);
+    }
+
+    private static bool JobStatusIsFinal(string? status) => status is "succeeded" or "failed";
+
     [Fact]
     public async Task Two_servers_on_one_postgres_both_run_shards()
     {

@@ -1,8 +1,9 @@
-using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json;
 using System.Text.RegularExpressions;
-using YamlDotNet.Core;
+using Opsgate.Server.Yaml;
 using YamlDotNet.Core.Events;
+using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
 namespace Opsgate.Server.Ansible.Inventories;
@@ -72,8 +73,10 @@ internal static partial class InventoryYaml
     /// <summary>
     /// An Ansible YAML inventory that ansible expands to <paramref name="list"/> (<c>ansible-inventory --list --export</c>
     /// output): every group at the top level with its hosts, children and vars; each host's vars on its first listing.
+    /// With <paramref name="only"/>, just those hosts (a shard's): every group with its vars and children is kept (a
+    /// play aimed at a group with none of them matches nothing), so ansible parses only these hosts.
     /// </summary>
-    public static string FromExpansion(JsonObject list)
+    public static string FromExpansion(JsonObject list, IReadOnlySet<string>? only = null)
     {
         var hostVars = list["_meta"]?["hostvars"] as JsonObject;
         var placed = new HashSet<string>(StringComparer.Ordinal);
@@ -86,9 +89,10 @@ internal static partial class InventoryYaml
             if (g["hosts"] is JsonArray { Count: > 0 } hosts)
             {
                 var mapping = new YamlMappingNode();
-                foreach (var host in hosts.Select(h => h?.GetValue<string>()).OfType<string>())
+                foreach (var host in hosts.Select(h => h?.GetValue<string>()).OfType<string>().Where(h => only is null || only.Contains(h)))
                     mapping.Add(Scalar(host), placed.Add(host) && hostVars?[host] is JsonObject { Count: > 0 } v ? ToYaml(v) : ToYaml(null));
-                definition.Add("hosts", mapping);
+                if (mapping.Children.Count > 0)
+                    definition.Add("hosts", mapping);
             }
             if (g["children"] is JsonArray { Count: > 0 } children)
                 definition.Add("children", new YamlMappingNode(children.Select(c => c?.GetValue<string>()).OfType<string>()
@@ -102,21 +106,14 @@ internal static partial class InventoryYaml
 
     private static YamlMappingNode ParseMapping(string field, string text, string expected)
     {
-        var stream = new YamlStream();
-        var scanner = new Scanner(new StringReader(text));
+        YamlStream stream;
         try
         {
-            stream.Load(new GuardedParser(new Parser(scanner), field));
+            stream = SafeYaml.Load(text, MaxDepth);
         }
-        catch (YamlException e)
+        catch (SafeYamlException e)
         {
-            // The message is YamlDotNet's description of the syntax; it never quotes the text, which may hold passwords.
-            throw new InventoryYamlException(field, $"not valid YAML at line {e.Start.Line}, column {e.Start.Column}: {Describe(e)}");
-        }
-        catch (InvalidOperationException)
-        {
-            // YamlDotNet's scanner throws this, not a YamlException, on some broken input (an unclosed '[' followed by more keys).
-            throw new InventoryYamlException(field, $"not valid YAML at line {scanner.CurrentPosition.Line}, column {scanner.CurrentPosition.Column}");
+            throw new InventoryYamlException(field, $"not valid YAML at line {e.Line}, column {e.Column}: {e.Reason}");
         }
         if (stream.Documents.Count == 0)
             throw new InventoryYamlException(field, $"is empty: it must be {expected}");
@@ -156,14 +153,6 @@ internal static partial class InventoryYaml
 
     private static string At(YamlNode node) => $"line {node.Start.Line}, column {node.Start.Column}: ";
 
-    private static string Describe(YamlException e)
-    {
-        var message = e.InnerException?.Message ?? e.Message;
-        // YamlDotNet prefixes "(Line: 2, Col: 3, Idx: 9) - (Line: ...): "; the position is said already.
-        var at = message.LastIndexOf("): ", StringComparison.Ordinal);
-        return message.StartsWith("(Line:", StringComparison.Ordinal) && at >= 0 ? message[(at + 3)..] : message;
-    }
-
     private static string Save(YamlNode root)
     {
         using var writer = new StringWriter();
@@ -188,29 +177,4 @@ internal static partial class InventoryYaml
 
     [GeneratedRegex(@"^([-+.~0-9]|(y|n|yes|no|true|false|on|off|null)$)", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
     private static partial Regex NotPlainString();
-
-    /// <summary>Stops aliases (a few lines of them expand to gigabytes) and deep nesting before YamlDotNet's recursive loader builds nodes.</summary>
-    private sealed class GuardedParser(IParser inner, string field) : IParser
-    {
-        private int _depth;
-
-        public ParsingEvent? Current => inner.Current;
-
-        public bool MoveNext()
-        {
-            if (!inner.MoveNext())
-                return false;
-            switch (inner.Current)
-            {
-                case AnchorAlias alias:
-                    throw new InventoryYamlException(field, $"line {alias.Start.Line}, column {alias.Start.Column}: YAML aliases (*{alias.Value}) are not supported: write the value out");
-                case SequenceStart or MappingStart when ++_depth > MaxDepth:
-                    throw new InventoryYamlException(field, $"line {inner.Current.Start.Line}, column {inner.Current.Start.Column}: nested deeper than {MaxDepth} levels");
-                case SequenceEnd or MappingEnd:
-                    _depth--;
-                    break;
-            }
-            return true;
-        }
-    }
 }

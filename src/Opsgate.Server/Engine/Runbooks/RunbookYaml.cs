@@ -1,9 +1,10 @@
 using System.Globalization;
-using System.Text;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
-using YamlDotNet.Core;
+using System.Text;
+using Opsgate.Server.Yaml;
 using YamlDotNet.Core.Events;
+using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
 namespace Opsgate.Server.Engine.Runbooks;
@@ -27,20 +28,18 @@ internal sealed partial class RunbookYaml(string source)
     {
         if (Encoding.UTF8.GetByteCount(yaml) > MaxBytes)
             throw new RunbookException(Source, null, $"is larger than {MaxBytes / 1024} KiB");
-        var stream = new YamlStream();
-        var scanner = new Scanner(new StringReader(yaml));
+        YamlStream stream;
         try
         {
-            stream.Load(new GuardedParser(new Parser(scanner), Source));
+            stream = SafeYaml.Load(yaml, MaxDepth);
         }
-        catch (YamlException e)
+        catch (SafeYamlException e) when (e.Reason.StartsWith("YAML aliases", StringComparison.Ordinal) || e.Reason.StartsWith("nested deeper", StringComparison.Ordinal))
         {
-            throw new RunbookException(Source, e.Start.Line, $"not valid YAML (column {e.Start.Column}): {e.InnerException?.Message ?? e.Message}");
+            throw new RunbookException(Source, e.Line, e.Reason);
         }
-        catch (InvalidOperationException)
+        catch (SafeYamlException e)
         {
-            // YamlDotNet's scanner throws this, not a YamlException, on some broken input (an unclosed '[' followed by more keys).
-            throw new RunbookException(Source, scanner.CurrentPosition.Line, $"not valid YAML (column {scanner.CurrentPosition.Column})");
+            throw new RunbookException(Source, e.Line, $"not valid YAML (column {e.Column}): {e.Reason}");
         }
         if (stream.Documents.Count == 0)
             throw new RunbookException(Source, 1, "is empty: a runbook needs at least a name and steps");
@@ -168,29 +167,4 @@ internal sealed partial class RunbookYaml(string source)
 
     [GeneratedRegex(@"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$", RegexOptions.CultureInvariant)]
     private static partial Regex FloatText();
-
-    /// <summary>Stops aliases and deep nesting before YamlDotNet's recursive loader builds nodes for them.</summary>
-    private sealed class GuardedParser(IParser inner, string source) : IParser
-    {
-        private int _depth;
-
-        public ParsingEvent? Current => inner.Current;
-
-        public bool MoveNext()
-        {
-            if (!inner.MoveNext())
-                return false;
-            switch (inner.Current)
-            {
-                case AnchorAlias alias:
-                    throw new RunbookException(source, alias.Start.Line, $"YAML aliases (*{alias.Value}) are not supported: write the value out");
-                case SequenceStart or MappingStart when ++_depth > MaxDepth:
-                    throw new RunbookException(source, inner.Current.Start.Line, $"nested deeper than {MaxDepth} levels");
-                case SequenceEnd or MappingEnd:
-                    _depth--;
-                    break;
-            }
-            return true;
-        }
-    }
 }
