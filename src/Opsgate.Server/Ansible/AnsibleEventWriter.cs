@@ -54,6 +54,9 @@ internal sealed class AnsibleEventWriter : IDisposable
 
     public ValueTask OutputAsync(string stream, string line, CancellationToken ct) => _queue.Writer.WriteAsync(new Item(null, stream, line), ct);
 
+    /// <summary>A callback line that was not read at all (longer than the reader takes); counted as malformed.</summary>
+    public void SkippedLine() => Interlocked.Increment(ref _malformed);
+
     /// <summary>
     /// One JSON line from the callback plugin (UTF-8, without its newline). Called by the one reader of the plugin's
     /// connection, never concurrently: the line parser and the tally are that reader's.

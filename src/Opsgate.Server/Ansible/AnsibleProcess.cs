@@ -7,6 +7,7 @@ using System.Text.Json.Nodes;
 using System.Threading.Channels;
 using Microsoft.Extensions.Options;
 using Opsgate.Server.Engine;
+using Opsgate.Server.Hosting;
 
 namespace Opsgate.Server.Ansible;
 
@@ -36,7 +37,7 @@ internal enum AnsibleStop { Cancelled, TimedOut, LeaseLost, WriteFailed }
 /// SIGKILL, each after a grace period. Events from the callback and ansible's own output go to the job's event
 /// stream in batches (one transaction per batch) through <see cref="AnsibleEventWriter"/>.
 /// </summary>
-internal sealed partial class AnsibleProcess(JobStore store, IOptions<AnsibleOptions> options, ILogger<AnsibleProcess> logger)
+internal sealed partial class AnsibleProcess(JobStore store, IOptions<AnsibleOptions> options, PrivateDirectories directories, ILogger<AnsibleProcess> logger)
 {
     /// <summary>The PATH ansible runs with; the server's own PATH may hold shims (pyenv) or writable directories.</summary>
     internal const string SafePath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -46,10 +47,13 @@ internal sealed partial class AnsibleProcess(JobStore store, IOptions<AnsibleOpt
     public async Task<AnsibleRunResult> RunAsync(AnsibleRunRequest run, CancellationToken ct)
     {
         var o = options.Value;
-        var dir = Directory.CreateTempSubdirectory("opsgate-ansible-"); // 0700 on Unix
+        var dir = directories.Create("ansible"); // 0700
+        // A Unix socket's path has at most 107 bytes (ssh adds 17 to a control socket's while making it): under a
+        // long DataDir the sockets, which hold no secrets, go to a short private directory in /tmp instead.
+        var sockets = System.Text.Encoding.UTF8.GetByteCount(dir.FullName) > MaxSocketParentLength ? Directory.CreateTempSubdirectory("opsgate-sock-") : null; // 0700 on Unix
         try
         {
-            var files = await PrepareAsync(dir.FullName, run, ct);
+            var files = await PrepareAsync(dir.FullName, sockets?.FullName ?? dir.FullName, run, ct);
             using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
             listener.Bind(new UnixDomainSocketEndPoint(files.Socket));
             listener.Listen(1);
@@ -106,13 +110,16 @@ internal sealed partial class AnsibleProcess(JobStore store, IOptions<AnsibleOpt
         }
         finally
         {
-            try
+            foreach (var used in new[] { dir, sockets })
             {
-                dir.Delete(recursive: true);
-            }
-            catch (IOException e)
-            {
-                LogCleanupFailed(logger, dir.FullName, e);
+                try
+                {
+                    used?.Delete(recursive: true);
+                }
+                catch (IOException e)
+                {
+                    LogCleanupFailed(logger, used!.FullName, e);
+                }
             }
         }
     }
@@ -120,14 +127,17 @@ internal sealed partial class AnsibleProcess(JobStore store, IOptions<AnsibleOpt
     private sealed record RunFiles(string Directory, string Socket, string Inventory, string? ExtraVars, string CallbackDir, string Config, string Home, string Temp, string ControlPath,
         string? PrivateKey = null);
 
-    private static async Task<RunFiles> PrepareAsync(string dir, AnsibleRunRequest run, CancellationToken ct)
+    /// <summary>The longest directory the sockets fit in: <c>cp/</c> + ansible's 10-character control socket name + ssh's 17-byte suffix, in 107 bytes.</summary>
+    private const int MaxSocketParentLength = 76;
+
+    private static async Task<RunFiles> PrepareAsync(string dir, string socketDir, AnsibleRunRequest run, CancellationToken ct)
     {
         // ansible-playbook runs on Unix only; the guards tell the platform analyzer so.
-        string Sub(string name)
+        string Sub(string name, string? parent = null)
         {
             if (OperatingSystem.IsWindows())
                 throw new PlatformNotSupportedException("ansible-playbook runs on Unix only");
-            var path = Path.Combine(dir, name);
+            var path = Path.Combine(parent ?? dir, name);
             Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             return path;
         }
@@ -152,7 +162,7 @@ internal sealed partial class AnsibleProcess(JobStore store, IOptions<AnsibleOpt
             await plugin.CopyToAsync(file, ct);
         return new RunFiles(
             dir,
-            Path.Combine(dir, "events.sock"),
+            Path.Combine(socketDir, "events.sock"),
             await Private("inventory.yml", run.Inventory),
             run.ExtraVars is null ? null : await Private("extra_vars.json", run.ExtraVars.ToJsonString()),
             callbacks,
@@ -160,7 +170,7 @@ internal sealed partial class AnsibleProcess(JobStore store, IOptions<AnsibleOpt
             await Private("ansible.cfg", "# written by Opsgate; settings come from the environment\n"),
             Sub("home"),
             Sub("tmp"),
-            Sub("cp"),
+            Sub("cp", socketDir),
             run.Credential is null ? null : await Private("ssh_key", run.Credential.PrivateKey));
     }
 
@@ -351,9 +361,13 @@ internal sealed partial class AnsibleProcess(JobStore store, IOptions<AnsibleOpt
         }
     }
 
+    /// <summary>The longest callback line read (8 MiB); a longer one is skipped and counted as malformed, never buffered whole.</summary>
+    internal const int MaxCallbackLineBytes = 8 * 1024 * 1024;
+
     /// <summary>The plugin's JSON lines as bytes, straight from the socket's buffers: no string per line.</summary>
-    internal static async Task ReadLinesAsync(PipeReader pipe, AnsibleEventWriter writer, CancellationToken ct)
+    internal static async Task ReadLinesAsync(PipeReader pipe, AnsibleEventWriter writer, CancellationToken ct, int maxLineBytes = MaxCallbackLineBytes)
     {
+        var skipping = false; // inside a line over the cap: its bytes are dropped up to its newline
         try
         {
             while (true)
@@ -364,10 +378,24 @@ internal sealed partial class AnsibleProcess(JobStore store, IOptions<AnsibleOpt
                 {
                     var line = buffer.Slice(0, end);
                     buffer = buffer.Slice(buffer.GetPosition(1, end));
+                    if (skipping || line.Length > maxLineBytes)
+                    {
+                        if (!skipping)
+                            writer.SkippedLine();
+                        skipping = false;
+                        continue;
+                    }
                     var pending = line.IsSingleSegment ? writer.CallbackAsync(line.FirstSpan, ct) : writer.CallbackAsync(line.ToArray(), ct);
                     if (!pending.IsCompletedSuccessfully)
                         await pending;
                 }
+                if (!skipping && buffer.Length > maxLineBytes)
+                {
+                    writer.SkippedLine();
+                    skipping = true;
+                }
+                if (skipping)
+                    buffer = buffer.Slice(buffer.End);
                 if (read.IsCompleted)
                 {
                     // A last line without its newline (the plugin closed mid-way) is still an event if it parses.

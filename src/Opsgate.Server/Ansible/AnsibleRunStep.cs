@@ -4,6 +4,7 @@ using Opsgate.Server.Ansible.Inventories;
 using Opsgate.Server.Engine;
 using Opsgate.Server.Engine.Runbooks;
 using Opsgate.Server.Engine.Steps;
+using Opsgate.Server.Hosting;
 using Opsgate.Server.Persistence;
 using Opsgate.Server.Projects;
 
@@ -20,7 +21,7 @@ namespace Opsgate.Server.Ansible;
 /// </summary>
 internal sealed partial class AnsibleRunStep(
     AnsibleProcess runner, AnsibleResults results, InventoryStore inventories, ShardedRun sharded, JobStore store, IOptions<AnsibleOptions> options,
-    ProjectStore projects, ProjectCache cache, CredentialStore credentials) : IStepExecutor
+    ProjectStore projects, ProjectCache cache, CredentialStore credentials, PrivateDirectories directories) : IStepExecutor
 {
     public const int MaxForks = 500;
 
@@ -137,7 +138,7 @@ internal sealed partial class AnsibleRunStep(
         if (Sharding.Requested(context.Inputs["shards"]) is { } shards)
             return await ExecuteShardedAsync(context, shards, check, timeout, cancellationToken);
 
-        var playbookDir = context.OptionalString("playbook_yaml") is { } inline ? Directory.CreateTempSubdirectory("opsgate-playbook-") : null;
+        var playbookDir = context.OptionalString("playbook_yaml") is { } inline ? directories.Create("playbook") : null;
         try
         {
             string playbook;

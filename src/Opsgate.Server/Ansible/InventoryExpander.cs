@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Options;
+using Opsgate.Server.Hosting;
 
 namespace Opsgate.Server.Ansible;
 
@@ -21,7 +22,7 @@ internal sealed class InventoryException(string message) : Exception(message);
 /// (3 s instead of 13 s for 20,000 hosts on 2 cores), so the result can be written back as an inventory for a subset
 /// of the hosts.
 /// </summary>
-internal sealed class InventoryExpander(IOptions<AnsibleOptions> options)
+internal sealed class InventoryExpander(IOptions<AnsibleOptions> options, PrivateDirectories directories)
 {
     /// <summary>
     /// The plugins an inventory source in a project may use: files and scripts read or run on the server, and
@@ -33,7 +34,7 @@ internal sealed class InventoryExpander(IOptions<AnsibleOptions> options)
     /// <summary>An Ansible YAML inventory given as text (written to a private file, read with the <c>yaml</c> plugin only).</summary>
     public async Task<ExpandedInventory> ExpandAsync(string inventoryYaml, CancellationToken ct)
     {
-        var dir = Directory.CreateTempSubdirectory("opsgate-inventory-yaml-"); // 0700 on Unix
+        var dir = directories.Create("invyaml"); // 0700
         try
         {
             var inventory = Path.Combine(dir.FullName, "inventory.yml");
@@ -56,7 +57,7 @@ internal sealed class InventoryExpander(IOptions<AnsibleOptions> options)
     public async Task<ExpandedInventory> ExpandAsync(string workingDirectory, string source, IReadOnlyList<string> plugins, string sourceName, CancellationToken ct)
     {
         var o = options.Value;
-        var dir = Directory.CreateTempSubdirectory("opsgate-inventory-"); // 0700 on Unix
+        var dir = directories.Create("inventory"); // 0700
         try
         {
             var config = Path.Combine(dir.FullName, "ansible.cfg");

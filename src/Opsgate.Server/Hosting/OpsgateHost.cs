@@ -72,6 +72,9 @@ public static class OpsgateHost
         app.Services.GetRequiredService<Engine.Runbooks.RunbookCatalog>().Validate();
         await app.Services.GetRequiredService<Migrator>().MigrateAsync(cancellationToken);
         await app.Services.GetRequiredService<BootstrapKey>().EnsureAsync(cancellationToken);
+        // What a killed process of this data dir left (SSH keys, extra vars) goes before any job runs again.
+        app.Services.GetRequiredService<PrivateDirectories>().Sweep();
+        app.Services.GetRequiredService<ProjectCache>().SweepLeftovers();
         await app.StartAsync(cancellationToken);
     }
 
@@ -127,6 +130,7 @@ public static class OpsgateHost
         builder.Services.AddOptions<RateLimitOptions>().Bind(builder.Configuration.GetSection(RateLimitOptions.Section));
         builder.Services.AddOptions<AuthOptions>().Bind(builder.Configuration.GetSection(AuthOptions.Section));
         builder.Services.AddSingleton<OptionsValidator>();
+        builder.Services.AddSingleton<PrivateDirectories>();
         builder.Services.AddSingleton<IValidateOptions<DatabaseOptions>>(sp => sp.GetRequiredService<OptionsValidator>());
         builder.Services.AddSingleton<IValidateOptions<HttpOptions>>(sp => sp.GetRequiredService<OptionsValidator>());
         builder.Services.AddSingleton<IValidateOptions<RateLimitOptions>>(sp => sp.GetRequiredService<OptionsValidator>());

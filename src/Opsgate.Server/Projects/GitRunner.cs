@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using Microsoft.Extensions.Options;
 using Opsgate.Server.Ansible;
+using Opsgate.Server.Hosting;
 
 namespace Opsgate.Server.Projects;
 
@@ -19,14 +20,14 @@ internal sealed class GitException(string message, bool aboutRef = false) : Exce
 /// a command line: an SSH key is a 0600 file in that directory named by GIT_SSH_COMMAND; a token or password is an
 /// <c>http.extraHeader</c> given through GIT_CONFIG_COUNT/KEY/VALUE. The directory is deleted when git is done.
 /// </summary>
-internal sealed class GitRunner(IOptions<AnsibleOptions> options)
+internal sealed class GitRunner(IOptions<AnsibleOptions> options, PrivateDirectories directories)
 {
     /// <param name="knownHosts">SSH known_hosts file (host keys are accepted on first use and checked ever after).</param>
     /// <param name="indexFile">GIT_INDEX_FILE, for a checkout from a bare repository.</param>
     public async Task<string> RunAsync(IReadOnlyList<string> args, CredentialSecret? credential, string knownHosts, CancellationToken ct, string? indexFile = null)
     {
         var o = options.Value;
-        var dir = Directory.CreateTempSubdirectory("opsgate-git-"); // 0700 on Unix
+        var dir = directories.Create("git"); // 0700
         var secrets = new List<string>();
         try
         {

@@ -11,7 +11,7 @@ namespace Opsgate.Server.Projects;
 /// the same data dir); a checkout is written to a temporary directory and renamed into place, so a run never sees a
 /// half-written one. Checkouts are read by ansible, never written.
 /// </summary>
-internal sealed class ProjectCache(GitRunner git, CredentialStore credentials, IOptions<OpsgateOptions> opsgate)
+internal sealed class ProjectCache(GitRunner git, CredentialStore credentials, IOptions<OpsgateOptions> opsgate, PrivateDirectories directories)
 {
     private readonly ConcurrentDictionary<string, SemaphoreSlim> _locks = new(StringComparer.Ordinal);
 
@@ -79,8 +79,9 @@ internal sealed class ProjectCache(GitRunner git, CredentialStore credentials, I
         if (await ResolveCommitAsync(mirror, commit, ct) is null)
             throw new GitException($"commit {commit} is no longer in {project.GitRepo}");
         Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-        var temp = Directory.CreateTempSubdirectory("opsgate-checkout-").FullName;
-        var work = Path.Combine(Path.GetDirectoryName(target)!, ".tmp-" + Guid.NewGuid().ToString("N"));
+        var temp = directories.Create("checkout").FullName;
+        // Named after this process: the start-up sweep removes those of processes that are gone (SweepLeftovers).
+        var work = Path.Combine(Path.GetDirectoryName(target)!, WorkPrefix + directories.ProcessId + "-" + Guid.NewGuid().ToString("N"));
         try
         {
             Directory.CreateDirectory(work);
@@ -101,6 +102,32 @@ internal sealed class ProjectCache(GitRunner git, CredentialStore credentials, I
             Directory.Delete(temp, recursive: true);
             if (Directory.Exists(work))
                 Directory.Delete(work, recursive: true);
+        }
+    }
+
+    private const string WorkPrefix = ".tmp-";
+
+    /// <summary>Deletes half-made checkouts (<c>.tmp-&lt;process&gt;-*</c>) of processes of this data dir that are gone; at start-up.</summary>
+    public void SweepLeftovers()
+    {
+        var checkouts = Path.Combine(Root, "checkouts");
+        if (!Directory.Exists(checkouts))
+            return;
+        foreach (var work in new DirectoryInfo(checkouts).EnumerateDirectories(WorkPrefix + "*"))
+        {
+            var rest = work.Name[WorkPrefix.Length..];
+            var dash = rest.IndexOf('-', StringComparison.Ordinal);
+            // No process id: made by an older version, before it was named.
+            if (dash > 0 && directories.IsLive(rest[..dash]))
+                continue;
+            try
+            {
+                work.Delete(recursive: true);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Tried again at the next start.
+            }
         }
     }
 

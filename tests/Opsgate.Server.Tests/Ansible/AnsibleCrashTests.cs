@@ -24,9 +24,13 @@ public sealed class AnsibleCrashTests
               debug: {msg: "done {{ inventory_hostname }}"}
         """;
 
+    // Where runs kept their private files before they moved under {DataDir}/run.
+    private static readonly string[] OldTempPrefixes = ["opsgate-ansible-", "opsgate-git-", "opsgate-inventory-", "opsgate-playbook-", "opsgate-checkout-"];
+
     [Fact]
     public async Task Kill_9_of_the_server_mid_run_stops_ansible_and_the_restarted_server_fails_the_job_without_running_it_again()
     {
+        var secret = "crash-secret-" + Guid.NewGuid().ToString("N");
         using var work = new TempDir();
         using var playbooks = new TempDir();
         var playbook = Path.Combine(playbooks.Path, "slow.yml");
@@ -47,11 +51,17 @@ public sealed class AnsibleCrashTests
         await using (var first = await OpsgateProcess.StartReadyAsync(work.Path, environment: environment))
         {
             var admin = first.Client(OpsgateServer.AdminKey);
-            id = await Jobs.SubmitAsync(admin, "ansible-playbook", new { playbook = "slow.yml", inventory = await StoreInventoryAsync(admin, inventory), extra_vars = new { rounds_file = rounds } });
+            id = await Jobs.SubmitAsync(admin, "ansible-playbook",
+                new { playbook = "slow.yml", inventory = await StoreInventoryAsync(admin, inventory), extra_vars = new { rounds_file = rounds, api_token = secret } });
             // Mid-run: every host got past the first task and the wait is going.
             before = await ReadEventsAsync(admin, id, e => e.Type == "ansible.item_ok" && e.Str("task") == "wait", timeout: TimeSpan.FromSeconds(90));
             Assert.Equal(4, before.Count(e => e.Type == "ansible.runner_ok" && e.Str("task") == "before"));
             Assert.NotEmpty(ProcessesWith(playbook));
+            // The run's extra vars are in its private directory under the data dir, owner-only, not in /tmp.
+            var run = Path.Combine(first.DataDir, "run");
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(run));
+            Assert.NotEmpty(FilesContaining(run, secret));
+            Assert.Empty(OldTempPrefixes.SelectMany(prefix => Directory.EnumerateDirectories(Path.GetTempPath(), prefix + "*")).SelectMany(d => FilesContaining(d, secret)));
             await first.KillServerOnlyAsync();
         }
 
@@ -69,6 +79,9 @@ public sealed class AnsibleCrashTests
         }
 
         await using var second = await OpsgateProcess.StartReadyAsync(work.Path, environment: environment);
+        // The killed server's run directory, secret and all, went at the restart: nothing holds the secret on disk.
+        Assert.Empty(FilesContaining(Path.Combine(second.DataDir, "run"), secret));
+        Assert.Empty(OldTempPrefixes.SelectMany(prefix => Directory.EnumerateDirectories(Path.GetTempPath(), prefix + "*")).SelectMany(d => FilesContaining(d, secret)));
         var client = second.Client(OpsgateServer.AdminKey);
         var job = await Jobs.WaitAsync(client, id, timeout: TimeSpan.FromSeconds(60));
         Assert.Equal("failed", job.Status());
@@ -182,6 +195,31 @@ public sealed class AnsibleCrashTests
         Assert.All(again, c => Assert.Equal("succeeded", c.GetProperty("status").GetString()));
         Assert.Empty(again.Select(c => c.GetProperty("job_id").GetString()!).Intersect(children));
         Assert.Equal(4, (await client.GetFromJsonAsync<JsonElement>($"/api/v1/jobs/{id}/hosts")).EnumerateObject().Count());
+    }
+
+    private static List<string> FilesContaining(string root, string text)
+    {
+        if (!Directory.Exists(root))
+            return [];
+        var options = new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true, AttributesToSkip = 0 };
+        try
+        {
+            return Directory.EnumerateFiles(root, "*", options).Where(file =>
+            {
+                try
+                {
+                    return File.ReadAllText(file).Contains(text, StringComparison.Ordinal);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    return false; // a socket, or gone
+                }
+            }).ToList();
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return []; // another test's directory, deleted meanwhile
+        }
     }
 
     private static void KillQuietly(int pid)

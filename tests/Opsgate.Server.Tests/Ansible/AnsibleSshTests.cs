@@ -9,12 +9,16 @@ namespace Opsgate.Server.Tests.Ansible;
 /// <summary>ansible.run over real SSH: sshd on a loopback port, started and killed by the test.</summary>
 public sealed class AnsibleSshTests
 {
-    [Fact]
-    public async Task A_playbook_runs_over_ssh_and_leaves_no_connection_behind()
+    // A long DataDir: the run directory under it is too long for ssh's control sockets, which then go elsewhere.
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_playbook_runs_over_ssh_and_leaves_no_connection_behind(bool longDataDir)
     {
         await using var ssh = await SshTarget.StartAsync();
         using var playbooks = new TempDir();
-        await using var server = await StartAsync(Provider.Sqlite, playbooks, ("ssh.yml", """
+        string[] args = longDataDir ? [$"--DataDir={Path.Combine(playbooks.Path, new string('d', 60))}"] : [];
+        await using var server = await StartAsync(Provider.Sqlite, playbooks, args, ("ssh.yml", """
             - hosts: all
               gather_facts: false
               tasks:

@@ -146,6 +146,27 @@ public sealed class EventVolumeTests
         Assert.Contains("web1", hosts, StringComparison.Ordinal);
         Assert.Contains("web2", hosts, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task A_callback_line_over_8_MiB_is_skipped_and_counted_as_malformed_and_the_lines_around_it_are_events()
+    {
+        // A well-formed event, were it read: only its length stops it.
+        var huge = """{"host":"huge","task":"t","changed":false,"seq":2,"event":"runner_ok","message":"%"}""".Replace("%", new string('x', 9 * 1024 * 1024), StringComparison.Ordinal);
+        string[] lines =
+        [
+            """{"host":"web1","task":"t","changed":false,"seq":1,"event":"runner_ok"}""",
+            huge,
+            """{"host":"web2","task":"t","changed":false,"seq":3,"event":"runner_ok"}""",
+        ];
+        using var dir = new TempDir();
+        await using var server = await StartAsync(Provider.Sqlite, dir, new { lines });
+        var id = await SubmitAsync(server);
+        await Jobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromMinutes(2));
+        var events = await SseReader.ReadAllAsync(server.Admin, $"/api/v1/jobs/{id}/events", null);
+
+        Assert.Equal(["web1", "web2"], events.Where(e => e.Type == "ansible.runner_ok").Select(e => e.Body.GetProperty("host").GetString()));
+        Assert.Equal(1, Assert.Single(events, e => e.Type == "ansible.truncated").Body.GetProperty("malformed_callback_lines").GetInt32());
+    }
 }
 
 /// <summary>An SSE stream read only when asked, so a test can leave it unread for a while.</summary>
