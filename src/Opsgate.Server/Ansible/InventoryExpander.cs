@@ -11,7 +11,11 @@ namespace Opsgate.Server.Ansible;
 internal sealed record ExpandedInventory(IReadOnlyList<string> Hosts, JsonObject List);
 
 /// <summary>The inventory could not be read by ansible; the message is ansible's own.</summary>
-internal sealed class InventoryException(string message) : Exception(message);
+internal sealed class InventoryException(string message, bool timedOut = false) : Exception(message)
+{
+    /// <summary>ansible-inventory did not finish within Ansible:InventoryTimeout.</summary>
+    public bool TimedOut { get; } = timedOut;
+}
 
 /// <summary>
 /// Expands an inventory with <c>ansible-inventory</c> (the authority on host ranges, groups and children), without a
@@ -90,7 +94,7 @@ internal sealed class InventoryExpander(IOptions<AnsibleOptions> options)
                 // A script ansible runs is its child: the whole tree goes.
                 process.Kill(entireProcessTree: true);
                 ct.ThrowIfCancellationRequested();
-                throw new InventoryException($"ansible-inventory did not finish within {o.InventoryTimeout} (Ansible:InventoryTimeout)");
+                throw new InventoryException($"ansible-inventory did not finish within {o.InventoryTimeout} (Ansible:InventoryTimeout)", timedOut: true);
             }
             if (process.ExitCode != 0)
                 throw new InventoryException(AnsibleMessage(await stderr, source, sourceName, workingDirectory) ?? $"ansible-inventory failed with exit code {process.ExitCode}");

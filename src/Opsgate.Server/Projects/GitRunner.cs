@@ -13,6 +13,9 @@ internal sealed class GitException(string message, bool aboutRef = false) : Exce
     public bool AboutRef { get; } = aboutRef;
 }
 
+/// <summary>The git command could not be started (missing, not executable): this server's setup, not the request.</summary>
+internal sealed class GitUnavailableException(string message, Exception inner) : Exception(message, inner);
+
 /// <summary>
 /// Runs the <c>git</c> CLI: no shell, an environment built from nothing (no system or user config, no prompts,
 /// only the file, ssh and https transports), a private 0700 directory per call as HOME. A credential never reaches
@@ -79,7 +82,16 @@ internal sealed class GitRunner(IOptions<AnsibleOptions> options)
                 env[$"GIT_CONFIG_VALUE_{i}"] = configs[i].Value;
             }
 
-            using var process = Process.Start(psi) ?? throw new GitException("git did not start");
+            Process? started;
+            try
+            {
+                started = Process.Start(psi);
+            }
+            catch (System.ComponentModel.Win32Exception e)
+            {
+                throw new GitUnavailableException($"git cannot be started: '{o.GitCommand}' (Ansible:GitCommand): {e.Message}", e);
+            }
+            using var process = started ?? throw new GitException("git did not start");
             process.StandardInput.Close();
             using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
             limit.CancelAfter(o.GitTimeout);
