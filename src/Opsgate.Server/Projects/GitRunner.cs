@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using Microsoft.Extensions.Options;
 using Opsgate.Server.Ansible;
+using Opsgate.Server.Hosting;
 
 namespace Opsgate.Server.Projects;
 
@@ -33,14 +34,7 @@ internal sealed class GitRunner(IOptions<AnsibleOptions> options)
         var secrets = new List<string>();
         try
         {
-            var psi = new ProcessStartInfo(o.GitCommand)
-            {
-                WorkingDirectory = dir.FullName,
-                UseShellExecute = false,
-                RedirectStandardInput = true,
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-            };
+            var psi = new ProcessStartInfo(o.GitCommand) { WorkingDirectory = dir.FullName };
             foreach (var arg in args)
                 psi.ArgumentList.Add(arg);
             var env = psi.Environment;
@@ -82,37 +76,23 @@ internal sealed class GitRunner(IOptions<AnsibleOptions> options)
                 env[$"GIT_CONFIG_VALUE_{i}"] = configs[i].Value;
             }
 
-            Process? started;
+            ChildProcessResult result;
             try
             {
-                started = Process.Start(psi);
+                result = await ChildProcess.RunAsync(psi, o.GitTimeout, ct);
             }
             catch (System.ComponentModel.Win32Exception e)
             {
                 throw new GitUnavailableException($"git cannot be started: '{o.GitCommand}' (Ansible:GitCommand): {e.Message}", e);
             }
-            using var process = started ?? throw new GitException("git did not start");
-            process.StandardInput.Close();
-            using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            limit.CancelAfter(o.GitTimeout);
-            var stdout = process.StandardOutput.ReadToEndAsync(limit.Token);
-            var stderr = process.StandardError.ReadToEndAsync(limit.Token);
-            try
-            {
-                await Task.WhenAll(stdout, stderr, process.WaitForExitAsync(limit.Token));
-            }
-            catch (OperationCanceledException)
-            {
-                process.Kill(entireProcessTree: true);
-                ct.ThrowIfCancellationRequested();
+            if (result.TimedOut)
                 throw new GitException($"git {args[0]} did not finish within {o.GitTimeout} (Ansible:GitTimeout)");
-            }
-            if (process.ExitCode != 0)
+            if (result.ExitCode != 0)
             {
-                var message = Scrub(await stderr, secrets, dir.FullName);
-                throw new GitException(message.Length == 0 ? $"git {args[0]} failed with exit code {process.ExitCode}" : message);
+                var message = Scrub(result.Stderr, secrets, dir.FullName);
+                throw new GitException(message.Length == 0 ? $"git {args[0]} failed with exit code {result.ExitCode}" : message);
             }
-            return await stdout;
+            return result.Stdout;
         }
         finally
         {
