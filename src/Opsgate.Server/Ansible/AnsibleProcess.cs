@@ -280,21 +280,16 @@ internal sealed partial class AnsibleProcess(JobStore store, IOptions<AnsibleOpt
         {
             try
             {
-                var psi = new ProcessStartInfo(FindOnSafePath("ssh"))
-                {
-                    UseShellExecute = false, RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true,
-                };
+                var psi = new ProcessStartInfo(FindOnSafePath("ssh"));
                 foreach (var arg in new[] { "-O", "exit", "-o", "ControlPath=" + socket, "opsgate-control-master" })
                     psi.ArgumentList.Add(arg);
                 psi.Environment.Clear();
                 psi.Environment["PATH"] = SafePath;
-                using var ssh = Process.Start(psi)!;
-                ssh.StandardInput.Close();
-                using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-                var stderr = ssh.StandardError.ReadToEndAsync(limit.Token);
-                await Task.WhenAll(ssh.StandardOutput.ReadToEndAsync(limit.Token), stderr, ssh.WaitForExitAsync(limit.Token));
+                var ssh = await ChildProcess.RunAsync(psi, TimeSpan.FromSeconds(5), CancellationToken.None);
+                if (ssh.TimedOut)
+                    throw new IOException("ssh -O exit did not finish within 5 s");
                 if (ssh.ExitCode != 0)
-                    throw new IOException($"ssh -O exit: {(await stderr).Trim()}");
+                    throw new IOException($"ssh -O exit: {ssh.Stderr.Trim()}");
             }
             catch (Exception e) when (e is OperationCanceledException or InvalidOperationException or System.ComponentModel.Win32Exception or IOException)
             {

@@ -104,9 +104,9 @@ internal sealed partial class AnsibleRunStep(
             {
                 yaml = await File.ReadAllTextAsync(ResolvePlaybook(path, options.Value.PlaybookDirectory), ct);
             }
-            catch (StepFailedException)
+            catch (Exception e) when (e is StepFailedException or IOException or UnauthorizedAccessException)
             {
-                // A playbook that does not resolve fails the run with the reason, as without shards.
+                // A playbook that does not resolve or cannot be read here fails the run with the reason, as without shards.
             }
         }
         return yaml is not null && Sharding.Refusal(yaml) is { } why ? ("shards", $"the playbook cannot be sharded: {why}; run it with shards: 1") : null;

@@ -12,7 +12,11 @@ namespace Opsgate.Server.Ansible;
 internal sealed record ExpandedInventory(IReadOnlyList<string> Hosts, JsonObject List);
 
 /// <summary>The inventory could not be read by ansible; the message is ansible's own.</summary>
-internal sealed class InventoryException(string message) : Exception(message);
+internal sealed class InventoryException(string message, bool timedOut = false) : Exception(message)
+{
+    /// <summary>ansible-inventory did not finish within Ansible:InventoryTimeout.</summary>
+    public bool TimedOut { get; } = timedOut;
+}
 
 /// <summary>
 /// Expands an inventory with <c>ansible-inventory</c> (the authority on host ranges, groups and children), without a
@@ -62,40 +66,19 @@ internal sealed class InventoryExpander(IOptions<AnsibleOptions> options, Privat
         {
             var config = Path.Combine(dir.FullName, "ansible.cfg");
             await File.WriteAllTextAsync(config, "# written by Opsgate; settings come from the environment\n", ct);
-            var psi = new ProcessStartInfo(o.InventoryCommand)
-            {
-                WorkingDirectory = workingDirectory,
-                UseShellExecute = false,
-                RedirectStandardInput = true,
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-            };
+            var psi = new ProcessStartInfo(o.InventoryCommand) { WorkingDirectory = workingDirectory };
             foreach (var arg in new[] { "--list", "--export", "--inventory=" + source })
                 psi.ArgumentList.Add(arg);
             AnsibleProcess.ScrubEnvironment(psi.Environment, dir.FullName, config, dir.FullName);
             psi.Environment["ANSIBLE_INVENTORY_ENABLED"] = string.Join(',', plugins);
             psi.Environment["ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED"] = "True";
 
-            using var process = Process.Start(psi) ?? throw new InvalidOperationException("ansible-inventory did not start");
-            process.StandardInput.Close();
-            using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            limit.CancelAfter(o.InventoryTimeout);
-            var stdout = process.StandardOutput.ReadToEndAsync(limit.Token);
-            var stderr = process.StandardError.ReadToEndAsync(limit.Token);
-            try
-            {
-                await Task.WhenAll(stdout, stderr, process.WaitForExitAsync(limit.Token));
-            }
-            catch (OperationCanceledException)
-            {
-                // A script ansible runs is its child: the whole tree goes.
-                process.Kill(entireProcessTree: true);
-                ct.ThrowIfCancellationRequested();
-                throw new InventoryException($"ansible-inventory did not finish within {o.InventoryTimeout} (Ansible:InventoryTimeout)");
-            }
-            if (process.ExitCode != 0)
-                throw new InventoryException(AnsibleMessage(await stderr, source, sourceName, workingDirectory) ?? $"ansible-inventory failed with exit code {process.ExitCode}");
-            var list = JsonNode.Parse(await stdout)?.AsObject() ?? throw new InventoryException("ansible-inventory printed no inventory");
+            var result = await ChildProcess.RunAsync(psi, o.InventoryTimeout, ct);
+            if (result.TimedOut)
+                throw new InventoryException($"ansible-inventory did not finish within {o.InventoryTimeout} (Ansible:InventoryTimeout)", timedOut: true);
+            if (result.ExitCode != 0)
+                throw new InventoryException(AnsibleMessage(result.Stderr, source, sourceName, workingDirectory) ?? $"ansible-inventory failed with exit code {result.ExitCode}");
+            var list = JsonNode.Parse(result.Stdout)?.AsObject() ?? throw new InventoryException("ansible-inventory printed no inventory");
             return new ExpandedInventory(HostsOf(list), list);
         }
         finally

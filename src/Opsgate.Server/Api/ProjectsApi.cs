@@ -58,7 +58,14 @@ internal static class ProjectsApi
             if (context.Principal()!.Role is not { } role || role < Role.Admin)
                 return TypedResults.Problem(statusCode: 403, title: "Forbidden",
                     detail: "attaching a credential to a project requires role admin: git sends the credential to the repository's host");
-            credential = await credentials.GetSecretAsync(credentialName, context.RequestAborted);
+            try
+            {
+                credential = await credentials.GetSecretAsync(credentialName, context.RequestAborted);
+            }
+            catch (CredentialSecretMissingException e)
+            {
+                return ProjectProblems.For(e, context);
+            }
             if (credential is null)
                 return Problems.Invalid("credential", $"credential '{credentialName}' does not exist");
             var fits = transport switch
@@ -87,6 +94,11 @@ internal static class ProjectsApi
         {
             await cache.ForgetAsync(project.Id, CancellationToken.None);
             return Problems.Invalid(e.AboutRef ? "ref" : "git_repo", e.Message);
+        }
+        catch (Exception e) when (ProjectProblems.Handles(e))
+        {
+            await ForgetQuietlyAsync(cache, project.Id);
+            return ProjectProblems.For(e, context);
         }
         try
         {
@@ -128,9 +140,26 @@ internal static class ProjectsApi
             // The repository or the ref went away since the project was made: the remote's state, not bad input.
             return TypedResults.Problem(statusCode: StatusCodes.Status502BadGateway, title: "git fetch failed", detail: e.Message);
         }
+        catch (Exception e) when (ProjectProblems.Handles(e))
+        {
+            return ProjectProblems.For(e, context);
+        }
         var at = projects.Now();
         await projects.RecordSyncAsync(project.Id, commit, at, context.RequestAborted);
         return TypedResults.Ok(new SyncResponse(project.Id, project.Name, project.Ref, commit, at));
+    }
+
+    /// <summary>Clean-up after a failure that may itself be the cache's (an unwritable data dir): the answer is about the first failure.</summary>
+    private static async Task ForgetQuietlyAsync(ProjectCache cache, string projectId)
+    {
+        try
+        {
+            await cache.ForgetAsync(projectId, CancellationToken.None);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Nothing was made, or it cannot be removed now; either way the project does not exist.
+        }
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> Delete(string idOrName, HttpContext context, ProjectStore projects, ProjectCache cache)

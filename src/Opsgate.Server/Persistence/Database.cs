@@ -118,6 +118,13 @@ internal sealed class Database : IAsyncDisposable
     public static DbTransaction BeginWrite(DbConnection connection) =>
         connection is SqliteConnection sqlite ? sqlite.BeginTransaction(deferred: false) : connection.BeginTransaction();
 
+    /// <summary>
+    /// A foreign key refused the write: on PostgreSQL a row it references was deleted by a transaction that committed
+    /// meanwhile (SQLite writers take turns, so there it means the same, found earlier).
+    /// </summary>
+    public static bool IsForeignKeyViolation(Exception e) =>
+        e is PostgresException { SqlState: PostgresErrorCodes.ForeignKeyViolation } or SqliteException { SqliteErrorCode: 19, SqliteExtendedErrorCode: 787 };
+
     /// <summary>Where the data lives, without credentials, for the start-up line and /health.</summary>
     public string Describe()
     {

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Text;
 using Dapper;
 using Opsgate.Server.Persistence;
@@ -21,23 +22,35 @@ internal sealed record CredentialSecret(CredentialInfo Info, string Secret);
 
 internal sealed class CredentialConflictException(string message) : Exception(message);
 
+/// <summary>A credential's row exists but the secret store has no secret for it (the store was restored or edited apart from the database).</summary>
+internal sealed class CredentialSecretMissingException(string credential)
+    : InvalidOperationException($"the secret of credential '{credential}' is missing from the secret store; delete the credential and create it again")
+{
+    public string Credential { get; } = credential;
+}
+
 /// <summary>
 /// AWX's credential model, small: a name, a kind, an optional username, and a secret kept in the secret store
 /// (<c>credential/&lt;name&gt;/secret</c>) that never comes back out through the API.
 /// </summary>
 internal sealed class CredentialStore(Database database, ISecretStore secrets, TimeProvider time)
 {
+    /// <summary>Names whose row is committed but whose secret is not stored yet: not there for anyone else.</summary>
+    private readonly ConcurrentDictionary<string, byte> _creating = new(StringComparer.Ordinal);
+
     public static string SecretName(string credential) => $"credential/{credential}/secret";
 
     public async Task<IReadOnlyList<CredentialInfo>> ListAsync(CancellationToken ct)
     {
         await using var connection = await database.OpenAsync(ct);
         return (await connection.QueryAsync<Row>("SELECT name, kind, username, created_at, created_by FROM credentials ORDER BY name"))
-            .Select(r => r.Info).ToList();
+            .Where(r => !_creating.ContainsKey(r.Name)).Select(r => r.Info).ToList();
     }
 
     public async Task<CredentialInfo?> FindAsync(string name, CancellationToken ct)
     {
+        if (_creating.ContainsKey(name))
+            return null;
         await using var connection = await database.OpenAsync(ct);
         var row = await connection.QuerySingleOrDefaultAsync<Row>("SELECT name, kind, username, created_at, created_by FROM credentials WHERE name = @name", new { name });
         return row?.Info;
@@ -48,35 +61,46 @@ internal sealed class CredentialStore(Database database, ISecretStore secrets, T
         if (await FindAsync(name, ct) is not { } info)
             return null;
         var secret = await secrets.GetAsync(SecretName(name), ct)
-            ?? throw new InvalidOperationException($"the secret of credential '{name}' is missing from the secret store");
+            ?? throw new CredentialSecretMissingException(name);
         return new CredentialSecret(info, Encoding.UTF8.GetString(secret));
     }
 
     public async Task<CredentialInfo> CreateAsync(string name, string kind, string? username, string secret, string actor, CancellationToken ct)
     {
         var now = time.GetUtcNow().UtcDateTime.TruncateToMicroseconds();
-        // The row first: a name taken a moment ago by someone else must not get its secret overwritten.
-        await using (var write = await database.WriteAsync(ct))
-        {
-            var inserted = await write.Connection.ExecuteAsync(
-                """
-                INSERT INTO credentials (name, kind, username, created_at, created_by) VALUES (@name, @kind, @username, @now, @actor)
-                ON CONFLICT (name) DO NOTHING
-                """, new { name, kind, username, now, actor }, write.Transaction);
-            if (inserted == 0)
-                throw new CredentialConflictException($"credential '{name}' already exists");
-            await write.CommitAsync(ct);
-        }
+        // The row first: a name taken a moment ago by someone else must not get its secret overwritten (ON CONFLICT
+        // waits for a concurrent insert on PostgreSQL; SQLite writers take turns). Until its secret is stored the
+        // credential is hidden from this server (the secret store writes in a scope of its own: scopes do not nest).
+        var mine = _creating.TryAdd(name, 0); // not mine: a create of this name is under way here, and this one will conflict
         try
         {
-            await secrets.PutAsync(SecretName(name), Encoding.UTF8.GetBytes(secret), ct);
+            await using (var write = await database.WriteAsync(ct))
+            {
+                var inserted = await write.Connection.ExecuteAsync(
+                    """
+                    INSERT INTO credentials (name, kind, username, created_at, created_by) VALUES (@name, @kind, @username, @now, @actor)
+                    ON CONFLICT (name) DO NOTHING
+                    """, new { name, kind, username, now, actor }, write.Transaction);
+                if (inserted == 0)
+                    throw new CredentialConflictException($"credential '{name}' already exists");
+                await write.CommitAsync(ct);
+            }
+            try
+            {
+                await secrets.PutAsync(SecretName(name), Encoding.UTF8.GetBytes(secret), ct);
+            }
+            catch
+            {
+                await using var undo = await database.WriteAsync(CancellationToken.None);
+                await undo.Connection.ExecuteAsync("DELETE FROM credentials WHERE name = @name", new { name }, undo.Transaction);
+                await undo.CommitAsync(CancellationToken.None);
+                throw;
+            }
         }
-        catch
+        finally
         {
-            await using var undo = await database.WriteAsync(CancellationToken.None);
-            await undo.Connection.ExecuteAsync("DELETE FROM credentials WHERE name = @name", new { name }, undo.Transaction);
-            await undo.CommitAsync(CancellationToken.None);
-            throw;
+            if (mine)
+                _creating.TryRemove(name, out _);
         }
         return new CredentialInfo(name, kind, username, now, actor);
     }
@@ -90,8 +114,16 @@ internal sealed class CredentialStore(Database database, ISecretStore secrets, T
             var users = (await write.Connection.QueryAsync<string>("SELECT name FROM projects WHERE credential = @name ORDER BY name", new { name }, write.Transaction)).AsList();
             if (users.Count > 0)
                 throw new CredentialConflictException($"credential '{name}' is used by project(s) {string.Join(", ", users)}; delete them or give them another credential first");
-            removed = await write.Connection.ExecuteAsync("DELETE FROM credentials WHERE name = @name", new { name }, write.Transaction);
-            await write.CommitAsync(ct);
+            try
+            {
+                removed = await write.Connection.ExecuteAsync("DELETE FROM credentials WHERE name = @name", new { name }, write.Transaction);
+                await write.CommitAsync(ct);
+            }
+            catch (Exception e) when (Database.IsForeignKeyViolation(e))
+            {
+                // A project naming it was added meanwhile (PostgreSQL: its insert committed after the check above).
+                throw new CredentialConflictException($"credential '{name}' was just given to a project; delete that project or give it another credential first");
+            }
         }
         await secrets.DeleteAsync(SecretName(name), ct);
         return removed > 0;

@@ -14,6 +14,9 @@ internal sealed class GitException(string message, bool aboutRef = false) : Exce
     public bool AboutRef { get; } = aboutRef;
 }
 
+/// <summary>The git command could not be started (missing, not executable): this server's setup, not the request.</summary>
+internal sealed class GitUnavailableException(string message, Exception inner) : Exception(message, inner);
+
 /// <summary>
 /// Runs the <c>git</c> CLI: no shell, an environment built from nothing (no system or user config, no prompts,
 /// only the file, ssh and https transports), a private 0700 directory per call as HOME. A credential never reaches
@@ -31,14 +34,7 @@ internal sealed class GitRunner(IOptions<AnsibleOptions> options, PrivateDirecto
         var secrets = new List<string>();
         try
         {
-            var psi = new ProcessStartInfo(o.GitCommand)
-            {
-                WorkingDirectory = dir.FullName,
-                UseShellExecute = false,
-                RedirectStandardInput = true,
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-            };
+            var psi = new ProcessStartInfo(o.GitCommand) { WorkingDirectory = dir.FullName };
             foreach (var arg in args)
                 psi.ArgumentList.Add(arg);
             var env = psi.Environment;
@@ -80,28 +76,23 @@ internal sealed class GitRunner(IOptions<AnsibleOptions> options, PrivateDirecto
                 env[$"GIT_CONFIG_VALUE_{i}"] = configs[i].Value;
             }
 
-            using var process = Process.Start(psi) ?? throw new GitException("git did not start");
-            process.StandardInput.Close();
-            using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            limit.CancelAfter(o.GitTimeout);
-            var stdout = process.StandardOutput.ReadToEndAsync(limit.Token);
-            var stderr = process.StandardError.ReadToEndAsync(limit.Token);
+            ChildProcessResult result;
             try
             {
-                await Task.WhenAll(stdout, stderr, process.WaitForExitAsync(limit.Token));
+                result = await ChildProcess.RunAsync(psi, o.GitTimeout, ct);
             }
-            catch (OperationCanceledException)
+            catch (System.ComponentModel.Win32Exception e)
             {
-                process.Kill(entireProcessTree: true);
-                ct.ThrowIfCancellationRequested();
+                throw new GitUnavailableException($"git cannot be started: '{o.GitCommand}' (Ansible:GitCommand): {e.Message}", e);
+            }
+            if (result.TimedOut)
                 throw new GitException($"git {args[0]} did not finish within {o.GitTimeout} (Ansible:GitTimeout)");
-            }
-            if (process.ExitCode != 0)
+            if (result.ExitCode != 0)
             {
-                var message = Scrub(await stderr, secrets, dir.FullName);
-                throw new GitException(message.Length == 0 ? $"git {args[0]} failed with exit code {process.ExitCode}" : message);
+                var message = Scrub(result.Stderr, secrets, dir.FullName);
+                throw new GitException(message.Length == 0 ? $"git {args[0]} failed with exit code {result.ExitCode}" : message);
             }
-            return await stdout;
+            return result.Stdout;
         }
         finally
         {

@@ -37,14 +37,22 @@ internal sealed class ProjectStore(Database database, JobStore jobs, JobSignals 
         if (project.Credential is { } credential && await write.Connection.ExecuteScalarAsync<long>(
                 "SELECT COUNT(*) FROM credentials WHERE name = @credential", new { credential }, write.Transaction) == 0)
             throw new ProjectConflictException($"credential '{credential}' was deleted meanwhile");
-        var inserted = await write.Connection.ExecuteAsync(
-            $"""
-            INSERT INTO projects ({Columns}) VALUES (@Id, @Name, @GitRepo, @Ref, @Credential, @CreatedAt, @CreatedBy, @LastCommit, @SyncedAt)
-            ON CONFLICT (name) DO NOTHING
-            """, project, write.Transaction);
-        if (inserted == 0)
-            throw new ProjectConflictException($"project '{project.Name}' already exists");
-        await write.CommitAsync(ct);
+        try
+        {
+            var inserted = await write.Connection.ExecuteAsync(
+                $"""
+                INSERT INTO projects ({Columns}) VALUES (@Id, @Name, @GitRepo, @Ref, @Credential, @CreatedAt, @CreatedBy, @LastCommit, @SyncedAt)
+                ON CONFLICT (name) DO NOTHING
+                """, project, write.Transaction);
+            if (inserted == 0)
+                throw new ProjectConflictException($"project '{project.Name}' already exists");
+            await write.CommitAsync(ct);
+        }
+        catch (Exception e) when (Database.IsForeignKeyViolation(e))
+        {
+            // PostgreSQL: the credential's delete committed after the check above.
+            throw new ProjectConflictException($"credential '{project.Credential}' was deleted meanwhile");
+        }
     }
 
     public async Task<bool> DeleteAsync(string id, CancellationToken ct)

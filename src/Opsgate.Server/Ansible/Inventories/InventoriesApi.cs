@@ -90,6 +90,13 @@ internal static class InventoriesApi
         {
             return Problems.Invalid(e.Field, e.Message);
         }
+        catch (InventoryException e) when (e.TimedOut)
+        {
+            // A plain YAML inventory runs no script: if ansible-inventory is too slow, the server is overloaded.
+            context.Response.Headers.RetryAfter = "30";
+            return TypedResults.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Service unavailable",
+                detail: $"hosts: {e.Message}; the server is busy, try again later");
+        }
         catch (InventoryException e)
         {
             // ansible's message may quote a value from the inventory: the caller sees it, the audit log does not.
@@ -123,6 +130,10 @@ internal static class InventoriesApi
         {
             return SourceProblem(context, e);
         }
+        catch (Exception e) when (ProjectProblems.Handles(e))
+        {
+            return ProjectProblems.For(e, context);
+        }
         catch (InventoryConflictException e)
         {
             return Problems.Conflict(e.Message);
@@ -152,6 +163,10 @@ internal static class InventoriesApi
         catch (InventorySourceException e)
         {
             return SourceProblem(context, e);
+        }
+        catch (Exception e) when (ProjectProblems.Handles(e))
+        {
+            return ProjectProblems.For(e, context);
         }
         catch (InventoryConflictException e)
         {

@@ -109,9 +109,11 @@ internal sealed class InventoryStore(Database database, InventoryExpander expand
             "INSERT INTO inventories (name, created_at, created_by) VALUES (@name, @now, @actor) ON CONFLICT (name) DO NOTHING",
             new { name = request.Name, now, actor }, tx);
         // On PostgreSQL the row lock makes concurrent versions of one inventory take turns (SQLite writers already do).
-        var id = await connection.ExecuteScalarAsync<long>(
+        var id = await connection.ExecuteScalarAsync<long?>(
             database.Dialect == DbDialect.Postgres ? "SELECT id FROM inventories WHERE name = @name FOR UPDATE" : "SELECT id FROM inventories WHERE name = @name",
-            new { name = request.Name }, tx);
+            new { name = request.Name }, tx)
+            // PostgreSQL: a delete of the inventory committed between the insert above (which found the row) and this lock.
+            ?? throw new InventoryConflictException($"inventory '{request.Name}' was deleted meanwhile; send the version again");
         if (onlyIfChanged)
         {
             // Compared under the lock: two syncs at once store one version, not two equal ones.

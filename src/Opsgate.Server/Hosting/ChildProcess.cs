@@ -1,0 +1,43 @@
+using System.Diagnostics;
+
+namespace Opsgate.Server.Hosting;
+
+/// <summary>How a short-lived child process ended: its exit code and whole output, or that it ran out of time (then killed, outputs empty).</summary>
+internal readonly record struct ChildProcessResult(int ExitCode, string Stdout, string Stderr, bool TimedOut);
+
+/// <summary>
+/// Runs a short-lived helper (git, ansible-inventory, ssh -O exit) the one way: no shell, stdin closed, stdout and
+/// stderr read whole, at most <c>timeout</c>, and the whole process tree killed when time runs out or the caller
+/// cancels. The caller builds <see cref="ProcessStartInfo"/> (arguments through ArgumentList, a scrubbed environment).
+/// </summary>
+internal static class ChildProcess
+{
+    /// <summary>
+    /// Throws what <see cref="Process.Start(ProcessStartInfo)"/> throws (a missing binary is a
+    /// <see cref="System.ComponentModel.Win32Exception"/>) and <see cref="OperationCanceledException"/> when
+    /// <paramref name="ct"/> is cancelled; a timeout is a result with <see cref="ChildProcessResult.TimedOut"/>.
+    /// </summary>
+    public static async Task<ChildProcessResult> RunAsync(ProcessStartInfo psi, TimeSpan timeout, CancellationToken ct)
+    {
+        psi.UseShellExecute = false;
+        psi.RedirectStandardInput = psi.RedirectStandardOutput = psi.RedirectStandardError = true;
+        using var process = Process.Start(psi) ?? throw new InvalidOperationException($"{Path.GetFileName(psi.FileName)} did not start");
+        process.StandardInput.Close();
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        limit.CancelAfter(timeout);
+        var stdout = process.StandardOutput.ReadToEndAsync(limit.Token);
+        var stderr = process.StandardError.ReadToEndAsync(limit.Token);
+        try
+        {
+            await Task.WhenAll(stdout, stderr, process.WaitForExitAsync(limit.Token));
+        }
+        catch (OperationCanceledException)
+        {
+            // A script the child runs is its child: the whole tree goes.
+            process.Kill(entireProcessTree: true);
+            ct.ThrowIfCancellationRequested();
+            return new ChildProcessResult(-1, "", "", TimedOut: true);
+        }
+        return new ChildProcessResult(process.ExitCode, await stdout, await stderr, TimedOut: false);
+    }
+}
