@@ -71,6 +71,8 @@ public sealed class RestApiTests : IAsyncLifetime
     [Fact]
     public async Task DryRun_All_validates_and_answers_but_changes_nothing()
     {
+        // The controllers make the seeded pods ready shortly after start; that must not count as a change made here.
+        await _server.WaitSettledAsync();
         var before = Store.ResourceVersion;
         var newDeployment = Manifests.Parse(Sim.Seed)[1];
         newDeployment.Meta()["name"] = "web2";
