@@ -134,6 +134,7 @@ public sealed class EventRetentionTests
         {
             var id = await EventVolumeTests.SubmitAsync(server);
             await Jobs.WaitAsync(server.Admin, id);
+            // That nothing is pruned can only be shown by giving the pruner the chance: ten of its 100 ms rounds.
             await Task.Delay(1000);
             var events = await SseReader.ReadAllAsync(server.Admin, $"/api/v1/jobs/{id}/events", null);
             Assert.Equal("job.finished", events[^1].Type);
