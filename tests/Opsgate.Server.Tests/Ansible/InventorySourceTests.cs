@@ -146,14 +146,20 @@ public sealed class InventorySourceTests
         await repo.CommitLinkAsync("a directory link out", "inside/out", outside.Path);
         await repo.CommitLinkAsync("a loop back to the root, which holds the links out", "cycle/back", "..");
         await repo.CommitLinkAsync("a link to itself", "self.yml", "self.yml");
-        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, ["--Ansible:InventoryTimeout=00:00:10"]);
+        // The default limit (2 min): on a loaded machine ansible-inventory alone may take seconds.
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite);
         await CreateProjectAsync(server, "p", repo.Bare);
 
         var broken = await Problem.AssertAsync(await PostSource(server, "x", "p", "broken.py"), HttpStatusCode.BadRequest);
         Assert.Contains("cannot reach the CMDB at cmdb.example.com", broken, StringComparison.Ordinal);
         Assert.Contains("broken.py", broken, StringComparison.Ordinal);
         Assert.DoesNotContain(server.DataDir, broken, StringComparison.Ordinal);
-        Assert.Contains("did not finish within", await Problem.AssertAsync(await PostSource(server, "x", "p", "slow.py"), HttpStatusCode.BadRequest), StringComparison.Ordinal);
+        await using (var impatient = await OpsgateServer.StartAsync(Provider.Sqlite, ["--Ansible:InventoryTimeout=00:00:03"]))
+        {
+            // A script that never ends is stopped at the limit (it sleeps 120 s, far past any slowness of the machine).
+            await CreateProjectAsync(impatient, "p", repo.Bare);
+            Assert.Contains("did not finish within", await Problem.AssertAsync(await PostSource(impatient, "x", "p", "slow.py"), HttpStatusCode.BadRequest), StringComparison.Ordinal);
+        }
 
         foreach (var path in new[] { "../../../../../../.." + outside.Path + "/hosts.yml", outside.Path + "/hosts.yml", "escape.yml", "inside/out/hosts.yml", "inside", "cycle", "self.yml" })
             Assert.Contains("is outside project 'p'", await Problem.AssertAsync(await PostSource(server, "x", "p", path), HttpStatusCode.BadRequest), StringComparison.Ordinal);
