@@ -97,4 +97,5 @@ export OPSGATE_TEST_POSTGRES="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Dat
 # --- 3. the tests --------------------------------------------------------------------------------
 log "dotnet test"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
-dotnet test "$ROOT/Opsgate.slnx" --nologo -v q "$@"
+# Quiet, but a failed test prints its message and stack trace.
+dotnet test "$ROOT/Opsgate.slnx" --nologo -v q --logger "console;verbosity=minimal" "$@"

@@ -12,10 +12,10 @@ namespace Opsgate.Server.Ansible;
 internal sealed record ExpandedInventory(IReadOnlyList<string> Hosts, JsonObject List);
 
 /// <summary>The inventory could not be read by ansible; the message is ansible's own.</summary>
-internal sealed class InventoryException(string message, bool timedOut = false) : Exception(message)
+internal sealed class InventoryException(string message, bool serverSide = false) : Exception(message)
 {
-    /// <summary>ansible-inventory did not finish within Ansible:InventoryTimeout.</summary>
-    public bool TimedOut { get; } = timedOut;
+    /// <summary>Not the inventory's fault: ansible-inventory could not be started, or did not finish within Ansible:InventoryTimeout.</summary>
+    public bool ServerSide { get; } = serverSide;
 }
 
 /// <summary>
@@ -73,9 +73,17 @@ internal sealed class InventoryExpander(IOptions<AnsibleOptions> options, Privat
             psi.Environment["ANSIBLE_INVENTORY_ENABLED"] = string.Join(',', plugins);
             psi.Environment["ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED"] = "True";
 
-            var result = await ChildProcess.RunAsync(psi, o.InventoryTimeout, ct);
+            ChildProcessResult result;
+            try
+            {
+                result = await ChildProcess.RunAsync(psi, o.InventoryTimeout, ct);
+            }
+            catch (System.ComponentModel.Win32Exception e)
+            {
+                throw new InventoryException($"ansible-inventory cannot be started: '{o.InventoryCommand}' (Ansible:InventoryCommand): {e.Message}", serverSide: true);
+            }
             if (result.TimedOut)
-                throw new InventoryException($"ansible-inventory did not finish within {o.InventoryTimeout} (Ansible:InventoryTimeout)", timedOut: true);
+                throw new InventoryException($"ansible-inventory did not finish within {o.InventoryTimeout} (Ansible:InventoryTimeout)", serverSide: true);
             if (result.ExitCode != 0)
                 throw new InventoryException(AnsibleMessage(result.Stderr, source, sourceName, workingDirectory) ?? $"ansible-inventory failed with exit code {result.ExitCode}");
             var list = JsonNode.Parse(result.Stdout)?.AsObject() ?? throw new InventoryException("ansible-inventory printed no inventory");

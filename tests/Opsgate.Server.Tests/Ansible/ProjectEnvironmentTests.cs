@@ -97,4 +97,15 @@ public sealed class ProjectEnvironmentTests
         Assert.NotNull(response.Headers.RetryAfter);
         Assert.Equal(HttpStatusCode.NotFound, (await server.Admin.GetAsync("/api/v1/inventories/web")).StatusCode);
     }
+
+    [Fact]
+    public async Task A_missing_ansible_inventory_is_a_503_naming_the_setting_not_a_500()
+    {
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, ["--Ansible:InventoryCommand=/nonexistent/ansible-inventory"]);
+
+        var response = await server.Admin.PostAsJsonAsync("/api/v1/inventories", new { name = "web", hosts = "all:\n  hosts:\n    h1: {}\n" }, OpsgateServer.Json);
+        var detail = await Problem.AssertAsync(response, HttpStatusCode.ServiceUnavailable);
+        Assert.Contains("Ansible:InventoryCommand", detail, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.NotFound, (await server.Admin.GetAsync("/api/v1/inventories/web")).StatusCode);
+    }
 }

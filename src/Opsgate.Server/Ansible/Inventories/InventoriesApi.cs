@@ -90,12 +90,12 @@ internal static class InventoriesApi
         {
             return Problems.Invalid(e.Field, e.Message);
         }
-        catch (InventoryException e) when (e.TimedOut)
+        catch (InventoryException e) when (e.ServerSide)
         {
-            // A plain YAML inventory runs no script: if ansible-inventory is too slow, the server is overloaded.
+            // A plain YAML inventory runs no script: if ansible-inventory is missing or too slow, the server is at fault.
             context.Response.Headers.RetryAfter = "30";
             return TypedResults.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Service unavailable",
-                detail: $"hosts: {e.Message}; the server is busy, try again later");
+                detail: $"hosts: {e.Message}; try again later");
         }
         catch (InventoryException e)
         {
