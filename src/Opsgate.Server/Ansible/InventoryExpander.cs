@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
 using Microsoft.Extensions.Options;
 using Opsgate.Server.Hosting;
 
@@ -121,11 +122,18 @@ internal sealed class InventoryExpander(IOptions<AnsibleOptions> options, Privat
     }
 
     /// <summary>ansible's message on one line (the parse error is in its warnings), with the source's private path replaced by its name.</summary>
+    /// <summary><paramref name="text"/> as a pattern that also matches it cut by line breaks (and the indentation after them).</summary>
+    private static Regex Wrapped(string text) =>
+        new(string.Join(@"(?:\r?\n[ \t]*)?", text.Select(c => Regex.Escape(c.ToString()))), RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
+
     private static string? AnsibleMessage(string stderr, string source, string sourceName, string workingDirectory)
     {
-        var text = string.Join(' ', stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        // ansible wraps its warnings at 80 columns and breaks long words, so a path may be cut by a line break:
+        // the paths are replaced in the text as printed, across such breaks, before the lines are joined.
         var dir = Path.TrimEndingDirectorySeparator(workingDirectory) + Path.DirectorySeparatorChar;
-        text = text.Replace(source, sourceName, StringComparison.Ordinal).Replace(dir, "", StringComparison.Ordinal);
+        stderr = Wrapped(source).Replace(stderr, sourceName.Replace("$", "$$", StringComparison.Ordinal));
+        stderr = Wrapped(dir).Replace(stderr, "");
+        var text = string.Join(' ', stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
         if (text.Length > 4000)
             text = text[..4000] + "...";
         return text.Length == 0 ? null : text;
