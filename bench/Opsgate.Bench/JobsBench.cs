@@ -103,7 +103,7 @@ internal sealed class JobsBench(BenchOptions options, Scenarios s, ServerReading
     /// <summary>Unmeasured jobs first, so the measured ones do not pay for JIT compilation of the engine.</summary>
     public async Task WarmUpAsync(TextWriter o, CancellationToken ct)
     {
-        var jobs = Math.Max(options.JobClients, Math.Min(1_000, options.Jobs / 10));
+        var jobs = Math.Max(options.JobClients, Math.Min(3_000, options.Jobs * 3 / 10));
         var auditBefore = await s.LatestAuditIdAsync(ct);
         var (submit, seconds) = await RunJobsAsync(jobs, ct);
         await WaitForAuditAsync(auditBefore + AuditEntriesPerJob * _ids.Count, ct);

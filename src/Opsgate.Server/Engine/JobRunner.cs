@@ -91,6 +91,9 @@ internal sealed partial class JobRunner(
                     LogLeaseLost(logger, job.Id);
                     return;
                 case StopReason.Shutdown:
+                    // A last step that finished is recorded, so the job does not run it again when it resumes.
+                    if (context.LastStep is { } last)
+                        await store.UpdateStepAsync(last.Step, owner, last.Events, CancellationToken.None, last.Audited);
                     await store.ReleaseLeaseAsync(job.Id, owner);
                     return;
             }
@@ -117,12 +120,14 @@ internal sealed partial class JobRunner(
         public CancellationToken Stopping { get; } = stopping;
         public string? Failure { get; set; }
         public StopReason? Outcome { get; set; }
+        /// <summary>The job's last step, succeeded and not yet written: it is written with the job's finish, in one transaction.</summary>
+        public StepWrite? LastStep { get; set; }
     }
 
     private async Task RunStepsAsync(RunContext run, Runbook runbook, CancellationToken ct)
     {
         var job = run.Job;
-        var (_, steps) = await store.GetAsync(job.Id, ct) ?? throw new InvalidOperationException($"job {job.Id} vanished");
+        var steps = await store.StepsAsync(job.Id, ct);
         // The steps were stored from the runbook as it was at submit; running them from a different version would
         // pair stored steps with the wrong definitions (or index past the end), so a changed runbook fails the job.
         if (!steps.Select(s => (s.Name, s.Kind)).SequenceEqual(runbook.Steps.Select(s => (s.Name, s.Kind))))
@@ -159,14 +164,15 @@ internal sealed partial class JobRunner(
                 await FailStepAsync(run, step, notResumable, ct);
                 return;
             }
-            if (!await RunStepAsync(run, step, definition, executor, inputs, outputs, ct))
+            if (!await RunStepAsync(run, step, definition, executor, inputs, outputs, last: step.StepOrder == steps[^1].StepOrder, ct))
                 return;
         }
     }
 
     /// <summary>Runs one step with its retries. False when the job must stop here.</summary>
+    /// <param name="last">The job's last step: its success is written with the job's finish (<see cref="RunContext.LastStep"/>).</param>
     private async Task<bool> RunStepAsync(RunContext run, StepRow step, RunbookStep definition, IStepExecutor executor, JsonObject inputs,
-        Dictionary<string, JsonObject> outputs, CancellationToken ct)
+        Dictionary<string, JsonObject> outputs, bool last, CancellationToken ct)
     {
         var job = run.Job;
         for (var attempt = 1; ; attempt++)
@@ -197,8 +203,12 @@ internal sealed partial class JobRunner(
                 step.Output = outcome.Outputs?.ToJsonString();
                 if (outcome.Outputs is not null)
                     outputs[step.Name] = outcome.Outputs;
-                if (!await store.UpdateStepAsync(step, run.Owner, [Event("step.succeeded", step, new JsonObject { ["detail"] = outcome.Detail, ["outputs"] = outcome.Outputs?.DeepClone(), ["seconds"] = watch.Elapsed.TotalSeconds })], CancellationToken.None,
-                        JobAudit.Entry(job, "job.step.finish", AuditStatus.Success, null, step)))
+                var succeeded = new StepWrite(step,
+                    [Event("step.succeeded", step, new JsonObject { ["detail"] = outcome.Detail, ["outputs"] = outcome.Outputs?.DeepClone(), ["seconds"] = watch.Elapsed.TotalSeconds })],
+                    JobAudit.Entry(job, "job.step.finish", AuditStatus.Success, null, step));
+                if (last)
+                    run.LastStep = succeeded;
+                else if (!await store.UpdateStepAsync(step, run.Owner, succeeded.Events, CancellationToken.None, succeeded.Audited))
                     return LeaseLost(run);
                 return true;
             }
@@ -289,7 +299,7 @@ internal sealed partial class JobRunner(
         var job = run.Job;
         var finished = new JsonObject { ["status"] = status, ["error"] = error };
         if (!await store.FinishAsync(job, run.Owner, status, error, [new NewEvent("job.finished", null, finished, Final: true)], ct,
-                JobAudit.Entry(job, $"job.{status}", status == JobStatus.Succeeded ? AuditStatus.Success : AuditStatus.Error, error)))
+                JobAudit.Entry(job, $"job.{status}", status == JobStatus.Succeeded ? AuditStatus.Success : AuditStatus.Error, error), run.LastStep))
         {
             LogLeaseLost(logger, job.Id);
             return;

@@ -18,7 +18,14 @@ internal sealed class JobSignals
     private readonly ConcurrentDictionary<string, Action<string?>> _running = new(StringComparer.Ordinal);
 
     /// <summary>A job became claimable (submitted, approved, retried, or a concurrency key was freed).</summary>
-    public void JobQueued() => WakeAll();
+    /// <param name="children">Which pool can claim it (child jobs or the others), when known: only that pool looks.</param>
+    public void JobQueued(bool? children = null)
+    {
+        if (children is { } child)
+            _work[child ? 1 : 0].Writer.TryWrite(true);
+        else
+            WakeAll();
+    }
 
     public void JobFinished() => WakeAll();
 

@@ -18,6 +18,9 @@ internal sealed record NewJob(string Id, string Type, JsonObject Params, bool Dr
     public int? ShardHosts { get; init; }
 }
 
+/// <summary>A step's change with its events and audit entry, written later with another change of the job (<see cref="JobStore.FinishAsync"/>).</summary>
+internal sealed record StepWrite(StepRow Step, IReadOnlyList<NewEvent> Events, AuditEntry? Audited);
+
 /// <param name="Final">The job's last event: its data gets <c>events</c>, the total count (its own seq), so a client knows it has them all.</param>
 internal sealed record NewEvent(string Type, int? StepOrder, JsonObject? Data, bool Final = false)
 {
@@ -47,7 +50,7 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
         await using var write = await database.WriteAsync(ct);
         await InsertAsync(write, job, ct);
         await write.Transaction.CommitAsync(ct);
-        signals.JobQueued();
+        signals.JobQueued(children: job.ParentId is not null);
         signals.EventsAppended(job.Id);
     }
 
@@ -73,7 +76,7 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
         })]);
         await write.CommitAsync(ct);
         audit.Committed(children.Count);
-        signals.JobQueued();
+        signals.JobQueued(children: true);
         return true;
     }
 
@@ -155,6 +158,14 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
         return (Normalize(job), steps.Select(Normalize).ToList());
     }
 
+    /// <summary>The job's steps in order (the runner has the job itself from its claim).</summary>
+    public async Task<IReadOnlyList<StepRow>> StepsAsync(string jobId, CancellationToken ct)
+    {
+        await using var connection = await database.OpenAsync(ct);
+        return (await connection.QueryAsync<StepRow>($"SELECT {StepColumns} FROM job_steps WHERE job_id = @jobId ORDER BY step_order", new { jobId }))
+            .Select(Normalize).ToList();
+    }
+
     public async Task<IReadOnlyList<JobRow>> ListAsync(string? status, string? type, string? before, int limit, CancellationToken ct)
     {
         var sql = new System.Text.StringBuilder($"SELECT {JobColumns} FROM jobs WHERE 1=1");
@@ -170,18 +181,19 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
     }
 
     /// <summary>
-    /// Claims the oldest claimable job for <paramref name="owner"/>: a pending one, or a running one whose lease
-    /// expired (its worker died; the job resumes at its first unfinished step). A pending job whose concurrency
-    /// key is held by a running job waits. The claimed row is invisible to other workers until the lease expires.
-    /// At-least-once: a step that was running when its worker died runs again, so steps must be idempotent.
-    /// The oldest pending and the oldest expired job are looked up apart, each in index order, and the older one
-    /// taken: one query with <c>status = 'pending' OR status = 'running'</c> sorted every queued job on every claim,
-    /// so claims got slower as the queue grew (and on SQLite held every writer's turn meanwhile).
+    /// Claims up to <paramref name="leases"/>.Count of the oldest claimable jobs, one per lease token: pending ones, or
+    /// running ones whose lease expired (their worker died; such a job resumes at its first unfinished step). A pending
+    /// job whose concurrency key is held by a running job waits. A claimed row is invisible to other workers until its
+    /// lease expires. At-least-once: a step that was running when its worker died runs again, so steps must be idempotent.
+    /// Each claim commits its job.started event and audit entry with it, all claims of a call in one transaction.
+    /// The oldest pending and the oldest expired jobs are looked up apart, each in index order: one query with
+    /// <c>status = 'pending' OR status = 'running'</c> sorted every queued job on every claim.
     /// </summary>
-    /// <param name="worker">The process claiming (recorded in the job.started event written with the claim).</param>
+    /// <param name="leases">One lease token per job wanted (each claim gets its own, see <see cref="JobWorker"/>).</param>
+    /// <param name="worker">The process claiming (recorded in the job.started event).</param>
     /// <param name="children">Claim only child jobs (shards), or only the others: each has its own worker slots, so a
     /// parent waiting for its children never holds the slots they need.</param>
-    public async Task<JobRow?> ClaimAsync(string owner, string worker, TimeSpan lease, bool children, CancellationToken ct)
+    public async Task<IReadOnlyList<(JobRow Job, string Lease)>> ClaimAsync(IReadOnlyList<string> leases, string worker, TimeSpan lease, bool children, CancellationToken ct)
     {
         const string FreeKey =
             """
@@ -189,49 +201,92 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
                 SELECT 1 FROM jobs holder WHERE holder.concurrency_key = jobs.concurrency_key AND holder.status = 'running' AND holder.id <> jobs.id))
             """;
         var kind = children ? "parent_id IS NOT NULL" : "parent_id IS NULL";
-        var pending = $"SELECT id, created_at FROM jobs WHERE status = 'pending' AND {kind} AND {FreeKey} ORDER BY created_at, id LIMIT 1";
-        var expired = $"SELECT id, created_at FROM jobs WHERE status = 'running' AND lease_expires_at < @now AND {kind} AND {FreeKey} ORDER BY created_at, id LIMIT 1";
+        var pending = $"SELECT id, created_at FROM jobs WHERE status = 'pending' AND {kind} AND {FreeKey} ORDER BY created_at, id LIMIT @n";
+        var expired = $"SELECT id, created_at FROM jobs WHERE status = 'running' AND lease_expires_at < @now AND {kind} AND {FreeKey} ORDER BY created_at, id LIMIT @n";
         const string Set =
             "status = 'running', lease_owner = @owner, lease_expires_at = @expires, attempt = attempt + 1, started_at = COALESCE(started_at, @now)";
-        var sql = database.Dialect == DbDialect.Postgres
-            ? $"""
-               UPDATE jobs SET {Set} FROM (
-                   SELECT id AS claimed FROM (
-                       SELECT * FROM ({pending} FOR UPDATE SKIP LOCKED) p
-                       UNION ALL
-                       SELECT * FROM ({expired} FOR UPDATE SKIP LOCKED) e
-                   ) candidates ORDER BY created_at, id LIMIT 1) c
-               WHERE jobs.id = c.claimed RETURNING {Prefixed("jobs.")}
-               """
-            : $"""
-               UPDATE jobs SET {Set} WHERE id = (
-                   SELECT id FROM (SELECT * FROM ({pending}) UNION ALL SELECT * FROM ({expired})) ORDER BY created_at, id LIMIT 1)
-               RETURNING {JobColumns}
-               """;
-
-        for (var tries = 0; ; tries++)
+        var claimed = new List<(JobRow, string)>(leases.Count);
+        for (var tries = 0; tries < 5; tries++)
         {
+            // After a unique violation (two pending jobs of one concurrency key, neither running yet) one at a time.
+            var n = tries == 0 ? leases.Count : 1;
             var now = Now();
             try
             {
-                await using var write = await database.WriteAsync(ct);
-                var job = await write.Connection.QuerySingleOrDefaultAsync<JobRow>(sql, new { owner, now, expires = now + lease }, write.Transaction);
-                if (job is null)
-                    return null;
-                Normalize(job);
-                // The start is recorded in the claim's own transaction: one write less per job, and no claim without it.
-                var started = new JsonObject { ["worker"] = worker, ["attempt"] = job.Attempt, ["resumed"] = job.Attempt > 1 };
-                await AppendEventsAsync(write.Connection, write.Transaction, job.Id, owner, [new NewEvent("job.started", null, started)], ct);
-                // A later attempt is a retried job (failed -> pending -> running) or one taken over from a dead worker.
-                await CommitAsync(write, JobAudit.Entry(job, job.Attempt == 1 ? "job.start" : "job.resume", AuditStatus.Success, null), ct);
-                signals.EventsAppended(job.Id);
-                return job;
+                if (database.Dialect == DbDialect.Postgres)
+                {
+                    await using var write = await database.WriteAsync(ct);
+                    var sql = $"""
+                        UPDATE jobs SET {Set} FROM (
+                            SELECT id AS claimed FROM (
+                                SELECT * FROM ({pending} FOR UPDATE SKIP LOCKED) p
+                                UNION ALL
+                                SELECT * FROM ({expired} FOR UPDATE SKIP LOCKED) e
+                            ) candidates ORDER BY created_at, id LIMIT 1) c
+                        WHERE jobs.id = c.claimed RETURNING {Prefixed("jobs.")}
+                        """;
+                    for (var i = 0; i < n; i++)
+                    {
+                        var job = await write.Connection.QuerySingleOrDefaultAsync<JobRow>(sql, new { owner = leases[i], now, expires = now + lease, n = 1 }, write.Transaction);
+                        if (job is null)
+                            break;
+                        claimed.Add((Normalize(job), leases[i]));
+                    }
+                    await StartedAsync(write, claimed, worker, ct);
+                }
+                else
+                {
+                    // The candidates are read before the write turn is taken (the search is the costly part of a claim, and
+                    // the turn is what every writer in the process queues for); each is then taken only if still claimable.
+                    List<string> candidates;
+                    await using (var read = await database.OpenAsync(ct))
+                        candidates = (await read.QueryAsync<string>(
+                            $"SELECT id FROM (SELECT * FROM ({pending}) UNION ALL SELECT * FROM ({expired})) ORDER BY created_at, id LIMIT @n", new { now, n })).AsList();
+                    if (candidates.Count == 0)
+                        break;
+                    await using var write = await database.WriteAsync(ct);
+                    foreach (var id in candidates)
+                    {
+                        var job = await write.Connection.QuerySingleOrDefaultAsync<JobRow>(
+                            $"""
+                            UPDATE jobs SET {Set} WHERE id = @id AND {kind} AND {FreeKey}
+                                AND (status = 'pending' OR (status = 'running' AND lease_expires_at < @now))
+                            RETURNING {JobColumns}
+                            """, new { id, owner = leases[claimed.Count], now, expires = now + lease }, write.Transaction);
+                        if (job is not null)
+                            claimed.Add((Normalize(job), leases[claimed.Count]));
+                    }
+                    await StartedAsync(write, claimed, worker, ct);
+                }
+                // Nothing claimed on SQLite although candidates were found: another process took them meanwhile; look again.
+                if (claimed.Count > 0 || database.Dialect == DbDialect.Postgres)
+                    break;
             }
-            catch (Exception e) when (IsUniqueViolation(e) && tries < 5)
+            catch (Exception e) when (IsUniqueViolation(e) && tries < 4)
             {
-                // Another worker claimed a job with the same concurrency key a moment earlier; look for another.
+                // Another worker claimed a job with the same concurrency key a moment earlier; look again.
+                claimed.Clear();
             }
         }
+        return claimed;
+    }
+
+    /// <summary>Records the start of claimed jobs in the claim's own transaction (no claim without it) and commits.</summary>
+    private async Task StartedAsync(WriteScope write, List<(JobRow Job, string Lease)> claimed, string worker, CancellationToken ct)
+    {
+        if (claimed.Count == 0)
+            return;
+        var entries = new List<AuditEntry>(claimed.Count);
+        foreach (var (job, lease) in claimed)
+        {
+            var started = new JsonObject { ["worker"] = worker, ["attempt"] = job.Attempt, ["resumed"] = job.Attempt > 1 };
+            await AppendEventsAsync(write.Connection, write.Transaction, job.Id, lease, [new NewEvent("job.started", null, started)], ct);
+            // A later attempt is a retried job (failed -> pending -> running) or one taken over from a dead worker.
+            entries.Add(JobAudit.Entry(job, job.Attempt == 1 ? "job.start" : "job.resume", AuditStatus.Success, null));
+        }
+        await CommitAsync(write, entries, ct);
+        foreach (var (job, _) in claimed)
+            signals.EventsAppended(job.Id);
     }
 
     private static string Prefixed(string prefix) => string.Join(", ", JobColumns.Split(", ").Select(c => prefix + c));
@@ -289,14 +344,14 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
         return await AppendEventsAsync(write.Connection, write.Transaction, jobId, owner, [], ct);
     }
 
-    /// <summary>Commits, with the audit entry of the change chained into the same transaction.</summary>
-    private async Task CommitAsync(WriteScope write, AuditEntry? audited, CancellationToken ct)
+    /// <summary>Commits, with the audit entries of the change chained into the same transaction.</summary>
+    private async Task CommitAsync(WriteScope write, List<AuditEntry> audited, CancellationToken ct)
     {
-        if (audited is not null)
-            await audit.AppendWithinAsync(write, [audited]);
+        if (audited.Count > 0)
+            await audit.AppendWithinAsync(write, audited);
         await write.CommitAsync(ct);
-        if (audited is not null)
-            audit.Committed(1);
+        if (audited.Count > 0)
+            audit.Committed(audited.Count);
     }
 
     /// <summary>Updates a step and appends events in one transaction, if <paramref name="owner"/> still holds the job. False: lease lost.</summary>
@@ -306,31 +361,45 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
         var (connection, tx) = (write.Connection, write.Transaction);
         if (!await AppendEventsAsync(connection, tx, step.JobId, owner, events, ct))
             return false;
-        await connection.ExecuteAsync(
-            """
-            UPDATE job_steps SET status = @Status, detail = @Detail, attempts = @Attempts, started_at = @StartedAt,
-                finished_at = @FinishedAt, output = @Output
-            WHERE job_id = @JobId AND step_order = @StepOrder
-            """, step, tx);
-        await CommitAsync(write, audited, ct);
+        await SaveStepAsync(connection, tx, step);
+        await CommitAsync(write, audited is null ? [] : [audited], ct);
         signals.EventsAppended(step.JobId);
         return true;
     }
 
-    /// <summary>Moves a job to a new status (checked against the state machine) with its closing events.</summary>
-    public async Task<bool> FinishAsync(JobRow job, string owner, string status, string? error, IReadOnlyList<NewEvent> events, CancellationToken ct, AuditEntry? audited = null)
+    private static Task<int> SaveStepAsync(DbConnection connection, DbTransaction tx, StepRow step) => connection.ExecuteAsync(
+        """
+        UPDATE job_steps SET status = @Status, detail = @Detail, attempts = @Attempts, started_at = @StartedAt,
+            finished_at = @FinishedAt, output = @Output
+        WHERE job_id = @JobId AND step_order = @StepOrder
+        """, step, tx);
+
+    /// <summary>
+    /// Moves a job to a new status (checked against the state machine) with its closing events. <paramref name="lastStep"/>:
+    /// the job's last step, finished just before, written in the same transaction (one write less per job) with its
+    /// events and audit entry ahead of the job's.
+    /// </summary>
+    public async Task<bool> FinishAsync(JobRow job, string owner, string status, string? error, IReadOnlyList<NewEvent> events, CancellationToken ct,
+        AuditEntry? audited = null, StepWrite? lastStep = null)
     {
         JobStatus.EnsureCanMove(job.Status, status);
         await using var write = await database.WriteAsync(ct);
         var (connection, tx) = (write.Connection, write.Transaction);
-        if (!await AppendEventsAsync(connection, tx, job.Id, owner, events, ct))
+        if (!await AppendEventsAsync(connection, tx, job.Id, owner, lastStep is null ? events : [.. lastStep.Events, .. events], ct))
             return false;
+        if (lastStep is not null)
+            await SaveStepAsync(connection, tx, lastStep.Step);
         // Steps that never ran are skipped, not left pending, once the job is over.
         await connection.ExecuteAsync("UPDATE job_steps SET status = 'skipped' WHERE job_id = @id AND status = 'pending'", new { id = job.Id }, tx);
         await connection.ExecuteAsync(
             "UPDATE jobs SET status = @status, error = @error, finished_at = @now, lease_owner = NULL, lease_expires_at = NULL WHERE id = @id",
             new { id = job.Id, status, error, now = Now() }, tx);
-        await CommitAsync(write, audited, ct);
+        var entries = new List<AuditEntry>(2);
+        if (lastStep?.Audited is { } stepEntry)
+            entries.Add(stepEntry);
+        if (audited is not null)
+            entries.Add(audited);
+        await CommitAsync(write, entries, ct);
         signals.EventsAppended(job.Id);
         signals.JobFinished();
         return true;

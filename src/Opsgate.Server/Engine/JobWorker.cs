@@ -58,42 +58,30 @@ internal sealed partial class JobWorker : BackgroundService
         {
             while (!stoppingToken.IsCancellationRequested)
             {
+                // Every free slot claims at once, in one transaction.
                 await slots.WaitAsync(stoppingToken);
-                JobRow? job = null;
+                var free = 1;
+                while (slots.Wait(0, CancellationToken.None))
+                    free++;
                 // Each claim gets its own lease token: if this slot's lease lapses (a stalled heartbeat) and another
                 // slot of this same process takes the job over, the first slot's writes must fail its lease check.
-                var lease = $"{Owner}#{Interlocked.Increment(ref _claims)}";
+                var leases = Enumerable.Range(0, free).Select(_ => $"{Owner}#{Interlocked.Increment(ref _claims)}").ToList();
+                IReadOnlyList<(JobRow Job, string Lease)> claimed = [];
                 try
                 {
-                    job = await store.ClaimAsync(lease, Owner, settings.LeaseDuration, children, stoppingToken);
+                    claimed = await store.ClaimAsync(leases, Owner, settings.LeaseDuration, children, stoppingToken);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
                     LogClaimFailed(logger, e);
                 }
-                if (job is null)
-                {
-                    slots.Release();
-                    await signals.WaitForWorkAsync(settings.PollInterval, children, stoppingToken);
-                    continue;
-                }
+                if (free > claimed.Count)
+                    slots.Release(free - claimed.Count);
                 running.RemoveAll(t => t.IsCompleted);
-                running.Add(Task.Run(async () =>
-                {
-                    try
-                    {
-                        await runner.RunAsync(job, lease, stoppingToken);
-                    }
-                    catch (Exception e) when (e is not OperationCanceledException)
-                    {
-                        // The lease expires and the job is retried from its unfinished step by whoever claims it next.
-                        LogRunFailed(logger, job.Id, e);
-                    }
-                    finally
-                    {
-                        slots.Release();
-                    }
-                }, CancellationToken.None));
+                foreach (var (job, lease) in claimed)
+                    running.Add(Task.Run(() => RunAsync(job, lease, slots, stoppingToken), CancellationToken.None));
+                if (claimed.Count < free)
+                    await signals.WaitForWorkAsync(settings.PollInterval, children, stoppingToken);
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -101,6 +89,23 @@ internal sealed partial class JobWorker : BackgroundService
             // Shutting down: the runners release their leases.
         }
         await Task.WhenAll(running);
+    }
+
+    private async Task RunAsync(JobRow job, string lease, SemaphoreSlim slot, CancellationToken stoppingToken)
+    {
+        try
+        {
+            await runner.RunAsync(job, lease, stoppingToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // The lease expires and the job is retried from its unfinished step by whoever claims it next.
+            LogRunFailed(logger, job.Id, e);
+        }
+        finally
+        {
+            slot.Release();
+        }
     }
 
     /// <summary>PostgreSQL: a NOTIFY on submit wakes idle workers in every replica at once.</summary>

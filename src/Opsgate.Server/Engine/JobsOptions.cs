@@ -5,7 +5,7 @@ internal sealed class JobsOptions
     public const string Section = "Jobs";
 
     /// <summary>Jobs this process runs at once.</summary>
-    public int Workers { get; set; } = 4;
+    public int Workers { get; set; } = 16;
 
     /// <summary>
     /// Child jobs (the shards of a sharded Ansible run) this process runs at once, on slots of their own: a parent

@@ -1,4 +1,5 @@
 using System.Data.Common;
+using System.Runtime.CompilerServices;
 using Dapper;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
@@ -86,10 +87,18 @@ internal sealed class Database : IAsyncDisposable
         var connection = new SqliteConnection(_sqlite);
         await connection.OpenAsync(cancellationToken);
         // WAL lets readers run beside the single writer; NORMAL sync is durable across process crashes in WAL mode.
-        // journal_mode is persistent in the file, synchronous is per connection.
-        await connection.ExecuteAsync("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+        // journal_mode is persistent in the file, synchronous is per connection: both are set once per pooled
+        // connection (its native handle), not on every open (two statements more on every read and write).
+        if (!_configured.TryGetValue(connection.Handle!, out _))
+        {
+            await connection.ExecuteAsync("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+            _configured.AddOrUpdate(connection.Handle!, Configured);
+        }
         return connection;
     }
+
+    private static readonly object Configured = new();
+    private readonly ConditionalWeakTable<SQLitePCL.sqlite3, object> _configured = new();
 
     /// <summary>
     /// Every write goes through here: waits for this process's turn to write (on SQLite writers take turns; on

@@ -93,6 +93,50 @@ public sealed class JobLifecycleTests
             e => e.GetProperty("job_id").GetString() == id && e.GetProperty("action").GetString() == "job.approval_expired");
     }
 
+    [Theory]
+    [InlineData(Provider.Sqlite)]
+    [InlineData(Provider.Postgres)]
+    public async Task Jobs_queued_together_are_claimed_together_each_once_and_a_concurrency_key_still_lets_one_run_at_a_time(Provider provider)
+    {
+        using var dir = await RunbooksAsync(("keyed-sleep.yaml", """
+            name: keyed-sleep
+            parameters:
+              - {name: key, type: string, required: true}
+            options: {concurrency_key: "{{ params.key }}"}
+            steps:
+              - {name: first, kind: noop}
+              - {name: nap, kind: sleep, with: {duration: 150ms}}
+            """));
+        // Eight free slots meet twelve queued jobs at once: the idle slots claim in one go, and four jobs share key "k".
+        await using var server = await OpsgateServer.StartAsync(provider, [$"--Jobs:RunbookDirectory={dir.Path}", "--Jobs:Workers=8"]);
+        var ids = await Task.WhenAll(Enumerable.Range(0, 12).Select(i => Jobs.SubmitAsync(server.Admin, "keyed-sleep", new { key = i % 3 == 0 ? "k" : $"own-{i}" })));
+        var jobs = await Task.WhenAll(ids.Select(id => Jobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(30))));
+
+        Assert.All(jobs, j =>
+        {
+            Assert.Equal("succeeded", j.Status());
+            Assert.Equal(1, j.GetProperty("attempt").GetInt32());
+            Assert.Equal(["succeeded", "succeeded"], j.StepStatuses());
+        });
+        var keyed = Enumerable.Range(0, ids.Length).Where(i => i % 3 == 0).Select(i => jobs[i])
+            .Select(j => (Start: j.GetProperty("started_at").GetDateTime(), End: j.GetProperty("finished_at").GetDateTime()))
+            .OrderBy(r => r.Start).ToList();
+        Assert.Equal(4, keyed.Count);
+        for (var i = 1; i < keyed.Count; i++)
+            Assert.True(keyed[i].Start >= keyed[i - 1].End, $"two jobs of key 'k' ran at once: {keyed[i - 1]} and {keyed[i]}");
+
+        // Each job's stream, with the last step recorded in the job's finishing write: every event once, in order.
+        var events = await JobEventsTests.ReadSseAsync(server.Admin, $"/api/v1/jobs/{ids[1]}/events", null);
+        Assert.Equal(["job.created", "job.started", "step.started", "step.succeeded", "step.started", "step.succeeded", "job.finished"], events.Select(e => e.Type));
+        Assert.Equal(Enumerable.Range(1, events.Count).Select(i => (long)i), events.Select(e => e.Id));
+        var audit = await server.Admin.GetFromJsonAsync<JsonElement>($"/api/v1/audit?limit=500");
+        var actions = audit.GetProperty("items").EnumerateArray().Where(e => e.GetProperty("job_id").GetString() == ids[1])
+            .Select(e => e.GetProperty("action").GetString()).Reverse().ToList();
+        // The submit's entry is written by the request as it ends, so the engine may have started the job before it.
+        Assert.Single(actions, a => a == "job.submit");
+        Assert.Equal(["job.start", "job.step.start", "job.step.finish", "job.step.start", "job.step.finish", "job.succeeded"], actions.Where(a => a != "job.submit"));
+    }
+
     [Fact]
     public async Task A_concurrency_key_that_is_one_int_parameter_is_accepted()
     {
