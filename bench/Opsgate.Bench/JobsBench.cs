@@ -26,7 +26,7 @@ internal sealed record Spread(int Count, double P50Ms, double P99Ms, double MaxM
 /// <param name="HistogramP50">The server's opsgate_job_start_latency_seconds for this run: the bucket bound that holds the median, as text.</param>
 internal sealed record JobsMeasurement(
     string Database, int Round, int Jobs, LoadResult Submit, double Seconds, double JobsPerSecond, double ClientSeconds, Spread StartLatency,
-    string HistogramP50, string HistogramP99, string HistogramBuckets, LoadResult Baseline, string? Failure)
+    string HistogramP50, string HistogramP99, string HistogramBuckets, LoadResult Baseline, double CpuMsPerJob, string? Failure)
 {
     public const double MinJobsPerSecond = 1_000;
     public const double MaxStartP50Ms = 10;
@@ -146,12 +146,16 @@ internal sealed class JobsBench(BenchOptions options, Scenarios s, ServerReading
         var seconds = done.Count == 0 ? double.NaN : (done.Max(j => j.FinishedAt!.Value) - done.Min(j => j.CreatedAt)).TotalSeconds;
         var start = Spread.From(done.Select(j => (j.StartedAt!.Value - j.CreatedAt).TotalMilliseconds));
         var (h50, h99, hBuckets) = Histogram(metricsBefore, metricsAfter);
+        // The server's CPU time from the first submit until the last job counted (submits and runs), per job: less noisy than
+        // rates on a shared machine, since it does not count the time the server waited for a core.
+        var cpuMsPerJob = (ServerReadings.Sum(metricsAfter, "process_cpu_seconds_total") - ServerReadings.Sum(metricsBefore, "process_cpu_seconds_total")) * 1000 / ids.Count;
         var m = new JobsMeasurement(options.DatabaseName, round, ids.Count, submit, seconds, done.Count / seconds, clientSeconds, start,
-            h50, h99, hBuckets, baseline, failures.Count == 0 ? null : string.Join("; ", failures));
+            h50, h99, hBuckets, baseline, cpuMsPerJob, failures.Count == 0 ? null : string.Join("; ", failures));
 
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"round {round} jobs: {m.Jobs:N0} jobs in {seconds:0.00} s (server clock; {clientSeconds:0.00} s seen by the client), {m.JobsPerSecond:N0} jobs/s; " +
             $"start latency p50 {start.P50Ms:0.00} ms, p99 {start.P99Ms:0.00} ms, max {start.MaxMs:0.00} ms; submit: {Report.Line(submit)}"));
+        o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  server CPU: {cpuMsPerJob:0.000} ms per job (submit and run)"));
         o.WriteLine($"  opsgate_job_start_latency_seconds for this run: p50 {h50}, p99 {h99}; buckets (le: count) {hBuckets}");
         o.WriteLine($"  audit: {auditAdded:N0} entries added for {ids.Count:N0} jobs; verify: ok={verify.Ok}, {verify.Entries:N0} entries{(verify.Reason is null ? "" : ", " + verify.Reason)}");
         return m;
@@ -190,13 +194,13 @@ internal sealed class JobsBench(BenchOptions options, Scenarios s, ServerReading
     public static void Table(TextWriter o, IReadOnlyList<JobsMeasurement> measurements)
     {
         var inv = CultureInfo.InvariantCulture;
-        o.WriteLine("| database | round | jobs | seconds | jobs/s | start p50 ms | start p99 ms | start max ms | histogram p50 | histogram p99 | submit p50 ms | submit p99 ms | baseline mutations/s | ratio | target | result |");
-        o.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---|---|");
+        o.WriteLine("| database | round | jobs | seconds | jobs/s | start p50 ms | start p99 ms | start max ms | histogram p50 | histogram p99 | submit p50 ms | submit p99 ms | server CPU ms/job | baseline mutations/s | ratio | target | result |");
+        o.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---|---|");
         foreach (var m in measurements)
         {
             o.WriteLine(string.Create(inv,
                 $"| {m.Database} | {m.Round} | {m.Jobs:N0} | {m.Seconds:0.00} | {m.JobsPerSecond:N0} | {m.StartLatency.P50Ms:0.00} | {m.StartLatency.P99Ms:0.00} | {m.StartLatency.MaxMs:0.00} | " +
-                $"{m.HistogramP50} | {m.HistogramP99} | {m.Submit.All.P50Ms:0.00} | {m.Submit.All.P99Ms:0.00} | {m.Baseline.PerSecond:N0} | {m.Ratio:0.000} | " +
+                $"{m.HistogramP50} | {m.HistogramP99} | {m.Submit.All.P50Ms:0.00} | {m.Submit.All.P99Ms:0.00} | {m.CpuMsPerJob:0.000} | {m.Baseline.PerSecond:N0} | {m.Ratio:0.000} | " +
                 $">= 1,000 jobs/s, start p50 < 10 ms | {m.Verdict} |"));
         }
         foreach (var f in measurements.Where(m => m.Failure is not null))

@@ -109,6 +109,7 @@ internal static class Bench
                 var status = await KubeBench.RegisterAsync(slow, s, server.BaseAddress, sim, ct);
                 o.WriteLine($"kubesim pid {sim.ProcessId} at {sim.BaseAddress}, registered with Opsgate as cluster '{KubeBench.Cluster}' ({status})");
                 var k = new KubeBench(options, s, server.BaseAddress, sim);
+                await k.WarmUpAsync(o, ct);
                 for (var round = 1; round <= options.Rounds; round++)
                     kube.Add(await k.MeasureAsync(o, round, ct));
             }

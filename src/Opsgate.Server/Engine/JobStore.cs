@@ -45,13 +45,25 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
 
     public DateTime Now() => time.GetUtcNow().UtcDateTime.TruncateToMicroseconds();
 
-    public async Task SubmitAsync(NewJob job, CancellationToken ct)
+    /// <summary>Queues a job; returns it and its steps as stored (the answer to the submit, without reading them back).</summary>
+    public async Task<(JobRow Job, IReadOnlyList<StepRow> Steps)> SubmitAsync(NewJob job, CancellationToken ct)
     {
-        await using var write = await database.WriteAsync(ct);
-        await InsertAsync(write, job, ct);
-        await write.Transaction.CommitAsync(ct);
+        DateTime created;
+        await using (var write = await database.WriteAsync(ct))
+        {
+            created = await InsertAsync(write, job, ct);
+            await write.Transaction.CommitAsync(ct);
+        }
         signals.JobQueued(children: job.ParentId is not null);
         signals.EventsAppended(job.Id);
+        var stored = new JobRow
+        {
+            Id = job.Id, Type = job.Type, Status = job.Status, Params = job.Params.ToJsonString(), DryRun = job.DryRun, Actor = job.Actor,
+            PrincipalId = job.PrincipalId, SourceIp = job.SourceIp, CreatedAt = created, ConcurrencyKey = job.ConcurrencyKey,
+            ApprovalExpiresAt = job.ApprovalExpiresAt, ParentId = job.ParentId, ShardIndex = job.ShardIndex, ShardRound = job.ShardRound,
+            ShardHosts = job.ShardHosts, LastSeq = 1,
+        };
+        return (stored, job.Steps.Select((s, i) => new StepRow { JobId = job.Id, StepOrder = i + 1, Name = s.Name, Kind = s.Kind, Status = StepStatus.Pending }).ToList());
     }
 
     /// <summary>
@@ -80,7 +92,8 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
         return true;
     }
 
-    private async Task InsertAsync(WriteScope write, NewJob job, CancellationToken ct)
+    /// <returns>The job's created_at.</returns>
+    private async Task<DateTime> InsertAsync(WriteScope write, NewJob job, CancellationToken ct)
     {
         var now = Now();
         var (connection, tx) = (write.Connection, write.Transaction);
@@ -114,6 +127,7 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
         await AppendEventsAsync(connection, tx, job.Id, owner: null, [new NewEvent("job.created", null, created)], ct);
         if (database.Dialect == DbDialect.Postgres && job.Status == JobStatus.Pending)
             await connection.ExecuteAsync("SELECT pg_notify('opsgate_jobs', @id)", new { id = job.Id }, tx);
+        return now;
     }
 
     /// <summary>The child jobs of <paramref name="parentId"/>'s newest round (or of <paramref name="round"/>), by shard.</summary>
@@ -215,7 +229,7 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
             {
                 if (database.Dialect == DbDialect.Postgres)
                 {
-                    await using var write = await database.WriteAsync(ct);
+                    await using var write = await database.WriteAsync(engine: true, ct);
                     var sql = $"""
                         UPDATE jobs SET {Set} FROM (
                             SELECT id AS claimed FROM (
@@ -244,7 +258,7 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
                             $"SELECT id FROM (SELECT * FROM ({pending}) UNION ALL SELECT * FROM ({expired})) ORDER BY created_at, id LIMIT @n", new { now, n })).AsList();
                     if (candidates.Count == 0)
                         break;
-                    await using var write = await database.WriteAsync(ct);
+                    await using var write = await database.WriteAsync(engine: true, ct);
                     foreach (var id in candidates)
                     {
                         var job = await write.Connection.QuerySingleOrDefaultAsync<JobRow>(
@@ -357,7 +371,7 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
     /// <summary>Updates a step and appends events in one transaction, if <paramref name="owner"/> still holds the job. False: lease lost.</summary>
     public async Task<bool> UpdateStepAsync(StepRow step, string owner, IReadOnlyList<NewEvent> events, CancellationToken ct, AuditEntry? audited = null)
     {
-        await using var write = await database.WriteAsync(ct);
+        await using var write = await database.WriteAsync(engine: true, ct);
         var (connection, tx) = (write.Connection, write.Transaction);
         if (!await AppendEventsAsync(connection, tx, step.JobId, owner, events, ct))
             return false;
@@ -383,7 +397,7 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
         AuditEntry? audited = null, StepWrite? lastStep = null)
     {
         JobStatus.EnsureCanMove(job.Status, status);
-        await using var write = await database.WriteAsync(ct);
+        await using var write = await database.WriteAsync(engine: true, ct);
         var (connection, tx) = (write.Connection, write.Transaction);
         if (!await AppendEventsAsync(connection, tx, job.Id, owner, lastStep is null ? events : [.. lastStep.Events, .. events], ct))
             return false;

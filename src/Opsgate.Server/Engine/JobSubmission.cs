@@ -69,11 +69,10 @@ internal sealed class JobSubmission(RunbookCatalog catalog, IEnumerable<IStepExe
             principal.Name, principal.Id, http.Connection.RemoteIpAddress?.ToString(), concurrencyKey,
             runbook.Options.RequiresApproval && runbook.Options.ApprovalTimeout is { } window ? now + window : null,
             runbook.Steps.Select(s => (s.Name, s.Kind)).ToList());
-        await store.SubmitAsync(job, http.RequestAborted);
+        var (stored, steps) = await store.SubmitAsync(job, http.RequestAborted);
         audit.JobId = job.Id;
         audit.ResourceName = job.Id;
-        var stored = await store.GetAsync(job.Id, http.RequestAborted);
-        return TypedResults.Created($"/api/v1/jobs/{job.Id}", await ViewAsync(stored!.Value.Job, stored.Value.Steps, http.RequestAborted));
+        return TypedResults.Created($"/api/v1/jobs/{job.Id}", await ViewAsync(stored, steps, http.RequestAborted));
     }
 
     /// <summary>403 when a Kubernetes step targets a namespace outside the cluster's or the caller's allowlist.</summary>

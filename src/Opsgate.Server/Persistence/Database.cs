@@ -23,7 +23,7 @@ internal sealed class Database : IAsyncDisposable
     // the thread for 150 ms before it retries (it sets no busy_timeout). So writers in this process take turns
     // here, waiting asynchronously in arrival order, and never meet each other's lock; another process writing
     // the same file still gets the driver's retry.
-    private readonly SemaphoreSlim? _sqliteWriters;
+    private readonly WriteTurns? _sqliteWriters;
 
     static Database()
     {
@@ -73,7 +73,7 @@ internal sealed class Database : IAsyncDisposable
                 connectionString = options.ConnectionString;
             }
             _sqlite = connectionString;
-            _sqliteWriters = new SemaphoreSlim(1, 1);
+            _sqliteWriters = new WriteTurns();
         }
     }
 
@@ -106,10 +106,15 @@ internal sealed class Database : IAsyncDisposable
     /// transaction (BEGIN IMMEDIATE on SQLite). Disposing the scope rolls back what was not committed and lets
     /// the next writer in. Never open a second scope while holding one: on SQLite that waits forever.
     /// </summary>
-    public async Task<WriteScope> WriteAsync(CancellationToken cancellationToken = default)
+    public Task<WriteScope> WriteAsync(CancellationToken cancellationToken = default) => WriteAsync(engine: false, cancellationToken);
+
+    /// <param name="engine">A write of the job engine (claims, step and job transitions): on SQLite it goes before other
+    /// waiting writers, so work already accepted starts and finishes before more is accepted (submits wait instead of
+    /// the queue growing).</param>
+    public async Task<WriteScope> WriteAsync(bool engine, CancellationToken cancellationToken)
     {
         if (_sqliteWriters is not null)
-            await _sqliteWriters.WaitAsync(cancellationToken);
+            await _sqliteWriters.EnterAsync(engine, cancellationToken);
         try
         {
             var connection = await OpenAsync(cancellationToken);
@@ -118,7 +123,7 @@ internal sealed class Database : IAsyncDisposable
         }
         catch
         {
-            _sqliteWriters?.Release();
+            _sqliteWriters?.Exit();
             throw;
         }
     }
@@ -153,7 +158,7 @@ internal sealed class Database : IAsyncDisposable
 }
 
 /// <summary>A write transaction and this process's turn to write, from <see cref="Database.WriteAsync"/>.</summary>
-internal sealed class WriteScope(DbConnection connection, DbTransaction transaction, SemaphoreSlim? writers) : IAsyncDisposable
+internal sealed class WriteScope(DbConnection connection, DbTransaction transaction, WriteTurns? writers) : IAsyncDisposable
 {
     public DbConnection Connection { get; } = connection;
     public DbTransaction Transaction { get; } = transaction;
@@ -169,8 +174,63 @@ internal sealed class WriteScope(DbConnection connection, DbTransaction transact
         }
         finally
         {
-            writers?.Release();
+            writers?.Exit();
         }
+    }
+}
+
+/// <summary>
+/// Turns to write, one at a time, awaited asynchronously: first come, first served, except that the job engine's writers
+/// go before the others that wait.
+/// </summary>
+internal sealed class WriteTurns
+{
+    private readonly Lock _lock = new();
+    private readonly LinkedList<TaskCompletionSource> _engine = new();
+    private readonly LinkedList<TaskCompletionSource> _others = new();
+    private bool _held;
+
+    public async Task EnterAsync(bool engine, CancellationToken cancellationToken)
+    {
+        LinkedListNode<TaskCompletionSource> waiting;
+        lock (_lock)
+        {
+            if (!_held)
+            {
+                _held = true;
+                return;
+            }
+            waiting = (engine ? _engine : _others).AddLast(new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        }
+        await using var cancel = cancellationToken.Register(() =>
+        {
+            lock (_lock)
+            {
+                // Still waiting (not handed the turn): leave the line.
+                if (waiting.List is not { } line)
+                    return;
+                line.Remove(waiting);
+            }
+            waiting.Value.TrySetCanceled(cancellationToken);
+        });
+        await waiting.Value.Task;
+    }
+
+    public void Exit()
+    {
+        TaskCompletionSource next;
+        lock (_lock)
+        {
+            var line = _engine.Count > 0 ? _engine : _others.Count > 0 ? _others : null;
+            if (line is null)
+            {
+                _held = false;
+                return;
+            }
+            next = line.First!.Value;
+            line.RemoveFirst();
+        }
+        next.TrySetResult();
     }
 }
 

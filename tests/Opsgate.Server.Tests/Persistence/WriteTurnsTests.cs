@@ -1,0 +1,53 @@
+using Opsgate.Server.Persistence;
+
+namespace Opsgate.Server.Tests.Persistence;
+
+/// <summary>SQLite writers take turns; the job engine's writers go before other waiting writers, and a cancelled waiter leaves the line.</summary>
+public sealed class WriteTurnsTests
+{
+    [Fact]
+    public async Task An_engine_writer_goes_before_writers_that_waited_longer_and_the_others_keep_their_order()
+    {
+        var turns = new WriteTurns();
+        await turns.EnterAsync(engine: false, CancellationToken.None);
+        var order = new List<string>();
+        async Task WriteAsync(string name, bool engine)
+        {
+            await turns.EnterAsync(engine, CancellationToken.None);
+            lock (order)
+                order.Add(name);
+            turns.Exit();
+        }
+        var first = WriteAsync("api 1", engine: false);
+        var second = WriteAsync("api 2", engine: false);
+        var engineWrite = WriteAsync("engine", engine: true);
+        Assert.False(first.IsCompleted || second.IsCompleted || engineWrite.IsCompleted);
+
+        turns.Exit();
+        await Task.WhenAll(first, second, engineWrite).WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(["engine", "api 1", "api 2"], order);
+    }
+
+    [Fact]
+    public async Task A_cancelled_waiter_leaves_the_line_and_the_turn_passes_to_the_next()
+    {
+        var turns = new WriteTurns();
+        await turns.EnterAsync(engine: false, CancellationToken.None);
+        using var cancel = new CancellationTokenSource();
+        var cancelled = turns.EnterAsync(engine: true, cancel.Token);
+        var next = turns.EnterAsync(engine: false, CancellationToken.None);
+
+        await cancel.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cancelled);
+        turns.Exit();
+        await next.WaitAsync(TimeSpan.FromSeconds(10));
+
+        // The turn is held by `next` now: a newcomer waits until it is let go.
+        var later = turns.EnterAsync(engine: true, CancellationToken.None);
+        Assert.False(later.IsCompleted);
+        turns.Exit();
+        await later.WaitAsync(TimeSpan.FromSeconds(10));
+        turns.Exit();
+        await turns.EnterAsync(engine: false, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+    }
+}
