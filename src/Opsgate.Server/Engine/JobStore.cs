@@ -100,9 +100,9 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
         await connection.ExecuteAsync(
             """
             INSERT INTO jobs (id, type, status, params, dry_run, actor, principal_id, source_ip, created_at, concurrency_key, approval_expires_at,
-                parent_id, shard_index, shard_round, shard_hosts)
+                parent_id, shard_index, shard_round, shard_hosts, last_seq)
             VALUES (@Id, @Type, @Status, @Params, @DryRun, @Actor, @PrincipalId, @SourceIp, @now, @ConcurrencyKey, @ApprovalExpiresAt,
-                @ParentId, @ShardIndex, @ShardRound, @ShardHosts)
+                @ParentId, @ShardIndex, @ShardRound, @ShardHosts, 1)
             """,
             new
             {
@@ -124,7 +124,8 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
             created["parent_id"] = job.ParentId;
             created["shard_index"] = job.ShardIndex;
         }
-        await AppendEventsAsync(connection, tx, job.Id, owner: null, [new NewEvent("job.created", null, created)], ct);
+        // The job's first event, seq 1: the row is inserted with last_seq 1 (see AppendEventsAsync).
+        await EventRows.InsertAsync(connection, tx, job.Id, 1, now, [new NewEvent("job.created", null, created)], ct);
         if (database.Dialect == DbDialect.Postgres && job.Status == JobStatus.Pending)
             await connection.ExecuteAsync("SELECT pg_notify('opsgate_jobs', @id)", new { id = job.Id }, tx);
         return now;
@@ -403,8 +404,9 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
             return false;
         if (lastStep is not null)
             await SaveStepAsync(connection, tx, lastStep.Step);
-        // Steps that never ran are skipped, not left pending, once the job is over.
-        await connection.ExecuteAsync("UPDATE job_steps SET status = 'skipped' WHERE job_id = @id AND status = 'pending'", new { id = job.Id }, tx);
+        // Steps that never ran are skipped, not left pending, once the job is over (a job succeeds only when every step did).
+        if (status != JobStatus.Succeeded)
+            await connection.ExecuteAsync("UPDATE job_steps SET status = 'skipped' WHERE job_id = @id AND status = 'pending'", new { id = job.Id }, tx);
         await connection.ExecuteAsync(
             "UPDATE jobs SET status = @status, error = @error, finished_at = @now, lease_owner = NULL, lease_expires_at = NULL WHERE id = @id",
             new { id = job.Id, status, error, now = Now() }, tx);
