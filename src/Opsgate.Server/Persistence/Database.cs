@@ -1,3 +1,4 @@
+using System.Data;
 using System.Data.Common;
 using System.Runtime.CompilerServices;
 using Dapper;
@@ -91,7 +92,11 @@ internal sealed class Database : IAsyncDisposable
         if (_postgres is not null)
             return await _postgres.OpenConnectionAsync(cancellationToken);
 
-        var connection = new SqliteConnection(_sqlite);
+        return await OpenSqliteAsync(new SqliteConnection(_sqlite), cancellationToken);
+    }
+
+    private async Task<SqliteConnection> OpenSqliteAsync(SqliteConnection connection, CancellationToken cancellationToken)
+    {
         await connection.OpenAsync(cancellationToken);
         // WAL lets readers run beside the single writer; NORMAL sync is durable across process crashes in WAL mode.
         // journal_mode is persistent in the file, synchronous is per connection: both are set once per pooled
@@ -103,6 +108,20 @@ internal sealed class Database : IAsyncDisposable
         }
         return connection;
     }
+
+    /// <summary>The connection SQLite writes go through, opened on first use (and again if it was closed by a failure); only ever used in a write turn.</summary>
+    private async Task<SqliteWriterConnection> WriterAsync(CancellationToken cancellationToken)
+    {
+        if (_writer is { State: ConnectionState.Open })
+            return _writer;
+        if (_writer is not null)
+            await _writer.DisposeAsync();
+        _writer = null;
+        _writer = (SqliteWriterConnection)await OpenSqliteAsync(new SqliteWriterConnection(_sqlite!), cancellationToken);
+        return _writer;
+    }
+
+    private SqliteWriterConnection? _writer;
 
     private static readonly object Configured = new();
     private readonly ConditionalWeakTable<SQLitePCL.sqlite3, object> _configured = new();
@@ -120,17 +139,20 @@ internal sealed class Database : IAsyncDisposable
     /// the queue growing).</param>
     public async Task<WriteScope> WriteAsync(bool engine, CancellationToken cancellationToken)
     {
-        if (_sqliteWriters is not null)
-            await _sqliteWriters.EnterAsync(engine, cancellationToken);
-        try
+        if (_sqliteWriters is null)
         {
             var connection = await OpenAsync(cancellationToken);
-            var transaction = BeginWrite(connection);
-            return new WriteScope(connection, transaction, _sqliteWriters);
+            return new WriteScope(connection, BeginWrite(connection), null);
+        }
+        await _sqliteWriters.EnterAsync(engine, cancellationToken);
+        try
+        {
+            var writer = await WriterAsync(cancellationToken);
+            return new WriteScope(writer, BeginWrite(writer), _sqliteWriters);
         }
         catch
         {
-            _sqliteWriters?.Exit();
+            _sqliteWriters.Exit();
             throw;
         }
     }
@@ -161,10 +183,16 @@ internal sealed class Database : IAsyncDisposable
     {
         if (_postgres is not null)
             await _postgres.DisposeAsync();
+        if (_writer is not null)
+            await _writer.DisposeAsync();
     }
 }
 
-/// <summary>A write transaction and this process's turn to write, from <see cref="Database.WriteAsync"/>.</summary>
+/// <summary>
+/// A write transaction and this process's turn to write, from <see cref="Database.WriteAsync"/>. On SQLite the connection is
+/// the process's writer connection (<paramref name="writers"/> set), kept open for the next turn; on PostgreSQL it is
+/// closed (back to the pool) with the scope.
+/// </summary>
 internal sealed class WriteScope(DbConnection connection, DbTransaction transaction, WriteTurns? writers) : IAsyncDisposable
 {
     public DbConnection Connection { get; } = connection;
@@ -177,7 +205,8 @@ internal sealed class WriteScope(DbConnection connection, DbTransaction transact
         try
         {
             await Transaction.DisposeAsync();
-            await Connection.DisposeAsync();
+            if (writers is null)
+                await Connection.DisposeAsync();
         }
         finally
         {

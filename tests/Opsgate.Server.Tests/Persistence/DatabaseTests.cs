@@ -37,6 +37,43 @@ public sealed class DatabaseTests
     }
 
     [Fact]
+    public async Task Sqlite_writes_reuse_prepared_statements_with_fresh_parameters_and_survive_a_failed_statement()
+    {
+        using var dir = new TempDir();
+        await using var database = new Database(Options.Create(new DatabaseOptions()), Options.Create(new OpsgateOptions { DataDir = dir.Path }));
+        await using (var setup = await database.WriteAsync())
+        {
+            await setup.Connection.ExecuteAsync("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER, note TEXT NULL)", transaction: setup.Transaction);
+            await setup.CommitAsync();
+        }
+        const string Insert = "INSERT INTO t (k, v, note) VALUES (@k, @v, @note) RETURNING v";
+        for (var i = 0; i < 3; i++)
+        {
+            await using var write = await database.WriteAsync();
+            // Same text each time: the statement prepared first runs again, with this call's values only.
+            Assert.Equal(i, await write.Connection.QuerySingleAsync<long>(Insert, new { k = $"k{i}", v = i, note = i == 1 ? "one" : null }, write.Transaction));
+            // Several parameter sets on one command (Dapper's multi-exec).
+            await write.Connection.ExecuteAsync("INSERT INTO t (k, v) VALUES (@k, @v)", new[] { new { k = $"a{i}", v = 10 + i }, new { k = $"b{i}", v = 20 + i } }, write.Transaction);
+            await write.CommitAsync();
+        }
+        await using (var write = await database.WriteAsync())
+        {
+            await Assert.ThrowsAsync<Microsoft.Data.Sqlite.SqliteException>(() => write.Connection.QuerySingleAsync<long>(Insert, new { k = "k0", v = 99, note = "dup" }, write.Transaction));
+            await write.Connection.ExecuteAsync("INSERT INTO t (k, v) VALUES (@k, @v)", new { k = "rolled-back", v = 1 }, write.Transaction);
+            // not committed: the whole transaction goes
+        }
+        await using (var write = await database.WriteAsync())
+        {
+            Assert.Equal(7, await write.Connection.QuerySingleAsync<long>(Insert, new { k = "k7", v = 7, note = (string?)null }, write.Transaction));
+            await write.CommitAsync();
+        }
+
+        await using var read = await database.OpenAsync();
+        Assert.Equal(["a0:10:", "a1:11:", "a2:12:", "b0:20:", "b1:21:", "b2:22:", "k0:0:", "k1:1:one", "k2:2:", "k7:7:"],
+            await read.QueryAsync<string>("SELECT k || ':' || v || ':' || COALESCE(note, '') FROM t ORDER BY k"));
+    }
+
+    [Fact]
     public async Task Postgres_writers_never_wait_for_a_turn()
     {
         await using var postgres = await PostgresDatabase.CreateAsync();
