@@ -206,7 +206,9 @@ internal sealed partial class JobRunner(
                 var succeeded = new StepWrite(step,
                     [Event("step.succeeded", step, new JsonObject { ["detail"] = outcome.Detail, ["outputs"] = outcome.Outputs?.DeepClone(), ["seconds"] = watch.Elapsed.TotalSeconds })],
                     JobAudit.Entry(job, "job.step.finish", AuditStatus.Success, null, step));
-                if (last)
+                // A step that must not run twice is recorded at once: a crash before the job's finish would otherwise
+                // leave it running, and the resumed job would fail it although it succeeded.
+                if (last && executor.NotResumable(inputs) is null)
                     run.LastStep = succeeded;
                 else if (!await store.UpdateStepAsync(step, run.Owner, succeeded.Events, CancellationToken.None, succeeded.Audited))
                     return LeaseLost(run);

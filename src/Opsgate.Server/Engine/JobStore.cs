@@ -312,7 +312,7 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
     /// <summary>Renews the lease. Returns null when the lease was lost, else whether a cancel was requested.</summary>
     public async Task<(bool CancelRequested, string? By)?> RenewLeaseAsync(string id, string owner, TimeSpan lease, CancellationToken ct)
     {
-        await using var write = await database.WriteAsync(ct);
+        await using var write = await database.WriteAsync(engine: true, ct);
         var row = await write.Connection.QuerySingleOrDefaultAsync<LeaseState>(
             "UPDATE jobs SET lease_expires_at = @expires WHERE id = @id AND lease_owner = @owner AND status = 'running' RETURNING cancel_requested, cancel_requested_by",
             new { id, owner, expires = Now() + lease }, write.Transaction);
@@ -323,7 +323,7 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
     /// <summary>Lets the job be claimed at once (graceful shutdown: a restart or another worker resumes it without waiting).</summary>
     public async Task ReleaseLeaseAsync(string id, string owner)
     {
-        await using var write = await database.WriteAsync();
+        await using var write = await database.WriteAsync(engine: true, CancellationToken.None);
         await write.Connection.ExecuteAsync("UPDATE jobs SET lease_expires_at = @now WHERE id = @id AND lease_owner = @owner AND status = 'running'",
             new { id, owner, now = Now() }, write.Transaction);
         await write.CommitAsync();
@@ -331,7 +331,7 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
 
     public async Task<bool> SetDeadlineAsync(string id, string owner, DateTime deadline, CancellationToken ct)
     {
-        await using var write = await database.WriteAsync(ct);
+        await using var write = await database.WriteAsync(engine: true, ct);
         var set = await write.Connection.ExecuteAsync("UPDATE jobs SET deadline_at = @deadline WHERE id = @id AND lease_owner = @owner AND deadline_at IS NULL",
             new { id, owner, deadline }, write.Transaction);
         await write.CommitAsync(ct);

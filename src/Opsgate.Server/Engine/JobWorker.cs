@@ -80,6 +80,9 @@ internal sealed partial class JobWorker : BackgroundService
                 running.RemoveAll(t => t.IsCompleted);
                 foreach (var (job, lease) in claimed)
                     running.Add(Task.Run(() => RunAsync(job, lease, slots, stoppingToken), CancellationToken.None));
+                // Fewer than asked for: the queue is empty (claiming again at once would cost a search per job when jobs
+                // trickle in). A batch with two jobs of one concurrency key takes one and may leave another job behind
+                // them: the next finish (it wakes every pool) or the poll tick claims it.
                 if (claimed.Count < free)
                     await signals.WaitForWorkAsync(settings.PollInterval, children, stoppingToken);
             }

@@ -97,29 +97,41 @@ internal sealed class Database : IAsyncDisposable
 
     private async Task<SqliteConnection> OpenSqliteAsync(SqliteConnection connection, CancellationToken cancellationToken)
     {
-        await connection.OpenAsync(cancellationToken);
-        // WAL lets readers run beside the single writer; NORMAL sync is durable across process crashes in WAL mode.
-        // journal_mode is persistent in the file, synchronous is per connection: both are set once per pooled
-        // connection (its native handle), not on every open (two statements more on every read and write).
-        if (!_configured.TryGetValue(connection.Handle!, out _))
+        try
         {
-            await connection.ExecuteAsync("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
-            _configured.AddOrUpdate(connection.Handle!, Configured);
+            await connection.OpenAsync(cancellationToken);
+            // WAL lets readers run beside the single writer; NORMAL sync is durable across process crashes in WAL mode.
+            // journal_mode is persistent in the file, synchronous is per connection: both are set once per pooled
+            // connection (its native handle), not on every open (two statements more on every read and write).
+            if (!_configured.TryGetValue(connection.Handle!, out _))
+            {
+                await connection.ExecuteAsync("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+                _configured.AddOrUpdate(connection.Handle!, Configured);
+            }
+            return connection;
         }
-        return connection;
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
     }
 
     /// <summary>The connection SQLite writes go through, opened on first use (and again if it was closed by a failure); only ever used in a write turn.</summary>
     private async Task<SqliteWriterConnection> WriterAsync(CancellationToken cancellationToken)
     {
-        if (_writer is { State: ConnectionState.Open })
-            return _writer;
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        // Not in autocommit mode between turns means a rollback failed and left a transaction open: start afresh.
+        if (_writer is { State: ConnectionState.Open } writer && SQLitePCL.raw.sqlite3_get_autocommit(writer.Handle) != 0)
+            return writer;
         if (_writer is not null)
             await _writer.DisposeAsync();
         _writer = null;
         _writer = (SqliteWriterConnection)await OpenSqliteAsync(new SqliteWriterConnection(_sqlite!), cancellationToken);
         return _writer;
     }
+
+    private bool _disposed;
 
     private SqliteWriterConnection? _writer;
 
@@ -183,8 +195,28 @@ internal sealed class Database : IAsyncDisposable
     {
         if (_postgres is not null)
             await _postgres.DisposeAsync();
+        if (_sqliteWriters is null)
+            return;
+        // The writer is closed in a turn of its own, so not under a write still running (a runner that outlived the
+        // host's shutdown); after a while it is closed anyway.
+        var turn = false;
+        using (var patience = new CancellationTokenSource(TimeSpan.FromSeconds(10)))
+        {
+            try
+            {
+                await _sqliteWriters.EnterAsync(engine: true, patience.Token);
+                turn = true;
+            }
+            catch (OperationCanceledException)
+            {
+                // Closed anyway.
+            }
+        }
+        _disposed = true;
         if (_writer is not null)
             await _writer.DisposeAsync();
+        if (turn)
+            _sqliteWriters.Exit();
     }
 }
 
@@ -217,7 +249,7 @@ internal sealed class WriteScope(DbConnection connection, DbTransaction transact
 
 /// <summary>
 /// Turns to write, one at a time, awaited asynchronously: first come, first served, except that the job engine's writers
-/// go before the others that wait.
+/// go before the others that wait (but never more than <see cref="MaxEngineStreak"/> times in a row while others wait).
 /// </summary>
 internal sealed class WriteTurns
 {
@@ -225,6 +257,10 @@ internal sealed class WriteTurns
     private readonly LinkedList<TaskCompletionSource> _engine = new();
     private readonly LinkedList<TaskCompletionSource> _others = new();
     private bool _held;
+    // Engine turns given in a row while others waited: after MaxEngineStreak, one of the others goes, so no writer
+    // (a lease renewal, an API request's audit entry) waits for long behind a busy engine.
+    private int _engineStreak;
+    private const int MaxEngineStreak = 16;
 
     public async Task EnterAsync(bool engine, CancellationToken cancellationToken)
     {
@@ -257,12 +293,13 @@ internal sealed class WriteTurns
         TaskCompletionSource next;
         lock (_lock)
         {
-            var line = _engine.Count > 0 ? _engine : _others.Count > 0 ? _others : null;
+            var line = _engine.Count > 0 && (_others.Count == 0 || _engineStreak < MaxEngineStreak) ? _engine : _others.Count > 0 ? _others : null;
             if (line is null)
             {
                 _held = false;
                 return;
             }
+            _engineStreak = line == _engine && _others.Count > 0 ? _engineStreak + 1 : 0;
             next = line.First!.Value;
             line.RemoveFirst();
         }

@@ -58,9 +58,13 @@ internal sealed class SqliteWriterConnection(string connectionString) : SqliteCo
             get => _inner?.CommandText ?? "";
             set
             {
+                // Dapper rewrites the text after adding parameters (list expansion, literals): they move to the new statement.
+                var added = _inner is { Parameters.Count: > 0 } ? _inner.Parameters.Cast<SqliteParameter>().ToList() : null;
                 Release();
                 (_inner, _kept) = owner.Prepared(value ?? "");
                 _inner.Parameters.Clear();
+                if (added is not null)
+                    _inner.Parameters.AddRange(added);
             }
         }
 

@@ -29,6 +29,27 @@ public sealed class WriteTurnsTests
     }
 
     [Fact]
+    public async Task A_busy_engine_lets_a_waiting_writer_in_after_sixteen_turns_in_a_row()
+    {
+        var turns = new WriteTurns();
+        await turns.EnterAsync(engine: false, CancellationToken.None);
+        var order = new List<string>();
+        async Task WriteAsync(string name, bool engine)
+        {
+            await turns.EnterAsync(engine, CancellationToken.None);
+            lock (order)
+                order.Add(name);
+            turns.Exit();
+        }
+        var writes = new List<Task> { WriteAsync("api", engine: false) };
+        writes.AddRange(Enumerable.Range(1, 18).Select(i => WriteAsync($"engine {i}", engine: true)));
+
+        turns.Exit();
+        await Task.WhenAll(writes).WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal([.. Enumerable.Range(1, 16).Select(i => $"engine {i}"), "api", "engine 17", "engine 18"], order);
+    }
+
+    [Fact]
     public async Task A_cancelled_waiter_leaves_the_line_and_the_turn_passes_to_the_next()
     {
         var turns = new WriteTurns();
