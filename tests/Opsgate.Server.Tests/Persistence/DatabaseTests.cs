@@ -8,16 +8,21 @@ namespace Opsgate.Server.Tests.Persistence;
 
 public sealed class DatabaseTests
 {
+    /// <summary>A SQLite database in <paramref name="dir"/> with one table made by <paramref name="createTable"/>.</summary>
+    private static async Task<Database> SqliteAsync(TempDir dir, string createTable)
+    {
+        var database = new Database(Options.Create(new DatabaseOptions()), Options.Create(new OpsgateOptions { DataDir = dir.Path }));
+        await using var setup = await database.WriteAsync();
+        await setup.Connection.ExecuteAsync(createTable, transaction: setup.Transaction);
+        await setup.CommitAsync();
+        return database;
+    }
+
     [Fact]
     public async Task Sqlite_writers_take_turns_instead_of_meeting_the_lock()
     {
         using var dir = new TempDir();
-        await using var database = new Database(Options.Create(new DatabaseOptions()), Options.Create(new OpsgateOptions { DataDir = dir.Path }));
-        await using (var setup = await database.WriteAsync())
-        {
-            await setup.Connection.ExecuteAsync("CREATE TABLE t (v INTEGER)", transaction: setup.Transaction);
-            await setup.CommitAsync();
-        }
+        await using var database = await SqliteAsync(dir, "CREATE TABLE t (v INTEGER)");
 
         var first = await database.WriteAsync();
         await first.Connection.ExecuteAsync("INSERT INTO t VALUES (1)", transaction: first.Transaction);
@@ -40,12 +45,7 @@ public sealed class DatabaseTests
     public async Task Sqlite_writes_reuse_prepared_statements_with_fresh_parameters_and_survive_a_failed_statement()
     {
         using var dir = new TempDir();
-        await using var database = new Database(Options.Create(new DatabaseOptions()), Options.Create(new OpsgateOptions { DataDir = dir.Path }));
-        await using (var setup = await database.WriteAsync())
-        {
-            await setup.Connection.ExecuteAsync("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER, note TEXT NULL)", transaction: setup.Transaction);
-            await setup.CommitAsync();
-        }
+        await using var database = await SqliteAsync(dir, "CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER, note TEXT NULL)");
         const string Insert = "INSERT INTO t (k, v, note) VALUES (@k, @v, @note) RETURNING v";
         for (var i = 0; i < 3; i++)
         {

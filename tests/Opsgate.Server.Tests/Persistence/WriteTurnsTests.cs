@@ -5,19 +5,22 @@ namespace Opsgate.Server.Tests.Persistence;
 /// <summary>SQLite writers take turns; the job engine's writers go before other waiting writers, and a cancelled waiter leaves the line.</summary>
 public sealed class WriteTurnsTests
 {
+    /// <summary>Takes a turn, notes <paramref name="name"/> in <paramref name="order"/>, lets the next writer in.</summary>
+    private static async Task WriteInTurnAsync(WriteTurns turns, List<string> order, string name, bool engine)
+    {
+        await turns.EnterAsync(engine, CancellationToken.None);
+        lock (order)
+            order.Add(name);
+        turns.Exit();
+    }
+
     [Fact]
     public async Task An_engine_writer_goes_before_writers_that_waited_longer_and_the_others_keep_their_order()
     {
         var turns = new WriteTurns();
         await turns.EnterAsync(engine: false, CancellationToken.None);
         var order = new List<string>();
-        async Task WriteAsync(string name, bool engine)
-        {
-            await turns.EnterAsync(engine, CancellationToken.None);
-            lock (order)
-                order.Add(name);
-            turns.Exit();
-        }
+        Task WriteAsync(string name, bool engine) => WriteInTurnAsync(turns, order, name, engine);
         var first = WriteAsync("api 1", engine: false);
         var second = WriteAsync("api 2", engine: false);
         var engineWrite = WriteAsync("engine", engine: true);
@@ -34,13 +37,7 @@ public sealed class WriteTurnsTests
         var turns = new WriteTurns();
         await turns.EnterAsync(engine: false, CancellationToken.None);
         var order = new List<string>();
-        async Task WriteAsync(string name, bool engine)
-        {
-            await turns.EnterAsync(engine, CancellationToken.None);
-            lock (order)
-                order.Add(name);
-            turns.Exit();
-        }
+        Task WriteAsync(string name, bool engine) => WriteInTurnAsync(turns, order, name, engine);
         var writes = new List<Task> { WriteAsync("api", engine: false) };
         writes.AddRange(Enumerable.Range(1, 18).Select(i => WriteAsync($"engine {i}", engine: true)));
 
