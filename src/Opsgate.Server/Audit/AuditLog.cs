@@ -8,8 +8,11 @@ internal sealed record AuditQuery(string? Actor, string? Action, string? Namespa
 
 internal sealed record AuditVerification(bool Ok, long Entries, long? FirstBadId, string? Reason);
 
-/// <summary>Reads the audit log: filtered keyset pages, newest first, and chain verification.</summary>
-internal sealed class AuditLog(Database database)
+/// <summary>
+/// Reads the audit log: filtered keyset pages, newest first, and chain verification. Each read first waits for the entries
+/// this process staged to be chained (<see cref="AuditWriter.FlushAsync"/>).
+/// </summary>
+internal sealed class AuditLog(Database database, AuditWriter writer)
 {
     private const string Columns =
         "id, ts, actor, source_ip, action, resource_kind, namespace, resource_name, request_body, status, http_status, " +
@@ -58,6 +61,7 @@ internal sealed class AuditLog(Database database)
         sql.Append(" ORDER BY id DESC LIMIT @limit");
         parameters.Add("limit", query.Limit);
 
+        await writer.FlushAsync(ct);
         await using var connection = await database.OpenAsync(ct);
         var rows = (await connection.QueryAsync<AuditEntry>(new CommandDefinition(sql.ToString(), parameters, cancellationToken: ct))).AsList();
         foreach (var row in rows)
@@ -68,6 +72,7 @@ internal sealed class AuditLog(Database database)
     /// <summary>The newest entry per cluster whose action starts with <paramref name="actionPrefix"/> (a cluster's latest execution).</summary>
     public async Task<IReadOnlyDictionary<string, AuditEntry>> LatestPerClusterAsync(string actionPrefix, CancellationToken ct)
     {
+        await writer.FlushAsync(ct);
         await using var connection = await database.OpenAsync(ct);
         var rows = await connection.QueryAsync<AuditEntry>(new CommandDefinition(
             $"""
@@ -80,6 +85,7 @@ internal sealed class AuditLog(Database database)
     /// <summary>Walks the whole chain in order; the first row whose links or hash do not match is reported.</summary>
     public async Task<AuditVerification> VerifyAsync(CancellationToken ct)
     {
+        await writer.FlushAsync(ct);
         await using var connection = await database.OpenAsync(ct);
         var expectedPrev = AuditChain.Genesis;
         long count = 0;

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Threading.Channels;
 using Dapper;
 using Opsgate.Server.Observability;
@@ -15,12 +16,27 @@ internal sealed class AuditUnavailableException(Exception inner) : Exception("th
 /// transaction after reading the last stored hash, under a lock that also serializes other replicas
 /// (PostgreSQL advisory transaction lock; SQLite's immediate transaction), so concurrent writers never
 /// fork the chain.
+/// <para>
+/// The job engine's entries are written in the transaction of the change they record (<see cref="AppendWithinAsync"/>):
+/// on SQLite chained there, since its writers take turns anyway; on PostgreSQL, where transitions of many jobs commit at
+/// once, staged in <c>audit_staged</c> and chained by this writer's next batch, so they do not all queue on the chain's
+/// lock. Staged entries are as durable as their change; ones a crashed process left are chained by any writer's sweep.
+/// Reads of the log <see cref="FlushAsync"/> first, so a client that saw a change finds its entry.
+/// </para>
 /// </summary>
 internal sealed partial class AuditWriter(Database database, TimeProvider time, OpsgateMetrics metrics, ILogger<AuditWriter> logger)
     : BackgroundService
 {
     private const int MaxBatch = 512;
     private const long PostgresLockKey = 0x6f70_7367_6175_64; // "opsgaud"
+    /// <summary>How often the writer looks for staged entries nobody told it about (left by a process that stopped before chaining them).</summary>
+    private static readonly TimeSpan StagedSweep = TimeSpan.FromSeconds(2);
+    /// <summary>How long staged entries wait for more before they are chained (one batch for many job transitions).</summary>
+    private static readonly TimeSpan StagedGather = TimeSpan.FromMilliseconds(5);
+
+    private const string EntryColumns =
+        "ts, actor, source_ip, action, resource_kind, namespace, resource_name, request_body, status, http_status, error_message, " +
+        "principal_id, auth_method, request_id, dry_run, job_id, cluster";
 
     private const string InsertSql =
         """
@@ -30,10 +46,42 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
             @Status, @HttpStatus, @ErrorMessage, @PrincipalId, @AuthMethod, @RequestId, @DryRun, @JobId, @Cluster, @PrevHash, @Hash)
         """;
 
+    /// <summary>A whole batch in one statement (one row per array element) instead of one statement per entry, while the lock is held.</summary>
+    private const string PostgresInsertSql =
+        """
+        INSERT INTO audit_log (id, ts, actor, source_ip, action, resource_kind, namespace, resource_name, request_body,
+            status, http_status, error_message, principal_id, auth_method, request_id, dry_run, job_id, cluster, prev_hash, hash)
+        SELECT * FROM unnest(@Id::bigint[], @Ts::timestamptz[], @Actor::text[], @SourceIp::text[], @Action::text[], @ResourceKind::text[],
+            @Namespace::text[], @ResourceName::text[], @RequestBody::text[], @Status::text[], @HttpStatus::integer[], @ErrorMessage::text[],
+            @PrincipalId::text[], @AuthMethod::text[], @RequestId::text[], @DryRun::boolean[], @JobId::text[], @Cluster::text[],
+            @PrevHash::text[], @Hash::text[])
+        """;
+
+    private const string StageSql =
+        $"""
+        INSERT INTO audit_staged ({EntryColumns})
+        VALUES (@Ts, @Actor, @SourceIp, @Action, @ResourceKind, @Namespace, @ResourceName, @RequestBody, @Status, @HttpStatus, @ErrorMessage,
+            @PrincipalId, @AuthMethod, @RequestId, @DryRun, @JobId, @Cluster)
+        """;
+
+    private const string TakeStagedSql =
+        $"""
+        WITH taken AS (DELETE FROM audit_staged WHERE seq IN (SELECT seq FROM audit_staged ORDER BY seq LIMIT @n) RETURNING *)
+        SELECT {EntryColumns} FROM taken ORDER BY seq
+        """;
+
     private readonly Channel<Pending> _queue = Channel.CreateBounded<Pending>(
         new BoundedChannelOptions(50_000) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
 
-    private sealed record Pending(AuditEntry Entry, TaskCompletionSource Committed);
+    /// <summary>An entry to chain and its committer's wait; without an entry, a wake-up (entries were staged) or, with <paramref name="Done"/>, a flush.</summary>
+    private sealed record Pending(AuditEntry? Entry, TaskCompletionSource? Done);
+
+    private static readonly Pending WakeUp = new(null, null);
+
+    // Entries this process staged that no batch has chained yet (PostgreSQL only).
+    private long _unchained;
+
+    private bool Staging => database.Dialect == DbDialect.Postgres;
 
     /// <summary>Completes once <paramref name="entry"/> is committed; throws <see cref="AuditUnavailableException"/> if it could not be.</summary>
     public async Task AppendAsync(AuditEntry entry)
@@ -42,7 +90,24 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
         var pending = new Pending(entry, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
         if (!_queue.Writer.TryWrite(pending))
             await _queue.Writer.WriteAsync(pending);
-        await pending.Committed.Task;
+        await pending.Done!.Task;
+    }
+
+    /// <summary>Completes once every entry this process staged before the call is chained (at once when there are none).</summary>
+    public async Task FlushAsync(CancellationToken ct)
+    {
+        if (Interlocked.Read(ref _unchained) == 0)
+            return;
+        var flush = new Pending(null, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        try
+        {
+            await _queue.Writer.WriteAsync(flush, ct);
+        }
+        catch (ChannelClosedException)
+        {
+            return; // stopping: the log is read as it is
+        }
+        await flush.Done!.Task.WaitAsync(ct);
     }
 
     public override async Task StopAsync(CancellationToken cancellationToken)
@@ -59,67 +124,196 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var batch = new List<Pending>(MaxBatch);
-        while (await _queue.Reader.WaitToReadAsync(CancellationToken.None))
+        var flushes = new List<TaskCompletionSource>();
+        // Entries a previous run staged and did not chain go first.
+        var more = Staging;
+        void Take()
         {
             while (batch.Count < MaxBatch && _queue.Reader.TryRead(out var pending))
-                batch.Add(pending);
+            {
+                if (pending.Entry is not null)
+                    batch.Add(pending);
+                else if (pending.Done is not null)
+                    flushes.Add(pending.Done);
+            }
+        }
+        while (more || await WaitAsync())
+        {
+            Take();
+            if (batch.Count == 0 && flushes.Count == 0 && !more)
+            {
+                // Only wake-ups: nobody waits for staged entries, so they gather for a moment and are chained together,
+                // unless a request's entry or a flush comes first.
+                var until = Stopwatch.GetTimestamp() + (long)(StagedGather.TotalSeconds * Stopwatch.Frequency);
+                while (batch.Count == 0 && flushes.Count == 0 && Stopwatch.GetTimestamp() < until)
+                {
+                    using var gather = new CancellationTokenSource(Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), until));
+                    try
+                    {
+                        if (!await _queue.Reader.WaitToReadAsync(gather.Token))
+                            break;
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        break;
+                    }
+                    Take();
+                }
+            }
+            var owed = Interlocked.Read(ref _unchained);
             try
             {
-                await CommitAsync(batch);
-                metrics.AuditEntriesWritten(batch.Count);
+                var staged = await CommitAsync(batch);
+                metrics.AuditEntriesWritten(batch.Count + staged);
                 foreach (var p in batch)
-                    p.Committed.TrySetResult();
+                    p.Done!.TrySetResult();
+                // A full take of staged entries may have left more behind: flushes wait for the batch that finds no more.
+                more = staged == MaxBatch;
+                if (!more)
+                {
+                    Interlocked.Add(ref _unchained, -owed);
+                    flushes.ForEach(f => f.TrySetResult());
+                    flushes.Clear();
+                }
             }
             catch (Exception e)
             {
+                more = false;
                 LogWriteFailed(logger, batch.Count, e);
                 foreach (var p in batch)
-                    p.Committed.TrySetException(new AuditUnavailableException(e));
+                    p.Done!.TrySetException(new AuditUnavailableException(e));
+                flushes.ForEach(f => f.TrySetException(new AuditUnavailableException(e)));
+                flushes.Clear();
             }
             batch.Clear();
+        }
+        // Stopping: what this process staged is chained now rather than by the next start.
+        if (Staging && Interlocked.Read(ref _unchained) > 0)
+        {
+            try
+            {
+                while (await CommitAsync(batch) == MaxBatch)
+                {
+                }
+            }
+            catch (Exception e)
+            {
+                LogWriteFailed(logger, 0, e);
+            }
+        }
+    }
+
+    /// <summary>Waits for queued entries; false once stopping and drained. When staging, also returns every <see cref="StagedSweep"/>.</summary>
+    private async ValueTask<bool> WaitAsync()
+    {
+        if (!Staging)
+            return await _queue.Reader.WaitToReadAsync(CancellationToken.None);
+        using var sweep = new CancellationTokenSource(StagedSweep);
+        try
+        {
+            return await _queue.Reader.WaitToReadAsync(sweep.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            return true;
         }
     }
 
     /// <summary>
-    /// Chains <paramref name="entries"/> into the log inside the caller's write transaction, so they commit (or roll
-    /// back) with the change they record and need no round through the queue. Call <see cref="Committed"/> after the commit.
+    /// Writes the job engine's <paramref name="entries"/> inside the caller's write transaction, so they commit (or roll
+    /// back) with the change they record and need no round through the queue: chained at once on SQLite, staged on
+    /// PostgreSQL. Call <see cref="Committed"/> after the commit.
     /// </summary>
     public async Task AppendWithinAsync(WriteScope write, IReadOnlyList<AuditEntry> entries)
     {
         foreach (var entry in entries)
             MakeStorable(entry);
-        await ChainAsync(write.Connection, write.Transaction, entries);
+        if (!Staging)
+        {
+            await ChainAsync(write.Connection, write.Transaction, entries);
+            return;
+        }
+        var ts = Now();
+        foreach (var entry in entries)
+            entry.Ts = ts;
+        await write.Connection.ExecuteAsync(StageSql, entries, write.Transaction);
     }
 
-    public void Committed(int entries) => metrics.AuditEntriesWritten(entries);
+    /// <summary>The transaction holding entries from <see cref="AppendWithinAsync"/> committed.</summary>
+    public void Committed(int entries)
+    {
+        if (!Staging)
+        {
+            metrics.AuditEntriesWritten(entries);
+            return;
+        }
+        Interlocked.Add(ref _unchained, entries);
+        // A full queue means the writer is busy, and every batch also takes staged entries.
+        _queue.Writer.TryWrite(WakeUp);
+    }
 
-    private async Task CommitAsync(List<Pending> batch)
+    private DateTime Now() => time.GetUtcNow().UtcDateTime.TruncateToMicroseconds();
+
+    /// <returns>How many staged entries the batch chained too.</returns>
+    private async Task<int> CommitAsync(List<Pending> batch)
     {
         await using var write = await database.WriteAsync();
-        await ChainAsync(write.Connection, write.Transaction, batch.Select(p => p.Entry).ToList());
+        var staged = await ChainAsync(write.Connection, write.Transaction, batch.Select(p => p.Entry!).ToList(), takeStaged: Staging);
         await write.CommitAsync();
+        return staged;
     }
 
-    /// <summary>Links entries to the newest stored one and inserts them; the lock (SQLite's write turn, PostgreSQL's advisory lock) is held until commit.</summary>
-    private async Task ChainAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction tx, IReadOnlyList<AuditEntry> batch)
+    /// <summary>
+    /// Links entries to the newest stored one and inserts them; the lock (SQLite's write turn, PostgreSQL's advisory lock) is
+    /// held until commit. With <paramref name="takeStaged"/>, staged entries (up to <see cref="MaxBatch"/>, oldest first) are
+    /// moved into the log ahead of <paramref name="entries"/>: they were committed before these requests finished.
+    /// </summary>
+    /// <returns>How many staged entries were taken.</returns>
+    private async Task<int> ChainAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction tx, IReadOnlyList<AuditEntry> entries,
+        bool takeStaged = false)
     {
-        if (batch.Count == 0)
-            return;
+        if (entries.Count == 0 && !takeStaged)
+            return 0;
+        var ts = Now();
+        foreach (var e in entries)
+            e.Ts = ts;
         if (database.Dialect == DbDialect.Postgres)
             await connection.ExecuteAsync("SELECT pg_advisory_xact_lock(@key)", new { key = PostgresLockKey }, tx);
+        var staged = takeStaged ? (await connection.QueryAsync<AuditEntry>(TakeStagedSql, new { n = MaxBatch }, tx)).AsList() : [];
+        var batch = staged.Count == 0 ? entries : [.. staged, .. entries];
+        if (batch.Count == 0)
+            return 0;
         var last = await connection.QuerySingleOrDefaultAsync<LastRow>("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1", transaction: tx);
         var id = last?.Id ?? 0;
         var prev = last?.Hash ?? AuditChain.Genesis;
-        var ts = time.GetUtcNow().UtcDateTime.TruncateToMicroseconds();
         foreach (var e in batch)
         {
             e.Id = ++id;
-            e.Ts = ts;
+            e.Ts = e.Ts.AsUtc();
             e.PrevHash = prev;
             e.Hash = AuditChain.ComputeHash(e);
             prev = e.Hash;
         }
-        await connection.ExecuteAsync(InsertSql, batch, tx);
+        if (database.Dialect == DbDialect.Postgres)
+        {
+            await connection.ExecuteAsync(PostgresInsertSql, new
+            {
+                Id = batch.Select(e => e.Id).ToArray(), Ts = batch.Select(e => e.Ts).ToArray(), Actor = batch.Select(e => e.Actor).ToArray(),
+                SourceIp = batch.Select(e => e.SourceIp).ToArray(), Action = batch.Select(e => e.Action).ToArray(),
+                ResourceKind = batch.Select(e => e.ResourceKind).ToArray(), Namespace = batch.Select(e => e.Namespace).ToArray(),
+                ResourceName = batch.Select(e => e.ResourceName).ToArray(), RequestBody = batch.Select(e => e.RequestBody).ToArray(),
+                Status = batch.Select(e => e.Status).ToArray(), HttpStatus = batch.Select(e => e.HttpStatus).ToArray(),
+                ErrorMessage = batch.Select(e => e.ErrorMessage).ToArray(), PrincipalId = batch.Select(e => e.PrincipalId).ToArray(),
+                AuthMethod = batch.Select(e => e.AuthMethod).ToArray(), RequestId = batch.Select(e => e.RequestId).ToArray(),
+                DryRun = batch.Select(e => e.DryRun).ToArray(), JobId = batch.Select(e => e.JobId).ToArray(), Cluster = batch.Select(e => e.Cluster).ToArray(),
+                PrevHash = batch.Select(e => e.PrevHash).ToArray(), Hash = batch.Select(e => e.Hash).ToArray(),
+            }, tx);
+        }
+        else
+        {
+            await connection.ExecuteAsync(InsertSql, batch, tx);
+        }
+        return staged.Count;
     }
 
     /// <summary>

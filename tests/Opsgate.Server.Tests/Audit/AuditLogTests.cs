@@ -110,6 +110,72 @@ public sealed class AuditLogTests
         Assert.Equal(80, verify.GetProperty("entries").GetInt64());
     }
 
+    [Fact]
+    public async Task Job_transitions_on_postgres_do_not_wait_for_the_chain_and_readers_wait_for_their_entries()
+    {
+        var answer = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var receiver = await WebhookReceiver.StartAsync(async (ctx, _) => await answer.Task);
+        using var runbooks = new TempDir();
+        await File.WriteAllTextAsync(Path.Combine(runbooks.Path, "call.yaml"), """
+            name: call
+            parameters:
+              - {name: url, type: string, required: true}
+            steps:
+              - name: call
+                kind: http.call
+                with: {url: "{{ params.url }}"}
+            """);
+        await using var server = await OpsgateServer.StartAsync(Provider.Postgres, [$"--Jobs:RunbookDirectory={runbooks.Path}"]);
+        var id = await Jobs.SubmitAsync(server.Admin, "call", new { url = receiver.Url("/slow") });
+        await Jobs.WaitAsync(server.Admin, id, j => j.Step("call").GetProperty("status").GetString() == "running");
+
+        // Another replica holds the chain's lock: the job still finishes, its entries wait, staged with it.
+        await using var replica = await server.OpenDatabaseAsync();
+        await using var replicaWrite = await replica.BeginTransactionAsync();
+        await replica.ExecuteAsync("SELECT pg_advisory_xact_lock(@key)", new { key = 0x6f70_7367_6175_64L }, replicaWrite);
+        answer.SetResult();
+        Assert.Equal("succeeded", (await Jobs.WaitAsync(server.Admin, id)).Status());
+        var read = server.Admin.GetFromJsonAsync<JsonElement>($"/api/v1/audit?action=job.succeeded");
+        await Task.Delay(300);
+        Assert.False(read.IsCompleted, "the audit log was read before the finished job's entry was in it");
+
+        await replicaWrite.RollbackAsync();
+        var entry = Assert.Single((await read.WaitAsync(TimeSpan.FromSeconds(10))).GetProperty("items").EnumerateArray());
+        Assert.Equal(id, entry.GetProperty("job_id").GetString());
+        await using (var db = await server.OpenDatabaseAsync())
+            Assert.Equal(0, await db.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM audit_staged"));
+        var verify = await server.Admin.GetFromJsonAsync<JsonElement>("/api/v1/audit/verify");
+        Assert.True(verify.GetProperty("ok").GetBoolean(), verify.GetRawText());
+    }
+
+    [Fact]
+    public async Task Entries_a_stopped_process_staged_are_chained_by_a_running_one()
+    {
+        await using var server = await OpsgateServer.StartAsync(Provider.Postgres);
+        await server.CreateKeyAsync("before", "viewer");
+        // What a process leaves when it is killed after a job transition committed and before its writer chained the entry.
+        await using (var db = await server.OpenDatabaseAsync())
+        {
+            await db.ExecuteAsync(
+                "INSERT INTO audit_staged (ts, actor, action, resource_kind, status, job_id) VALUES (now(), 'crashed-worker', 'job.succeeded', 'job', 'success', 'j-left-behind')");
+        }
+
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        JsonElement? found = null;
+        while (found is null && watch.Elapsed < TimeSpan.FromSeconds(15))
+        {
+            await Task.Delay(200);
+            var items = (await server.Admin.GetFromJsonAsync<JsonElement>("/api/v1/audit?actor=crashed-worker")).GetProperty("items");
+            found = items.GetArrayLength() == 1 ? items[0] : null;
+        }
+        Assert.True(found is not null, "the staged entry was not chained within 15 s");
+        Assert.Equal("j-left-behind", found.Value.GetProperty("job_id").GetString());
+        Assert.Equal(2, found.Value.GetProperty("id").GetInt64());
+        var verify = await server.Admin.GetFromJsonAsync<JsonElement>("/api/v1/audit/verify");
+        Assert.True(verify.GetProperty("ok").GetBoolean(), verify.GetRawText());
+        Assert.Equal(2, verify.GetProperty("entries").GetInt64());
+    }
+
     [Theory]
     [InlineData(Provider.Sqlite)]
     [InlineData(Provider.Postgres)]
