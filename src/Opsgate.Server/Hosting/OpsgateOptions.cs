@@ -16,6 +16,9 @@ internal sealed class DatabaseOptions
 
     /// <summary>Empty means <c>Data Source={DataDir}/opsgate.db</c> for SQLite; required for PostgreSQL.</summary>
     public string? ConnectionString { get; set; }
+
+    /// <summary>PostgreSQL only: write transactions this process runs at once (SQLite always runs one); more wait their turn, the job engine's first.</summary>
+    public int PostgresWriters { get; set; } = 8;
 }
 
 internal sealed class HttpOptions

@@ -18,6 +18,8 @@ internal sealed class OptionsValidator :
             return Fail("Database:Provider", $"must be 'sqlite' or 'postgres', not '{options.Provider}'");
         if (provider == "postgres" && string.IsNullOrWhiteSpace(options.ConnectionString))
             return Fail("Database:ConnectionString", "is required when Database:Provider is 'postgres'");
+        if (options.PostgresWriters is < 1 or > 1024)
+            return Fail("Database:PostgresWriters", $"must be between 1 and 1024, not {options.PostgresWriters}");
         return ValidateOptionsResult.Success;
     }
 

@@ -23,8 +23,9 @@ internal sealed class Database : IAsyncDisposable
     // SQLite lets one connection write at a time, and Microsoft.Data.Sqlite answers a busy database by blocking
     // the thread for 150 ms before it retries (it sets no busy_timeout). So writers in this process take turns
     // here, waiting asynchronously in arrival order, and never meet each other's lock; another process writing
-    // the same file still gets the driver's retry.
-    private readonly WriteTurns? _sqliteWriters;
+    // the same file still gets the driver's retry. On PostgreSQL up to Database:PostgresWriters write at once: there
+    // the turns only order who goes first (the job engine), so work already accepted runs before more is accepted.
+    private readonly WriteTurns _writers;
 
     static Database()
     {
@@ -48,6 +49,7 @@ internal sealed class Database : IAsyncDisposable
                 if (!given.ContainsKey("Max Auto Prepare") && !given.ContainsKey("MaxAutoPrepare"))
                     (connection.MaxAutoPrepare, connection.AutoPrepareMinUsages) = (100, 2);
                 _postgres = NpgsqlDataSource.Create(connection.ConnectionString);
+                _writers = new WriteTurns(options.PostgresWriters);
             }
             catch (ArgumentException e)
             {
@@ -81,7 +83,7 @@ internal sealed class Database : IAsyncDisposable
                 connectionString = options.ConnectionString;
             }
             _sqlite = connectionString;
-            _sqliteWriters = new WriteTurns();
+            _writers = new WriteTurns();
         }
     }
 
@@ -151,20 +153,20 @@ internal sealed class Database : IAsyncDisposable
     /// the queue growing).</param>
     public async Task<WriteScope> WriteAsync(bool engine, CancellationToken cancellationToken)
     {
-        if (_sqliteWriters is null)
-        {
-            var connection = await OpenAsync(cancellationToken);
-            return new WriteScope(connection, BeginWrite(connection), null);
-        }
-        await _sqliteWriters.EnterAsync(engine, cancellationToken);
+        await _writers.EnterAsync(engine, cancellationToken);
         try
         {
+            if (_postgres is not null)
+            {
+                var connection = await _postgres.OpenConnectionAsync(cancellationToken);
+                return new WriteScope(connection, BeginWrite(connection), _writers, ownsConnection: true);
+            }
             var writer = await WriterAsync(cancellationToken);
-            return new WriteScope(writer, BeginWrite(writer), _sqliteWriters);
+            return new WriteScope(writer, BeginWrite(writer), _writers, ownsConnection: false);
         }
         catch
         {
-            _sqliteWriters.Exit();
+            _writers.Exit();
             throw;
         }
     }
@@ -195,7 +197,7 @@ internal sealed class Database : IAsyncDisposable
     {
         if (_postgres is not null)
             await _postgres.DisposeAsync();
-        if (_sqliteWriters is null)
+        if (_postgres is not null)
             return;
         // The writer is closed in a turn of its own, so not under a write still running (a runner that outlived the
         // host's shutdown); after a while it is closed anyway.
@@ -204,7 +206,7 @@ internal sealed class Database : IAsyncDisposable
         {
             try
             {
-                await _sqliteWriters.EnterAsync(engine: true, patience.Token);
+                await _writers.EnterAsync(engine: true, patience.Token);
                 turn = true;
             }
             catch (OperationCanceledException)
@@ -216,16 +218,16 @@ internal sealed class Database : IAsyncDisposable
         if (_writer is not null)
             await _writer.DisposeAsync();
         if (turn)
-            _sqliteWriters.Exit();
+            _writers.Exit();
     }
 }
 
 /// <summary>
 /// A write transaction and this process's turn to write, from <see cref="Database.WriteAsync"/>. On SQLite the connection is
-/// the process's writer connection (<paramref name="writers"/> set), kept open for the next turn; on PostgreSQL it is
-/// closed (back to the pool) with the scope.
+/// the process's writer connection, kept open for the next turn; on PostgreSQL it is closed (back to the pool) with the scope
+/// (<paramref name="ownsConnection"/>).
 /// </summary>
-internal sealed class WriteScope(DbConnection connection, DbTransaction transaction, WriteTurns? writers) : IAsyncDisposable
+internal sealed class WriteScope(DbConnection connection, DbTransaction transaction, WriteTurns writers, bool ownsConnection) : IAsyncDisposable
 {
     public DbConnection Connection { get; } = connection;
     public DbTransaction Transaction { get; } = transaction;
@@ -237,26 +239,27 @@ internal sealed class WriteScope(DbConnection connection, DbTransaction transact
         try
         {
             await Transaction.DisposeAsync();
-            if (writers is null)
+            if (ownsConnection)
                 await Connection.DisposeAsync();
         }
         finally
         {
-            writers?.Exit();
+            writers.Exit();
         }
     }
 }
 
 /// <summary>
-/// Turns to write, one at a time, awaited asynchronously: first come, first served, except that the job engine's writers
-/// go before the others that wait (but never more than <see cref="MaxEngineStreak"/> times in a row while others wait).
+/// Turns to write, at most <paramref name="capacity"/> at a time, awaited asynchronously: first come, first served, except
+/// that the job engine's writers go before the others that wait (but never more than <see cref="MaxEngineStreak"/> times in
+/// a row while others wait).
 /// </summary>
-internal sealed class WriteTurns
+internal sealed class WriteTurns(int capacity = 1)
 {
     private readonly Lock _lock = new();
     private readonly LinkedList<TaskCompletionSource> _engine = new();
     private readonly LinkedList<TaskCompletionSource> _others = new();
-    private bool _held;
+    private int _held;
     // Engine turns given in a row while others waited: after MaxEngineStreak, one of the others goes, so no writer
     // (a lease renewal, an API request's audit entry) waits for long behind a busy engine.
     private int _engineStreak;
@@ -267,9 +270,9 @@ internal sealed class WriteTurns
         LinkedListNode<TaskCompletionSource> waiting;
         lock (_lock)
         {
-            if (!_held)
+            if (_held < capacity)
             {
-                _held = true;
+                _held++;
                 return;
             }
             waiting = (engine ? _engine : _others).AddLast(new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
@@ -296,7 +299,7 @@ internal sealed class WriteTurns
             var line = _engine.Count > 0 && (_others.Count == 0 || _engineStreak < MaxEngineStreak) ? _engine : _others.Count > 0 ? _others : null;
             if (line is null)
             {
-                _held = false;
+                _held--;
                 return;
             }
             _engineStreak = line == _engine && _others.Count > 0 ? _engineStreak + 1 : 0;

@@ -2,7 +2,7 @@ using Opsgate.Server.Persistence;
 
 namespace Opsgate.Server.Tests.Persistence;
 
-/// <summary>SQLite writers take turns; the job engine's writers go before other waiting writers, and a cancelled waiter leaves the line.</summary>
+/// <summary>Writers take turns (on SQLite one at a time); the job engine's writers go before other waiting writers, and a cancelled waiter leaves the line.</summary>
 public sealed class WriteTurnsTests
 {
     /// <summary>Takes a turn, notes <paramref name="name"/> in <paramref name="order"/>, lets the next writer in.</summary>
@@ -67,5 +67,27 @@ public sealed class WriteTurnsTests
         await later.WaitAsync(TimeSpan.FromSeconds(10));
         turns.Exit();
         await turns.EnterAsync(engine: false, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task With_room_for_two_two_writers_go_at_once_and_a_freed_turn_goes_to_the_engine_first()
+    {
+        var turns = new WriteTurns(capacity: 2);
+        await turns.EnterAsync(engine: false, CancellationToken.None);
+        await turns.EnterAsync(engine: false, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+        var order = new List<string>();
+        var api = WriteInTurnAsync(turns, order, "api", engine: false);
+        var engineWrite = WriteInTurnAsync(turns, order, "engine", engine: true);
+        Assert.False(api.IsCompleted || engineWrite.IsCompleted);
+
+        turns.Exit();
+        await Task.WhenAll(api, engineWrite).WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(["engine", "api"], order);
+        // One turn is still held: one more writer goes at once, the next waits for it.
+        await turns.EnterAsync(engine: false, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+        var third = turns.EnterAsync(engine: true, CancellationToken.None);
+        Assert.False(third.IsCompleted);
+        turns.Exit();
+        await third.WaitAsync(TimeSpan.FromSeconds(10));
     }
 }
