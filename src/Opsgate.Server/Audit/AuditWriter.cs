@@ -236,7 +236,8 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
         var ts = Now();
         foreach (var entry in entries)
             entry.Ts = ts;
-        await write.Connection.ExecuteAsync(StageSql, entries, write.Transaction);
+        foreach (var entry in entries)
+            await write.LaterAsync(StageSql, entry);
     }
 
     /// <summary>The transaction holding entries from <see cref="AppendWithinAsync"/> committed.</summary>

@@ -2,6 +2,7 @@ using System.Data.Common;
 using System.Globalization;
 using Npgsql;
 using NpgsqlTypes;
+using Opsgate.Server.Persistence;
 
 namespace Opsgate.Server.Engine;
 
@@ -60,6 +61,33 @@ internal static class EventRows
             if (full is not null)
                 await full.DisposeAsync();
         }
+    }
+
+    /// <summary>
+    /// As <see cref="InsertAsync(DbConnection, DbTransaction, string, long, DateTime, IReadOnlyList{NewEvent}, CancellationToken)"/>;
+    /// on PostgreSQL a batch of up to <see cref="RowsPerInsert"/> events is held for the commit of <paramref name="write"/>
+    /// (see <see cref="WriteScope.LaterAsync"/>).
+    /// </summary>
+    public static async Task InsertAsync(WriteScope write, string jobId, long first, DateTime ts, IReadOnlyList<NewEvent> events, CancellationToken ct)
+    {
+        if (write.Connection is not NpgsqlConnection || events.Count > RowsPerInsert)
+        {
+            await InsertAsync(write.Connection, write.Transaction, jobId, first, ts, events, ct);
+            return;
+        }
+        var command = new NpgsqlBatchCommand(InsertText[events.Count] ??= Text(events.Count));
+        command.Parameters.AddWithValue("j", jobId);
+        command.Parameters.AddWithValue("ts", ts);
+        for (var i = 0; i < events.Count; i++)
+        {
+            var e = events[i];
+            var n = i.ToString(CultureInfo.InvariantCulture);
+            command.Parameters.AddWithValue("s" + n, first + i);
+            command.Parameters.AddWithValue("t" + n, e.Type);
+            command.Parameters.AddWithValue("o" + n, e.StepOrder is { } order ? order : DBNull.Value);
+            command.Parameters.AddWithValue("d" + n, (object?)e.DataJson ?? DBNull.Value);
+        }
+        write.Later(command);
     }
 
     private static DbCommand Command(DbConnection connection, DbTransaction tx, string jobId, DateTime ts, int rows)

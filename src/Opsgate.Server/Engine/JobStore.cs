@@ -52,7 +52,7 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
         await using (var write = await database.WriteAsync(ct))
         {
             created = await InsertAsync(write, job, ct);
-            await write.Transaction.CommitAsync(ct);
+            await write.CommitAsync(ct);
         }
         signals.JobQueued(children: job.ParentId is not null);
         signals.EventsAppended(job.Id);
@@ -96,8 +96,7 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
     private async Task<DateTime> InsertAsync(WriteScope write, NewJob job, CancellationToken ct)
     {
         var now = Now();
-        var (connection, tx) = (write.Connection, write.Transaction);
-        await connection.ExecuteAsync(
+        await write.LaterAsync(
             """
             INSERT INTO jobs (id, type, status, params, dry_run, actor, principal_id, source_ip, created_at, concurrency_key, approval_expires_at,
                 parent_id, shard_index, shard_round, shard_hosts, last_seq)
@@ -108,10 +107,12 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
             {
                 job.Id, job.Type, job.Status, Params = job.Params.ToJsonString(), job.DryRun, job.Actor, job.PrincipalId, job.SourceIp, now, job.ConcurrencyKey,
                 job.ApprovalExpiresAt, job.ParentId, job.ShardIndex, job.ShardRound, job.ShardHosts,
-            }, tx);
-        await connection.ExecuteAsync(
-            "INSERT INTO job_steps (job_id, step_order, name, kind, status) VALUES (@JobId, @Order, @Name, @Kind, 'pending')",
-            job.Steps.Select((s, i) => new { JobId = job.Id, Order = i + 1, s.Name, s.Kind }), tx);
+            });
+        for (var i = 0; i < job.Steps.Count; i++)
+        {
+            await write.LaterAsync("INSERT INTO job_steps (job_id, step_order, name, kind, status) VALUES (@JobId, @Order, @Name, @Kind, 'pending')",
+                new { JobId = job.Id, Order = i + 1, job.Steps[i].Name, job.Steps[i].Kind });
+        }
         var created = new JsonObject
         {
             ["status"] = job.Status,
@@ -125,9 +126,9 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
             created["shard_index"] = job.ShardIndex;
         }
         // The job's first event, seq 1: the row is inserted with last_seq 1 (see AppendEventsAsync).
-        await EventRows.InsertAsync(connection, tx, job.Id, 1, now, [new NewEvent("job.created", null, created)], ct);
+        await EventRows.InsertAsync(write, job.Id, 1, now, [new NewEvent("job.created", null, created)], ct);
         if (database.Dialect == DbDialect.Postgres && job.Status == JobStatus.Pending)
-            await connection.ExecuteAsync("SELECT pg_notify('opsgate_jobs', @id)", new { id = job.Id }, tx);
+            await write.LaterAsync("SELECT pg_notify('opsgate_jobs', @id)", new { id = job.Id });
         return now;
     }
 
@@ -231,6 +232,9 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
                 if (database.Dialect == DbDialect.Postgres)
                 {
                     await using var write = await database.WriteAsync(engine: true, ct);
+                    // The time once the turn is had: a job started after the one holding its concurrency key finished must not
+                    // show a start before that finish.
+                    now = Now();
                     var sql = $"""
                         UPDATE jobs SET {Set} FROM (
                             SELECT id AS claimed FROM (
@@ -260,6 +264,7 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
                     if (candidates.Count == 0)
                         break;
                     await using var write = await database.WriteAsync(engine: true, ct);
+                    now = Now();
                     foreach (var id in candidates)
                     {
                         var job = await write.Connection.QuerySingleOrDefaultAsync<JobRow>(
@@ -295,7 +300,7 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
         foreach (var (job, lease) in claimed)
         {
             var started = new JsonObject { ["worker"] = worker, ["attempt"] = job.Attempt, ["resumed"] = job.Attempt > 1 };
-            await AppendEventsAsync(write.Connection, write.Transaction, job.Id, lease, [new NewEvent("job.started", null, started)], ct);
+            await AppendEventsAsync(write.Connection, write.Transaction, job.Id, lease, [new NewEvent("job.started", null, started)], ct, write);
             // A later attempt is a retried job (failed -> pending -> running) or one taken over from a dead worker.
             entries.Add(JobAudit.Entry(job, job.Attempt == 1 ? "job.start" : "job.resume", AuditStatus.Success, null));
         }
@@ -344,7 +349,7 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
         if (events.Count == 0)
             return await UpdateNothingAsync(jobId, owner, ct);
         await using var write = await database.WriteAsync(ct);
-        if (await AppendEventsReturningAsync(write.Connection, write.Transaction, jobId, owner, events, ct) is not { } appended)
+        if (await AppendEventsReturningAsync(write.Connection, write.Transaction, jobId, owner, events, ct, write) is not { } appended)
             return false;
         await write.CommitAsync(ct);
         // Still in this process's write turn, so live clients get one job's appends in commit order (a client that
@@ -374,20 +379,20 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
     {
         await using var write = await database.WriteAsync(engine: true, ct);
         var (connection, tx) = (write.Connection, write.Transaction);
-        if (!await AppendEventsAsync(connection, tx, step.JobId, owner, events, ct))
+        if (!await AppendEventsAsync(connection, tx, step.JobId, owner, events, ct, write))
             return false;
-        await SaveStepAsync(connection, tx, step);
+        await SaveStepAsync(write, step);
         await CommitAsync(write, audited is null ? [] : [audited], ct);
         signals.EventsAppended(step.JobId);
         return true;
     }
 
-    private static Task<int> SaveStepAsync(DbConnection connection, DbTransaction tx, StepRow step) => connection.ExecuteAsync(
+    private static Task SaveStepAsync(WriteScope write, StepRow step) => write.LaterAsync(
         """
         UPDATE job_steps SET status = @Status, detail = @Detail, attempts = @Attempts, started_at = @StartedAt,
             finished_at = @FinishedAt, output = @Output
         WHERE job_id = @JobId AND step_order = @StepOrder
-        """, step, tx);
+        """, step);
 
     /// <summary>
     /// Moves a job to a new status (checked against the state machine) with its closing events. <paramref name="lastStep"/>:
@@ -400,16 +405,16 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
         JobStatus.EnsureCanMove(job.Status, status);
         await using var write = await database.WriteAsync(engine: true, ct);
         var (connection, tx) = (write.Connection, write.Transaction);
-        if (!await AppendEventsAsync(connection, tx, job.Id, owner, lastStep is null ? events : [.. lastStep.Events, .. events], ct))
+        if (!await AppendEventsAsync(connection, tx, job.Id, owner, lastStep is null ? events : [.. lastStep.Events, .. events], ct, write))
             return false;
         if (lastStep is not null)
-            await SaveStepAsync(connection, tx, lastStep.Step);
+            await SaveStepAsync(write, lastStep.Step);
         // Steps that never ran are skipped, not left pending, once the job is over (a job succeeds only when every step did).
         if (status != JobStatus.Succeeded)
-            await connection.ExecuteAsync("UPDATE job_steps SET status = 'skipped' WHERE job_id = @id AND status = 'pending'", new { id = job.Id }, tx);
-        await connection.ExecuteAsync(
+            await write.LaterAsync("UPDATE job_steps SET status = 'skipped' WHERE job_id = @id AND status = 'pending'", new { id = job.Id });
+        await write.LaterAsync(
             "UPDATE jobs SET status = @status, error = @error, finished_at = @now, lease_owner = NULL, lease_expires_at = NULL WHERE id = @id",
-            new { id = job.Id, status, error, now = Now() }, tx);
+            new { id = job.Id, status, error, now = Now() });
         var entries = new List<AuditEntry>(2);
         if (lastStep?.Audited is { } stepEntry)
             entries.Add(stepEntry);
@@ -426,18 +431,21 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
     /// until commit, so seqs of one job are committed in order and a reader that saw seq N never later finds
     /// an N-1 it missed. With an owner, nothing is written unless that owner still holds the running job.
     /// </summary>
-    internal async Task<bool> AppendEventsAsync(DbConnection connection, DbTransaction tx, string jobId, string? owner, IReadOnlyList<NewEvent> events, CancellationToken ct)
+    /// <param name="later">The scope of <paramref name="tx"/>, to hold the events' insert for its commit (<see cref="WriteScope.LaterAsync"/>).</param>
+    internal async Task<bool> AppendEventsAsync(DbConnection connection, DbTransaction tx, string jobId, string? owner, IReadOnlyList<NewEvent> events, CancellationToken ct,
+        WriteScope? later = null)
     {
         if (events.Count == 0)
         {
             return owner is null || await connection.ExecuteScalarAsync<long>(
                 "SELECT COUNT(*) FROM jobs WHERE id = @jobId AND lease_owner = @owner AND status = 'running'", new { jobId, owner }, tx) > 0;
         }
-        return await AppendEventsReturningAsync(connection, tx, jobId, owner, events, ct) is not null;
+        return await AppendEventsReturningAsync(connection, tx, jobId, owner, events, ct, later) is not null;
     }
 
     /// <summary>As <see cref="AppendEventsAsync"/> for at least one event: the seq of the first (the others follow it) and their timestamp, or null when the lease is lost.</summary>
-    internal async Task<(long First, DateTime Ts)?> AppendEventsReturningAsync(DbConnection connection, DbTransaction tx, string jobId, string? owner, IReadOnlyList<NewEvent> events, CancellationToken ct)
+    internal async Task<(long First, DateTime Ts)?> AppendEventsReturningAsync(DbConnection connection, DbTransaction tx, string jobId, string? owner, IReadOnlyList<NewEvent> events, CancellationToken ct,
+        WriteScope? later = null)
     {
         ArgumentOutOfRangeException.ThrowIfZero(events.Count);
         var guard = owner is null ? "" : " AND lease_owner = @owner AND status = 'running'";
@@ -452,7 +460,10 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
             if (events[i].Final)
                 (events[i].Data ?? [])["events"] = first + i;
         }
-        await EventRows.InsertAsync(connection, tx, jobId, first, now, events, ct);
+        if (later is not null)
+            await EventRows.InsertAsync(later, jobId, first, now, events, ct);
+        else
+            await EventRows.InsertAsync(connection, tx, jobId, first, now, events, ct);
         return (first, now);
     }
 

@@ -76,15 +76,51 @@ public sealed class DatabaseTests
     }
 
     [Fact]
-    public async Task Postgres_writers_never_wait_for_a_turn()
+    public async Task Postgres_runs_up_to_PostgresWriters_write_transactions_at_once()
     {
         await using var postgres = await PostgresDatabase.CreateAsync();
-        var options = new DatabaseOptions { Provider = "postgres", ConnectionString = postgres.ConnectionString };
+        var options = new DatabaseOptions { Provider = "postgres", ConnectionString = postgres.ConnectionString, PostgresWriters = 2 };
         await using var database = new Database(Options.Create(options), Options.Create(new OpsgateOptions()));
 
-        await using var first = await database.WriteAsync();
-        var second = database.WriteAsync();
-        await using var turn = await second.WaitAsync(TimeSpan.FromSeconds(30));
-        Assert.NotSame(first.Connection, turn.Connection);
+        var first = await database.WriteAsync();
+        await using var second = await database.WriteAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.NotSame(first.Connection, second.Connection);
+        var third = database.WriteAsync();
+        await Task.Delay(100);
+        Assert.False(third.IsCompleted);
+        await first.DisposeAsync();
+        await using var turn = await third.WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
+    [Theory]
+    [InlineData(Provider.Sqlite)]
+    [InlineData(Provider.Postgres)]
+    public async Task Statements_held_for_the_commit_run_in_order_with_it_and_vanish_with_a_rollback(Provider provider)
+    {
+        using var dir = new TempDir();
+        await using var postgres = provider == Provider.Postgres ? await PostgresDatabase.CreateAsync() : null;
+        var options = postgres is null ? new DatabaseOptions() : new DatabaseOptions { Provider = "postgres", ConnectionString = postgres.ConnectionString };
+        await using var database = new Database(Options.Create(options), Options.Create(new OpsgateOptions { DataDir = dir.Path }));
+        await using (var setup = await database.WriteAsync())
+        {
+            await setup.Connection.ExecuteAsync("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT NULL)", transaction: setup.Transaction);
+            await setup.CommitAsync();
+        }
+
+        await using (var write = await database.WriteAsync())
+        {
+            await write.LaterAsync("INSERT INTO t (k, v) VALUES (@K, @V)", new { K = 1, V = "first", Unused = "not named in the statement" });
+            await write.LaterAsync("INSERT INTO t (k, v) VALUES (@K, @V)", new { K = 2, V = (string?)null });
+            await write.LaterAsync("UPDATE t SET v = v || ' then second' WHERE k = @k", new { k = 1 });
+            await write.CommitAsync();
+        }
+        await using (var write = await database.WriteAsync())
+        {
+            await write.LaterAsync("INSERT INTO t (k, v) VALUES (@K, @V)", new { K = 3, V = "rolled back" });
+            // not committed: disposing rolls it back
+        }
+
+        await using var read = await database.OpenAsync();
+        Assert.Equal(["1:first then second", "2:"], await read.QueryAsync<string>("SELECT k || ':' || COALESCE(v, '') FROM t ORDER BY k"));
     }
 }
