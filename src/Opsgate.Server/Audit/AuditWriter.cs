@@ -64,6 +64,8 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
             @PrincipalId, @AuthMethod, @RequestId, @DryRun, @JobId, @Cluster)
         """;
 
+    private const string LastSql = "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1";
+
     private const string TakeStagedSql =
         $"""
         WITH taken AS (DELETE FROM audit_staged WHERE seq IN (SELECT seq FROM audit_staged ORDER BY seq LIMIT @n) RETURNING *)
@@ -230,7 +232,7 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
             MakeStorable(entry);
         if (!Staging)
         {
-            await ChainAsync(write.Connection, write.Transaction, entries);
+            await ChainAsync(write, entries);
             return;
         }
         var ts = Now();
@@ -259,7 +261,7 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
     private async Task<int> CommitAsync(List<Pending> batch)
     {
         await using var write = await database.WriteAsync();
-        var staged = await ChainAsync(write.Connection, write.Transaction, batch.Select(p => p.Entry!).ToList(), takeStaged: Staging);
+        var staged = await ChainAsync(write, batch.Select(p => p.Entry!).ToList(), takeStaged: Staging);
         await write.CommitAsync();
         return staged;
     }
@@ -270,21 +272,34 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
     /// moved into the log ahead of <paramref name="entries"/>: they were committed before these requests finished.
     /// </summary>
     /// <returns>How many staged entries were taken.</returns>
-    private async Task<int> ChainAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction tx, IReadOnlyList<AuditEntry> entries,
-        bool takeStaged = false)
+    private async Task<int> ChainAsync(WriteScope write, IReadOnlyList<AuditEntry> entries, bool takeStaged = false)
     {
         if (entries.Count == 0 && !takeStaged)
             return 0;
         var ts = Now();
         foreach (var e in entries)
             e.Ts = ts;
+        var (connection, tx) = (write.Connection, write.Transaction);
+        List<AuditEntry> staged = [];
+        LastRow? last;
         if (database.Dialect == DbDialect.Postgres)
-            await connection.ExecuteAsync("SELECT pg_advisory_xact_lock(@key)", new { key = PostgresLockKey }, tx);
-        var staged = takeStaged ? (await connection.QueryAsync<AuditEntry>(TakeStagedSql, new { n = MaxBatch }, tx)).AsList() : [];
+        {
+            // The lock, the staged entries and the newest hash in one round trip (the statements run in order, so the
+            // other two only once the lock is had).
+            await using var read = await connection.QueryMultipleAsync(
+                $"SELECT pg_advisory_xact_lock(@key); {(takeStaged ? TakeStagedSql : "SELECT NULL WHERE FALSE")}; {LastSql}",
+                new { key = PostgresLockKey, n = MaxBatch }, tx);
+            await read.ReadAsync<object>();
+            staged = (await read.ReadAsync<AuditEntry>()).AsList();
+            last = await read.ReadSingleOrDefaultAsync<LastRow>();
+        }
+        else
+        {
+            last = await connection.QuerySingleOrDefaultAsync<LastRow>(LastSql, transaction: tx);
+        }
         var batch = staged.Count == 0 ? entries : [.. staged, .. entries];
         if (batch.Count == 0)
             return 0;
-        var last = await connection.QuerySingleOrDefaultAsync<LastRow>("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1", transaction: tx);
         var id = last?.Id ?? 0;
         var prev = last?.Hash ?? AuditChain.Genesis;
         foreach (var e in batch)
@@ -297,7 +312,8 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
         }
         if (database.Dialect == DbDialect.Postgres)
         {
-            await connection.ExecuteAsync(PostgresInsertSql, new
+            // Sent with the commit.
+            await write.LaterAsync(PostgresInsertSql, new
             {
                 Id = batch.Select(e => e.Id).ToArray(), Ts = batch.Select(e => e.Ts).ToArray(), Actor = batch.Select(e => e.Actor).ToArray(),
                 SourceIp = batch.Select(e => e.SourceIp).ToArray(), Action = batch.Select(e => e.Action).ToArray(),
@@ -308,7 +324,7 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
                 AuthMethod = batch.Select(e => e.AuthMethod).ToArray(), RequestId = batch.Select(e => e.RequestId).ToArray(),
                 DryRun = batch.Select(e => e.DryRun).ToArray(), JobId = batch.Select(e => e.JobId).ToArray(), Cluster = batch.Select(e => e.Cluster).ToArray(),
                 PrevHash = batch.Select(e => e.PrevHash).ToArray(), Hash = batch.Select(e => e.Hash).ToArray(),
-            }, tx);
+            });
         }
         else
         {
