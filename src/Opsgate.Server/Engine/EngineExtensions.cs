@@ -12,6 +12,7 @@ internal static class EngineExtensions
         builder.AddRunbooks(); // binds Jobs:
         services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<JobsOptions>, JobsOptionsValidator>();
         services.AddSingleton<JobSignals>();
+        services.AddSingleton<JobAdmission>();
         services.AddSingleton<JobStore>();
         services.AddSingleton<JobCommands>();
         services.AddSingleton<JobSubmission>();

@@ -23,7 +23,8 @@ internal sealed record RunbookStepDescription(string Name, string Kind);
 /// checked against their kinds, Kubernetes targets checked against the cluster's and the caller's namespace
 /// allowlists — all before anything is stored, so a bad request is a 4xx and never a failed job.
 /// </summary>
-internal sealed class JobSubmission(RunbookCatalog catalog, IEnumerable<IStepExecutor> executors, JobStore store, ClusterRegistry clusters)
+internal sealed class JobSubmission(RunbookCatalog catalog, IEnumerable<IStepExecutor> executors, JobStore store, ClusterRegistry clusters,
+    JobAdmission admission)
 {
     private readonly Dictionary<string, IStepExecutor> _executors = executors.ToDictionary(e => e.Kind, StringComparer.Ordinal);
 
@@ -69,7 +70,11 @@ internal sealed class JobSubmission(RunbookCatalog catalog, IEnumerable<IStepExe
             principal.Name, principal.Id, http.Connection.RemoteIpAddress?.ToString(), concurrencyKey,
             runbook.Options.RequiresApproval && runbook.Options.ApprovalTimeout is { } window ? now + window : null,
             runbook.Steps.Select(s => (s.Name, s.Kind)).ToList());
+        if (job.Status == JobStatus.Pending)
+            await admission.AdmitAsync(http.RequestAborted);
         var (stored, steps) = await store.SubmitAsync(job, http.RequestAborted);
+        if (job.Status == JobStatus.Pending)
+            admission.Queued();
         audit.JobId = job.Id;
         audit.ResourceName = job.Id;
         return TypedResults.Created($"/api/v1/jobs/{job.Id}", await ViewAsync(stored, steps, http.RequestAborted));

@@ -16,14 +16,16 @@ internal sealed partial class JobWorker : BackgroundService
     private readonly JobRunner runner;
     private readonly JobSignals signals;
     private readonly JobCommands commands;
+    private readonly JobAdmission admission;
     private readonly Database database;
     private readonly IOptions<JobsOptions> options;
     private readonly ILogger<JobWorker> logger;
 
-    public JobWorker(JobStore store, JobRunner runner, JobSignals signals, JobCommands commands, Database database, IOptions<JobsOptions> options,
-        OpsgateMetrics metrics, ILogger<JobWorker> logger)
+    public JobWorker(JobStore store, JobRunner runner, JobSignals signals, JobCommands commands, JobAdmission admission, Database database,
+        IOptions<JobsOptions> options, OpsgateMetrics metrics, ILogger<JobWorker> logger)
     {
-        (this.store, this.runner, this.signals, this.commands, this.database, this.options, this.logger) = (store, runner, signals, commands, database, options, logger);
+        (this.store, this.runner, this.signals, this.commands, this.admission, this.database, this.options, this.logger) =
+            (store, runner, signals, commands, admission, database, options, logger);
         metrics.Meter.CreateObservableGauge("opsgate_jobs_queued", () => Queued, description: "Jobs waiting for a worker (pending), as of the last count.");
     }
 
@@ -77,6 +79,8 @@ internal sealed partial class JobWorker : BackgroundService
                 }
                 if (free > claimed.Count)
                     slots.Release(free - claimed.Count);
+                if (!children)
+                    admission.Claimed(claimed.Count);
                 running.RemoveAll(t => t.IsCompleted);
                 foreach (var (job, lease) in claimed)
                     running.Add(Task.Run(() => RunAsync(job, lease, slots, stoppingToken), CancellationToken.None));
@@ -150,6 +154,7 @@ internal sealed partial class JobWorker : BackgroundService
                 try
                 {
                     Queued = await store.CountAsync(JobStatus.Pending, ct);
+                    admission.Counted(Queued);
                     await commands.ExpireApprovalsAsync(ct);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)

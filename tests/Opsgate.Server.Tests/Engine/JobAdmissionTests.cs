@@ -1,0 +1,77 @@
+using Microsoft.Extensions.Options;
+using Opsgate.Server.Engine;
+
+namespace Opsgate.Server.Tests.Engine;
+
+/// <summary>Submits wait for the engine only while jobs queue up and the engine is taking them, one submit per job taken, and never long.</summary>
+public sealed class JobAdmissionTests
+{
+    // Four workers: a submit waits once one job waits to start.
+    private static JobAdmission Admission(TimeSpan maxWait) => new(Options.Create(new JobsOptions { Workers = 4 }), maxWait);
+
+    [Fact]
+    public async Task A_submit_goes_at_once_while_no_job_waits()
+    {
+        using var admission = Admission(TimeSpan.FromSeconds(30));
+        admission.Claimed(1);
+        await admission.AdmitAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5));
+    }
+
+    [Fact]
+    public async Task While_jobs_wait_and_the_engine_takes_them_each_job_taken_lets_one_waiting_submit_go()
+    {
+        using var admission = Admission(TimeSpan.FromSeconds(30));
+        for (var i = 0; i < 3; i++)
+            admission.Queued();
+        admission.Claimed(1);
+        var first = admission.AdmitAsync(CancellationToken.None);
+        var second = admission.AdmitAsync(CancellationToken.None);
+        await Task.Delay(50);
+        Assert.False(first.IsCompleted || second.IsCompleted);
+
+        admission.Claimed(1);
+        var gone = await Task.WhenAny(first, second).WaitAsync(TimeSpan.FromSeconds(5));
+        await Task.Delay(50);
+        Assert.False((gone == first ? second : first).IsCompleted);
+        admission.Claimed(1);
+        await Task.WhenAll(first, second).WaitAsync(TimeSpan.FromSeconds(5));
+    }
+
+    [Fact]
+    public async Task A_submit_waits_no_longer_than_the_longest_wait()
+    {
+        using var admission = Admission(TimeSpan.FromMilliseconds(300));
+        for (var i = 0; i < 3; i++)
+            admission.Queued();
+        admission.Claimed(1);
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        await admission.AdmitAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.InRange(watch.Elapsed, TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(5));
+    }
+
+    [Fact]
+    public async Task A_submit_does_not_wait_when_the_engine_takes_nothing()
+    {
+        // Jobs wait, but none was taken lately (long jobs hold every worker): pacing submits would only slow them.
+        using var admission = Admission(TimeSpan.FromMilliseconds(200));
+        admission.Claimed(1);
+        for (var i = 0; i < 5; i++)
+            admission.Queued();
+        await Task.Delay(400);
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        await admission.AdmitAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.True(watch.Elapsed < TimeSpan.FromMilliseconds(150), $"waited {watch.Elapsed}");
+    }
+
+    [Fact]
+    public async Task The_database_count_replaces_the_local_one()
+    {
+        using var admission = Admission(TimeSpan.FromSeconds(30));
+        for (var i = 0; i < 5; i++)
+            admission.Queued();
+        admission.Claimed(1);
+        // Another replica took the rest: the count tick says none wait.
+        admission.Counted(0);
+        await admission.AdmitAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5));
+    }
+}
