@@ -219,8 +219,10 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
         var kind = children ? "parent_id IS NOT NULL" : "parent_id IS NULL";
         var pending = $"SELECT id, created_at FROM jobs WHERE status = 'pending' AND {kind} AND {FreeKey} ORDER BY created_at, id LIMIT @n";
         var expired = $"SELECT id, created_at FROM jobs WHERE status = 'running' AND lease_expires_at < @now AND {kind} AND {FreeKey} ORDER BY created_at, id LIMIT @n";
+        // last_seq makes room for the job.started event, written with the claim (StartedAsync).
         const string Set =
-            "status = 'running', lease_owner = @owner, lease_expires_at = @expires, attempt = attempt + 1, started_at = COALESCE(started_at, @now)";
+            "status = 'running', lease_owner = @owner, lease_expires_at = @expires, attempt = attempt + 1, started_at = COALESCE(started_at, @now), " +
+            "last_seq = last_seq + 1";
         var claimed = new List<(JobRow, string)>(leases.Count);
         for (var tries = 0; tries < 5; tries++)
         {
@@ -297,10 +299,12 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
         if (claimed.Count == 0)
             return;
         var entries = new List<AuditEntry>(claimed.Count);
-        foreach (var (job, lease) in claimed)
+        var now = Now();
+        foreach (var (job, _) in claimed)
         {
             var started = new JsonObject { ["worker"] = worker, ["attempt"] = job.Attempt, ["resumed"] = job.Attempt > 1 };
-            await AppendEventsAsync(write.Connection, write.Transaction, job.Id, lease, [new NewEvent("job.started", null, started)], ct, write);
+            // Its seq was taken by the claim's update (the row is this claim's until commit).
+            await EventRows.InsertAsync(write, job.Id, job.LastSeq, now, [new NewEvent("job.started", null, started)], ct);
             // A later attempt is a retried job (failed -> pending -> running) or one taken over from a dead worker.
             entries.Add(JobAudit.Entry(job, job.Attempt == 1 ? "job.start" : "job.resume", AuditStatus.Success, null));
         }
