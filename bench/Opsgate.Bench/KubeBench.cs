@@ -6,7 +6,8 @@ using System.Text;
 namespace Opsgate.Bench;
 
 /// <summary>One round of the kube scenario: the same scale sent directly to KubeSim, then through Opsgate.</summary>
-internal sealed record KubeMeasurement(string Database, int Round, LoadResult Direct, LoadResult Opsgate, string? Failure)
+/// <param name="CpuUsPerRequest">The Opsgate process's CPU time (process_cpu_seconds_total) over its run, warm-up included, per scale request sent.</param>
+internal sealed record KubeMeasurement(string Database, int Round, LoadResult Direct, LoadResult Opsgate, double CpuUsPerRequest, string? Failure)
 {
     /// <summary>The issue's target: Opsgate adds at most 1 ms at p50 and keeps at least half the direct throughput.</summary>
     public const double MaxAddedP50Ms = 1.0;
@@ -26,7 +27,7 @@ internal sealed record KubeMeasurement(string Database, int Round, LoadResult Di
 /// through Opsgate against the same merge patch of the scale subresource sent straight to KubeSim, which runs as
 /// its own process. The direct run is measured just before each Opsgate run and is its baseline.
 /// </summary>
-internal sealed class KubeBench(BenchOptions options, Scenarios s, Uri opsgate, KubeSimProcess sim)
+internal sealed class KubeBench(BenchOptions options, Scenarios s, ServerReadings readings, Uri opsgate, KubeSimProcess sim)
 {
     public const string Cluster = "bench";
     private static readonly MediaTypeHeaderValue MergePatch = new("application/merge-patch+json");
@@ -103,7 +104,9 @@ internal sealed class KubeBench(BenchOptions options, Scenarios s, Uri opsgate, 
 
         var auditBefore = await s.LatestAuditIdAsync(ct);
         var sentBefore = Interlocked.Read(ref _opsgateSent);
+        var cpuBefore = ServerReadings.Sum(await readings.MetricsAsync(ct), "process_cpu_seconds_total");
         var (warmup, through) = await LoadRunner.RunWithWarmupAsync(options, ThroughOpsgate, 1, ct);
+        var cpu = ServerReadings.Sum(await readings.MetricsAsync(ct), "process_cpu_seconds_total") - cpuBefore;
         o.WriteLine($"round {round} kube through Opsgate: {Report.Line(through)}");
 
         var failures = new List<string>();
@@ -115,25 +118,27 @@ internal sealed class KubeBench(BenchOptions options, Scenarios s, Uri opsgate, 
         var verify = await s.VerifyAsync(ct);
         var added = await s.LatestAuditIdAsync(ct) - auditBefore;
         var sent = Interlocked.Read(ref _opsgateSent) - sentBefore;
+        var cpuUs = cpu * 1e6 / Math.Max(1, sent);
+        o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  server CPU: {cpuUs:0} us per scale request through Opsgate (warm-up included)"));
         o.WriteLine($"  audit: {added:N0} entries added for {sent:N0} scale requests through Opsgate (warm-up included); verify: ok={verify.Ok}, {verify.Entries:N0} entries{(verify.Reason is null ? "" : ", " + verify.Reason)}");
         if (!verify.Ok)
             failures.Add($"GET /api/v1/audit/verify is not ok: {verify.Reason}");
         if (added != sent)
             failures.Add($"the audit log grew by {added} entries for {sent} scale requests");
-        return new KubeMeasurement(options.DatabaseName, round, direct, through, failures.Count == 0 ? null : string.Join("; ", failures));
+        return new KubeMeasurement(options.DatabaseName, round, direct, through, cpuUs, failures.Count == 0 ? null : string.Join("; ", failures));
     }
 
     public static void Table(TextWriter o, IReadOnlyList<KubeMeasurement> measurements)
     {
         var inv = CultureInfo.InvariantCulture;
-        o.WriteLine("| database | round | direct req/s | direct p50 ms | direct p99 ms | Opsgate req/s | Opsgate p50 ms | Opsgate p99 ms | ratio | added p50 ms | added p99 ms | target | result |");
-        o.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
+        o.WriteLine("| database | round | direct req/s | direct p50 ms | direct p99 ms | Opsgate req/s | Opsgate p50 ms | Opsgate p99 ms | ratio | added p50 ms | added p99 ms | server CPU us/req | target | result |");
+        o.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
         foreach (var m in measurements)
         {
             o.WriteLine(string.Create(inv,
                 $"| {m.Database} | {m.Round} | {m.Direct.PerSecond:N0} | {m.Direct.All.P50Ms:0.00} | {m.Direct.All.P99Ms:0.00} | " +
                 $"{m.Opsgate.PerSecond:N0} | {m.Opsgate.All.P50Ms:0.00} | {m.Opsgate.All.P99Ms:0.00} | {m.Ratio:0.000} | {m.AddedP50Ms:0.00} | " +
-                $"{m.Opsgate.All.P99Ms - m.Direct.All.P99Ms:0.00} | added p50 <= 1 ms, ratio >= 0.5 | {m.Verdict} |"));
+                $"{m.Opsgate.All.P99Ms - m.Direct.All.P99Ms:0.00} | {m.CpuUsPerRequest:0} | added p50 <= 1 ms, ratio >= 0.5 | {m.Verdict} |"));
         }
         foreach (var f in measurements.Where(m => m.Failure is not null))
             o.WriteLine($"kube round {f.Round} FAILED: {f.Failure}");

@@ -108,7 +108,7 @@ internal static class Bench
                 await using var sim = await KubeSimProcess.StartAsync(options.KubeSimDll, http, ct);
                 var status = await KubeBench.RegisterAsync(slow, s, server.BaseAddress, sim, ct);
                 o.WriteLine($"kubesim pid {sim.ProcessId} at {sim.BaseAddress}, registered with Opsgate as cluster '{KubeBench.Cluster}' ({status})");
-                var k = new KubeBench(options, s, server.BaseAddress, sim);
+                var k = new KubeBench(options, s, new ServerReadings(slow, s, server.BaseAddress), server.BaseAddress, sim);
                 await k.WarmUpAsync(o, ct);
                 for (var round = 1; round <= options.Rounds; round++)
                     kube.Add(await k.MeasureAsync(o, round, ct));

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Threading.Channels;
 using Dapper;
 using Opsgate.Server.Observability;
@@ -33,6 +32,8 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
     private static readonly TimeSpan StagedSweep = TimeSpan.FromSeconds(2);
     /// <summary>How long staged entries wait for more before they are chained (one batch for many job transitions).</summary>
     private static readonly TimeSpan StagedGather = TimeSpan.FromMilliseconds(5);
+    /// <summary>Longest a read of the log waits for staged entries to be chained.</summary>
+    private static readonly TimeSpan FlushPatience = TimeSpan.FromSeconds(5);
 
     private const string EntryColumns =
         "ts, actor, source_ip, action, resource_kind, namespace, resource_name, request_body, status, http_status, error_message, " +
@@ -95,10 +96,14 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
         await pending.Done!.Task;
     }
 
-    /// <summary>Completes once every entry this process staged before the call is chained (at once when there are none).</summary>
+    /// <summary>
+    /// Completes once the entries staged before the call (by this process, or by another whose writer has not chained them
+    /// yet) are chained: at once when there are none; after <see cref="FlushPatience"/>, or when the writer fails, the
+    /// caller reads the log as it is rather than hang or fail with it.
+    /// </summary>
     public async Task FlushAsync(CancellationToken ct)
     {
-        if (Interlocked.Read(ref _unchained) == 0)
+        if (!Staging || (Interlocked.Read(ref _unchained) == 0 && !await AnyStagedAsync(ct)))
             return;
         var flush = new Pending(null, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
         try
@@ -109,7 +114,20 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
         {
             return; // stopping: the log is read as it is
         }
-        await flush.Done!.Task.WaitAsync(ct);
+        try
+        {
+            await flush.Done!.Task.WaitAsync(FlushPatience, ct);
+        }
+        catch (Exception e) when (e is TimeoutException or AuditUnavailableException)
+        {
+            // The log as it is.
+        }
+    }
+
+    private async Task<bool> AnyStagedAsync(CancellationToken ct)
+    {
+        await using var connection = await database.OpenAsync(ct);
+        return await connection.ExecuteScalarAsync<bool>("SELECT EXISTS (SELECT 1 FROM audit_staged)");
     }
 
     public override async Task StopAsync(CancellationToken cancellationToken)
@@ -146,10 +164,9 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
             {
                 // Only wake-ups: nobody waits for staged entries, so they gather for a moment and are chained together,
                 // unless a request's entry or a flush comes first.
-                var until = Stopwatch.GetTimestamp() + (long)(StagedGather.TotalSeconds * Stopwatch.Frequency);
-                while (batch.Count == 0 && flushes.Count == 0 && Stopwatch.GetTimestamp() < until)
+                using var gather = new CancellationTokenSource(StagedGather);
+                while (batch.Count == 0 && flushes.Count == 0 && !gather.IsCancellationRequested)
                 {
-                    using var gather = new CancellationTokenSource(Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), until));
                     try
                     {
                         if (!await _queue.Reader.WaitToReadAsync(gather.Token))
@@ -276,9 +293,6 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
     {
         if (entries.Count == 0 && !takeStaged)
             return 0;
-        var ts = Now();
-        foreach (var e in entries)
-            e.Ts = ts;
         var (connection, tx) = (write.Connection, write.Transaction);
         List<AuditEntry> staged = [];
         LastRow? last;
@@ -297,6 +311,11 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
         {
             last = await connection.QuerySingleOrDefaultAsync<LastRow>(LastSql, transaction: tx);
         }
+        // Stamped once the lock is had, so entries stamped here follow each other in id order. Staged entries keep the time
+        // of the change they record and may be chained after newer ones: the log's order is its ids.
+        var ts = Now();
+        foreach (var e in entries)
+            e.Ts = ts;
         var batch = staged.Count == 0 ? entries : [.. staged, .. entries];
         if (batch.Count == 0)
             return 0;

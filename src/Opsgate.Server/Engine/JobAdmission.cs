@@ -4,11 +4,12 @@ using Microsoft.Extensions.Options;
 namespace Opsgate.Server.Engine;
 
 /// <summary>
-/// Accepted work first: while more jobs wait to start than <see cref="Ahead"/> and the engine is taking them, a submit
-/// waits for the engine to take one (at most 100 ms). A burst is then accepted at the pace jobs start,
-/// a few milliseconds later each, instead of piling up a queue that makes every job in it wait seconds to start. When
-/// nothing is being taken (long jobs hold every worker, or the waiting jobs' concurrency keys are held), a submit does
-/// not wait at all: pacing it would only slow it down.
+/// Accepted work first: while more jobs wait to start than <see cref="Ahead"/> and the engine is working through them
+/// (its last claim filled every free slot, within the last 100 ms), a submit waits for the engine to take one (at most
+/// 100 ms). A burst is then accepted at the pace jobs start, a few milliseconds later each, instead of piling up a queue
+/// that makes every job in it wait seconds to start. When nothing is being taken (long jobs hold every worker) or what
+/// waits cannot be taken (its concurrency key is held; child jobs, which have slots of their own), a submit does not
+/// wait at all: pacing it would only slow it down.
 /// The count of waiting jobs is this process's (its submits less its claims), set to the database's count on every
 /// count tick, so jobs submitted or claimed by another replica are seen within that tick.
 /// </summary>
@@ -21,6 +22,7 @@ internal sealed class JobAdmission(IOptions<JobsOptions> options, TimeSpan? maxW
     private long _waiting;
     private long _waiters;
     private long _lastClaim;
+    private volatile bool _backlog;
 
     /// <summary>Waiting jobs beyond which a submit waits for the engine: enough for the workers that free up next.</summary>
     private int Ahead => Math.Max(1, options.Value.Workers / 4);
@@ -28,7 +30,7 @@ internal sealed class JobAdmission(IOptions<JobsOptions> options, TimeSpan? maxW
     /// <summary>Completes when the job may be queued: at once, or once the engine took a waiting job, or after the longest wait.</summary>
     public async Task AdmitAsync(CancellationToken ct)
     {
-        if (Interlocked.Read(ref _waiting) < Ahead || Stopwatch.GetElapsedTime(Interlocked.Read(ref _lastClaim)) > _maxWait)
+        if (!_backlog || Interlocked.Read(ref _waiting) < Ahead || Stopwatch.GetElapsedTime(Interlocked.Read(ref _lastClaim)) > _maxWait)
             return;
         Interlocked.Increment(ref _waiters);
         try
@@ -45,8 +47,10 @@ internal sealed class JobAdmission(IOptions<JobsOptions> options, TimeSpan? maxW
     public void Queued() => Interlocked.Increment(ref _waiting);
 
     /// <summary>The engine here took <paramref name="jobs"/> waiting jobs: as many waiting submits go on.</summary>
-    public void Claimed(int jobs)
+    /// <param name="full">As many as it had free slots for: more may wait that it can take.</param>
+    public void Claimed(int jobs, bool full)
     {
+        _backlog = full && jobs > 0;
         if (jobs == 0)
             return;
         Interlocked.Exchange(ref _lastClaim, Stopwatch.GetTimestamp());

@@ -234,8 +234,8 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
                 if (database.Dialect == DbDialect.Postgres)
                 {
                     await using var write = await database.WriteAsync(engine: true, ct);
-                    // The time once the turn is had: a job started after the one holding its concurrency key finished must not
-                    // show a start before that finish.
+                    // The time once the turn is had, not before waiting for it: a job that waited for its concurrency key shows
+                    // a start after the holder's finish (on PostgreSQL, where writers run side by side, up to a round trip before it).
                     now = Now();
                     var sql = $"""
                         UPDATE jobs SET {Set} FROM (

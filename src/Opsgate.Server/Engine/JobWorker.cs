@@ -80,7 +80,7 @@ internal sealed partial class JobWorker : BackgroundService
                 if (free > claimed.Count)
                     slots.Release(free - claimed.Count);
                 if (!children)
-                    admission.Claimed(claimed.Count);
+                    admission.Claimed(claimed.Count, full: claimed.Count == free);
                 running.RemoveAll(t => t.IsCompleted);
                 foreach (var (job, lease) in claimed)
                     running.Add(Task.Run(() => RunAsync(job, lease, slots, stoppingToken), CancellationToken.None));

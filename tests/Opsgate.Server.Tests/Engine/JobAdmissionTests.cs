@@ -3,7 +3,7 @@ using Opsgate.Server.Engine;
 
 namespace Opsgate.Server.Tests.Engine;
 
-/// <summary>Submits wait for the engine only while jobs queue up and the engine is taking them, one submit per job taken, and never long.</summary>
+/// <summary>Submits wait for the engine only while jobs queue up and the engine is working through them, one submit per job taken, and never long.</summary>
 public sealed class JobAdmissionTests
 {
     // Four workers: a submit waits once one job waits to start.
@@ -13,7 +13,7 @@ public sealed class JobAdmissionTests
     public async Task A_submit_goes_at_once_while_no_job_waits()
     {
         using var admission = Admission(TimeSpan.FromSeconds(30));
-        admission.Claimed(1);
+        admission.Claimed(1, full: true);
         await admission.AdmitAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5));
     }
 
@@ -23,17 +23,17 @@ public sealed class JobAdmissionTests
         using var admission = Admission(TimeSpan.FromSeconds(30));
         for (var i = 0; i < 3; i++)
             admission.Queued();
-        admission.Claimed(1);
+        admission.Claimed(1, full: true);
         var first = admission.AdmitAsync(CancellationToken.None);
         var second = admission.AdmitAsync(CancellationToken.None);
         await Task.Delay(50);
         Assert.False(first.IsCompleted || second.IsCompleted);
 
-        admission.Claimed(1);
+        admission.Claimed(1, full: true);
         var gone = await Task.WhenAny(first, second).WaitAsync(TimeSpan.FromSeconds(5));
         await Task.Delay(50);
         Assert.False((gone == first ? second : first).IsCompleted);
-        admission.Claimed(1);
+        admission.Claimed(1, full: true);
         await Task.WhenAll(first, second).WaitAsync(TimeSpan.FromSeconds(5));
     }
 
@@ -43,7 +43,7 @@ public sealed class JobAdmissionTests
         using var admission = Admission(TimeSpan.FromMilliseconds(300));
         for (var i = 0; i < 3; i++)
             admission.Queued();
-        admission.Claimed(1);
+        admission.Claimed(1, full: true);
         var watch = System.Diagnostics.Stopwatch.StartNew();
         await admission.AdmitAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5));
         Assert.InRange(watch.Elapsed, TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(5));
@@ -54,7 +54,7 @@ public sealed class JobAdmissionTests
     {
         // Jobs wait, but none was taken lately (long jobs hold every worker): pacing submits would only slow them.
         using var admission = Admission(TimeSpan.FromMilliseconds(200));
-        admission.Claimed(1);
+        admission.Claimed(1, full: true);
         for (var i = 0; i < 5; i++)
             admission.Queued();
         await Task.Delay(400);
@@ -64,12 +64,23 @@ public sealed class JobAdmissionTests
     }
 
     [Fact]
+    public async Task A_submit_does_not_wait_when_what_waits_cannot_be_taken()
+    {
+        // The last claim found fewer jobs than free slots: what waits is held back (a concurrency key) or is no one's to take.
+        using var admission = Admission(TimeSpan.FromSeconds(30));
+        for (var i = 0; i < 5; i++)
+            admission.Queued();
+        admission.Claimed(1, full: false);
+        await admission.AdmitAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5));
+    }
+
+    [Fact]
     public async Task The_database_count_replaces_the_local_one()
     {
         using var admission = Admission(TimeSpan.FromSeconds(30));
         for (var i = 0; i < 5; i++)
             admission.Queued();
-        admission.Claimed(1);
+        admission.Claimed(1, full: true);
         // Another replica took the rest: the count tick says none wait.
         admission.Counted(0);
         await admission.AdmitAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5));
