@@ -254,9 +254,10 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
         }
         var ts = Now();
         foreach (var entry in entries)
+        {
             entry.Ts = ts;
-        foreach (var entry in entries)
             await write.LaterAsync(StageSql, entry);
+        }
     }
 
     /// <summary>The transaction holding entries from <see cref="AppendWithinAsync"/> committed.</summary>
@@ -278,30 +279,30 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
     private async Task<int> CommitAsync(List<Pending> batch)
     {
         await using var write = await database.WriteAsync();
-        var staged = await ChainAsync(write, batch.Select(p => p.Entry!).ToList(), takeStaged: Staging);
+        var staged = await ChainAsync(write, batch.Select(p => p.Entry!).ToList());
         await write.CommitAsync();
         return staged;
     }
 
     /// <summary>
     /// Links entries to the newest stored one and inserts them; the lock (SQLite's write turn, PostgreSQL's advisory lock) is
-    /// held until commit. With <paramref name="takeStaged"/>, staged entries (up to <see cref="MaxBatch"/>, oldest first) are
-    /// moved into the log ahead of <paramref name="entries"/>: they were committed before these requests finished.
+    /// held until commit. On PostgreSQL staged entries (up to <see cref="MaxBatch"/>, oldest first) are moved into the log
+    /// ahead of <paramref name="entries"/>: they were committed before these requests finished.
     /// </summary>
     /// <returns>How many staged entries were taken.</returns>
-    private async Task<int> ChainAsync(WriteScope write, IReadOnlyList<AuditEntry> entries, bool takeStaged = false)
+    private async Task<int> ChainAsync(WriteScope write, IReadOnlyList<AuditEntry> entries)
     {
-        if (entries.Count == 0 && !takeStaged)
+        if (entries.Count == 0 && !Staging)
             return 0;
         var (connection, tx) = (write.Connection, write.Transaction);
         List<AuditEntry> staged = [];
         LastRow? last;
-        if (database.Dialect == DbDialect.Postgres)
+        if (Staging)
         {
             // The lock, the staged entries and the newest hash in one round trip (the statements run in order, so the
             // other two only once the lock is had).
             await using var read = await connection.QueryMultipleAsync(
-                $"SELECT pg_advisory_xact_lock(@key); {(takeStaged ? TakeStagedSql : "SELECT NULL WHERE FALSE")}; {LastSql}",
+                $"SELECT pg_advisory_xact_lock(@key); {TakeStagedSql}; {LastSql}",
                 new { key = PostgresLockKey, n = MaxBatch }, tx);
             await read.ReadAsync<object>();
             staged = (await read.ReadAsync<AuditEntry>()).AsList();
@@ -329,7 +330,7 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
             e.Hash = AuditChain.ComputeHash(e);
             prev = e.Hash;
         }
-        if (database.Dialect == DbDialect.Postgres)
+        if (Staging)
         {
             // Sent with the commit.
             await write.LaterAsync(PostgresInsertSql, new
