@@ -9,8 +9,8 @@ internal sealed record AuditQuery(string? Actor, string? Action, string? Namespa
 internal sealed record AuditVerification(bool Ok, long Entries, long? FirstBadId, string? Reason);
 
 /// <summary>
-/// Reads the audit log: filtered keyset pages, newest first, and chain verification. Each read first waits for the entries
-/// this process staged to be chained (<see cref="AuditWriter.FlushAsync"/>).
+/// Reads the audit log: filtered keyset pages, newest first, and chain verification. Each read first waits for staged
+/// entries to be chained (<see cref="AuditWriter.FlushAsync"/>).
 /// </summary>
 internal sealed class AuditLog(Database database, AuditWriter writer)
 {

@@ -325,7 +325,6 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
         foreach (var e in batch)
         {
             e.Id = ++id;
-            e.Ts = e.Ts.AsUtc();
             e.PrevHash = prev;
             e.Hash = AuditChain.ComputeHash(e);
             prev = e.Hash;

@@ -349,22 +349,23 @@ internal sealed class WriteTurns(int capacity = 1)
 /// <summary>The parameters of a Dapper-style parameter object that a statement names (<c>@Name</c>), as Dapper would bind them.</summary>
 internal static partial class StatementParameters
 {
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<Type, System.Reflection.PropertyInfo[]> Properties = new();
+    // Per statement text and parameter type, the properties it names: found once, not on every call (the texts are constants).
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string Sql, Type Type), System.Reflection.PropertyInfo[]> Named = new();
 
     public static IEnumerable<(string Name, object? Value)> Of(string sql, object? param)
     {
         if (param is null)
-            yield break;
-        var named = Named().Matches(sql).Select(m => m.Groups[1].Value).ToHashSet(StringComparer.OrdinalIgnoreCase);
-        foreach (var property in Properties.GetOrAdd(param.GetType(), t => t.GetProperties()))
+            return [];
+        var properties = Named.GetOrAdd((sql, param.GetType()), key =>
         {
-            if (named.Contains(property.Name))
-                yield return (property.Name, property.GetValue(param));
-        }
+            var names = Placeholder().Matches(key.Sql).Select(m => m.Groups[1].Value).ToHashSet(StringComparer.OrdinalIgnoreCase);
+            return key.Type.GetProperties().Where(p => names.Contains(p.Name)).ToArray();
+        });
+        return properties.Select(p => (p.Name, p.GetValue(param)));
     }
 
     [System.Text.RegularExpressions.GeneratedRegex(@"@([A-Za-z_][A-Za-z0-9_]*)")]
-    private static partial System.Text.RegularExpressions.Regex Named();
+    private static partial System.Text.RegularExpressions.Regex Placeholder();
 }
 
 internal static class PersistenceExtensions
