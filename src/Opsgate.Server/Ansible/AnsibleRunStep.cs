@@ -113,6 +113,9 @@ internal sealed partial class AnsibleRunStep(
     }
 
     /// <summary>A sharded run only waits for its child jobs, which go on without it: it resumes. A plain run does not.</summary>
+    /// <summary>Events, per-host results and (sharded) child jobs are written by the run as it goes.</summary>
+    public bool RecordsItself => true;
+
     public string? NotResumable(JsonObject inputs)
     {
         try

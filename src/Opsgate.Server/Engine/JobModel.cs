@@ -100,6 +100,9 @@ internal sealed class StepRow
     public DateTime? StartedAt { get; set; }
     public DateTime? FinishedAt { get; set; }
     public string? Output { get; set; }
+
+    /// <summary>The step as it is now, for a write that happens later while the runner goes on changing this one.</summary>
+    public StepRow Snapshot() => (StepRow)MemberwiseClone();
 }
 
 internal sealed class JobEventRow

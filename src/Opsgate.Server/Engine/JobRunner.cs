@@ -37,7 +37,8 @@ internal sealed partial class JobRunner(
             cancelledBy = by ?? cancelledBy;
             cancel.Cancel();
         });
-        var context = new RunContext(job, owner, stopping);
+        using var held = new HeldStepStart(store, owner, time);
+        var context = new RunContext(job, owner, held, stopping);
         try
         {
             var runbook = catalog.Find(job.Type);
@@ -93,7 +94,7 @@ internal sealed partial class JobRunner(
                 case StopReason.Shutdown:
                     // A last step that finished is recorded, so the job does not run it again when it resumes.
                     if (context.LastStep is { } last)
-                        await store.UpdateStepAsync(last.Step, owner, last.Events, CancellationToken.None, last.Audited);
+                        await store.UpdateStepAsync(last, owner, CancellationToken.None);
                     await store.ReleaseLeaseAsync(job.Id, owner);
                     return;
             }
@@ -112,10 +113,12 @@ internal sealed partial class JobRunner(
         }
     }
 
-    private sealed class RunContext(JobRow job, string owner, CancellationToken stopping)
+    private sealed class RunContext(JobRow job, string owner, HeldStepStart start, CancellationToken stopping)
     {
         public JobRow Job { get; } = job;
         public string Owner { get; } = owner;
+        /// <summary>The running step's start, while it is held back (see <see cref="HeldStepStart"/>).</summary>
+        public HeldStepStart Start { get; } = start;
         /// <summary>Host shutdown: a step stopped by it runs again when the job resumes.</summary>
         public CancellationToken Stopping { get; } = stopping;
         public string? Failure { get; set; }
@@ -182,8 +185,12 @@ internal sealed partial class JobRunner(
             step.StartedAt = store.Now();
             step.FinishedAt = null;
             step.Detail = job.DryRun ? "planning (dry run)" : "running";
-            if (!await store.UpdateStepAsync(step, run.Owner, [Event("step.started", step, new JsonObject { ["attempt"] = step.Attempts, ["inputs"] = inputs.DeepClone() })], ct,
-                    JobAudit.Entry(job, "job.step.start", AuditStatus.Success, null, step)))
+            var start = new StepWrite(step, [Event("step.started", step, new JsonObject { ["attempt"] = step.Attempts, ["inputs"] = inputs.DeepClone() })],
+                [JobAudit.Entry(job, "job.step.start", AuditStatus.Success, null, step)]);
+            // A kind that writes about the job itself, or must not run twice, has its start written before it runs.
+            if (!executor.RecordsItself && executor.NotResumable(inputs) is null)
+                run.Start.Hold(start);
+            else if (!await store.UpdateStepAsync(start, run.Owner, ct))
                 return LeaseLost(run);
 
             using var stepTimeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -203,14 +210,14 @@ internal sealed partial class JobRunner(
                 step.Output = outcome.Outputs?.ToJsonString();
                 if (outcome.Outputs is not null)
                     outputs[step.Name] = outcome.Outputs;
-                var succeeded = new StepWrite(step,
+                var succeeded = await run.Start.WithStartAsync(new StepWrite(step,
                     [Event("step.succeeded", step, new JsonObject { ["detail"] = outcome.Detail, ["outputs"] = outcome.Outputs?.DeepClone(), ["seconds"] = watch.Elapsed.TotalSeconds })],
-                    JobAudit.Entry(job, "job.step.finish", AuditStatus.Success, null, step));
+                    [JobAudit.Entry(job, "job.step.finish", AuditStatus.Success, null, step)]));
                 // A step that must not run twice is recorded at once: a crash before the job's finish would otherwise
                 // leave it running, and the resumed job would fail it although it succeeded.
                 if (last && executor.NotResumable(inputs) is null)
                     run.LastStep = succeeded;
-                else if (!await store.UpdateStepAsync(step, run.Owner, succeeded.Events, CancellationToken.None, succeeded.Audited))
+                else if (!await store.UpdateStepAsync(succeeded, run.Owner, CancellationToken.None))
                     return LeaseLost(run);
                 return true;
             }
@@ -240,7 +247,8 @@ internal sealed partial class JobRunner(
             }
             var delay = definition.Backoff * Math.Pow(2, attempt - 1);
             step.Detail = $"attempt {attempt} failed: {error}; retrying in {delay.TotalSeconds:0.###} s";
-            if (!await store.UpdateStepAsync(step, run.Owner, [Event("step.retrying", step, new JsonObject { ["error"] = error, ["attempt"] = attempt, ["delay_seconds"] = delay.TotalSeconds })], ct))
+            var retrying = new StepWrite(step, [Event("step.retrying", step, new JsonObject { ["error"] = error, ["attempt"] = attempt, ["delay_seconds"] = delay.TotalSeconds })], []);
+            if (!await store.UpdateStepAsync(await run.Start.WithStartAsync(retrying), run.Owner, ct))
                 return LeaseLost(run);
             try
             {
@@ -265,8 +273,9 @@ internal sealed partial class JobRunner(
         step.Status = !resumes ? StepStatus.Skipped : rerunnable ? StepStatus.Pending : StepStatus.Running;
         step.Detail = !resumes ? detail : rerunnable ? $"{detail}; runs again when the job resumes" : $"{detail} by the server's shutdown";
         step.FinishedAt = resumes ? null : store.Now();
-        await store.UpdateStepAsync(step, run.Owner, [Event(resumes ? "step.interrupted" : "step.stopped", step, new JsonObject { ["detail"] = step.Detail })], CancellationToken.None,
-            resumes ? null : JobAudit.Entry(run.Job, "job.step.finish", AuditStatus.Error, detail, step));
+        var stopped = new StepWrite(step, [Event(resumes ? "step.interrupted" : "step.stopped", step, new JsonObject { ["detail"] = step.Detail })],
+            resumes ? [] : [JobAudit.Entry(run.Job, "job.step.finish", AuditStatus.Error, detail, step)]);
+        await store.UpdateStepAsync(await run.Start.WithStartAsync(stopped), run.Owner, CancellationToken.None);
     }
 
     private async Task FailStepAsync(RunContext run, StepRow step, string error, CancellationToken ct)
@@ -275,8 +284,8 @@ internal sealed partial class JobRunner(
         step.Detail = error;
         step.FinishedAt = store.Now();
         run.Failure = $"step {step.StepOrder} ({step.Name}) failed: {error}";
-        if (!await store.UpdateStepAsync(step, run.Owner, [Event("step.failed", step, new JsonObject { ["error"] = error })], CancellationToken.None,
-                JobAudit.Entry(run.Job, "job.step.finish", AuditStatus.Error, error, step)))
+        var failed = new StepWrite(step, [Event("step.failed", step, new JsonObject { ["error"] = error })], [JobAudit.Entry(run.Job, "job.step.finish", AuditStatus.Error, error, step)]);
+        if (!await store.UpdateStepAsync(await run.Start.WithStartAsync(failed), run.Owner, CancellationToken.None))
             LeaseLost(run);
         _ = ct;
     }
@@ -292,7 +301,7 @@ internal sealed partial class JobRunner(
         step.Detail = detail;
         var payload = data?.DeepClone().AsObject() ?? [];
         payload["detail"] = detail;
-        if (!await store.UpdateStepAsync(step, run.Owner, [Event("step.progress", step, payload)], CancellationToken.None))
+        if (!await store.UpdateStepAsync(await run.Start.WithStartAsync(new StepWrite(step, [Event("step.progress", step, payload)], [])), run.Owner, CancellationToken.None))
             run.Outcome = StopReason.LeaseLost;
     }
 

@@ -18,8 +18,12 @@ internal sealed record NewJob(string Id, string Type, JsonObject Params, bool Dr
     public int? ShardHosts { get; init; }
 }
 
-/// <summary>A step's change with its events and audit entry, written later with another change of the job (<see cref="JobStore.FinishAsync"/>).</summary>
-internal sealed record StepWrite(StepRow Step, IReadOnlyList<NewEvent> Events, AuditEntry? Audited);
+/// <summary>A step's change with its events and audit entries, written on its own or later with another change of the job (<see cref="JobStore.FinishAsync"/>).</summary>
+internal sealed record StepWrite(StepRow Step, IReadOnlyList<NewEvent> Events, IReadOnlyList<AuditEntry> Audited)
+{
+    /// <summary>This write and a later one of the same step as one: both their events and entries, the step as the later one leaves it.</summary>
+    public StepWrite Then(StepWrite later) => new(later.Step, [.. Events, .. later.Events], [.. Audited, .. later.Audited]);
+}
 
 /// <param name="Final">The job's last event: its data gets <c>events</c>, the total count (its own seq), so a client knows it has them all.</param>
 internal sealed record NewEvent(string Type, int? StepOrder, JsonObject? Data, bool Final = false)
@@ -378,15 +382,15 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
             audit.Committed(audited.Count);
     }
 
-    /// <summary>Updates a step and appends events in one transaction, if <paramref name="owner"/> still holds the job. False: lease lost.</summary>
-    public async Task<bool> UpdateStepAsync(StepRow step, string owner, IReadOnlyList<NewEvent> events, CancellationToken ct, AuditEntry? audited = null)
+    /// <summary>Writes a step's change (its row, events and audit entries) in one transaction, if <paramref name="owner"/> still holds the job. False: lease lost.</summary>
+    public async Task<bool> UpdateStepAsync(StepWrite change, string owner, CancellationToken ct)
     {
+        var step = change.Step;
         await using var write = await database.WriteAsync(engine: true, ct);
-        var (connection, tx) = (write.Connection, write.Transaction);
-        if (!await AppendEventsAsync(connection, tx, step.JobId, owner, events, ct, write))
+        if (!await AppendEventsAsync(write.Connection, write.Transaction, step.JobId, owner, change.Events, ct, write))
             return false;
         await SaveStepAsync(write, step);
-        await CommitAsync(write, audited is null ? [] : [audited], ct);
+        await CommitAsync(write, [.. change.Audited], ct);
         signals.EventsAppended(step.JobId);
         return true;
     }
@@ -419,9 +423,9 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
         await write.LaterAsync(
             "UPDATE jobs SET status = @status, error = @error, finished_at = @now, lease_owner = NULL, lease_expires_at = NULL WHERE id = @id",
             new { id = job.Id, status, error, now = Now() });
-        var entries = new List<AuditEntry>(2);
-        if (lastStep?.Audited is { } stepEntry)
-            entries.Add(stepEntry);
+        var entries = new List<AuditEntry>(3);
+        if (lastStep is not null)
+            entries.AddRange(lastStep.Audited);
         if (audited is not null)
             entries.Add(audited);
         await CommitAsync(write, entries, ct);

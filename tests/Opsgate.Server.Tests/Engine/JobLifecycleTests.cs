@@ -139,6 +139,45 @@ public sealed class JobLifecycleTests
         Assert.Equal(["job.start", "job.step.start", "job.step.finish", "job.step.start", "job.step.finish", "job.succeeded"], actions.Where(a => a != "job.submit"));
     }
 
+    [Theory]
+    [InlineData(Provider.Sqlite)]
+    [InlineData(Provider.Postgres)]
+    public async Task A_quick_step_records_its_start_with_its_end_and_a_slow_one_shows_as_running_at_once(Provider provider)
+    {
+        using var dir = await RunbooksAsync(("quick-slow.yaml", """
+            name: quick-slow
+            steps:
+              - {name: quick, kind: noop}
+              - {name: slow, kind: sleep, with: {duration: 3s}}
+              - {name: last, kind: noop}
+            """));
+        await using var server = await OpsgateServer.StartAsync(provider, [$"--Jobs:RunbookDirectory={dir.Path}"]);
+        var id = await Jobs.SubmitAsync(server.Admin, "quick-slow");
+
+        // The slow step is seen running while it sleeps, not only once it is done.
+        var running = await Jobs.WaitAsync(server.Admin, id, j => j.Step("slow").GetProperty("status").GetString() == "running", TimeSpan.FromSeconds(10));
+        Assert.Equal("running", running.Status());
+        Assert.Equal(["succeeded", "running", "pending"], running.StepStatuses());
+
+        var job = await Jobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(20));
+        Assert.Equal("succeeded", job.Status());
+        foreach (var name in new[] { "quick", "slow", "last" })
+            Assert.True(job.Step(name).GetProperty("started_at").GetDateTime() <= job.Step(name).GetProperty("finished_at").GetDateTime(), job.ToString());
+        var events = await JobEventsTests.ReadSseAsync(server.Admin, $"/api/v1/jobs/{id}/events", null);
+        Assert.Equal(["job.created", "job.started", "step.started", "step.succeeded", "step.started", "step.succeeded", "step.started", "step.succeeded", "job.finished"],
+            events.Select(e => e.Type));
+        Assert.Equal(Enumerable.Range(1, events.Count).Select(i => (long)i), events.Select(e => e.Id));
+        DateTime Ts(int seq) => events[seq - 1].Data.GetProperty("ts").GetDateTime();
+        // A quick step's start and end are written together (one timestamp); the slow one's start was written as it began.
+        Assert.Equal(Ts(3), Ts(4));
+        Assert.True(Ts(6) - Ts(5) >= TimeSpan.FromSeconds(2.5), $"the slow step's start was written at {Ts(5):O}, its end at {Ts(6):O}");
+        Assert.Equal(Ts(7), Ts(8));
+        var audit = await server.Admin.GetFromJsonAsync<JsonElement>("/api/v1/audit?limit=100");
+        var actions = audit.GetProperty("items").EnumerateArray().Where(e => e.GetProperty("job_id").GetString() == id)
+            .Select(e => e.GetProperty("action").GetString()).Where(a => a != "job.submit").Reverse();
+        Assert.Equal(["job.start", "job.step.start", "job.step.finish", "job.step.start", "job.step.finish", "job.step.start", "job.step.finish", "job.succeeded"], actions);
+    }
+
     [Fact]
     public async Task A_concurrency_key_that_is_one_int_parameter_is_accepted()
     {

@@ -39,6 +39,14 @@ internal interface IStepExecutor
     /// </summary>
     string? NotResumable(JsonObject inputs) => null;
 
+    /// <summary>
+    /// True when a step of this kind writes to its job itself while it runs (events, results), beyond what it reports
+    /// through <see cref="StepContext.ProgressAsync"/>. Its start is then written before it runs, so those writes come
+    /// after it; otherwise the start of a resumable step is held back briefly to be written with its end (see
+    /// <see cref="HeldStepStart"/>).
+    /// </summary>
+    bool RecordsItself => false;
+
     /// <summary>Runs the step. In a dry run it must change nothing and return what it would do.</summary>
     Task<StepOutcome> ExecuteAsync(StepContext context, CancellationToken cancellationToken);
 }
