@@ -75,6 +75,21 @@ public sealed class DatabaseTests
             await read.QueryAsync<string>("SELECT k || ':' || v || ':' || COALESCE(note, '') FROM t ORDER BY k"));
     }
 
+    [Theory]
+    [InlineData("", "kept")]
+    [InlineData(";No Reset On Close=false", "")]
+    public async Task Postgres_connections_are_reused_without_a_reset_unless_the_connection_string_asks_for_one(string extra, string expected)
+    {
+        await using var postgres = await PostgresDatabase.CreateAsync();
+        // One pooled connection, so the second open gets the first one's.
+        var options = new DatabaseOptions { Provider = "postgres", ConnectionString = postgres.ConnectionString + ";Maximum Pool Size=1" + extra };
+        await using var database = new Database(Options.Create(options), Options.Create(new OpsgateOptions()));
+        await using (var first = await database.OpenAsync())
+            await first.ExecuteAsync("SET application_name = 'kept'");
+        await using var second = await database.OpenAsync();
+        Assert.Equal(expected, await second.ExecuteScalarAsync<string>("SHOW application_name"));
+    }
+
     [Fact]
     public async Task Postgres_runs_up_to_PostgresWriters_write_transactions_at_once()
     {
