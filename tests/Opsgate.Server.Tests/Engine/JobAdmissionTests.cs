@@ -21,7 +21,7 @@ public sealed class JobAdmissionTests
     public async Task While_jobs_wait_and_the_engine_takes_them_each_job_taken_lets_one_waiting_submit_go()
     {
         using var admission = Admission(TimeSpan.FromSeconds(30));
-        for (var i = 0; i < 3; i++)
+        for (var i = 0; i < 2; i++)
             admission.Queued();
         admission.Claimed(1, full: true);
         var first = admission.AdmitAsync(CancellationToken.None);
@@ -35,6 +35,23 @@ public sealed class JobAdmissionTests
         Assert.False((gone == first ? second : first).IsCompleted);
         admission.Claimed(1, full: true);
         await Task.WhenAll(first, second).WaitAsync(TimeSpan.FromSeconds(5));
+    }
+
+    [Fact]
+    public async Task A_queue_that_grew_drains_before_waiting_submits_go_on()
+    {
+        using var admission = Admission(TimeSpan.FromSeconds(30));
+        for (var i = 0; i < 10; i++)
+            admission.Queued();
+        admission.Claimed(1, full: true);
+        var submit = admission.AdmitAsync(CancellationToken.None);
+        // Jobs taken while more than two still wait (twice the one a submit waits behind) do not let it go: the queue shrinks.
+        for (var taken = 0; taken < 7; taken++)
+            admission.Claimed(1, full: true);
+        await Task.Delay(50);
+        Assert.False(submit.IsCompleted);
+        admission.Claimed(1, full: true);
+        await submit.WaitAsync(TimeSpan.FromSeconds(5));
     }
 
     [Fact]
