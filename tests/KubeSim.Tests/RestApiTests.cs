@@ -73,6 +73,7 @@ public sealed class RestApiTests : IAsyncLifetime
     {
         // The controllers make the seeded pods ready shortly after start; that must not count as a change made here.
         await _server.WaitSettledAsync();
+        await _server.WaitQuietAsync();
         var before = Store.ResourceVersion;
         var newDeployment = Manifests.Parse(Sim.Seed)[1];
         newDeployment.Meta()["name"] = "web2";

@@ -77,6 +77,20 @@ public static class Sim
             && s.Get("apps/v1", "deployments", "prod", "web").Long("status", "readyReplicas") == web, Wait);
     }
 
+    /// <summary>Waits until the controllers are done writing: the resourceVersion holds still for 300 ms (status updates trail readiness).</summary>
+    public static async Task WaitQuietAsync(this KubeSimServer sim)
+    {
+        var deadline = DateTime.UtcNow + Wait;
+        while (true)
+        {
+            var version = sim.Store.ResourceVersion;
+            await Task.Delay(300);
+            if (version == sim.Store.ResourceVersion)
+                return;
+            Assert.True(DateTime.UtcNow < deadline, $"KubeSim kept writing for {Wait}");
+        }
+    }
+
     public static List<JsonObject> ReadyPods(KubeStore store, string selector) =>
         store.List("v1", "pods", "prod", selector)
             .Where(p => !p.IsTerminating() && p.At("status", "conditions").Objects().Any(c => c.Str("type") == "Ready" && c.Str("status") == "True"))
