@@ -116,6 +116,9 @@ internal sealed partial class AnsibleRunStep(
     /// <summary>Events, per-host results and (sharded) child jobs are written by the run as it goes.</summary>
     public bool RecordsItself => true;
 
+    /// <summary>With <c>shards</c>, the run's shards are child jobs.</summary>
+    public bool StartsChildJobs => true;
+
     public string? NotResumable(JsonObject inputs)
     {
         try

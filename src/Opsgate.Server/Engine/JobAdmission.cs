@@ -58,12 +58,9 @@ internal sealed class JobAdmission(IOptions<JobsOptions> options, TimeSpan? maxW
         if (jobs == 0)
             return;
         Interlocked.Exchange(ref _lastClaim, Stopwatch.GetTimestamp());
+        // Not floored at zero: a job can be claimed before its submit counted it (the submit counts once its commit
+        // returns), and a floor would then keep that job counted as waiting until the next count tick.
         var waiting = Interlocked.Add(ref _waiting, -jobs);
-        if (waiting < 0)
-        {
-            Interlocked.Exchange(ref _waiting, 0);
-            waiting = 0;
-        }
         var release = (int)Math.Min(Math.Min(jobs, Interlocked.Read(ref _waiters)), Math.Max(0, 2 * Ahead - waiting));
         if (release > 0)
             _taken.Release(release);

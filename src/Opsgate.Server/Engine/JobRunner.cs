@@ -24,9 +24,10 @@ internal sealed partial class JobRunner(
 
     private enum StopReason { None, Cancelled, TimedOut, LeaseLost, Shutdown }
 
-    /// <param name="owner">This claim's lease token: unique per claim, so a slot that lost the lease cannot write as the slot that took over.</param>
-    public async Task RunAsync(JobRow job, string owner, CancellationToken stopping)
+    /// <param name="claim">The job, its steps, and this claim's lease token: unique per claim, so a slot that lost the lease cannot write as the slot that took over.</param>
+    public async Task RunAsync(ClaimedJob claim, CancellationToken stopping)
     {
+        var (job, owner) = (claim.Job, claim.Lease);
         var lease = options.Value.LeaseDuration;
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(stopping);
         var reason = StopReason.None;
@@ -44,7 +45,7 @@ internal sealed partial class JobRunner(
             var runbook = catalog.Find(job.Type);
             if (runbook is null)
             {
-                await FinishAsync(context, JobStatus.Failed, $"runbook '{job.Type}' is no longer loaded", stopping);
+                await FinishAsync(context, null, JobStatus.Failed, $"runbook '{job.Type}' is no longer loaded", stopping);
                 return;
             }
             // job.started and its audit entry were committed with the claim.
@@ -73,7 +74,7 @@ internal sealed partial class JobRunner(
             var beating = HeartbeatAsync(job, owner, lease, cancel, (r, by) => { reason = r; cancelledBy = by ?? cancelledBy; }, heartbeat.Token);
             try
             {
-                await RunStepsAsync(context, runbook, cancel.Token);
+                await RunStepsAsync(context, runbook, claim.Steps, cancel.Token);
             }
             catch (OperationCanceledException) when (cancel.IsCancellationRequested)
             {
@@ -105,7 +106,7 @@ internal sealed partial class JobRunner(
                 (_, StopReason.TimedOut) => (JobStatus.Failed, $"the job timed out (runbook timeout {runbook.Options.Timeout})"),
                 _ => (JobStatus.Succeeded, null),
             };
-            await FinishAsync(context, status, error, CancellationToken.None);
+            await FinishAsync(context, runbook, status, error, CancellationToken.None);
         }
         finally
         {
@@ -127,10 +128,9 @@ internal sealed partial class JobRunner(
         public StepWrite? LastStep { get; set; }
     }
 
-    private async Task RunStepsAsync(RunContext run, Runbook runbook, CancellationToken ct)
+    private async Task RunStepsAsync(RunContext run, Runbook runbook, IReadOnlyList<StepRow> steps, CancellationToken ct)
     {
         var job = run.Job;
-        var steps = await store.StepsAsync(job.Id, ct);
         // The steps were stored from the runbook as it was at submit; running them from a different version would
         // pair stored steps with the wrong definitions (or index past the end), so a changed runbook fails the job.
         if (!steps.Select(s => (s.Name, s.Kind)).SequenceEqual(runbook.Steps.Select(s => (s.Name, s.Kind))))
@@ -305,7 +305,7 @@ internal sealed partial class JobRunner(
             run.Outcome = StopReason.LeaseLost;
     }
 
-    private async Task FinishAsync(RunContext run, string status, string? error, CancellationToken ct)
+    private async Task FinishAsync(RunContext run, Runbook? runbook, string status, string? error, CancellationToken ct)
     {
         var job = run.Job;
         var finished = new JsonObject { ["status"] = status, ["error"] = error };
@@ -319,7 +319,9 @@ internal sealed partial class JobRunner(
         // going stops with it (cancel, timeout, fail_fast, a failure).
         if (job.ParentId is null)
             notifier.JobFinished(job.Id);
-        await commands.CancelChildrenAsync(job.Id, $"parent job {job.Id} ({status})");
+        // Only a job whose runbook can start children, or that started some in an earlier run, can have any.
+        if (runbook is null || job.ShardRound is not null || runbook.Steps.Any(s => _executors[s.Kind].StartsChildJobs))
+            await commands.CancelChildrenAsync(job.Id, $"parent job {job.Id} ({status})");
         var duration = (store.Now() - job.StartedAt!.Value).TotalSeconds;
         metrics.JobFinished(job.Type, status, duration);
         LogFinished(logger, job.Id, job.Type, status, error);

@@ -18,6 +18,9 @@ internal sealed record NewJob(string Id, string Type, JsonObject Params, bool Dr
     public int? ShardHosts { get; init; }
 }
 
+/// <summary>A job a worker claimed, with its lease token and its steps as they were at the claim.</summary>
+internal sealed record ClaimedJob(JobRow Job, string Lease, IReadOnlyList<StepRow> Steps);
+
 /// <summary>A step's change with its events and audit entries, written on its own or later with another change of the job (<see cref="JobStore.FinishAsync"/>).</summary>
 internal sealed record StepWrite(StepRow Step, IReadOnlyList<NewEvent> Events, IReadOnlyList<AuditEntry> Audited)
 {
@@ -178,14 +181,6 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
         return (Normalize(job), steps.Select(Normalize).ToList());
     }
 
-    /// <summary>The job's steps in order (the runner has the job itself from its claim).</summary>
-    public async Task<IReadOnlyList<StepRow>> StepsAsync(string jobId, CancellationToken ct)
-    {
-        await using var connection = await database.OpenAsync(ct);
-        return (await connection.QueryAsync<StepRow>($"SELECT {StepColumns} FROM job_steps WHERE job_id = @jobId ORDER BY step_order", new { jobId }))
-            .Select(Normalize).ToList();
-    }
-
     public async Task<IReadOnlyList<JobRow>> ListAsync(string? status, string? type, string? before, int limit, CancellationToken ct)
     {
         var sql = new System.Text.StringBuilder($"SELECT {JobColumns} FROM jobs WHERE 1=1");
@@ -205,7 +200,8 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
     /// running ones whose lease expired (their worker died; such a job resumes at its first unfinished step). A pending
     /// job whose concurrency key is held by a running job waits. A claimed row is invisible to other workers until its
     /// lease expires. At-least-once: a step that was running when its worker died runs again, so steps must be idempotent.
-    /// Each claim commits its job.started event and audit entry with it, all claims of a call in one transaction.
+    /// Each claim commits its job.started event and audit entry with it, all claims of a call in one transaction, and
+    /// reads the job's steps with it (on PostgreSQL in the claim's own statement).
     /// The oldest pending and the oldest expired jobs are looked up apart, each in index order: one query with
     /// <c>status = 'pending' OR status = 'running'</c> sorted every queued job on every claim.
     /// </summary>
@@ -213,7 +209,7 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
     /// <param name="worker">The process claiming (recorded in the job.started event).</param>
     /// <param name="children">Claim only child jobs (shards), or only the others: each has its own worker slots, so a
     /// parent waiting for its children never holds the slots they need.</param>
-    public async Task<IReadOnlyList<(JobRow Job, string Lease)>> ClaimAsync(IReadOnlyList<string> leases, string worker, TimeSpan lease, bool children, CancellationToken ct)
+    public async Task<IReadOnlyList<ClaimedJob>> ClaimAsync(IReadOnlyList<string> leases, string worker, TimeSpan lease, bool children, CancellationToken ct)
     {
         const string FreeKey =
             """
@@ -227,7 +223,7 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
         const string Set =
             "status = 'running', lease_owner = @owner, lease_expires_at = @expires, attempt = attempt + 1, started_at = COALESCE(started_at, @now), " +
             "last_seq = last_seq + 1";
-        var claimed = new List<(JobRow, string)>(leases.Count);
+        var claimed = new List<ClaimedJob>(leases.Count);
         for (var tries = 0; tries < 5; tries++)
         {
             // After a unique violation (two pending jobs of one concurrency key, neither running yet) one at a time.
@@ -241,21 +237,33 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
                     // The time once the turn is had, not before waiting for it: a job that waited for its concurrency key shows
                     // a start after the holder's finish (on PostgreSQL, where writers run side by side, up to a round trip before it).
                     now = Now();
+                    // One row per step of the claimed job (the claim does not change them, so the statement sees them as they are).
                     var sql = $"""
-                        UPDATE jobs SET {Set} FROM (
-                            SELECT id AS claimed FROM (
-                                SELECT * FROM ({pending} FOR UPDATE SKIP LOCKED) p
-                                UNION ALL
-                                SELECT * FROM ({expired} FOR UPDATE SKIP LOCKED) e
-                            ) candidates ORDER BY created_at, id LIMIT 1) c
-                        WHERE jobs.id = c.claimed RETURNING {Prefixed("jobs.")}
+                        WITH claimed AS (
+                            UPDATE jobs SET {Set} FROM (
+                                SELECT id AS claimed FROM (
+                                    SELECT * FROM ({pending} FOR UPDATE SKIP LOCKED) p
+                                    UNION ALL
+                                    SELECT * FROM ({expired} FOR UPDATE SKIP LOCKED) e
+                                ) candidates ORDER BY created_at, id LIMIT 1) c
+                            WHERE jobs.id = c.claimed RETURNING {Prefixed("jobs.")})
+                        SELECT claimed.*, {Prefixed("s.", StepColumns)}
+                        FROM claimed LEFT JOIN job_steps s ON s.job_id = claimed.id ORDER BY s.step_order
                         """;
                     for (var i = 0; i < n; i++)
                     {
-                        var job = await write.Connection.QuerySingleOrDefaultAsync<JobRow>(sql, new { owner = leases[i], now, expires = now + lease, n = 1 }, write.Transaction);
+                        JobRow? job = null;
+                        var steps = new List<StepRow>();
+                        await write.Connection.QueryAsync<JobRow, StepRow?, bool>(sql, (j, s) =>
+                        {
+                            job ??= j;
+                            if (s is not null)
+                                steps.Add(Normalize(s));
+                            return true;
+                        }, new { owner = leases[i], now, expires = now + lease, n = 1 }, write.Transaction, splitOn: "job_id");
                         if (job is null)
                             break;
-                        claimed.Add((Normalize(job), leases[i]));
+                        claimed.Add(new ClaimedJob(Normalize(job), leases[i], steps));
                     }
                     await StartedAsync(write, claimed, worker, ct);
                 }
@@ -279,8 +287,11 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
                                 AND (status = 'pending' OR (status = 'running' AND lease_expires_at < @now))
                             RETURNING {JobColumns}
                             """, new { id, owner = leases[claimed.Count], now, expires = now + lease }, write.Transaction);
-                        if (job is not null)
-                            claimed.Add((Normalize(job), leases[claimed.Count]));
+                        if (job is null)
+                            continue;
+                        var steps = await write.Connection.QueryAsync<StepRow>(
+                            $"SELECT {StepColumns} FROM job_steps WHERE job_id = @id ORDER BY step_order", new { id }, write.Transaction);
+                        claimed.Add(new ClaimedJob(Normalize(job), leases[claimed.Count], [.. steps.Select(Normalize)]));
                     }
                     await StartedAsync(write, claimed, worker, ct);
                 }
@@ -298,13 +309,13 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
     }
 
     /// <summary>Records the start of claimed jobs in the claim's own transaction (no claim without it) and commits.</summary>
-    private async Task StartedAsync(WriteScope write, List<(JobRow Job, string Lease)> claimed, string worker, CancellationToken ct)
+    private async Task StartedAsync(WriteScope write, List<ClaimedJob> claimed, string worker, CancellationToken ct)
     {
         if (claimed.Count == 0)
             return;
         var entries = new List<AuditEntry>(claimed.Count);
         var now = Now();
-        foreach (var (job, _) in claimed)
+        foreach (var job in claimed.Select(c => c.Job))
         {
             var started = new JsonObject { ["worker"] = worker, ["attempt"] = job.Attempt, ["resumed"] = job.Attempt > 1 };
             // Its seq was taken by the claim's update (the row is this claim's until commit).
@@ -313,11 +324,11 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
             entries.Add(JobAudit.Entry(job, job.Attempt == 1 ? "job.start" : "job.resume", AuditStatus.Success, null));
         }
         await CommitAsync(write, entries, ct);
-        foreach (var (job, _) in claimed)
-            signals.EventsAppended(job.Id);
+        foreach (var claim in claimed)
+            signals.EventsAppended(claim.Job.Id);
     }
 
-    private static string Prefixed(string prefix) => string.Join(", ", JobColumns.Split(", ").Select(c => prefix + c));
+    private static string Prefixed(string prefix, string columns = JobColumns) => string.Join(", ", columns.Split(", ").Select(c => prefix + c));
 
     private static bool IsUniqueViolation(Exception e) =>
         e is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation } or SqliteException { SqliteErrorCode: 19 };

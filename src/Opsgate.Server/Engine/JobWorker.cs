@@ -68,7 +68,7 @@ internal sealed partial class JobWorker : BackgroundService
                 // Each claim gets its own lease token: if this slot's lease lapses (a stalled heartbeat) and another
                 // slot of this same process takes the job over, the first slot's writes must fail its lease check.
                 var leases = Enumerable.Range(0, free).Select(_ => $"{Owner}#{Interlocked.Increment(ref _claims)}").ToList();
-                IReadOnlyList<(JobRow Job, string Lease)> claimed = [];
+                IReadOnlyList<ClaimedJob> claimed = [];
                 try
                 {
                     claimed = await store.ClaimAsync(leases, Owner, settings.LeaseDuration, children, stoppingToken);
@@ -82,8 +82,8 @@ internal sealed partial class JobWorker : BackgroundService
                 if (!children)
                     admission.Claimed(claimed.Count, full: claimed.Count == free);
                 running.RemoveAll(t => t.IsCompleted);
-                foreach (var (job, lease) in claimed)
-                    running.Add(Task.Run(() => RunAsync(job, lease, slots, stoppingToken), CancellationToken.None));
+                foreach (var claim in claimed)
+                    running.Add(Task.Run(() => RunAsync(claim, slots, stoppingToken), CancellationToken.None));
                 // Fewer than asked for: the queue is empty (claiming again at once would cost a search per job when jobs
                 // trickle in). A batch with two jobs of one concurrency key takes one and may leave another job behind
                 // them: the next finish (it wakes every pool) or the poll tick claims it.
@@ -98,16 +98,16 @@ internal sealed partial class JobWorker : BackgroundService
         await Task.WhenAll(running);
     }
 
-    private async Task RunAsync(JobRow job, string lease, SemaphoreSlim slot, CancellationToken stoppingToken)
+    private async Task RunAsync(ClaimedJob claim, SemaphoreSlim slot, CancellationToken stoppingToken)
     {
         try
         {
-            await runner.RunAsync(job, lease, stoppingToken);
+            await runner.RunAsync(claim, stoppingToken);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
             // The lease expires and the job is retried from its unfinished step by whoever claims it next.
-            LogRunFailed(logger, job.Id, e);
+            LogRunFailed(logger, claim.Job.Id, e);
         }
         finally
         {

@@ -55,6 +55,17 @@ public sealed class JobAdmissionTests
     }
 
     [Fact]
+    public async Task A_job_claimed_before_its_submit_counted_it_does_not_stay_counted()
+    {
+        using var admission = Admission(TimeSpan.FromSeconds(30));
+        // The engine takes the job between its commit and its submit counting it.
+        admission.Claimed(1, full: true);
+        admission.Queued();
+        // Nothing waits, so the next submit goes at once.
+        await admission.AdmitAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5));
+    }
+
+    [Fact]
     public async Task A_submit_waits_no_longer_than_the_longest_wait()
     {
         using var admission = Admission(TimeSpan.FromMilliseconds(300));

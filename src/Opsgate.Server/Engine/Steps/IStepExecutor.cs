@@ -47,6 +47,9 @@ internal interface IStepExecutor
     /// </summary>
     bool RecordsItself => false;
 
+    /// <summary>True when a step of this kind may create child jobs (shards); only such a job's finish looks for children still going, to stop them.</summary>
+    bool StartsChildJobs => false;
+
     /// <summary>Runs the step. In a dry run it must change nothing and return what it would do.</summary>
     Task<StepOutcome> ExecuteAsync(StepContext context, CancellationToken cancellationToken);
 }
