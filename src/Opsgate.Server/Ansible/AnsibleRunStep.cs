@@ -112,12 +112,13 @@ internal sealed partial class AnsibleRunStep(
         return yaml is not null && Sharding.Refusal(yaml) is { } why ? ("shards", $"the playbook cannot be sharded: {why}; run it with shards: 1") : null;
     }
 
-    /// <summary>A sharded run only waits for its child jobs, which go on without it: it resumes. A plain run does not.</summary>
     /// <summary>Events, per-host results and (sharded) child jobs are written by the run as it goes.</summary>
     public bool RecordsItself => true;
 
     /// <summary>With <c>shards</c>, the run's shards are child jobs.</summary>
     public bool StartsChildJobs => true;
+
+    /// <summary>A sharded run only waits for its child jobs, which go on without it: it resumes. A plain run does not.</summary>
 
     public string? NotResumable(JsonObject inputs)
     {

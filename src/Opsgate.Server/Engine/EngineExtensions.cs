@@ -53,6 +53,8 @@ internal sealed class JobsOptionsValidator : Microsoft.Extensions.Options.IValid
             return Microsoft.Extensions.Options.ValidateOptionsResult.Fail($"Jobs:LeaseDuration must be at least 00:00:01, not {options.LeaseDuration}");
         if (options.PollInterval < TimeSpan.FromMilliseconds(10) || options.PollInterval > TimeSpan.FromMinutes(1))
             return Microsoft.Extensions.Options.ValidateOptionsResult.Fail($"Jobs:PollInterval must be between 00:00:00.010 and 00:01:00, not {options.PollInterval}");
+        if (options.StepStartHold < TimeSpan.Zero || options.StepStartHold > TimeSpan.FromMinutes(1))
+            return Microsoft.Extensions.Options.ValidateOptionsResult.Fail($"Jobs:StepStartHold must be between 0 and 00:01:00, not {options.StepStartHold}");
         if (options.EventRetention < TimeSpan.Zero)
             return Microsoft.Extensions.Options.ValidateOptionsResult.Fail($"Jobs:EventRetention must be 0 (keep events forever) or a positive duration, not {options.EventRetention}");
         if (options.EventPruneInterval < TimeSpan.FromMilliseconds(100))

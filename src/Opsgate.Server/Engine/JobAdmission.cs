@@ -10,8 +10,9 @@ namespace Opsgate.Server.Engine;
 /// that makes every job in it wait seconds to start. When nothing is being taken (long jobs hold every worker) or what
 /// waits cannot be taken (its concurrency key is held; child jobs, which have slots of their own), a submit does not
 /// wait at all: pacing it would only slow it down.
-/// The count of waiting jobs is this process's (its submits less its claims), set to the database's count on every
-/// count tick, so jobs submitted or claimed by another replica are seen within that tick.
+/// The count of waiting jobs is this process's (its submits less its claims), set on every count tick to the database's
+/// count of the jobs that could be taken (top-level, concurrency key free), so jobs submitted or claimed by another
+/// replica, and jobs that wait for a key, are seen within that tick.
 /// </summary>
 /// <param name="maxWait">Longest a submit waits (default 100 ms): no more than a queue behind jobs that do not start costs it.</param>
 internal sealed class JobAdmission(IOptions<JobsOptions> options, TimeSpan? maxWait = null) : IDisposable

@@ -38,7 +38,7 @@ internal sealed partial class JobRunner(
             cancelledBy = by ?? cancelledBy;
             cancel.Cancel();
         });
-        using var held = new HeldStepStart(store, owner, time);
+        using var held = new HeldStepStart(store, owner, options.Value.StepStartHold, time);
         var context = new RunContext(job, owner, held, stopping);
         try
         {
@@ -180,6 +180,9 @@ internal sealed partial class JobRunner(
         var job = run.Job;
         for (var attempt = 1; ; attempt++)
         {
+            // A cancel, the job's deadline or shutdown that came before this step stops the job here, before it starts
+            // (a held start would not notice: nothing is written until the step has run).
+            ct.ThrowIfCancellationRequested();
             step.Status = StepStatus.Running;
             step.Attempts++;
             step.StartedAt = store.Now();
@@ -188,7 +191,7 @@ internal sealed partial class JobRunner(
             var start = new StepWrite(step, [Event("step.started", step, new JsonObject { ["attempt"] = step.Attempts, ["inputs"] = inputs.DeepClone() })],
                 [JobAudit.Entry(job, "job.step.start", AuditStatus.Success, null, step)]);
             // A kind that writes about the job itself, or must not run twice, has its start written before it runs.
-            if (!executor.RecordsItself && executor.NotResumable(inputs) is null)
+            if (options.Value.StepStartHold > TimeSpan.Zero && !executor.RecordsItself && executor.NotResumable(inputs) is null)
                 run.Start.Hold(start);
             else if (!await store.UpdateStepAsync(start, run.Owner, ct))
                 return LeaseLost(run);

@@ -49,6 +49,12 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
         "lease_expires_at, concurrency_key, cancel_requested, cancel_requested_by, deadline_at, approval_expires_at, decided_by, decision_comment, error, last_seq, " +
         "parent_id, shard_index, shard_round, shard_hosts, relayed_seq, events_pruned_at, events_pruned_seq";
     private const string StepColumns = "job_id, step_order, name, kind, status, detail, attempts, started_at, finished_at, output";
+    /// <summary>A job no running job holds the concurrency key of.</summary>
+    private const string FreeKey =
+        """
+        (concurrency_key IS NULL OR NOT EXISTS (
+            SELECT 1 FROM jobs holder WHERE holder.concurrency_key = jobs.concurrency_key AND holder.status = 'running' AND holder.id <> jobs.id))
+        """;
 
     public DateTime Now() => time.GetUtcNow().UtcDateTime.TruncateToMicroseconds();
 
@@ -201,7 +207,7 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
     /// job whose concurrency key is held by a running job waits. A claimed row is invisible to other workers until its
     /// lease expires. At-least-once: a step that was running when its worker died runs again, so steps must be idempotent.
     /// Each claim commits its job.started event and audit entry with it, all claims of a call in one transaction, and
-    /// reads the job's steps with it (on PostgreSQL in the claim's own statement).
+    /// reads the job's steps with it, after taking it (so no write of a previous holder can come between).
     /// The oldest pending and the oldest expired jobs are looked up apart, each in index order: one query with
     /// <c>status = 'pending' OR status = 'running'</c> sorted every queued job on every claim.
     /// </summary>
@@ -211,11 +217,6 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
     /// parent waiting for its children never holds the slots they need.</param>
     public async Task<IReadOnlyList<ClaimedJob>> ClaimAsync(IReadOnlyList<string> leases, string worker, TimeSpan lease, bool children, CancellationToken ct)
     {
-        const string FreeKey =
-            """
-            (concurrency_key IS NULL OR NOT EXISTS (
-                SELECT 1 FROM jobs holder WHERE holder.concurrency_key = jobs.concurrency_key AND holder.status = 'running' AND holder.id <> jobs.id))
-            """;
         var kind = children ? "parent_id IS NOT NULL" : "parent_id IS NULL";
         var pending = $"SELECT id, created_at FROM jobs WHERE status = 'pending' AND {kind} AND {FreeKey} ORDER BY created_at, id LIMIT @n";
         var expired = $"SELECT id, created_at FROM jobs WHERE status = 'running' AND lease_expires_at < @now AND {kind} AND {FreeKey} ORDER BY created_at, id LIMIT @n";
@@ -237,33 +238,31 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
                     // The time once the turn is had, not before waiting for it: a job that waited for its concurrency key shows
                     // a start after the holder's finish (on PostgreSQL, where writers run side by side, up to a round trip before it).
                     now = Now();
-                    // One row per step of the claimed job (the claim does not change them, so the statement sees them as they are).
                     var sql = $"""
-                        WITH claimed AS (
-                            UPDATE jobs SET {Set} FROM (
-                                SELECT id AS claimed FROM (
-                                    SELECT * FROM ({pending} FOR UPDATE SKIP LOCKED) p
-                                    UNION ALL
-                                    SELECT * FROM ({expired} FOR UPDATE SKIP LOCKED) e
-                                ) candidates ORDER BY created_at, id LIMIT 1) c
-                            WHERE jobs.id = c.claimed RETURNING {Prefixed("jobs.")})
-                        SELECT claimed.*, {Prefixed("s.", StepColumns)}
-                        FROM claimed LEFT JOIN job_steps s ON s.job_id = claimed.id ORDER BY s.step_order
+                        UPDATE jobs SET {Set} FROM (
+                            SELECT id AS claimed FROM (
+                                SELECT * FROM ({pending} FOR UPDATE SKIP LOCKED) p
+                                UNION ALL
+                                SELECT * FROM ({expired} FOR UPDATE SKIP LOCKED) e
+                            ) candidates ORDER BY created_at, id LIMIT 1) c
+                        WHERE jobs.id = c.claimed RETURNING {Prefixed("jobs.")}
                         """;
+                    var jobs = new List<JobRow>(n);
                     for (var i = 0; i < n; i++)
                     {
-                        JobRow? job = null;
-                        var steps = new List<StepRow>();
-                        await write.Connection.QueryAsync<JobRow, StepRow?, bool>(sql, (j, s) =>
-                        {
-                            job ??= j;
-                            if (s is not null)
-                                steps.Add(Normalize(s));
-                            return true;
-                        }, new { owner = leases[i], now, expires = now + lease, n = 1 }, write.Transaction, splitOn: "job_id");
+                        var job = await write.Connection.QuerySingleOrDefaultAsync<JobRow>(sql, new { owner = leases[i], now, expires = now + lease, n = 1 }, write.Transaction);
                         if (job is null)
                             break;
-                        claimed.Add(new ClaimedJob(Normalize(job), leases[i], steps));
+                        jobs.Add(Normalize(job));
+                    }
+                    // A statement of its own, after the claims: a previous holder's step write that committed while a
+                    // claim waited for the job's row is seen (a step of the claim's own statement would be older).
+                    if (jobs.Count > 0)
+                    {
+                        var steps = (await write.Connection.QueryAsync<StepRow>(
+                            $"SELECT {StepColumns} FROM job_steps WHERE job_id = ANY(@ids) ORDER BY job_id, step_order",
+                            new { ids = jobs.Select(j => j.Id).ToArray() }, write.Transaction)).Select(Normalize).ToLookup(s => s.JobId);
+                        claimed.AddRange(jobs.Select((j, i) => new ClaimedJob(j, leases[i], [.. steps[j.Id]])));
                     }
                     await StartedAsync(write, claimed, worker, ct);
                 }
@@ -328,7 +327,7 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
             signals.EventsAppended(claim.Job.Id);
     }
 
-    private static string Prefixed(string prefix, string columns = JobColumns) => string.Join(", ", columns.Split(", ").Select(c => prefix + c));
+    private static string Prefixed(string prefix) => string.Join(", ", JobColumns.Split(", ").Select(c => prefix + c));
 
     private static bool IsUniqueViolation(Exception e) =>
         e is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation } or SqliteException { SqliteErrorCode: 19 };
@@ -499,6 +498,13 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
     {
         await using var connection = await database.OpenAsync(ct);
         return await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM jobs WHERE status = @status", new { status });
+    }
+
+    /// <summary>Pending top-level jobs a free worker could take now (their concurrency key is not held): what <see cref="JobAdmission"/> paces.</summary>
+    public async Task<long> CountClaimableAsync(CancellationToken ct)
+    {
+        await using var connection = await database.OpenAsync(ct);
+        return await connection.ExecuteScalarAsync<long>($"SELECT COUNT(*) FROM jobs WHERE status = 'pending' AND parent_id IS NULL AND {FreeKey}");
     }
 
     /// <summary>The running job holding <paramref name="concurrencyKey"/>, if any (to explain why a pending job waits).</summary>

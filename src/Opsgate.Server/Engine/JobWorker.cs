@@ -126,8 +126,15 @@ internal sealed partial class JobWorker : BackgroundService
                 connection.Notification += (_, _) => signals.JobQueued();
                 await using (var listen = new NpgsqlCommand("LISTEN opsgate_jobs", connection))
                     await listen.ExecuteNonQueryAsync(ct);
-                while (!ct.IsCancellationRequested)
-                    await connection.WaitAsync(ct);
+                try
+                {
+                    while (!ct.IsCancellationRequested)
+                        await connection.WaitAsync(ct);
+                }
+                finally
+                {
+                    await UnlistenAsync(connection);
+                }
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
@@ -143,6 +150,21 @@ internal sealed partial class JobWorker : BackgroundService
         }
     }
 
+    /// <summary>Pooled connections are reused without a reset (see Database): this one must not go back to the pool still listening.</summary>
+    private static async Task UnlistenAsync(NpgsqlConnection connection)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        try
+        {
+            await using var unlisten = new NpgsqlCommand("UNLISTEN *", connection);
+            await unlisten.ExecuteNonQueryAsync(timeout.Token);
+        }
+        catch (Exception e) when (e is NpgsqlException or InvalidOperationException or OperationCanceledException)
+        {
+            // A broken connection is not reused by the pool.
+        }
+    }
+
     /// <summary>Housekeeping on a timer: the queued-jobs gauge, and approvals that ran out of time.</summary>
     private async Task CountQueuedAsync(TimeSpan interval, CancellationToken ct)
     {
@@ -154,7 +176,7 @@ internal sealed partial class JobWorker : BackgroundService
                 try
                 {
                     Queued = await store.CountAsync(JobStatus.Pending, ct);
-                    admission.Counted(Queued);
+                    admission.Counted(await store.CountClaimableAsync(ct));
                     await commands.ExpireApprovalsAsync(ct);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)

@@ -19,6 +19,12 @@ internal sealed class JobsOptions
     /// <summary>How often an idle worker looks for work it was not woken for (expired leases; other replicas on SQLite).</summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// How long a running step's start may be held back to be written together with its end (see HeldStepStart): a
+    /// quick step then costs one transaction instead of two. 0 writes every start before the step runs.
+    /// </summary>
+    public TimeSpan StepStartHold { get; set; } = TimeSpan.FromMilliseconds(50);
+
     /// <summary>A directory of runbooks (*.yaml, *.yml) loaded at start next to the built-in ones; one with a built-in's name replaces it. Default: none.</summary>
     public string? RunbookDirectory { get; set; }
 

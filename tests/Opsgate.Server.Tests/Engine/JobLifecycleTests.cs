@@ -1,6 +1,8 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Opsgate.Server.Engine.Steps;
 using Opsgate.Server.Tests.Infrastructure;
 
 namespace Opsgate.Server.Tests.Engine;
@@ -148,14 +150,15 @@ public sealed class JobLifecycleTests
             name: quick-slow
             steps:
               - {name: quick, kind: noop}
-              - {name: slow, kind: sleep, with: {duration: 3s}}
+              - {name: slow, kind: sleep, with: {duration: 5s}}
               - {name: last, kind: noop}
             """));
-        await using var server = await OpsgateServer.StartAsync(provider, [$"--Jobs:RunbookDirectory={dir.Path}"]);
+        // A hold of 2 s (50 ms by default), so a quick step is done within it even on a crowded machine.
+        await using var server = await OpsgateServer.StartAsync(provider, [$"--Jobs:RunbookDirectory={dir.Path}", "--Jobs:StepStartHold=00:00:02"]);
         var id = await Jobs.SubmitAsync(server.Admin, "quick-slow");
 
-        // The slow step is seen running while it sleeps, not only once it is done.
-        var running = await Jobs.WaitAsync(server.Admin, id, j => j.Step("slow").GetProperty("status").GetString() == "running", TimeSpan.FromSeconds(10));
+        // The slow step is seen running while it sleeps (once the hold is over), not only once it is done.
+        var running = await Jobs.WaitAsync(server.Admin, id, j => j.Step("slow").GetProperty("status").GetString() == "running", TimeSpan.FromSeconds(15));
         Assert.Equal("running", running.Status());
         Assert.Equal(["succeeded", "running", "pending"], running.StepStatuses());
 
@@ -168,14 +171,52 @@ public sealed class JobLifecycleTests
             events.Select(e => e.Type));
         Assert.Equal(Enumerable.Range(1, events.Count).Select(i => (long)i), events.Select(e => e.Id));
         DateTime Ts(int seq) => events[seq - 1].Data.GetProperty("ts").GetDateTime();
-        // A quick step's start and end are written together (one timestamp); the slow one's start was written as it began.
+        // A quick step's start and end are written together (one timestamp); the slow one's start was written while it ran.
         Assert.Equal(Ts(3), Ts(4));
-        Assert.True(Ts(6) - Ts(5) >= TimeSpan.FromSeconds(2.5), $"the slow step's start was written at {Ts(5):O}, its end at {Ts(6):O}");
+        Assert.True(Ts(6) - Ts(5) >= TimeSpan.FromSeconds(2), $"the slow step's start was written at {Ts(5):O}, its end at {Ts(6):O}");
         Assert.Equal(Ts(7), Ts(8));
         var audit = await server.Admin.GetFromJsonAsync<JsonElement>("/api/v1/audit?limit=100");
         var actions = audit.GetProperty("items").EnumerateArray().Where(e => e.GetProperty("job_id").GetString() == id)
             .Select(e => e.GetProperty("action").GetString()).Where(a => a != "job.submit").Reverse();
         Assert.Equal(["job.start", "job.step.start", "job.step.finish", "job.step.start", "job.step.finish", "job.step.start", "job.step.finish", "job.succeeded"], actions);
+    }
+
+    [Fact]
+    public async Task A_step_that_finishes_in_spite_of_a_cancel_is_the_last_one_to_run()
+    {
+        using var dir = await RunbooksAsync(("stubborn.yaml", """
+            name: stubborn
+            steps:
+              - {name: first, kind: test.stubborn}
+              - {name: then, kind: noop}
+            """));
+        var stubborn = new StubbornStep();
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, [$"--Jobs:RunbookDirectory={dir.Path}"],
+            services => services.AddSingleton<IStepExecutor>(stubborn));
+        var id = await Jobs.SubmitAsync(server.Admin, "stubborn");
+        await Jobs.WaitAsync(server.Admin, id, j => j.Step("first").GetProperty("status").GetString() == "running");
+
+        Assert.Equal(HttpStatusCode.OK, (await server.Admin.PostAsync($"/api/v1/jobs/{id}/cancel", null)).StatusCode);
+        await Task.Delay(200);
+        stubborn.Finish.TrySetResult();
+        var job = await Jobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(10));
+        Assert.Equal("cancelled", job.Status());
+        Assert.Equal(["succeeded", "skipped"], job.StepStatuses());
+    }
+
+    /// <summary><c>test.stubborn</c>: finishes what it started, whatever its token says, once the test lets it.</summary>
+    private sealed class StubbornStep : IStepExecutor
+    {
+        public TaskCompletionSource Finish { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public string Kind => "test.stubborn";
+        public string Description => "ignores cancellation";
+        public IReadOnlyList<StepInput> Inputs { get; } = [];
+
+        public async Task<StepOutcome> ExecuteAsync(StepContext context, CancellationToken cancellationToken)
+        {
+            await Finish.Task;
+            return new StepOutcome("finished anyway");
+        }
     }
 
     [Fact]

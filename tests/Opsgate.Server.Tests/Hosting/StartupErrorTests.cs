@@ -21,6 +21,7 @@ public sealed class StartupErrorTests
         new("body limit that is not a number", ["--Http:MaxRequestBodyBytes=abc"], [], ["Http:MaxRequestBodyBytes", "'abc'"]),
         new("zero rate limit", ["--RateLimit:PermitsPerSecond", "0"], [], ["RateLimit:PermitsPerSecond", "at least 1"]),
         new("no PostgreSQL writers", ["--Database:PostgresWriters=0"], [], ["Database:PostgresWriters", "between 1 and 1024"]),
+        new("a negative step start hold", ["--Jobs:StepStartHold=-00:00:01"], [], ["Jobs:StepStartHold", "between 0 and 00:01:00"]),
         new("postgres without a connection string", [], new() { ["OPSGATE_DATABASE__PROVIDER"] = "postgres" }, ["Database:ConnectionString", "required"]),
         new("bootstrap key too short", [], new() { ["OPSGATE_AUTH__BOOTSTRAPADMINKEY"] = "short-secret" }, ["Auth:BootstrapAdminKey", "at least 16 characters"],
             Secret: "short-secret"),

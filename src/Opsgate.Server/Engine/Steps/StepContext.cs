@@ -15,7 +15,7 @@ internal sealed class StepContext(string jobId, string owner, string stepName, i
     public bool DryRun { get; } = dryRun;
     public JsonObject Inputs { get; } = inputs;
 
-    /// <summary>Records a progress event on the job's event stream (and the step's detail).</summary>
+    /// <summary>Records a progress event on the job's event stream (and the step's detail). One call at a time: await each before the next.</summary>
     public Task ProgressAsync(string detail, JsonObject? data = null) => progress(detail, data);
 
     public string String(string name) => Inputs[name]?.GetValue<string>() ?? throw new StepFailedException($"input '{name}' is required");
