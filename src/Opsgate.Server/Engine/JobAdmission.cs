@@ -6,8 +6,8 @@ namespace Opsgate.Server.Engine;
 /// <summary>
 /// Accepted work first: while more jobs wait to start than <see cref="Ahead"/> and the engine is working through them
 /// (its last claim filled every free slot, within the last 100 ms), a submit waits for the engine to take one and the
-/// queue to be back within twice <see cref="Ahead"/> (at most 100 ms). A burst is then accepted at the pace jobs start, a few milliseconds later each, instead of piling up a queue
-/// that makes every job in it wait seconds to start. When nothing is being taken (long jobs hold every worker) or what
+/// queue to be back within twice <see cref="Ahead"/> (at most 100 ms). A burst is then accepted at the pace jobs start,
+/// a few milliseconds later each, instead of piling up a queue that makes every job in it wait seconds to start. When nothing is being taken (long jobs hold every worker) or what
 /// waits cannot be taken (its concurrency key is held; child jobs, which have slots of their own), a submit does not
 /// wait at all: pacing it would only slow it down.
 /// The count of waiting jobs is this process's (its submits less its claims), set on every count tick to the database's
@@ -49,8 +49,8 @@ internal sealed class JobAdmission(IOptions<JobsOptions> options, TimeSpan? maxW
 
     /// <summary>
     /// The engine here took <paramref name="jobs"/> waiting jobs: as many waiting submits go on, but no more than bring
-    /// the queue back to twice <see cref="Ahead"/>, so a queue that grew (the engine stalled, another replica's submits) drains
-    /// instead of staying as long as it got.
+    /// the queue back to twice <see cref="Ahead"/>, so a queue that grew (the engine stalled, another replica's
+    /// submits) drains instead of staying as long as it got.
     /// </summary>
     /// <param name="full">As many as it had free slots for: more may wait that it can take.</param>
     public void Claimed(int jobs, bool full)
