@@ -119,7 +119,6 @@ internal sealed partial class AnsibleRunStep(
     public bool StartsChildJobs => true;
 
     /// <summary>A sharded run only waits for its child jobs, which go on without it: it resumes. A plain run does not.</summary>
-
     public string? NotResumable(JsonObject inputs)
     {
         try
