@@ -5,9 +5,10 @@ using System.Text;
 
 namespace Opsgate.Bench;
 
-/// <summary>One round of the kube scenario: the same scale sent directly to KubeSim, then through Opsgate.</summary>
+/// <summary>One round of the kube scenario: the same scale sent directly to KubeSim, through the bare forwarder, then through Opsgate.</summary>
+/// <param name="Forwarder">The same scale through <see cref="BareForwarder"/>: what any HTTP hop in front of KubeSim adds here.</param>
 /// <param name="CpuUsPerRequest">The Opsgate process's CPU time (process_cpu_seconds_total) over its run, warm-up included, per scale request sent.</param>
-internal sealed record KubeMeasurement(string Database, int Round, LoadResult Direct, LoadResult Opsgate, double CpuUsPerRequest, string? Failure)
+internal sealed record KubeMeasurement(string Database, int Round, LoadResult Direct, LoadResult Forwarder, LoadResult Opsgate, double CpuUsPerRequest, string? Failure)
 {
     /// <summary>The issue's target: Opsgate adds at most 1 ms at p50 and keeps at least half the direct throughput.</summary>
     public const double MaxAddedP50Ms = 1.0;
@@ -15,6 +16,8 @@ internal sealed record KubeMeasurement(string Database, int Round, LoadResult Di
 
     public double Ratio => Opsgate.PerSecond / Direct.PerSecond;
     public double AddedP50Ms => Opsgate.All.P50Ms - Direct.All.P50Ms;
+    public double ForwarderRatio => Forwarder.PerSecond / Direct.PerSecond;
+    public double ForwarderAddedP50Ms => Forwarder.All.P50Ms - Direct.All.P50Ms;
     public bool Met => AddedP50Ms <= MaxAddedP50Ms && Ratio >= MinRatio;
 
     public string Verdict => Failure is not null ? "FAILED"
@@ -25,14 +28,16 @@ internal sealed record KubeMeasurement(string Database, int Round, LoadResult Di
 /// <summary>
 /// The kube scenario (issue 3): an audited <c>POST /api/v1/clusters/{c}/namespaces/prod/deployments/web/scale</c>
 /// through Opsgate against the same merge patch of the scale subresource sent straight to KubeSim, which runs as
-/// its own process. The direct run is measured just before each Opsgate run and is its baseline.
+/// its own process. The direct run is measured just before each Opsgate run and is its baseline. Between them the same
+/// scale goes through <see cref="BareForwarder"/>, the floor for any gateway on this machine.
 /// </summary>
-internal sealed class KubeBench(BenchOptions options, Scenarios s, ServerReadings readings, Uri opsgate, KubeSimProcess sim)
+internal sealed class KubeBench(BenchOptions options, Scenarios s, ServerReadings readings, Uri opsgate, KubeSimProcess sim, BareForwarder forwarder)
 {
     public const string Cluster = "bench";
     private static readonly MediaTypeHeaderValue MergePatch = new("application/merge-patch+json");
 
     private readonly Uri _direct = new(sim.BaseAddress, $"apis/apps/v1/namespaces/{KubeSimProcess.Namespace}/deployments/{KubeSimProcess.Deployment}/scale");
+    private readonly Uri _forwarded = new(forwarder.BaseAddress, "scale");
     private readonly Uri _through = new(opsgate, $"api/v1/clusters/{Cluster}/namespaces/{KubeSimProcess.Namespace}/deployments/{KubeSimProcess.Deployment}/scale");
     private long _counter;
     private long _opsgateSent;
@@ -40,6 +45,7 @@ internal sealed class KubeBench(BenchOptions options, Scenarios s, ServerReading
     public static string Describe(BenchOptions options) =>
         $"kube: direct = PATCH <kubesim>/apis/apps/v1/namespaces/prod/deployments/web/scale (merge patch) to KubeSim; " +
         $"through Opsgate = POST /api/v1/clusters/{Cluster}/namespaces/prod/deployments/web/scale with X-API-Key (admin), audited; " +
+        "bare forwarder = POST {\"replicas\":N} to a minimal ASP.NET Core process (this program's bare-forwarder mode: no auth, audit, database or metrics) that sends the direct run's PATCH to KubeSim; " +
         (options.KubeAlternate
             ? "replicas alternate 2, 3, 2, ... across all requests (every request changes the deployment, so KubeSim's controller creates and deletes pods in both runs)"
             : "replicas always 2 (no request changes the deployment; KubeSim's controller stays idle)");
@@ -73,6 +79,15 @@ internal sealed class KubeBench(BenchOptions options, Scenarios s, ServerReading
         }, HttpStatusCode.OK, ct);
     }
 
+    public Task Forwarded(Worker w, CancellationToken ct)
+    {
+        var body = Encoding.UTF8.GetBytes($$"""{"replicas":{{NextReplicas().ToString(CultureInfo.InvariantCulture)}}}""");
+        return s.SendAsync(w, 0, () => new HttpRequestMessage(HttpMethod.Post, _forwarded)
+        {
+            Content = new ByteArrayContent(body) { Headers = { ContentType = new MediaTypeHeaderValue("application/json") } },
+        }, HttpStatusCode.OK, ct);
+    }
+
     public Task ThroughOpsgate(Worker w, CancellationToken ct)
     {
         var body = Encoding.UTF8.GetBytes($$"""{"replicas":{{NextReplicas().ToString(CultureInfo.InvariantCulture)}}}""");
@@ -91,16 +106,20 @@ internal sealed class KubeBench(BenchOptions options, Scenarios s, ServerReading
     {
         var time = TimeSpan.FromSeconds(Math.Max(8, 2 * options.Warmup.TotalSeconds));
         var direct = await LoadRunner.RunAsync(Direct, 1, options.Concurrency, time, options.MaxRequests, ct);
+        var forwarded = await LoadRunner.RunAsync(Forwarded, 1, options.Concurrency, time, options.MaxRequests, ct);
         var through = await LoadRunner.RunAsync(ThroughOpsgate, 1, options.Concurrency, time, options.MaxRequests, ct);
-        o.WriteLine($"kube warm-up: {direct.Requests:N0} direct and {through.Requests:N0} through Opsgate in {time.TotalSeconds:0} s each, {direct.Errors + through.Errors} errors");
-        if (direct.Errors + through.Errors > 0)
-            throw new BenchException($"kube warm-up: {direct.Errors + through.Errors} failed requests, the first: {direct.FirstError ?? through.FirstError}");
+        var errors = direct.Errors + forwarded.Errors + through.Errors;
+        o.WriteLine($"kube warm-up: {direct.Requests:N0} direct, {forwarded.Requests:N0} through the bare forwarder and {through.Requests:N0} through Opsgate in {time.TotalSeconds:0} s each, {errors} errors");
+        if (errors > 0)
+            throw new BenchException($"kube warm-up: {errors} failed requests, the first: {direct.FirstError ?? forwarded.FirstError ?? through.FirstError}");
     }
 
     public async Task<KubeMeasurement> MeasureAsync(TextWriter o, int round, CancellationToken ct)
     {
         var (directWarmup, direct) = await LoadRunner.RunWithWarmupAsync(options, Direct, 1, ct);
         o.WriteLine($"round {round} kube direct: {Report.Line(direct)}");
+        var (forwardedWarmup, forwarded) = await LoadRunner.RunWithWarmupAsync(options, Forwarded, 1, ct);
+        o.WriteLine($"round {round} kube through the bare forwarder: {Report.Line(forwarded)}");
 
         var auditBefore = await s.LatestAuditIdAsync(ct);
         var sentBefore = Interlocked.Read(ref _opsgateSent);
@@ -110,7 +129,7 @@ internal sealed class KubeBench(BenchOptions options, Scenarios s, ServerReading
         o.WriteLine($"round {round} kube through Opsgate: {Report.Line(through)}");
 
         var failures = new List<string>();
-        foreach (var (what, r) in new[] { ("direct warm-up", directWarmup), ("direct", direct), ("Opsgate warm-up", warmup), ("through Opsgate", through) })
+        foreach (var (what, r) in new[] { ("direct warm-up", directWarmup), ("direct", direct), ("forwarder warm-up", forwardedWarmup), ("bare forwarder", forwarded), ("Opsgate warm-up", warmup), ("through Opsgate", through) })
         {
             if (r?.Errors > 0)
                 failures.Add($"{what}: {r.Errors} failed requests, the first: {r.FirstError}");
@@ -125,18 +144,19 @@ internal sealed class KubeBench(BenchOptions options, Scenarios s, ServerReading
             failures.Add($"GET /api/v1/audit/verify is not ok: {verify.Reason}");
         if (added != sent)
             failures.Add($"the audit log grew by {added} entries for {sent} scale requests");
-        return new KubeMeasurement(options.DatabaseName, round, direct, through, cpuUs, failures.Count == 0 ? null : string.Join("; ", failures));
+        return new KubeMeasurement(options.DatabaseName, round, direct, forwarded, through, cpuUs, failures.Count == 0 ? null : string.Join("; ", failures));
     }
 
     public static void Table(TextWriter o, IReadOnlyList<KubeMeasurement> measurements)
     {
         var inv = CultureInfo.InvariantCulture;
-        o.WriteLine("| database | round | direct req/s | direct p50 ms | direct p99 ms | Opsgate req/s | Opsgate p50 ms | Opsgate p99 ms | ratio | added p50 ms | added p99 ms | server CPU us/req | target | result |");
-        o.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
+        o.WriteLine("| database | round | direct req/s | direct p50 ms | direct p99 ms | forwarder req/s | forwarder ratio | forwarder added p50 ms | Opsgate req/s | Opsgate p50 ms | Opsgate p99 ms | ratio | added p50 ms | added p99 ms | server CPU us/req | target | result |");
+        o.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
         foreach (var m in measurements)
         {
             o.WriteLine(string.Create(inv,
                 $"| {m.Database} | {m.Round} | {m.Direct.PerSecond:N0} | {m.Direct.All.P50Ms:0.00} | {m.Direct.All.P99Ms:0.00} | " +
+                $"{m.Forwarder.PerSecond:N0} | {m.ForwarderRatio:0.000} | {m.ForwarderAddedP50Ms:0.00} | " +
                 $"{m.Opsgate.PerSecond:N0} | {m.Opsgate.All.P50Ms:0.00} | {m.Opsgate.All.P99Ms:0.00} | {m.Ratio:0.000} | {m.AddedP50Ms:0.00} | " +
                 $"{m.Opsgate.All.P99Ms - m.Direct.All.P99Ms:0.00} | {m.CpuUsPerRequest:0} | added p50 <= 1 ms, ratio >= 0.5 | {m.Verdict} |"));
         }

@@ -2,6 +2,9 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using Opsgate.Bench;
 
+if (args is [BareForwarder.Command, ..])
+    return await BareForwarder.ServeAsync(args);
+
 BenchOptions options;
 try
 {
@@ -108,7 +111,9 @@ internal static class Bench
                 await using var sim = await KubeSimProcess.StartAsync(options.KubeSimDll, http, ct);
                 var status = await KubeBench.RegisterAsync(slow, s, server.BaseAddress, sim, ct);
                 o.WriteLine($"kubesim pid {sim.ProcessId} at {sim.BaseAddress}, registered with Opsgate as cluster '{KubeBench.Cluster}' ({status})");
-                var k = new KubeBench(options, s, new ServerReadings(slow, s, server.BaseAddress), server.BaseAddress, sim);
+                await using var forwarder = await BareForwarder.StartAsync(sim.BaseAddress, http, ct);
+                o.WriteLine($"bare forwarder pid {forwarder.ProcessId} at {forwarder.BaseAddress}");
+                var k = new KubeBench(options, s, new ServerReadings(slow, s, server.BaseAddress), server.BaseAddress, sim, forwarder);
                 await k.WarmUpAsync(o, ct);
                 for (var round = 1; round <= options.Rounds; round++)
                     kube.Add(await k.MeasureAsync(o, round, ct));
