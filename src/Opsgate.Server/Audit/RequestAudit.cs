@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
@@ -31,9 +32,27 @@ internal sealed partial class RequestAudit
     /// <summary>Records the request body with every secret-looking field replaced by <c>[REDACTED]</c>.</summary>
     public void SetBody<T>(T body, JsonSerializerOptions options)
     {
-        var node = JsonSerializer.SerializeToNode(body, options);
+        var json = JsonSerializer.SerializeToUtf8Bytes(body, options);
+        if (!HasSecretName(json))
+        {
+            RequestBody = Encoding.UTF8.GetString(json);
+            return;
+        }
+        var node = JsonNode.Parse(json);
         Redact(node);
         RequestBody = node?.ToJsonString();
+    }
+
+    /// <summary>Most bodies hold nothing to redact; a scan of their property names tells without building a document.</summary>
+    private static bool HasSecretName(ReadOnlySpan<byte> json)
+    {
+        var reader = new Utf8JsonReader(json);
+        while (reader.Read())
+        {
+            if (reader.TokenType == JsonTokenType.PropertyName && SecretName().IsMatch(reader.GetString()!))
+                return true;
+        }
+        return false;
     }
 
     private static void Redact(JsonNode? node)

@@ -2,6 +2,8 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Dapper;
+using Microsoft.Extensions.DependencyInjection;
+using Opsgate.Server.Audit;
 using Opsgate.Server.Tests.Infrastructure;
 
 namespace Opsgate.Server.Tests.Audit;
@@ -201,6 +203,39 @@ public sealed class AuditLogTests
         }
         while (cursor is not null);
         Assert.Equal(Enumerable.Range(1, 23).Reverse().Select(i => (long)i), seen);
+    }
+
+    [Theory]
+    [InlineData(Provider.Sqlite)]
+    [InlineData(Provider.Postgres)]
+    public async Task Entries_keep_any_text_exactly_and_still_verify(Provider provider)
+    {
+        await using var server = await OpsgateServer.StartAsync(provider);
+        var writer = server.App.Services.GetRequiredService<AuditWriter>();
+        string[] texts = ["Zoë ünïcödé", "emoji 🚀 and 中文", "quote \" backslash \\ slash / [1, 2]", "tab\tnewline\ncontrol\u0001", "<b>&amp;</b> 'x'", ""];
+        // Appended together, so they share batches.
+        await Task.WhenAll(texts.Select((text, i) => writer.AppendAsync(new AuditEntry
+        {
+            Actor = text, Action = "test.text", Status = AuditStatus.Error, HttpStatus = 400 + i, ErrorMessage = text, Namespace = text,
+            RequestBody = JsonSerializer.Serialize(new { note = text }), DryRun = i % 2 == 0,
+        })));
+
+        var page = await server.Admin.GetFromJsonAsync<JsonElement>("/api/v1/audit?action=test.text&limit=10");
+        var items = page.GetProperty("items").EnumerateArray().ToList();
+        Assert.Equal(texts.Length, items.Count);
+        foreach (var item in items)
+        {
+            var i = item.GetProperty("http_status").GetInt32() - 400;
+            Assert.Equal(texts[i], item.GetProperty("actor").GetString());
+            Assert.Equal(texts[i], item.GetProperty("error_message").GetString());
+            Assert.Equal(texts[i], item.GetProperty("namespace").GetString());
+            Assert.Equal(texts[i], item.GetProperty("request_body").GetProperty("note").GetString());
+            Assert.Equal(i % 2 == 0, item.GetProperty("dry_run").GetBoolean());
+        }
+        var byActor = await server.Admin.GetFromJsonAsync<JsonElement>($"/api/v1/audit?actor={Uri.EscapeDataString(texts[1])}");
+        Assert.Equal(1, byActor.GetProperty("items").GetArrayLength());
+        var verify = await server.Admin.GetFromJsonAsync<JsonElement>("/api/v1/audit/verify");
+        Assert.True(verify.GetProperty("ok").GetBoolean(), verify.GetRawText());
     }
 
     [Fact]
