@@ -118,10 +118,13 @@ internal static class AuthExtensions
 
     private static void ConfigureRateLimits(RateLimiterOptions o, RateLimitOptions limits)
     {
+        // Without a limiter the middleware passes every request straight on.
+        if (!limits.Enabled)
+            return;
         o.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(context =>
         {
             var path = context.Request.Path;
-            if (!limits.Enabled || path.StartsWithSegments("/health") || path.StartsWithSegments("/metrics"))
+            if (path.StartsWithSegments("/health") || path.StartsWithSegments("/metrics"))
                 return RateLimitPartition.GetNoLimiter("unlimited");
             var key = context.Principal()?.Id ?? "ip:" + context.Connection.RemoteIpAddress;
             return RateLimitPartition.GetTokenBucketLimiter(key, _ => new TokenBucketRateLimiterOptions
@@ -150,7 +153,7 @@ internal sealed class RoleRequirementHandler : AuthorizationHandler<RoleRequirem
 {
     protected override Task HandleRequirementAsync(AuthorizationHandlerContext context, RoleRequirement requirement)
     {
-        var principal = Principal.From(context.User);
+        var principal = context.Resource is HttpContext http ? http.Principal() : Principal.From(context.User);
         if (principal?.Role >= requirement.Minimum)
         {
             context.Succeed(requirement);

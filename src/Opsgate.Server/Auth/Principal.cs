@@ -44,5 +44,16 @@ internal sealed record Principal(string Id, string Name, Role? Role, IReadOnlyLi
 
 internal static class PrincipalExtensions
 {
-    public static Principal? Principal(this HttpContext context) => Auth.Principal.From(context.User);
+    /// <summary>The caller, read from the request's claims once and kept for as long as <see cref="HttpContext.User"/> is the same.</summary>
+    public static Principal? Principal(this HttpContext context)
+    {
+        var user = context.User;
+        if (context.Features.Get<ReadPrincipal>() is { } read && ReferenceEquals(read.User, user))
+            return read.Principal;
+        var principal = Auth.Principal.From(user);
+        context.Features.Set(new ReadPrincipal(user, principal));
+        return principal;
+    }
+
+    private sealed record ReadPrincipal(ClaimsPrincipal User, Principal? Principal);
 }
