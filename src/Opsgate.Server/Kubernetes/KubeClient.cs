@@ -238,23 +238,25 @@ internal sealed class KubeClient : IDisposable
                     ForgetCredentials();
                 throw await ErrorAsync(response, ct);
             }
-            var text = await response.Content.ReadAsStringAsync(ct);
-            return (text.Length == 0 ? null : JsonNode.Parse(text) as JsonObject) ?? [];
+            var bytes = await response.Content.ReadAsByteArrayAsync(ct);
+            return (bytes.Length == 0 ? null : JsonNode.Parse(bytes) as JsonObject) ?? [];
         }
     }
 
     private async Task<HttpRequestMessage> NewRequestAsync(HttpMethod method, string path, JsonNode? body, string? contentType, CancellationToken ct)
     {
         var request = new HttpRequestMessage(method, path);
-        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
-        request.Headers.UserAgent.Add(new ProductInfoHeaderValue("opsgate", "1.0"));
+        // Constant values: added as text, not parsed into header objects on every request.
+        request.Headers.TryAddWithoutValidation("Accept", "application/json");
+        request.Headers.TryAddWithoutValidation("User-Agent", "opsgate/1.0");
         var token = _exec is not null ? await _exec.GetTokenAsync(ct) : _tokenFile?.Get() ?? _target.Token;
         if (token is not null)
             request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
         if (body is not null)
-            request.Content = new StringContent(body.ToJsonString(), Encoding.UTF8, contentType ?? "application/json");
-        if (request.Content is not null && contentType is not null)
-            request.Content.Headers.ContentType = new MediaTypeHeaderValue(contentType) { CharSet = null };
+        {
+            request.Content = new ByteArrayContent(JsonSerializer.SerializeToUtf8Bytes(body));
+            request.Content.Headers.TryAddWithoutValidation("Content-Type", contentType ?? "application/json");
+        }
         return request;
     }
 
