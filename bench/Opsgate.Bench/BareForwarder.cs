@@ -38,6 +38,16 @@ internal sealed class BareForwarder : IAsyncDisposable
     public Uri BaseAddress { get; }
     public int ProcessId => _process.Id;
 
+    /// <summary>The forwarder process's CPU time so far.</summary>
+    public TimeSpan CpuTime
+    {
+        get
+        {
+            _process.Refresh();
+            return _process.TotalProcessorTime;
+        }
+    }
+
     /// <summary>Starts this program in forwarder mode, with the server GC Opsgate and KubeSim run with, and waits until it answers.</summary>
     public static async Task<BareForwarder> StartAsync(Uri upstream, HttpClient http, CancellationToken ct)
     {

@@ -7,8 +7,10 @@ namespace Opsgate.Bench;
 
 /// <summary>One round of the kube scenario: the same scale sent directly to KubeSim, through the bare forwarder, then through Opsgate.</summary>
 /// <param name="Forwarder">The same scale through <see cref="BareForwarder"/>: what any HTTP hop in front of KubeSim adds here.</param>
+/// <param name="ForwarderCpuUsPerRequest">The forwarder process's CPU time over its run, warm-up included, per scale request sent.</param>
 /// <param name="CpuUsPerRequest">The Opsgate process's CPU time (process_cpu_seconds_total) over its run, warm-up included, per scale request sent.</param>
-internal sealed record KubeMeasurement(string Database, int Round, LoadResult Direct, LoadResult Forwarder, LoadResult Opsgate, double CpuUsPerRequest, string? Failure)
+internal sealed record KubeMeasurement(
+    string Database, int Round, LoadResult Direct, LoadResult Forwarder, LoadResult Opsgate, double ForwarderCpuUsPerRequest, double CpuUsPerRequest, string? Failure)
 {
     /// <summary>The issue's target: Opsgate adds at most 1 ms at p50 and keeps at least half the direct throughput.</summary>
     public const double MaxAddedP50Ms = 1.0;
@@ -41,6 +43,7 @@ internal sealed class KubeBench(BenchOptions options, Scenarios s, ServerReading
     private readonly Uri _through = new(opsgate, $"api/v1/clusters/{Cluster}/namespaces/{KubeSimProcess.Namespace}/deployments/{KubeSimProcess.Deployment}/scale");
     private long _counter;
     private long _opsgateSent;
+    private long _forwardedSent;
 
     public static string Describe(BenchOptions options) =>
         $"kube: direct = PATCH <kubesim>/apis/apps/v1/namespaces/prod/deployments/web/scale (merge patch) to KubeSim; " +
@@ -82,9 +85,13 @@ internal sealed class KubeBench(BenchOptions options, Scenarios s, ServerReading
     public Task Forwarded(Worker w, CancellationToken ct)
     {
         var body = Encoding.UTF8.GetBytes($$"""{"replicas":{{NextReplicas().ToString(CultureInfo.InvariantCulture)}}}""");
-        return s.SendAsync(w, 0, () => new HttpRequestMessage(HttpMethod.Post, _forwarded)
+        return s.SendAsync(w, 0, () =>
         {
-            Content = new ByteArrayContent(body) { Headers = { ContentType = new MediaTypeHeaderValue("application/json") } },
+            Interlocked.Increment(ref _forwardedSent);
+            return new HttpRequestMessage(HttpMethod.Post, _forwarded)
+            {
+                Content = new ByteArrayContent(body) { Headers = { ContentType = new MediaTypeHeaderValue("application/json") } },
+            };
         }, HttpStatusCode.OK, ct);
     }
 
@@ -118,7 +125,9 @@ internal sealed class KubeBench(BenchOptions options, Scenarios s, ServerReading
     {
         var (directWarmup, direct) = await LoadRunner.RunWithWarmupAsync(options, Direct, 1, ct);
         o.WriteLine($"round {round} kube direct: {Report.Line(direct)}");
+        var (forwarderCpuBefore, forwardedBefore) = (forwarder.CpuTime, Interlocked.Read(ref _forwardedSent));
         var (forwardedWarmup, forwarded) = await LoadRunner.RunWithWarmupAsync(options, Forwarded, 1, ct);
+        var forwarderCpuUs = (forwarder.CpuTime - forwarderCpuBefore).TotalMicroseconds / Math.Max(1, Interlocked.Read(ref _forwardedSent) - forwardedBefore);
         o.WriteLine($"round {round} kube through the bare forwarder: {Report.Line(forwarded)}");
 
         var auditBefore = await s.LatestAuditIdAsync(ct);
@@ -138,25 +147,26 @@ internal sealed class KubeBench(BenchOptions options, Scenarios s, ServerReading
         var added = await s.LatestAuditIdAsync(ct) - auditBefore;
         var sent = Interlocked.Read(ref _opsgateSent) - sentBefore;
         var cpuUs = cpu * 1e6 / Math.Max(1, sent);
-        o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  server CPU: {cpuUs:0} us per scale request through Opsgate (warm-up included)"));
+        o.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  CPU per scale request (warm-ups included): Opsgate {cpuUs:0} us, bare forwarder {forwarderCpuUs:0} us"));
         o.WriteLine($"  audit: {added:N0} entries added for {sent:N0} scale requests through Opsgate (warm-up included); verify: ok={verify.Ok}, {verify.Entries:N0} entries{(verify.Reason is null ? "" : ", " + verify.Reason)}");
         if (!verify.Ok)
             failures.Add($"GET /api/v1/audit/verify is not ok: {verify.Reason}");
         if (added != sent)
             failures.Add($"the audit log grew by {added} entries for {sent} scale requests");
-        return new KubeMeasurement(options.DatabaseName, round, direct, forwarded, through, cpuUs, failures.Count == 0 ? null : string.Join("; ", failures));
+        return new KubeMeasurement(options.DatabaseName, round, direct, forwarded, through, forwarderCpuUs, cpuUs, failures.Count == 0 ? null : string.Join("; ", failures));
     }
 
     public static void Table(TextWriter o, IReadOnlyList<KubeMeasurement> measurements)
     {
         var inv = CultureInfo.InvariantCulture;
-        o.WriteLine("| database | round | direct req/s | direct p50 ms | direct p99 ms | forwarder req/s | forwarder ratio | forwarder added p50 ms | Opsgate req/s | Opsgate p50 ms | Opsgate p99 ms | ratio | added p50 ms | added p99 ms | server CPU us/req | target | result |");
-        o.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
+        o.WriteLine("| database | round | direct req/s | direct p50 ms | direct p99 ms | forwarder req/s | forwarder ratio | forwarder added p50 ms | forwarder CPU us/req | Opsgate req/s | Opsgate p50 ms | Opsgate p99 ms | ratio | added p50 ms | added p99 ms | server CPU us/req | target | result |");
+        o.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
         foreach (var m in measurements)
         {
             o.WriteLine(string.Create(inv,
                 $"| {m.Database} | {m.Round} | {m.Direct.PerSecond:N0} | {m.Direct.All.P50Ms:0.00} | {m.Direct.All.P99Ms:0.00} | " +
-                $"{m.Forwarder.PerSecond:N0} | {m.ForwarderRatio:0.000} | {m.ForwarderAddedP50Ms:0.00} | " +
+                $"{m.Forwarder.PerSecond:N0} | {m.ForwarderRatio:0.000} | {m.ForwarderAddedP50Ms:0.00} | {m.ForwarderCpuUsPerRequest:0} | " +
                 $"{m.Opsgate.PerSecond:N0} | {m.Opsgate.All.P50Ms:0.00} | {m.Opsgate.All.P99Ms:0.00} | {m.Ratio:0.000} | {m.AddedP50Ms:0.00} | " +
                 $"{m.Opsgate.All.P99Ms - m.Direct.All.P99Ms:0.00} | {m.CpuUsPerRequest:0} | added p50 <= 1 ms, ratio >= 0.5 | {m.Verdict} |"));
         }
