@@ -53,8 +53,36 @@ internal sealed class PrometheusExporter : IDisposable
     private void Record(Instrument instrument, double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
     {
         if (_instruments.TryGetValue(instrument, out var state))
-            state.Record(value, Labels(tags));
+            state.Record(value, CachedLabels(tags));
     }
+
+    /// <summary>
+    /// Label text for up to three string tags, looked up by the tags themselves: every request records three measurements,
+    /// and the same few label sets recur. Its size follows the series' own, which the callers keep bounded.
+    /// </summary>
+    private string CachedLabels(ReadOnlySpan<KeyValuePair<string, object?>> tags)
+    {
+        if (tags.Length > 3)
+            return Labels(tags);
+        var key = new TagKey(Tag(tags, 0), Tag(tags, 1), Tag(tags, 2));
+        if (key.Complete(tags.Length) && _labels.TryGetValue(key, out var labels))
+            return labels;
+        labels = Labels(tags);
+        if (key.Complete(tags.Length))
+            _labels.TryAdd(key, labels);
+        return labels;
+    }
+
+    private static (string, string)? Tag(ReadOnlySpan<KeyValuePair<string, object?>> tags, int i) =>
+        i < tags.Length && tags[i].Value is string value ? (tags[i].Key, value) : null;
+
+    private readonly record struct TagKey((string, string)? First, (string, string)? Second, (string, string)? Third)
+    {
+        /// <summary>True when every tag is a string tag held in the key.</summary>
+        public bool Complete(int count) => count == (First is null ? 0 : 1) + (Second is null ? 0 : 1) + (Third is null ? 0 : 1);
+    }
+
+    private readonly ConcurrentDictionary<TagKey, string> _labels = new();
 
     /// <summary>Label set in Prometheus syntax, sorted by name so one series always has one key.</summary>
     private static string Labels(ReadOnlySpan<KeyValuePair<string, object?>> tags)
