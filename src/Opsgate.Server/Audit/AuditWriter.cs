@@ -1,5 +1,7 @@
-using System.Data.Common;
+using System.Globalization;
 using System.Threading.Channels;
+using Microsoft.Data.Sqlite;
+using SQLitePCL;
 using Dapper;
 using Opsgate.Server.Observability;
 using Opsgate.Server.Persistence;
@@ -40,19 +42,16 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
         "ts, actor, source_ip, action, resource_kind, namespace, resource_name, request_body, status, http_status, error_message, " +
         "principal_id, auth_method, request_id, dry_run, job_id, cluster";
 
-    private static readonly string[] InsertColumns =
-    [
-        "Id", "Ts", "Actor", "SourceIp", "Action", "ResourceKind", "Namespace", "ResourceName", "RequestBody", "Status", "HttpStatus",
-        "ErrorMessage", "PrincipalId", "AuthMethod", "RequestId", "DryRun", "JobId", "Cluster", "PrevHash", "Hash",
-    ];
-
-    private const string InsertSql =
+    /// <summary>SQLite's insert, its values bound by position (see <see cref="InsertEach"/>).</summary>
+    private const string SqliteInsertSql =
         """
         INSERT INTO audit_log (id, ts, actor, source_ip, action, resource_kind, namespace, resource_name, request_body,
             status, http_status, error_message, principal_id, auth_method, request_id, dry_run, job_id, cluster, prev_hash, hash)
-        VALUES (@Id, @Ts, @Actor, @SourceIp, @Action, @ResourceKind, @Namespace, @ResourceName, @RequestBody,
-            @Status, @HttpStatus, @ErrorMessage, @PrincipalId, @AuthMethod, @RequestId, @DryRun, @JobId, @Cluster, @PrevHash, @Hash)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)
         """;
+
+    /// <summary>The text Microsoft.Data.Sqlite stores for a DateTime, so that timestamps written here compare with its parameters.</summary>
+    private const string SqliteTimestamp = @"yyyy\-MM\-dd HH\:mm\:ss.FFFFFFF";
 
     /// <summary>A whole batch in one statement (one row per array element) instead of one statement per entry, while the lock is held.</summary>
     private const string PostgresInsertSql =
@@ -354,38 +353,46 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
         }
         else
         {
-            await InsertEachAsync(connection, tx, batch);
+            InsertEach((SqliteConnection)connection, batch);
         }
         return staged.Count;
     }
 
     /// <summary>
-    /// SQLite: one prepared INSERT for the batch whose parameters get each entry's values in turn (Dapper would create and
-    /// bind 20 new parameters per entry, which more than doubles the cost of the insert).
+    /// SQLite: one statement for the batch, each entry's values bound by position. Through Microsoft.Data.Sqlite (or Dapper)
+    /// every execution would look up its 20 parameters by name (a search of the statement's names for each), which cost
+    /// more than the insert itself.
     /// </summary>
-    private static async Task InsertEachAsync(DbConnection connection, DbTransaction? tx, IReadOnlyList<AuditEntry> batch)
+    private static void InsertEach(SqliteConnection connection, IReadOnlyList<AuditEntry> batch)
     {
-        await using var command = connection.CreateCommand();
-        command.Transaction = tx;
-        command.CommandText = InsertSql;
-        var parameters = new DbParameter[InsertColumns.Length];
-        for (var i = 0; i < parameters.Length; i++)
+        var db = connection.Handle!;
+        SqliteException.ThrowExceptionForRC(raw.sqlite3_prepare_v2(db, SqliteInsertSql, out var statement), db);
+        using (statement)
         {
-            parameters[i] = command.CreateParameter();
-            parameters[i].ParameterName = "@" + InsertColumns[i];
-            command.Parameters.Add(parameters[i]);
+            var n = 0; // the position of the value bound last
+            foreach (var e in batch)
+            {
+                raw.sqlite3_reset(statement);
+                n = 0;
+                Bind(raw.sqlite3_bind_int64(statement, ++n, e.Id));
+                Text(e.Ts.ToString(SqliteTimestamp, CultureInfo.InvariantCulture));
+                foreach (var text in (ReadOnlySpan<string?>)[e.Actor, e.SourceIp, e.Action, e.ResourceKind, e.Namespace, e.ResourceName, e.RequestBody, e.Status])
+                    Text(text);
+                Bind(e.HttpStatus is { } status ? raw.sqlite3_bind_int64(statement, ++n, status) : raw.sqlite3_bind_null(statement, ++n));
+                foreach (var text in (ReadOnlySpan<string?>)[e.ErrorMessage, e.PrincipalId, e.AuthMethod, e.RequestId])
+                    Text(text);
+                Bind(raw.sqlite3_bind_int64(statement, ++n, e.DryRun ? 1 : 0));
+                foreach (var text in (ReadOnlySpan<string?>)[e.JobId, e.Cluster, e.PrevHash, e.Hash])
+                    Text(text);
+                var rc = raw.sqlite3_step(statement);
+                if (rc != raw.SQLITE_DONE)
+                    SqliteException.ThrowExceptionForRC(rc, db);
+            }
+
+            void Text(string? value) => Bind(value is null ? raw.sqlite3_bind_null(statement, ++n) : raw.sqlite3_bind_text(statement, ++n, value));
         }
-        foreach (var e in batch)
-        {
-            object?[] values =
-            [
-                e.Id, e.Ts, e.Actor, e.SourceIp, e.Action, e.ResourceKind, e.Namespace, e.ResourceName, e.RequestBody, e.Status, e.HttpStatus,
-                e.ErrorMessage, e.PrincipalId, e.AuthMethod, e.RequestId, e.DryRun, e.JobId, e.Cluster, e.PrevHash, e.Hash,
-            ];
-            for (var i = 0; i < values.Length; i++)
-                parameters[i].Value = values[i] ?? DBNull.Value;
-            await command.ExecuteNonQueryAsync();
-        }
+
+        void Bind(int rc) => SqliteException.ThrowExceptionForRC(rc, db);
     }
 
     /// <summary>
