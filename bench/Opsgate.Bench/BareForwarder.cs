@@ -48,7 +48,7 @@ internal sealed class BareForwarder : IAsyncDisposable
         }
     }
 
-    /// <summary>Starts this program in forwarder mode, with the server GC Opsgate and KubeSim run with, and waits until it answers.</summary>
+    /// <summary>Starts this program in forwarder mode, with the garbage collector Opsgate runs with, and waits until it answers.</summary>
     public static async Task<BareForwarder> StartAsync(Uri upstream, HttpClient http, CancellationToken ct)
     {
         var dir = Directory.CreateTempSubdirectory("opsgate-bench-forwarder-").FullName;
@@ -56,7 +56,9 @@ internal sealed class BareForwarder : IAsyncDisposable
         var start = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardError = true, WorkingDirectory = dir };
         foreach (var arg in new[] { typeof(BareForwarder).Assembly.Location, Command, port.ToString(CultureInfo.InvariantCulture), upstream.ToString() })
             start.ArgumentList.Add(arg);
-        start.Environment["DOTNET_gcServer"] = "1";
+        // Opsgate's collector (workstation, no background GC: see its csproj), so that only the work differs.
+        start.Environment["DOTNET_gcServer"] = "0";
+        start.Environment["DOTNET_gcConcurrent"] = "0";
         var process = Process.Start(start) ?? throw new BenchException("could not start the bare forwarder");
         process.ErrorDataReceived += (_, e) =>
         {

@@ -29,38 +29,44 @@ internal static class AuditChain
         buffer.ResetWrittenCount();
         var w = t_writer ??= new Utf8JsonWriter(buffer);
         w.Reset(buffer);
-        w.WriteStartArray();
-        w.WriteNumberValue(e.Id);
-        w.WriteStringValue(e.Ts.ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture));
-        Write(w, e.Actor);
-        Write(w, e.SourceIp);
-        Write(w, e.Action);
-        Write(w, e.ResourceKind);
-        Write(w, e.Namespace);
-        Write(w, e.ResourceName);
-        Write(w, e.RequestBody);
-        Write(w, e.Status);
-        if (e.HttpStatus is { } status)
-            w.WriteNumberValue(status);
-        else
-            w.WriteNullValue();
-        Write(w, e.ErrorMessage);
-        Write(w, e.PrincipalId);
-        Write(w, e.AuthMethod);
-        Write(w, e.RequestId);
-        w.WriteBooleanValue(e.DryRun);
-        Write(w, e.JobId);
-        Write(w, e.PrevHash);
-        // Fields added later are appended only when set, so entries written before they existed keep their hashes.
-        if (e.Cluster is not null)
-            w.WriteStringValue(e.Cluster);
-        w.WriteEndArray();
-        w.Flush();
-        Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
-        SHA256.HashData(buffer.WrittenSpan, hash);
-        if (buffer.Capacity > MaxKeptBuffer)
-            (t_buffer, t_writer) = (null, null); // a large body's buffer is not kept
-        return Convert.ToHexStringLower(hash);
+        try
+        {
+            w.WriteStartArray();
+            w.WriteNumberValue(e.Id);
+            w.WriteStringValue(e.Ts.ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture));
+            Write(w, e.Actor);
+            Write(w, e.SourceIp);
+            Write(w, e.Action);
+            Write(w, e.ResourceKind);
+            Write(w, e.Namespace);
+            Write(w, e.ResourceName);
+            Write(w, e.RequestBody);
+            Write(w, e.Status);
+            if (e.HttpStatus is { } status)
+                w.WriteNumberValue(status);
+            else
+                w.WriteNullValue();
+            Write(w, e.ErrorMessage);
+            Write(w, e.PrincipalId);
+            Write(w, e.AuthMethod);
+            Write(w, e.RequestId);
+            w.WriteBooleanValue(e.DryRun);
+            Write(w, e.JobId);
+            Write(w, e.PrevHash);
+            // Fields added later are appended only when set, so entries written before they existed keep their hashes.
+            if (e.Cluster is not null)
+                w.WriteStringValue(e.Cluster);
+            w.WriteEndArray();
+            w.Flush();
+            Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
+            SHA256.HashData(buffer.WrittenSpan, hash);
+            return Convert.ToHexStringLower(hash);
+        }
+        finally
+        {
+            if (buffer.Capacity > MaxKeptBuffer)
+                (t_buffer, t_writer) = (null, null); // a large body's buffer is not kept
+        }
     }
 
     private static void Write(Utf8JsonWriter w, string? value)

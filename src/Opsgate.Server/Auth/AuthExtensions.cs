@@ -153,7 +153,7 @@ internal sealed class RoleRequirementHandler : AuthorizationHandler<RoleRequirem
 {
     protected override Task HandleRequirementAsync(AuthorizationHandlerContext context, RoleRequirement requirement)
     {
-        var principal = context.Resource is HttpContext http ? http.Principal() : Principal.From(context.User);
+        var principal = context.Resource is HttpContext http && ReferenceEquals(http.User, context.User) ? http.Principal() : Principal.From(context.User);
         if (principal?.Role >= requirement.Minimum)
         {
             context.Succeed(requirement);

@@ -79,10 +79,18 @@ internal sealed class OpsgateMetrics
 
     public void HttpRequest(string endpoint, string method, int status, double seconds)
     {
+        method = MethodLabel(method);
         var statusText = StatusText(status);
         _httpRequests.Add(1, new("endpoint", endpoint), new("method", method), new("status", statusText));
         _httpDuration.Record(seconds, new KeyValuePair<string, object?>("endpoint", endpoint), new KeyValuePair<string, object?>("method", method));
     }
+
+    /// <summary>A client may send any token as its method: each new one would be a new series, so the unknown ones share one.</summary>
+    private static string MethodLabel(string method) => method switch
+    {
+        "GET" or "HEAD" or "POST" or "PUT" or "PATCH" or "DELETE" or "OPTIONS" => method,
+        _ => "OTHER",
+    };
 
     private static string StatusText(int status) => status switch
     {

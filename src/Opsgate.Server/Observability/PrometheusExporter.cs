@@ -15,11 +15,14 @@ internal sealed class PrometheusExporter : IDisposable
 {
     public const string ContentType = "text/plain; version=0.0.4; charset=utf-8";
 
+    private const int MaxCachedLabels = 1000;
+
     private static readonly double[] DefaultBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
     private readonly MeterListener _listener = new();
     private readonly ConcurrentDictionary<Instrument, InstrumentState> _instruments = new();
     private readonly Lock _scrape = new();
+    private readonly ConcurrentDictionary<TagKey, string> _labels = new();
 
     public PrometheusExporter(OpsgateMetrics metrics)
     {
@@ -58,7 +61,7 @@ internal sealed class PrometheusExporter : IDisposable
 
     /// <summary>
     /// Label text for up to three string tags, looked up by the tags themselves: every request records three measurements,
-    /// and the same few label sets recur. Its size follows the series' own, which the callers keep bounded.
+    /// and the same few label sets recur. Past <see cref="MaxCachedLabels"/> label sets the rest are built each time.
     /// </summary>
     private string CachedLabels(ReadOnlySpan<KeyValuePair<string, object?>> tags)
     {
@@ -68,7 +71,7 @@ internal sealed class PrometheusExporter : IDisposable
         if (key.Complete(tags.Length) && _labels.TryGetValue(key, out var labels))
             return labels;
         labels = Labels(tags);
-        if (key.Complete(tags.Length))
+        if (key.Complete(tags.Length) && _labels.Count < MaxCachedLabels)
             _labels.TryAdd(key, labels);
         return labels;
     }
@@ -81,8 +84,6 @@ internal sealed class PrometheusExporter : IDisposable
         /// <summary>True when every tag is a string tag held in the key.</summary>
         public bool Complete(int count) => count == (First is null ? 0 : 1) + (Second is null ? 0 : 1) + (Third is null ? 0 : 1);
     }
-
-    private readonly ConcurrentDictionary<TagKey, string> _labels = new();
 
     /// <summary>Label set in Prometheus syntax, sorted by name so one series always has one key.</summary>
     private static string Labels(ReadOnlySpan<KeyValuePair<string, object?>> tags)

@@ -4,6 +4,7 @@ using System.Text.Json;
 using Dapper;
 using Microsoft.Extensions.DependencyInjection;
 using Opsgate.Server.Audit;
+using Opsgate.Server.Persistence;
 using Opsgate.Server.Tests.Infrastructure;
 
 namespace Opsgate.Server.Tests.Audit;
@@ -213,12 +214,25 @@ public sealed class AuditLogTests
         await using var server = await OpsgateServer.StartAsync(provider);
         var writer = server.App.Services.GetRequiredService<AuditWriter>();
         string[] texts = ["Zoë ünïcödé", "emoji 🚀 and 中文", "quote \" backslash \\ slash / [1, 2]", "tab\tnewline\ncontrol\u0001", "<b>&amp;</b> 'x'", ""];
-        // Appended together, so they share batches.
-        await Task.WhenAll(texts.Select((text, i) => writer.AppendAsync(new AuditEntry
+        // Every field distinct, so a value stored in the wrong column shows.
+        AuditEntry Entry(int i) => new()
         {
-            Actor = text, Action = "test.text", Status = AuditStatus.Error, HttpStatus = 400 + i, ErrorMessage = text, Namespace = text,
-            RequestBody = JsonSerializer.Serialize(new { note = text }), DryRun = i % 2 == 0,
-        })));
+            Actor = "actor " + texts[i], SourceIp = "ip " + texts[i], Action = "test.text", ResourceKind = "kind " + texts[i],
+            Namespace = "ns " + texts[i], ResourceName = "name " + texts[i], RequestBody = JsonSerializer.Serialize(new { note = texts[i] }),
+            Status = AuditStatus.Error, HttpStatus = 400 + i, ErrorMessage = "error " + texts[i], PrincipalId = "principal " + texts[i],
+            AuthMethod = "method " + texts[i], RequestId = "request " + texts[i], DryRun = i % 2 == 0, JobId = "job " + texts[i],
+            Cluster = "cluster " + texts[i],
+        };
+        // Half as requests append them (together, so they may share a batch), half as the job engine does: in one
+        // transaction, which chains several entries at once.
+        await Task.WhenAll(Enumerable.Range(0, 3).Select(i => writer.AppendAsync(Entry(i))));
+        var database = server.App.Services.GetRequiredService<Database>();
+        await using (var write = await database.WriteAsync())
+        {
+            await writer.AppendWithinAsync(write, [.. Enumerable.Range(3, 3).Select(Entry)]);
+            await write.CommitAsync();
+        }
+        writer.Committed(3);
 
         var page = await server.Admin.GetFromJsonAsync<JsonElement>("/api/v1/audit?action=test.text&limit=10");
         var items = page.GetProperty("items").EnumerateArray().ToList();
@@ -226,13 +240,20 @@ public sealed class AuditLogTests
         foreach (var item in items)
         {
             var i = item.GetProperty("http_status").GetInt32() - 400;
-            Assert.Equal(texts[i], item.GetProperty("actor").GetString());
-            Assert.Equal(texts[i], item.GetProperty("error_message").GetString());
-            Assert.Equal(texts[i], item.GetProperty("namespace").GetString());
+            foreach (var (field, prefix) in new[]
+            {
+                ("actor", "actor "), ("source_ip", "ip "), ("resource_kind", "kind "), ("namespace", "ns "), ("resource_name", "name "),
+                ("error_message", "error "), ("principal_id", "principal "), ("auth_method", "method "), ("request_id", "request "),
+                ("job_id", "job "), ("cluster", "cluster "),
+            })
+            {
+                Assert.Equal(prefix + texts[i], item.GetProperty(field).GetString());
+            }
             Assert.Equal(texts[i], item.GetProperty("request_body").GetProperty("note").GetString());
+            Assert.Equal("error", item.GetProperty("status").GetString());
             Assert.Equal(i % 2 == 0, item.GetProperty("dry_run").GetBoolean());
         }
-        var byActor = await server.Admin.GetFromJsonAsync<JsonElement>($"/api/v1/audit?actor={Uri.EscapeDataString(texts[1])}");
+        var byActor = await server.Admin.GetFromJsonAsync<JsonElement>($"/api/v1/audit?actor={Uri.EscapeDataString("actor " + texts[1])}");
         Assert.Equal(1, byActor.GetProperty("items").GetArrayLength());
         var verify = await server.Admin.GetFromJsonAsync<JsonElement>("/api/v1/audit/verify");
         Assert.True(verify.GetProperty("ok").GetBoolean(), verify.GetRawText());
