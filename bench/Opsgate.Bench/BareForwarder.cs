@@ -18,33 +18,23 @@ namespace Opsgate.Bench;
 /// audit, no database, no metrics. What Opsgate adds over the direct run beyond what this adds is Opsgate's own work.
 /// Run as <c>opsgate-bench bare-forwarder PORT UPSTREAM</c> (started by the benchmark, not by hand).
 /// </summary>
-internal sealed class BareForwarder : IAsyncDisposable
+internal sealed class BareForwarder : ChildServer
 {
     public const string Command = "bare-forwarder";
     private static readonly MediaTypeHeaderValue MergePatch = new("application/merge-patch+json");
 
-    private readonly Process _process;
-    private readonly string _dir;
-    private int _stopped;
-
     private BareForwarder(Process process, string dir, Uri baseAddress)
+        : base(process, dir, baseAddress)
     {
-        _process = process;
-        _dir = dir;
-        BaseAddress = baseAddress;
-        AppDomain.CurrentDomain.ProcessExit += (_, _) => Stop();
     }
-
-    public Uri BaseAddress { get; }
-    public int ProcessId => _process.Id;
 
     /// <summary>The forwarder process's CPU time so far.</summary>
     public TimeSpan CpuTime
     {
         get
         {
-            _process.Refresh();
-            return _process.TotalProcessorTime;
+            Process.Refresh();
+            return Process.TotalProcessorTime;
         }
     }
 
@@ -127,14 +117,5 @@ internal sealed class BareForwarder : IAsyncDisposable
         });
         await app.RunAsync();
         return 0;
-    }
-
-    private void Stop() => ChildProcess.Stop(_process, _dir, ref _stopped);
-
-    public ValueTask DisposeAsync()
-    {
-        Stop();
-        _process.Dispose();
-        return ValueTask.CompletedTask;
     }
 }

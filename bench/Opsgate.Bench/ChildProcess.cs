@@ -41,3 +41,34 @@ internal static class ChildProcess
         }
     }
 }
+
+/// <summary>
+/// A child process serving on a loopback port, with a temp dir of its own. Disposing kills it and removes the dir; so does
+/// this process exiting, as a last resort.
+/// </summary>
+internal abstract class ChildServer : IAsyncDisposable
+{
+    private readonly string _dir;
+    private int _stopped;
+
+    protected ChildServer(Process process, string dir, Uri baseAddress)
+    {
+        Process = process;
+        _dir = dir;
+        BaseAddress = baseAddress;
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => Stop();
+    }
+
+    public Uri BaseAddress { get; }
+    public int ProcessId => Process.Id;
+    protected Process Process { get; }
+
+    private void Stop() => ChildProcess.Stop(Process, _dir, ref _stopped);
+
+    public ValueTask DisposeAsync()
+    {
+        Stop();
+        Process.Dispose();
+        return ValueTask.CompletedTask;
+    }
+}

@@ -9,7 +9,7 @@ namespace Opsgate.Bench;
 /// KubeSim (the project's in-memory kube-apiserver) as a child process on a loopback port, plain HTTP with no
 /// token, seeded with <see cref="Manifests"/>. Disposing kills it and removes its temp dir.
 /// </summary>
-internal sealed partial class KubeSimProcess : IAsyncDisposable
+internal sealed partial class KubeSimProcess : ChildServer
 {
     public const string Namespace = "prod";
     public const string Deployment = "web";
@@ -34,20 +34,10 @@ internal sealed partial class KubeSimProcess : IAsyncDisposable
 
     private static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(60);
 
-    private readonly Process _process;
-    private readonly string _dir;
-    private int _stopped;
-
     private KubeSimProcess(Process process, string dir, Uri baseAddress)
+        : base(process, dir, baseAddress)
     {
-        _process = process;
-        _dir = dir;
-        BaseAddress = baseAddress;
-        AppDomain.CurrentDomain.ProcessExit += (_, _) => Stop();
     }
-
-    public Uri BaseAddress { get; }
-    public int ProcessId => _process.Id;
 
     /// <summary>The kubeconfig KubeSim wrote, as Opsgate's cluster registration takes it.</summary>
     public string Kubeconfig { get; private set; } = "";
@@ -96,8 +86,8 @@ internal sealed partial class KubeSimProcess : IAsyncDisposable
         var healthz = new Uri(BaseAddress, "healthz");
         while (true)
         {
-            if (_process.HasExited)
-                throw new BenchException($"KubeSim exited with code {_process.ExitCode} before it was ready");
+            if (Process.HasExited)
+                throw new BenchException($"KubeSim exited with code {Process.ExitCode} before it was ready");
             try
             {
                 using var response = await http.GetAsync(healthz, ct);
@@ -126,13 +116,4 @@ internal sealed partial class KubeSimProcess : IAsyncDisposable
 
     [GeneratedRegex(@"server:\s*(\S+)")]
     private static partial Regex ServerLine();
-
-    private void Stop() => ChildProcess.Stop(_process, _dir, ref _stopped);
-
-    public ValueTask DisposeAsync()
-    {
-        Stop();
-        _process.Dispose();
-        return ValueTask.CompletedTask;
-    }
 }

@@ -9,26 +9,17 @@ namespace Opsgate.Bench;
 /// One Opsgate server as a child process (<c>dotnet opsgate.dll</c>, no shell) on a loopback port with a
 /// temp data dir. Disposing kills it and removes the dir; so does this process exiting, as a last resort.
 /// </summary>
-internal sealed class ServerProcess : IAsyncDisposable
+internal sealed class ServerProcess : ChildServer
 {
     private static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(60);
 
-    private readonly Process _process;
-    private readonly string _dataDir;
-    private int _stopped;
-
     private ServerProcess(Process process, string dataDir, Uri baseAddress, string adminKey)
+        : base(process, dataDir, baseAddress)
     {
-        _process = process;
-        _dataDir = dataDir;
-        BaseAddress = baseAddress;
         AdminKey = adminKey;
-        AppDomain.CurrentDomain.ProcessExit += (_, _) => Stop();
     }
 
-    public Uri BaseAddress { get; }
     public string AdminKey { get; }
-    public int ProcessId => _process.Id;
 
     /// <param name="extraArgs">More server settings on its command line (e.g. <c>--Jobs:Workers=1</c>).</param>
     public static Task<ServerProcess> StartAsync(BenchOptions options, HttpClient http, CancellationToken ct, params string[] extraArgs) =>
@@ -87,8 +78,8 @@ internal sealed class ServerProcess : IAsyncDisposable
     /// <summary>A line of /proc/&lt;pid&gt;/status in bytes: VmRSS (resident now) or VmHWM (the peak so far).</summary>
     public long ProcStatusBytes(string field)
     {
-        var line = File.ReadLines($"/proc/{_process.Id}/status").FirstOrDefault(l => l.StartsWith(field + ":", StringComparison.Ordinal))
-            ?? throw new BenchException($"/proc/{_process.Id}/status has no {field}");
+        var line = File.ReadLines($"/proc/{Process.Id}/status").FirstOrDefault(l => l.StartsWith(field + ":", StringComparison.Ordinal))
+            ?? throw new BenchException($"/proc/{Process.Id}/status has no {field}");
         var kb = line[(field.Length + 1)..].Trim().Split(' ')[0];
         return long.Parse(kb, System.Globalization.CultureInfo.InvariantCulture) * 1024;
     }
@@ -96,7 +87,7 @@ internal sealed class ServerProcess : IAsyncDisposable
     /// <summary>CPU time the server has used so far (user + system, from /proc/&lt;pid&gt;/stat).</summary>
     public TimeSpan CpuTime()
     {
-        var stat = File.ReadAllText($"/proc/{_process.Id}/stat");
+        var stat = File.ReadAllText($"/proc/{Process.Id}/stat");
         // Fields after the command name (which may hold spaces, inside parentheses): utime and stime are the 12th and 13th.
         var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
         var ticks = long.Parse(fields[11], System.Globalization.CultureInfo.InvariantCulture) + long.Parse(fields[12], System.Globalization.CultureInfo.InvariantCulture);
@@ -118,8 +109,8 @@ internal sealed class ServerProcess : IAsyncDisposable
         var ready = new Uri(BaseAddress, "health/ready");
         while (true)
         {
-            if (_process.HasExited)
-                throw new BenchException($"opsgate exited with code {_process.ExitCode} before it was ready (its output is above)");
+            if (Process.HasExited)
+                throw new BenchException($"opsgate exited with code {Process.ExitCode} before it was ready (its output is above)");
             try
             {
                 using var response = await http.GetAsync(ready, ct);
@@ -134,15 +125,6 @@ internal sealed class ServerProcess : IAsyncDisposable
                 throw new BenchException($"opsgate was not ready at {ready} within {ReadyTimeout.TotalSeconds} s");
             await Task.Delay(TimeSpan.FromMilliseconds(100), ct);
         }
-    }
-
-    private void Stop() => ChildProcess.Stop(_process, _dataDir, ref _stopped);
-
-    public ValueTask DisposeAsync()
-    {
-        Stop();
-        _process.Dispose();
-        return ValueTask.CompletedTask;
     }
 }
 
