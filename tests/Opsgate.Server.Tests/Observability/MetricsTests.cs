@@ -38,6 +38,18 @@ public sealed class MetricsTests
     }
 
     [Fact]
+    public async Task Methods_a_client_makes_up_share_one_label()
+    {
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite);
+        foreach (var method in new[] { "FOO", "BAR", "PROPFIND" })
+            Assert.True((await server.Admin.SendAsync(new HttpRequestMessage(new HttpMethod(method), "/api/v1/apikeys"))).StatusCode >= HttpStatusCode.BadRequest);
+
+        var lines = (await server.Client().GetStringAsync("/metrics")).Split('\n');
+        Assert.Contains(lines, l => l.StartsWith("http_requests_total{", StringComparison.Ordinal) && l.Contains("method=\"OTHER\"", StringComparison.Ordinal) && l.EndsWith(" 3", StringComparison.Ordinal));
+        Assert.DoesNotContain(lines, l => l.Contains("FOO", StringComparison.Ordinal) || l.Contains("PROPFIND", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Job_metrics_count_finished_jobs_by_type_and_status_and_pass_promtool()
     {
         using var runbooks = new TempDir();
