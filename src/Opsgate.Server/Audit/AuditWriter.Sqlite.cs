@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.Data.Sqlite;
+using Opsgate.Server.Persistence;
 using SQLitePCL;
 
 namespace Opsgate.Server.Audit;
@@ -22,15 +23,15 @@ internal sealed partial class AuditWriter
     /// <summary>
     /// SQLite: one statement for the batch, each entry's values bound by position. Through Microsoft.Data.Sqlite (or Dapper)
     /// every execution would look up its 20 parameters by name (a search of the statement's names for each), which cost
-    /// more than the insert itself.
+    /// more than the insert itself; the statement is prepared once per writer connection, not per batch.
     /// </summary>
-    private static void InsertEach(SqliteConnection connection, IReadOnlyList<AuditEntry> batch)
+    private static void InsertEach(SqliteWriterConnection connection, IReadOnlyList<AuditEntry> batch)
     {
         var db = connection.Handle!;
-        SqliteException.ThrowExceptionForRC(raw.sqlite3_prepare_v2(db, SqliteInsertSql, out var statement), db);
-        using (statement)
+        var statement = connection.NativeStatement(SqliteInsertSql);
+        var n = 0; // the position of the value bound last
+        try
         {
-            var n = 0; // the position of the value bound last
             foreach (var e in batch)
             {
                 raw.sqlite3_reset(statement);
@@ -50,10 +51,34 @@ internal sealed partial class AuditWriter
                 if (rc != raw.SQLITE_DONE)
                     SqliteException.ThrowExceptionForRC(rc, db);
             }
-
-            void Text(string? value) => Bind(value is null ? raw.sqlite3_bind_null(statement, ++n) : raw.sqlite3_bind_text(statement, ++n, value));
+        }
+        finally
+        {
+            // Kept for the next batch without this one's values.
+            raw.sqlite3_reset(statement);
+            raw.sqlite3_clear_bindings(statement);
         }
 
+        void Text(string? value) => Bind(value is null ? raw.sqlite3_bind_null(statement, ++n) : raw.sqlite3_bind_text(statement, ++n, value));
         void Bind(int rc) => SqliteException.ThrowExceptionForRC(rc, db);
+    }
+
+    /// <summary>The newest entry's id and hash (none in an empty log), read the same way.</summary>
+    private static LastRow? ReadLast(SqliteWriterConnection connection)
+    {
+        var statement = connection.NativeStatement(LastSql);
+        try
+        {
+            var rc = raw.sqlite3_step(statement);
+            if (rc == raw.SQLITE_DONE)
+                return null;
+            if (rc != raw.SQLITE_ROW)
+                SqliteException.ThrowExceptionForRC(rc, connection.Handle);
+            return new LastRow { Id = raw.sqlite3_column_int64(statement, 0), Hash = raw.sqlite3_column_text(statement, 1).utf8_to_string() };
+        }
+        finally
+        {
+            raw.sqlite3_reset(statement);
+        }
     }
 }

@@ -1,5 +1,4 @@
 using System.Threading.Channels;
-using Microsoft.Data.Sqlite;
 using Dapper;
 using Opsgate.Server.Observability;
 using Opsgate.Server.Persistence;
@@ -303,7 +302,7 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
         }
         else
         {
-            last = await connection.QuerySingleOrDefaultAsync<LastRow>(LastSql, transaction: tx);
+            last = ReadLast((SqliteWriterConnection)connection);
         }
         // Stamped once the lock is had, so entries stamped here follow each other in id order. Staged entries keep the time
         // of the change they record and may be chained after newer ones: the log's order is its ids.
@@ -340,7 +339,7 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
         }
         else
         {
-            InsertEach((SqliteConnection)connection, batch);
+            InsertEach((SqliteWriterConnection)connection, batch);
         }
         return staged.Count;
     }

@@ -2,6 +2,7 @@ using System.Data;
 using System.Data.Common;
 using System.Diagnostics.CodeAnalysis;
 using Microsoft.Data.Sqlite;
+using SQLitePCL;
 
 namespace Opsgate.Server.Persistence;
 
@@ -17,6 +18,7 @@ internal sealed class SqliteWriterConnection(string connectionString) : SqliteCo
     // Statements with a text of their own each time (a multi-row insert of N rows) are bounded by this many cached texts.
     private const int MaxCached = 256;
     private readonly Dictionary<string, SqliteCommand> _prepared = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, sqlite3_stmt> _native = new(StringComparer.Ordinal);
 
     // As SqliteConnection does: a new command joins the transaction under way (the driver runs ROLLBACK and COMMIT through here too).
     public override SqliteCommand CreateCommand() => new ReusingCommand(this) { Transaction = Transaction };
@@ -31,6 +33,29 @@ internal sealed class SqliteWriterConnection(string connectionString) : SqliteCo
             return (command, false);
         _prepared[text] = command;
         return (command, true);
+    }
+
+    /// <summary>
+    /// The SQLite statement for <paramref name="sql"/> (a constant), prepared on first use and kept until the connection is
+    /// closed, for callers that bind and step it below Microsoft.Data.Sqlite. The caller resets it when done, so it holds
+    /// no read open and no bound values.
+    /// </summary>
+    public sqlite3_stmt NativeStatement(string sql)
+    {
+        if (_native.TryGetValue(sql, out var statement))
+            return statement;
+        SqliteException.ThrowExceptionForRC(raw.sqlite3_prepare_v2(Handle, sql, out statement), Handle);
+        _native[sql] = statement;
+        return statement;
+    }
+
+    public override void Close()
+    {
+        // Finalized before the handle goes back to the pool (Dispose closes too).
+        foreach (var statement in _native.Values)
+            statement.Dispose();
+        _native.Clear();
+        base.Close();
     }
 
     protected override void Dispose(bool disposing)

@@ -1,8 +1,10 @@
 using Dapper;
+using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
 using Opsgate.Server.Hosting;
 using Opsgate.Server.Persistence;
 using Opsgate.Server.Tests.Infrastructure;
+using SQLitePCL;
 
 namespace Opsgate.Server.Tests.Persistence;
 
@@ -58,7 +60,7 @@ public sealed class DatabaseTests
         }
         await using (var write = await database.WriteAsync())
         {
-            await Assert.ThrowsAsync<Microsoft.Data.Sqlite.SqliteException>(() => write.Connection.QuerySingleAsync<long>(Insert, new { k = "k0", v = 99, note = "dup" }, write.Transaction));
+            await Assert.ThrowsAsync<SqliteException>(() => write.Connection.QuerySingleAsync<long>(Insert, new { k = "k0", v = 99, note = "dup" }, write.Transaction));
             await write.Connection.ExecuteAsync("INSERT INTO t (k, v) VALUES (@k, @v)", new { k = "rolled-back", v = 1 }, write.Transaction);
             // not committed: the whole transaction goes
         }
@@ -73,6 +75,33 @@ public sealed class DatabaseTests
         await using var read = await database.OpenAsync();
         Assert.Equal(["a0:110:", "a1:11:", "a2:12:", "b0:120:", "b1:21:", "b2:22:", "k0:0:", "k1:1:one", "k2:2:", "k7:7:"],
             await read.QueryAsync<string>("SELECT k || ':' || v || ':' || COALESCE(note, '') FROM t ORDER BY k"));
+    }
+
+    [Fact]
+    public async Task Statements_the_sqlite_writer_keeps_natively_are_reused_and_finalized_when_it_closes()
+    {
+        using var dir = new TempDir();
+        var connectionString = new SqliteConnectionStringBuilder { DataSource = Path.Combine(dir.Path, "t.db"), Pooling = true }.ToString();
+        await using var writer = new SqliteWriterConnection(connectionString);
+        await writer.OpenAsync();
+        var statement = writer.NativeStatement("SELECT 40 + 2");
+        Assert.Same(statement, writer.NativeStatement("SELECT 40 + 2"));
+        Assert.Equal(raw.SQLITE_ROW, raw.sqlite3_step(statement));
+        Assert.Equal(42, raw.sqlite3_column_int(statement, 0));
+        raw.sqlite3_reset(statement);
+
+        // Closing hands the handle back to the pool: the statement is finalized first, and a reopened writer prepares anew.
+        await writer.CloseAsync();
+        Assert.True(statement.IsClosed);
+        await writer.OpenAsync();
+        var again = writer.NativeStatement("SELECT 40 + 2");
+        Assert.NotSame(statement, again);
+        Assert.Equal(raw.SQLITE_ROW, raw.sqlite3_step(again));
+        raw.sqlite3_reset(again);
+
+        // A statement SQLite refuses is an error with its reason.
+        var refused = Assert.Throws<SqliteException>(() => writer.NativeStatement("SELECT FROM nowhere"));
+        Assert.Contains("syntax error", refused.Message);
     }
 
     [Theory]
