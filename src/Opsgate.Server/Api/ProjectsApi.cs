@@ -32,7 +32,7 @@ internal static class ProjectsApi
         group.MapPost("/{idOrName}/sync", Sync).RequireRole(Role.Operator).Audited("project.sync", "project")
             .WithSummary("Fetch the project now; returns the commit its ref resolves to.");
         group.MapDelete("/{idOrName}", Delete).RequireRole(Role.Operator).Audited("project.delete", "project")
-            .WithSummary("Delete a project and its cached mirror. Jobs that ran it keep the commit they recorded.");
+            .WithSummary("Delete a project and its cached mirror; refused while a waiting or running job uses it. Jobs that ran it keep the commit they recorded.");
     }
 
     private static async Task<Results<Created<ProjectResponse>, ProblemHttpResult>> Create(
@@ -167,9 +167,18 @@ internal static class ProjectsApi
         context.Audit().ResourceName = idOrName.Length <= 63 ? idOrName : idOrName[..63];
         if (!Validate.IsDnsLabel(idOrName))
             return Problems.Invalid("idOrName", "must be a project id or name");
-        if (await projects.FindAsync(idOrName, context.RequestAborted) is not { } project || !await projects.DeleteAsync(project.Id, context.RequestAborted))
+        if (await projects.FindAsync(idOrName, context.RequestAborted) is not { } project)
             return Problems.NotFound($"project '{idOrName}' does not exist");
         context.Audit().ResourceName = project.Name;
+        try
+        {
+            if (!await projects.DeleteAsync(project.Id, project.Name, context.RequestAborted))
+                return Problems.NotFound($"project '{idOrName}' does not exist");
+        }
+        catch (ProjectConflictException e)
+        {
+            return Problems.Conflict(e.Message);
+        }
         await cache.ForgetAsync(project.Id, context.RequestAborted);
         return TypedResults.NoContent();
     }

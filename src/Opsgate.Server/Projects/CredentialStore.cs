@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Text;
 using Dapper;
+using Opsgate.Server.Engine;
 using Opsgate.Server.Persistence;
 using Opsgate.Server.Secrets;
 
@@ -105,7 +106,10 @@ internal sealed class CredentialStore(Database database, ISecretStore secrets, T
         return new CredentialInfo(name, kind, username, now, actor);
     }
 
-    /// <summary>False when there is no such credential; a credential a project uses is refused (the project would stop working).</summary>
+    /// <summary>
+    /// False when there is no such credential. Refused while a project uses it (the project would stop working) or a job that
+    /// has not finished names it.
+    /// </summary>
     public async Task<bool> DeleteAsync(string name, CancellationToken ct)
     {
         int removed;
@@ -114,6 +118,8 @@ internal sealed class CredentialStore(Database database, ISecretStore secrets, T
             var users = (await write.Connection.QueryAsync<string>("SELECT name FROM projects WHERE credential = @name ORDER BY name", new { name }, write.Transaction)).AsList();
             if (users.Count > 0)
                 throw new CredentialConflictException($"credential '{name}' is used by project(s) {string.Join(", ", users)}; delete them or give them another credential first");
+            if (await UnfinishedJobs.UsingAsync(write, "credential", name) is { } job)
+                throw new CredentialConflictException($"credential '{name}' is used by job {job}, which has not finished; delete it after the job ends (or cancel the job)");
             try
             {
                 removed = await write.Connection.ExecuteAsync("DELETE FROM credentials WHERE name = @name", new { name }, write.Transaction);

@@ -55,9 +55,12 @@ internal sealed class ProjectStore(Database database, JobStore jobs, JobSignals 
         }
     }
 
-    public async Task<bool> DeleteAsync(string id, CancellationToken ct)
+    /// <summary>False when there is no such project; refused while a job that has not finished names it (by id or <paramref name="name"/>).</summary>
+    public async Task<bool> DeleteAsync(string id, string name, CancellationToken ct)
     {
         await using var write = await database.WriteAsync(ct);
+        if (await UnfinishedJobs.UsingAsync(write, "project", id, name) is { } job)
+            throw new ProjectConflictException($"project '{name}' is used by job {job}, which has not finished; delete it after the job ends (or cancel the job)");
         var removed = await write.Connection.ExecuteAsync("DELETE FROM projects WHERE id = @id", new { id }, write.Transaction);
         await write.CommitAsync(ct);
         return removed > 0;

@@ -354,6 +354,50 @@ public sealed class ProjectTests
         await Problem.AssertAsync(await server.Admin.GetAsync("/api/v1/projects/over-ssh"), HttpStatusCode.NotFound);
         Assert.False(Directory.EnumerateDirectories(Path.Combine(server.DataDir, "projects"), "*.git").Any());
     }
+    [Theory]
+    [InlineData(Provider.Sqlite)]
+    [InlineData(Provider.Postgres)]
+    public async Task A_project_or_credential_that_an_unfinished_job_names_is_not_deleted_under_it(Provider provider)
+    {
+        using var repo = await GitRepo.CreateAsync();
+        await repo.CommitAsync("one", ("site.yml", Playbook("one")));
+        using var runbooks = new TempDir();
+        await File.WriteAllTextAsync(Path.Combine(runbooks.Path, "approved.yaml"), """
+            name: approved-project-run
+            parameters:
+              - {name: project, type: string, required: true}
+              - {name: credential, type: string, required: true}
+              - {name: inventory, type: string, required: true}
+            options: {requires_approval: true}
+            steps:
+              - name: playbook
+                kind: ansible.run
+                with: {project: "{{ params.project }}", playbook: site.yml, credential: "{{ params.credential }}", inventory: "{{ params.inventory }}"}
+            """);
+        await using var server = await OpsgateServer.StartAsync(provider, [$"--Jobs:RunbookDirectory={runbooks.Path}"]);
+        using var keys = new TempDir();
+        var created = await server.Admin.PostAsJsonAsync("/api/v1/credentials", new { name = "held", kind = "ssh_key", secret = await SshTarget.NewKeyAsync(keys) }, OpsgateServer.Json);
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        var project = (await CreateProjectAsync(server, "held-site", repo.Bare, "main")).GetProperty("id").GetString()!;
+        var inventory = await StoreInventoryAsync(server.Admin, Inventory(["h1"]));
+
+        // A job waiting for approval names both, the project by its id: neither can go while it waits.
+        var waiting = await Jobs.SubmitAsync(server.Admin, "approved-project-run", new { project, credential = "held", inventory });
+        var projectRefused = await Problem.AssertAsync(await server.Admin.DeleteAsync("/api/v1/projects/held-site"), HttpStatusCode.Conflict);
+        Assert.Equal($"project 'held-site' is used by job {waiting}, which has not finished; delete it after the job ends (or cancel the job)", projectRefused);
+        var credentialRefused = await Problem.AssertAsync(await server.Admin.DeleteAsync("/api/v1/credentials/held"), HttpStatusCode.Conflict);
+        Assert.Equal($"credential 'held' is used by job {waiting}, which has not finished; delete it after the job ends (or cancel the job)", credentialRefused);
+        Assert.Equal(HttpStatusCode.OK, (await server.Admin.GetAsync("/api/v1/projects/held-site")).StatusCode);
+        var audit = await server.Admin.GetFromJsonAsync<JsonElement>("/api/v1/audit?action=project.delete");
+        Assert.Equal(409, audit.GetProperty("items")[0].GetProperty("http_status").GetInt32());
+
+        // Once the job has ended, both can go.
+        Assert.Equal(HttpStatusCode.OK, (await server.Admin.PostAsync($"/api/v1/jobs/{waiting}/cancel", null)).StatusCode);
+        await Jobs.WaitAsync(server.Admin, waiting);
+        Assert.Equal(HttpStatusCode.NoContent, (await server.Admin.DeleteAsync("/api/v1/projects/held-site")).StatusCode);
+        Assert.Equal(HttpStatusCode.NoContent, (await server.Admin.DeleteAsync("/api/v1/credentials/held")).StatusCode);
+    }
+
     [Fact]
     public async Task Concurrent_runs_and_syncs_of_one_project_share_one_intact_checkout()
     {

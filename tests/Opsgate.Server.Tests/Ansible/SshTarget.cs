@@ -36,6 +36,14 @@ public sealed class SshTarget : IAsyncDisposable
         $"{{ansible_connection: ssh, ansible_host: 127.0.0.1, ansible_port: {Port}, ansible_user: root, ansible_ssh_private_key_file: '{ClientKey}', " +
         "ansible_python_interpreter: /usr/bin/python3, ansible_ssh_common_args: '-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'}";
 
+    /// <summary>A new ed25519 private key (OpenSSH format) made in <paramref name="dir"/>, for a credential no machine needs to accept.</summary>
+    public static async Task<string> NewKeyAsync(TempDir dir)
+    {
+        var file = Path.Combine(dir.Path, "key-" + Guid.NewGuid().ToString("N")[..8]);
+        await RunAsync("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", file);
+        return await File.ReadAllTextAsync(file);
+    }
+
     public static async Task<SshTarget> StartAsync()
     {
         var dir = new TempDir();

@@ -204,15 +204,8 @@ internal sealed class InventoryStore(Database database, InventoryExpander expand
             $"SELECT i.id, i.name FROM inventories i WHERE {Where(reference)}", new { id = reference.Id, name = reference.Name }, write.Transaction);
         if (inventory is null)
             return false;
-        var active = await write.Connection.QueryAsync<JobParams>(
-            "SELECT id, params FROM jobs WHERE status IN (@pending, @waiting, @running)",
-            new { pending = JobStatus.Pending, waiting = JobStatus.WaitingApproval, running = JobStatus.Running }, write.Transaction);
-        var idText = inventory.Id.ToString(CultureInfo.InvariantCulture);
-        foreach (var job in active)
-        {
-            if ((JsonNode.Parse(job.Params) as JsonObject)?["inventory"] is JsonValue v && v.TryGetValue<string>(out var used) && (used == idText || used == inventory.Name))
-                throw new InventoryConflictException($"inventory '{inventory.Name}' is used by job {job.Id}, which has not finished; delete it after the job ends (or cancel the job)");
-        }
+        if (await UnfinishedJobs.UsingAsync(write, "inventory", inventory.Id.ToString(CultureInfo.InvariantCulture), inventory.Name) is { } job)
+            throw new InventoryConflictException($"inventory '{inventory.Name}' is used by job {job}, which has not finished; delete it after the job ends (or cancel the job)");
         await write.Connection.ExecuteAsync("DELETE FROM inventory_versions WHERE inventory_id = @id", new { id = inventory.Id }, write.Transaction);
         await write.Connection.ExecuteAsync("DELETE FROM inventories WHERE id = @id", new { id = inventory.Id }, write.Transaction);
         await write.CommitAsync(ct);
@@ -230,12 +223,6 @@ internal sealed class InventoryStore(Database database, InventoryExpander expand
     }
 
     private static string Where(InventoryRef reference) => reference.Id is null ? "i.name = @name" : "i.id = @id";
-
-    private sealed class JobParams
-    {
-        public string Id { get; set; } = "";
-        public string Params { get; set; } = "{}";
-    }
 
     private sealed class Row
     {
