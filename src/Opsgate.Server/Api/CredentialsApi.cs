@@ -28,7 +28,7 @@ internal static class CredentialsApi
         // Operators name credentials in projects and jobs, so they may see the names (never the secrets).
         group.MapGet("/", List).RequireRole(Role.Operator).WithSummary("Stored credentials: names, kinds, usernames, when and by whom; never the secrets.");
         group.MapDelete("/{name}", Delete).RequireRole(Role.Admin).Audited("credential.delete", "credential")
-            .WithSummary("Delete a credential and its secret; refused while a project or a waiting or running job uses it.");
+            .WithSummary("Delete a credential and its secret; refused while a project uses it or a pending, waiting or running job names it in its credential parameter.");
     }
 
     private static async Task<Results<Created<CredentialResponse>, ProblemHttpResult>> Create(

@@ -32,7 +32,7 @@ internal static class ProjectsApi
         group.MapPost("/{idOrName}/sync", Sync).RequireRole(Role.Operator).Audited("project.sync", "project")
             .WithSummary("Fetch the project now; returns the commit its ref resolves to.");
         group.MapDelete("/{idOrName}", Delete).RequireRole(Role.Operator).Audited("project.delete", "project")
-            .WithSummary("Delete a project and its cached mirror; refused while a waiting or running job uses it. Jobs that ran it keep the commit they recorded.");
+            .WithSummary("Delete a project and its cached mirror; refused while a pending, waiting or running job names it in its project parameter. Jobs that ran it keep the commit they recorded.");
     }
 
     private static async Task<Results<Created<ProjectResponse>, ProblemHttpResult>> Create(

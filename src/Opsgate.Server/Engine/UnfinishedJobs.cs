@@ -1,36 +1,33 @@
-using System.Text.Json.Nodes;
 using Dapper;
+using Npgsql;
 using Opsgate.Server.Persistence;
 
 namespace Opsgate.Server.Engine;
 
 /// <summary>
 /// Which job that has not finished yet names a stored object (an inventory, a project, a credential) in its parameters:
-/// such an object is not deleted under the job, which would fail when it gets to it.
+/// such an object is not deleted under the job, which would fail when it gets to it. Only the job's own parameters are
+/// looked at (as the built-in ansible-playbook runbook takes them), not names a runbook writes into its steps.
 /// </summary>
 internal static class UnfinishedJobs
 {
+    private const string Unfinished = "status IN (@pending, @waiting, @running)";
+
     /// <returns>
     /// The id of the first job that is pending, waiting for approval or running whose parameter <paramref name="parameter"/>
-    /// is one of <paramref name="names"/> (an object's id or name), or null. Read in the caller's write transaction, so on
-    /// SQLite no job can be submitted between the check and the delete.
+    /// (a constant of the caller's) is a string equal to one of <paramref name="names"/> (an object's id or name), or null.
+    /// Read in the caller's write transaction; a job submitted at that very moment may still be accepted (submission checks
+    /// the names before its own transaction) and then fails when it runs, saying what is missing.
     /// </returns>
-    public static async Task<string?> UsingAsync(WriteScope write, string parameter, params string[] names)
+    public static Task<string?> UsingAsync(WriteScope write, string parameter, params string[] names)
     {
-        var unfinished = await write.Connection.QueryAsync<JobParams>(
-            "SELECT id, params FROM jobs WHERE status IN (@pending, @waiting, @running) ORDER BY id",
-            new { pending = JobStatus.Pending, waiting = JobStatus.WaitingApproval, running = JobStatus.Running }, write.Transaction);
-        foreach (var job in unfinished)
+        var sql = write.Connection is NpgsqlConnection
+            ? $"SELECT id FROM jobs WHERE {Unfinished} AND jsonb_typeof(params::jsonb -> @parameter) = 'string' AND params::jsonb ->> @parameter = ANY(@names) ORDER BY id LIMIT 1"
+            : $"SELECT id FROM jobs WHERE {Unfinished} AND json_type(params, @path) = 'text' AND json_extract(params, @path) IN @names ORDER BY id LIMIT 1";
+        return write.Connection.QueryFirstOrDefaultAsync<string?>(sql, new
         {
-            if ((JsonNode.Parse(job.Params) as JsonObject)?[parameter] is JsonValue value && value.TryGetValue<string>(out var used) && names.Contains(used))
-                return job.Id;
-        }
-        return null;
-    }
-
-    private sealed class JobParams
-    {
-        public string Id { get; set; } = "";
-        public string Params { get; set; } = "{}";
+            pending = JobStatus.Pending, waiting = JobStatus.WaitingApproval, running = JobStatus.Running,
+            parameter, path = "$." + parameter, names,
+        }, write.Transaction);
     }
 }

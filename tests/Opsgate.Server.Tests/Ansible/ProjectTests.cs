@@ -354,6 +354,7 @@ public sealed class ProjectTests
         await Problem.AssertAsync(await server.Admin.GetAsync("/api/v1/projects/over-ssh"), HttpStatusCode.NotFound);
         Assert.False(Directory.EnumerateDirectories(Path.Combine(server.DataDir, "projects"), "*.git").Any());
     }
+
     [Theory]
     [InlineData(Provider.Sqlite)]
     [InlineData(Provider.Postgres)]
@@ -391,9 +392,15 @@ public sealed class ProjectTests
         var audit = await server.Admin.GetFromJsonAsync<JsonElement>("/api/v1/audit?action=project.delete");
         Assert.Equal(409, audit.GetProperty("items")[0].GetProperty("http_status").GetInt32());
 
-        // Once the job has ended, both can go.
-        Assert.Equal(HttpStatusCode.OK, (await server.Admin.PostAsync($"/api/v1/jobs/{waiting}/cancel", null)).StatusCode);
-        await Jobs.WaitAsync(server.Admin, waiting);
+        // Named by its name, the same; once no unfinished job names them, both can go.
+        var byName = await Jobs.SubmitAsync(server.Admin, "approved-project-run", new { project = "held-site", credential = "held", inventory });
+        foreach (var job in new[] { waiting, byName })
+        {
+            Assert.Equal(HttpStatusCode.OK, (await server.Admin.PostAsync($"/api/v1/jobs/{job}/cancel", null)).StatusCode);
+            await Jobs.WaitAsync(server.Admin, job);
+            if (job == waiting)
+                Assert.Contains($"used by job {byName}", await Problem.AssertAsync(await server.Admin.DeleteAsync("/api/v1/projects/held-site"), HttpStatusCode.Conflict), StringComparison.Ordinal);
+        }
         Assert.Equal(HttpStatusCode.NoContent, (await server.Admin.DeleteAsync("/api/v1/projects/held-site")).StatusCode);
         Assert.Equal(HttpStatusCode.NoContent, (await server.Admin.DeleteAsync("/api/v1/credentials/held")).StatusCode);
     }

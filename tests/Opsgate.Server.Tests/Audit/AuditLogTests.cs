@@ -42,6 +42,32 @@ public sealed class AuditLogTests
         Assert.DoesNotContain(key, page.GetRawText(), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_batch_sqlite_refuses_is_a_503_and_the_next_batches_still_chain_on_sqlite()
+    {
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite);
+        await server.CreateKeyAsync("before", "viewer");
+        // The schema changes under the writer's prepared insert, and the insert of one entry then fails inside SQLite.
+        await using (var db = await server.OpenDatabaseAsync())
+        {
+            await db.ExecuteAsync("""
+                CREATE TRIGGER refuse_one BEFORE INSERT ON audit_log WHEN NEW.request_body LIKE '%"refused"%'
+                BEGIN SELECT RAISE(ABORT, 'refused by the test'); END
+                """);
+        }
+
+        var refused = await server.Admin.PostAsJsonAsync("/api/v1/apikeys", new { name = "refused", role = "viewer" }, OpsgateServer.Json);
+        Assert.Equal("the audit log could not be written, so the request was not confirmed; try again", await Problem.AssertAsync(refused, HttpStatusCode.ServiceUnavailable));
+        await Task.WhenAll(Enumerable.Range(1, 4).Select(i => server.CreateKeyAsync($"after{i}", "viewer")));
+
+        var verify = await server.Admin.GetFromJsonAsync<JsonElement>("/api/v1/audit/verify");
+        Assert.True(verify.GetProperty("ok").GetBoolean(), verify.GetRawText());
+        Assert.Equal(5, verify.GetProperty("entries").GetInt64());
+        var page = await server.Admin.GetFromJsonAsync<JsonElement>("/api/v1/audit?action=apikey.create&limit=10");
+        var names = page.GetProperty("items").EnumerateArray().Select(e => e.GetProperty("request_body").GetProperty("name").GetString()).Order().ToList();
+        Assert.Equal(["after1", "after2", "after3", "after4", "before"], names);
+    }
+
     [Theory]
     [InlineData(Provider.Sqlite)]
     [InlineData(Provider.Postgres)]
