@@ -20,6 +20,8 @@ internal sealed class BenchOptions
           --only LIST          comma-separated scenarios to run: reads, mutations, kube, jobs, jobs-memory, ansible, ansible-large, events (default: all)
           --kubesim PATH       KubeSim.dll for the kube scenario (default: tests/KubeSim/bin/<configuration>/net10.0/KubeSim.dll)
           --kube-replicas MODE alternate (default: 2, 3, 2, ... so KubeSim's controller creates and deletes pods) or constant (always 2)
+          --kube-paced PERCENT after each kube round, direct and through Opsgate again at the same paced rate: this percentage
+                               of the round's direct rate, shared by the clients (default 25; 0: no such legs)
           --jobs N             jobs submitted in the measured part of the jobs scenario (default 10000)
           --job-clients N      concurrent submitting clients in the jobs scenario (default 16)
           --waiting-jobs N     jobs left waiting in the jobs-memory scenario (default 1000)
@@ -45,6 +47,7 @@ internal sealed class BenchOptions
     public IReadOnlySet<string>? Only { get; private set; }
     public string KubeSimDll { get; private set; } = "";
     public bool KubeAlternate { get; private set; } = true;
+    public int KubePacedPercent { get; private set; } = 25;
     public int Jobs { get; private set; } = 10_000;
     public int JobClients { get; private set; } = 16;
     public int WaitingJobs { get; private set; } = 1_000;
@@ -95,6 +98,7 @@ internal sealed class BenchOptions
                         _ => throw new ArgumentException($"--kube-replicas takes alternate or constant, not '{args[i]}'"),
                     };
                     break;
+                case "--kube-paced": o.KubePacedPercent = (int)Number(name, Value(), 0, 100); break;
                 case "--jobs": o.Jobs = (int)Number(name, Value(), 1, 1_000_000); break;
                 case "--job-clients": o.JobClients = (int)Number(name, Value(), 1, 1024); break;
                 case "--waiting-jobs": o.WaitingJobs = (int)Number(name, Value(), 1, 100_000); break;

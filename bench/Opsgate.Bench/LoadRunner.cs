@@ -70,10 +70,16 @@ internal sealed record LoadResult(long Requests, long Errors, string? FirstError
 /// Closed-loop load: N clients each run the scenario's iteration back to back until the time is up or the
 /// scenario's request cap is reached. A request in flight at the deadline is finished and counted; the
 /// elapsed time runs until the last client stopped, so the rate is never flattered.
+/// <para>
+/// Paced load (a total rate given): the same N clients share that rate, client i starting its k-th iteration at
+/// (i + k N) / rate seconds into the run. A client behind its schedule starts at once and skips nothing, so a
+/// server that cannot keep up shows as a rate below the one asked for. Latency is measured from the send.
+/// </para>
 /// </summary>
 internal static class LoadRunner
 {
-    public static async Task<LoadResult> RunAsync(Iteration iteration, int kinds, int concurrency, TimeSpan duration, long maxRequests, CancellationToken ct)
+    public static async Task<LoadResult> RunAsync(
+        Iteration iteration, int kinds, int concurrency, TimeSpan duration, long maxRequests, CancellationToken ct, double? perSecond = null)
     {
         var perWorkerCap = Math.Max(1, maxRequests / concurrency);
         var capacity = (int)Math.Min(perWorkerCap, 1 << 16);
@@ -85,9 +91,18 @@ internal static class LoadRunner
         {
             // Leave the caller's thread at once so the clients start together.
             await Task.Yield();
-            while (Stopwatch.GetTimestamp() < deadline && w.Requests < perWorkerCap)
+            for (long k = 0; Stopwatch.GetTimestamp() < deadline && w.Requests < perWorkerCap; k++)
             {
                 ct.ThrowIfCancellationRequested();
+                if (perSecond is { } rate)
+                {
+                    var due = started + (long)((w.Index + (double)k * concurrency) / rate * Stopwatch.Frequency);
+                    var wait = due - Stopwatch.GetTimestamp();
+                    if (wait > 0)
+                        await Task.Delay(TimeSpan.FromSeconds((double)wait / Stopwatch.Frequency), ct);
+                    if (Stopwatch.GetTimestamp() >= deadline)
+                        break;
+                }
                 await iteration(w, ct);
             }
         }
@@ -103,13 +118,14 @@ internal static class LoadRunner
     }
 
     /// <summary>Unmeasured load first (JIT tiering, pools, caches), then the measured run; warm-up failures count too.</summary>
+    /// <param name="perSecond">A total rate for paced load; closed-loop load without it.</param>
     public static async Task<(LoadResult? Warmup, LoadResult Measured)> RunWithWarmupAsync(
-        BenchOptions options, Iteration iteration, int kinds, CancellationToken ct, int? concurrency = null)
+        BenchOptions options, Iteration iteration, int kinds, CancellationToken ct, int? concurrency = null, double? perSecond = null)
     {
         var clients = concurrency ?? options.Concurrency;
         var warmup = options.Warmup > TimeSpan.Zero
-            ? await RunAsync(iteration, kinds, clients, options.Warmup, options.MaxRequests, ct)
+            ? await RunAsync(iteration, kinds, clients, options.Warmup, options.MaxRequests, ct, perSecond)
             : null;
-        return (warmup, await RunAsync(iteration, kinds, clients, options.Duration, options.MaxRequests, ct));
+        return (warmup, await RunAsync(iteration, kinds, clients, options.Duration, options.MaxRequests, ct, perSecond));
     }
 }
