@@ -9,10 +9,11 @@ namespace Opsgate.Bench;
 /// <param name="Forwarder">The same scale through <see cref="BareForwarder"/>: what any HTTP hop in front of KubeSim adds here.</param>
 /// <param name="ForwarderCpuUsPerRequest">The forwarder process's CPU time over its run, warm-up included, per scale request sent.</param>
 /// <param name="CpuUsPerRequest">The Opsgate process's CPU time (process_cpu_seconds_total) over its run, warm-up included, per scale request sent.</param>
+/// <param name="Split">Where the Opsgate leg's time went, from the server's own histograms.</param>
 /// <param name="Paced">Direct and through Opsgate again at one paced rate (<c>--kube-paced</c>), when asked for.</param>
 internal sealed record KubeMeasurement(
     string Database, int Round, LoadResult Direct, LoadResult Forwarder, LoadResult Opsgate, double ForwarderCpuUsPerRequest, double CpuUsPerRequest,
-    PacedKube? Paced, string? Failure)
+    TimeSplit Split, PacedKube? Paced, string? Failure)
 {
     /// <summary>The target: Opsgate adds at most 1 ms at p50 and keeps at least half the direct throughput.</summary>
     public const double MaxAddedP50Ms = 1.0;
@@ -34,13 +35,37 @@ internal sealed record KubeMeasurement(
 /// saturated by the 32 closed-loop clients (where the added p50 only restates the rate ratio, see bench/README.md).
 /// </summary>
 /// <param name="PerSecond">The rate asked for, shared by the clients: <c>--kube-paced</c> percent of the round's direct rate.</param>
-internal sealed record PacedKube(double PerSecond, LoadResult Direct, LoadResult Opsgate)
+internal sealed record PacedKube(double PerSecond, LoadResult Direct, LoadResult Opsgate, TimeSplit Split)
 {
     public double AddedP50Ms => Opsgate.All.P50Ms - Direct.All.P50Ms;
     public double AddedP99Ms => Opsgate.All.P99Ms - Direct.All.P99Ms;
 
     /// <summary>Whether both paths kept the rate asked for (within 5%): if not, that path was saturated after all.</summary>
     public bool KeptUp => Direct.PerSecond >= 0.95 * PerSecond && Opsgate.PerSecond >= 0.95 * PerSecond;
+}
+
+/// <summary>
+/// Mean milliseconds per scale request over one Opsgate leg (its warm-up included), from the differences of the server's
+/// histograms: its whole handling (<c>http_request_duration_seconds</c> of the route), the cluster's answers
+/// (<c>opsgate_cluster_call_duration_seconds</c>) and the wait for the audit commit (<c>opsgate_audit_wait_seconds</c>).
+/// </summary>
+internal sealed record TimeSplit(double ServerMs, double ClusterMs, double AuditMs)
+{
+    private const string Route = "endpoint=\"/api/v1/clusters/{cluster}/namespaces/{namespace}/deployments/{name}/scale\"";
+
+    public double OwnMs => ServerMs - ClusterMs - AuditMs;
+
+    public static TimeSplit Between(string before, string after) => new(
+        Mean(before, after, "http_request_duration_seconds", Route),
+        Mean(before, after, "opsgate_cluster_call_duration_seconds", "action=\"k8s.scale\""),
+        Mean(before, after, "opsgate_audit_wait_seconds"));
+
+    private static double Mean(string before, string after, string histogram, params string[] labels)
+    {
+        var count = ServerReadings.Sum(after, histogram + "_count", labels) - ServerReadings.Sum(before, histogram + "_count", labels);
+        var sum = ServerReadings.Sum(after, histogram + "_sum", labels) - ServerReadings.Sum(before, histogram + "_sum", labels);
+        return count > 0 ? sum * 1000 / count : double.NaN;
+    }
 }
 
 /// <summary>
@@ -151,10 +176,13 @@ internal sealed class KubeBench(BenchOptions options, Scenarios s, ServerReading
 
         var auditBefore = await s.LatestAuditIdAsync(ct);
         var sentBefore = Interlocked.Read(ref _opsgateSent);
-        var cpuBefore = ServerReadings.Sum(await readings.MetricsAsync(ct), "process_cpu_seconds_total");
+        var metricsBefore = await readings.MetricsAsync(ct);
         var (warmup, through) = await LoadRunner.RunWithWarmupAsync(options, ThroughOpsgate, 1, ct);
-        var cpu = ServerReadings.Sum(await readings.MetricsAsync(ct), "process_cpu_seconds_total") - cpuBefore;
+        var metricsAfter = await readings.MetricsAsync(ct);
+        var cpu = ServerReadings.Sum(metricsAfter, "process_cpu_seconds_total") - ServerReadings.Sum(metricsBefore, "process_cpu_seconds_total");
+        var split = TimeSplit.Between(metricsBefore, metricsAfter);
         o.WriteLine($"round {round} kube through Opsgate: {Report.Line(through)}");
+        o.WriteLine(Describe(split, direct, through));
 
         var legs = new List<(string, LoadResult?)>
         {
@@ -166,9 +194,12 @@ internal sealed class KubeBench(BenchOptions options, Scenarios s, ServerReading
             var rate = direct.PerSecond * options.KubePacedPercent / 100;
             var (pacedDirectWarmup, pacedDirect) = await LoadRunner.RunWithWarmupAsync(options, Direct, 1, ct, perSecond: rate);
             o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"round {round} kube direct, paced at {rate:N0}/s: {Report.Line(pacedDirect)}"));
+            var pacedBefore = await readings.MetricsAsync(ct);
             var (pacedWarmup, pacedThrough) = await LoadRunner.RunWithWarmupAsync(options, ThroughOpsgate, 1, ct, perSecond: rate);
+            var pacedSplit = TimeSplit.Between(pacedBefore, await readings.MetricsAsync(ct));
             o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"round {round} kube through Opsgate, paced at {rate:N0}/s: {Report.Line(pacedThrough)}"));
-            paced = new PacedKube(rate, pacedDirect, pacedThrough);
+            o.WriteLine(Describe(pacedSplit, pacedDirect, pacedThrough));
+            paced = new PacedKube(rate, pacedDirect, pacedThrough, pacedSplit);
             legs.AddRange([("paced direct warm-up", pacedDirectWarmup), ("paced direct", pacedDirect), ("paced Opsgate warm-up", pacedWarmup), ("paced through Opsgate", pacedThrough)]);
         }
 
@@ -189,8 +220,15 @@ internal sealed class KubeBench(BenchOptions options, Scenarios s, ServerReading
             failures.Add($"GET /api/v1/audit/verify is not ok: {verify.Reason}");
         if (added != sent)
             failures.Add($"the audit log grew by {added} entries for {sent} scale requests");
-        return new KubeMeasurement(options.DatabaseName, round, direct, forwarded, through, forwarderCpuUs, cpuUs, paced, failures.Count == 0 ? null : string.Join("; ", failures));
+        return new KubeMeasurement(options.DatabaseName, round, direct, forwarded, through, forwarderCpuUs, cpuUs, split, paced, failures.Count == 0 ? null : string.Join("; ", failures));
     }
+
+    private static string Describe(TimeSplit split, LoadResult direct, LoadResult through) => string.Create(CultureInfo.InvariantCulture,
+        $"  means per scale (server's histograms, warm-up included): in Opsgate {split.ServerMs:0.00} ms, of which KubeSim's answers {split.ClusterMs:0.00} ms " +
+        $"and the audit commit wait {split.AuditMs:0.00} ms; the clients saw {through.All.MeanMs:0.00} ms through Opsgate and {direct.All.MeanMs:0.00} ms direct");
+
+    private static string SplitRow(KubeMeasurement m, string load, LoadResult direct, LoadResult through, TimeSplit split) => string.Create(CultureInfo.InvariantCulture,
+        $"| {m.Database} | {m.Round} | {load} | {direct.All.MeanMs:0.00} | {through.All.MeanMs:0.00} | {split.ServerMs:0.00} | {split.ClusterMs:0.00} | {split.AuditMs:0.00} | {split.OwnMs:0.00} |");
 
     public static void Table(TextWriter o, IReadOnlyList<KubeMeasurement> measurements)
     {
@@ -207,6 +245,17 @@ internal sealed class KubeBench(BenchOptions options, Scenarios s, ServerReading
         }
         foreach (var f in measurements.Where(m => m.Failure is not null))
             o.WriteLine($"kube round {f.Round} FAILED: {f.Failure}");
+
+        o.WriteLine();
+        o.WriteLine("Where the time went, means per scale request in ms (the server's histograms over each Opsgate leg, warm-up included; the clients' means over the measured part):");
+        o.WriteLine("| database | round | load | clients, direct | clients, through Opsgate | in Opsgate | KubeSim's answers to Opsgate | audit commit wait | Opsgate's own |");
+        o.WriteLine("|---|---|---|---:|---:|---:|---:|---:|---:|");
+        foreach (var m in measurements)
+        {
+            o.WriteLine(SplitRow(m, "closed loop", m.Direct, m.Opsgate, m.Split));
+            if (m.Paced is { } p)
+                o.WriteLine(SplitRow(m, string.Create(inv, $"paced, {p.PerSecond:N0}/s"), p.Direct, p.Opsgate, p.Split));
+        }
 
         var paced = measurements.Where(m => m.Paced is not null).ToList();
         if (paced.Count == 0)

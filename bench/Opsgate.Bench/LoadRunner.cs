@@ -43,21 +43,21 @@ internal sealed class Worker(int index, int kinds, int capacity)
 internal delegate Task Iteration(Worker worker, CancellationToken ct);
 
 /// <summary>Latency percentiles of one kind of request, from all clients' samples.</summary>
-internal sealed record Latency(long Count, double P50Ms, double P99Ms, double MaxMs)
+internal sealed record Latency(long Count, double P50Ms, double P99Ms, double MaxMs, double MeanMs)
 {
     public static Latency From(IEnumerable<IReadOnlyList<long>> samples)
     {
         var all = samples.SelectMany(s => s).ToArray();
         if (all.Length == 0)
-            return new Latency(0, double.NaN, double.NaN, double.NaN);
+            return new Latency(0, double.NaN, double.NaN, double.NaN, double.NaN);
         Array.Sort(all);
-        return new Latency(all.Length, Ms(Percentile(all, 0.50)), Ms(Percentile(all, 0.99)), Ms(all[^1]));
+        return new Latency(all.Length, Ms(Percentile(all, 0.50)), Ms(Percentile(all, 0.99)), Ms(all[^1]), Ms(all.Average(x => (double)x)));
     }
 
     /// <summary>Nearest-rank percentile: the smallest sample that at least <paramref name="p"/> of all samples do not exceed.</summary>
     private static long Percentile(long[] sorted, double p) => sorted[Math.Max(0, (int)Math.Ceiling(p * sorted.Length) - 1)];
 
-    private static double Ms(long ticks) => ticks * 1000.0 / Stopwatch.Frequency;
+    private static double Ms(double ticks) => ticks * 1000.0 / Stopwatch.Frequency;
 }
 
 /// <param name="SlowestAt">How far into the run the slowest request started: tells a start-up stall from one mid-run.</param>

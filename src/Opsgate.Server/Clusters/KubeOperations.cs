@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Opsgate.Server.Audit;
 using Opsgate.Server.Auth;
@@ -40,9 +41,11 @@ internal sealed class KubeOperations(ClusterRegistry registry, OpsgateMetrics me
             return Forbidden($"namespace '{ns}' is not in {principal.Name}'s namespace allowlist ({string.Join(", ", principal.Namespaces!)})");
 
         Results<Ok<T>, ProblemHttpResult> result;
+        long? called = null;
         try
         {
             var client = await registry.ClientAsync(cluster, http.RequestAborted);
+            called = Stopwatch.GetTimestamp();
             result = TypedResults.Ok(await operation(client, http.RequestAborted));
         }
         catch (KubeApiException e)
@@ -67,6 +70,8 @@ internal sealed class KubeOperations(ClusterRegistry registry, OpsgateMetrics me
                 detail: $"cluster '{clusterName}' cannot be used: {e.Message}");
         }
 
+        if (called is { } started)
+            metrics.ClusterCall(clusterName, action, Stopwatch.GetElapsedTime(started));
         metrics.Operation(clusterName, action, result.Result is ProblemHttpResult problem ? $"{problem.StatusCode}" : "success");
         return result;
     }

@@ -16,6 +16,8 @@ internal sealed class OpsgateMetrics
     private readonly Histogram<double> _httpDuration;
     private readonly Counter<long> _auditEntries;
     private readonly Counter<long> _operations;
+    private readonly Histogram<double> _clusterCallDuration;
+    private readonly Histogram<double> _auditWait;
     private readonly Counter<long> _jobs;
     private readonly Histogram<double> _jobDuration;
     private readonly Histogram<double> _jobStartLatency;
@@ -30,6 +32,14 @@ internal sealed class OpsgateMetrics
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
         _auditEntries = Meter.CreateCounter<long>("opsgate_audit_entries_written_total", description: "Audit log entries committed.");
         _operations = Meter.CreateCounter<long>("opsgate_operations_total", description: "Kubernetes operations by cluster, action and outcome.");
+        // Beside http_request_duration_seconds, these two tell a slow cluster or a slow audit log from Opsgate's own time.
+        double[] shortWaits = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+        _clusterCallDuration = Meter.CreateHistogram<double>("opsgate_cluster_call_duration_seconds", unit: "s",
+            description: "Time a Kubernetes operation spent in its calls to the cluster, by cluster and action (failed calls too).",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = shortWaits });
+        _auditWait = Meter.CreateHistogram<double>("opsgate_audit_wait_seconds", unit: "s",
+            description: "Time a request waited for its audit entry to be committed before it could answer.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = shortWaits });
         _jobs = Meter.CreateCounter<long>("opsgate_jobs_total", description: "Finished jobs by type and final status.");
         _jobDuration = Meter.CreateHistogram<double>("opsgate_job_duration_seconds", unit: "s", description: "Job run time from first start to finish, by type.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600] });
@@ -76,6 +86,11 @@ internal sealed class OpsgateMetrics
 
     public void Operation(string cluster, string action, string status) =>
         _operations.Add(1, new("cluster", cluster), new("action", action), new("status", status));
+
+    public void ClusterCall(string cluster, string action, TimeSpan elapsed) =>
+        _clusterCallDuration.Record(elapsed.TotalSeconds, new KeyValuePair<string, object?>("cluster", cluster), new KeyValuePair<string, object?>("action", action));
+
+    public void AuditWait(TimeSpan elapsed) => _auditWait.Record(elapsed.TotalSeconds);
 
     public void HttpRequest(string endpoint, string method, int status, double seconds)
     {

@@ -30,6 +30,9 @@ public sealed class MetricsTests
         Assert.Contains(lines, l => l.StartsWith("http_request_duration_seconds_sum{endpoint=\"/api/v1/apikeys/{id}\",method=\"DELETE\"} ", StringComparison.Ordinal));
         // Audited: the create, the revoke and the refused request.
         Assert.Contains("opsgate_audit_entries_written_total 3", lines);
+        // Each of them waited for its entry's commit before answering.
+        Assert.Contains("opsgate_audit_wait_seconds_count 3", lines);
+        Assert.Contains("opsgate_audit_wait_seconds_bucket{le=\"+Inf\"} 3", lines);
         foreach (var basic in new[] { "process_cpu_seconds_total", "process_resident_memory_bytes", "process_start_time_seconds", "dotnet_gc_heap_bytes" })
             Assert.Contains(lines, l => l.StartsWith(basic + " ", StringComparison.Ordinal));
 
