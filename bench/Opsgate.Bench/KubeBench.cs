@@ -53,6 +53,7 @@ internal sealed record TimeSplit(double ServerMs, double ClusterMs, double Audit
 {
     private const string Route = "endpoint=\"/api/v1/clusters/{cluster}/namespaces/{namespace}/deployments/{name}/scale\"";
 
+    /// <summary>What is left: Opsgate's own work. The three means are over the same requests only when none was refused before its cluster call (a round with errors is FAILED anyway).</summary>
     public double OwnMs => ServerMs - ClusterMs - AuditMs;
 
     public static TimeSplit Between(string before, string after) => new(
@@ -180,9 +181,10 @@ internal sealed class KubeBench(BenchOptions options, Scenarios s, ServerReading
         var (warmup, through) = await LoadRunner.RunWithWarmupAsync(options, ThroughOpsgate, 1, ct);
         var metricsAfter = await readings.MetricsAsync(ct);
         var cpu = ServerReadings.Sum(metricsAfter, "process_cpu_seconds_total") - ServerReadings.Sum(metricsBefore, "process_cpu_seconds_total");
+        var cpuUs = cpu * 1e6 / Math.Max(1, Interlocked.Read(ref _opsgateSent) - sentBefore);
         var split = TimeSplit.Between(metricsBefore, metricsAfter);
         o.WriteLine($"round {round} kube through Opsgate: {Report.Line(through)}");
-        o.WriteLine(Describe(split, direct, through));
+        o.WriteLine(SplitLine(split, direct, through));
 
         var legs = new List<(string, LoadResult?)>
         {
@@ -198,7 +200,7 @@ internal sealed class KubeBench(BenchOptions options, Scenarios s, ServerReading
             var (pacedWarmup, pacedThrough) = await LoadRunner.RunWithWarmupAsync(options, ThroughOpsgate, 1, ct, perSecond: rate);
             var pacedSplit = TimeSplit.Between(pacedBefore, await readings.MetricsAsync(ct));
             o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"round {round} kube through Opsgate, paced at {rate:N0}/s: {Report.Line(pacedThrough)}"));
-            o.WriteLine(Describe(pacedSplit, pacedDirect, pacedThrough));
+            o.WriteLine(SplitLine(pacedSplit, pacedDirect, pacedThrough));
             paced = new PacedKube(rate, pacedDirect, pacedThrough, pacedSplit);
             legs.AddRange([("paced direct warm-up", pacedDirectWarmup), ("paced direct", pacedDirect), ("paced Opsgate warm-up", pacedWarmup), ("paced through Opsgate", pacedThrough)]);
         }
@@ -212,7 +214,6 @@ internal sealed class KubeBench(BenchOptions options, Scenarios s, ServerReading
         var verify = await s.VerifyAsync(ct);
         var added = await s.LatestAuditIdAsync(ct) - auditBefore;
         var sent = Interlocked.Read(ref _opsgateSent) - sentBefore;
-        var cpuUs = cpu * 1e6 / Math.Max(1, sent);
         o.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"  CPU per scale request (warm-ups included): Opsgate {cpuUs:0} us, bare forwarder {forwarderCpuUs:0} us"));
         o.WriteLine($"  audit: {added:N0} entries added for {sent:N0} scale requests through Opsgate (warm-up included); verify: ok={verify.Ok}, {verify.Entries:N0} entries{(verify.Reason is null ? "" : ", " + verify.Reason)}");
@@ -223,7 +224,7 @@ internal sealed class KubeBench(BenchOptions options, Scenarios s, ServerReading
         return new KubeMeasurement(options.DatabaseName, round, direct, forwarded, through, forwarderCpuUs, cpuUs, split, paced, failures.Count == 0 ? null : string.Join("; ", failures));
     }
 
-    private static string Describe(TimeSplit split, LoadResult direct, LoadResult through) => string.Create(CultureInfo.InvariantCulture,
+    private static string SplitLine(TimeSplit split, LoadResult direct, LoadResult through) => string.Create(CultureInfo.InvariantCulture,
         $"  means per scale (server's histograms, warm-up included): in Opsgate {split.ServerMs:0.00} ms, of which KubeSim's answers {split.ClusterMs:0.00} ms " +
         $"and the audit commit wait {split.AuditMs:0.00} ms; the clients saw {through.All.MeanMs:0.00} ms through Opsgate and {direct.All.MeanMs:0.00} ms direct");
 

@@ -42,7 +42,7 @@ internal sealed class Worker(int index, int kinds, int capacity)
 /// <summary>What a scenario does once per loop of one client; it records each HTTP request it makes.</summary>
 internal delegate Task Iteration(Worker worker, CancellationToken ct);
 
-/// <summary>Latency percentiles of one kind of request, from all clients' samples.</summary>
+/// <summary>Latency percentiles and mean of one kind of request, from all clients' samples.</summary>
 internal sealed record Latency(long Count, double P50Ms, double P99Ms, double MaxMs, double MeanMs)
 {
     public static Latency From(IEnumerable<IReadOnlyList<long>> samples)
@@ -51,7 +51,7 @@ internal sealed record Latency(long Count, double P50Ms, double P99Ms, double Ma
         if (all.Length == 0)
             return new Latency(0, double.NaN, double.NaN, double.NaN, double.NaN);
         Array.Sort(all);
-        return new Latency(all.Length, Ms(Percentile(all, 0.50)), Ms(Percentile(all, 0.99)), Ms(all[^1]), Ms(all.Average(x => (double)x)));
+        return new Latency(all.Length, Ms(Percentile(all, 0.50)), Ms(Percentile(all, 0.99)), Ms(all[^1]), Ms(all.Average()));
     }
 
     /// <summary>Nearest-rank percentile: the smallest sample that at least <paramref name="p"/> of all samples do not exceed.</summary>
@@ -81,6 +81,8 @@ internal static class LoadRunner
     public static async Task<LoadResult> RunAsync(
         Iteration iteration, int kinds, int concurrency, TimeSpan duration, long maxRequests, CancellationToken ct, double? perSecond = null)
     {
+        if (perSecond is not (null or > 0))
+            throw new ArgumentOutOfRangeException(nameof(perSecond), perSecond, "a paced rate must be above zero");
         var perWorkerCap = Math.Max(1, maxRequests / concurrency);
         var capacity = (int)Math.Min(perWorkerCap, 1 << 16);
         var workers = Enumerable.Range(0, concurrency).Select(i => new Worker(i, kinds, capacity)).ToArray();
@@ -97,11 +99,11 @@ internal static class LoadRunner
                 if (perSecond is { } rate)
                 {
                     var due = started + (long)((w.Index + (double)k * concurrency) / rate * Stopwatch.Frequency);
+                    if (due >= deadline)
+                        break;
                     var wait = due - Stopwatch.GetTimestamp();
                     if (wait > 0)
                         await Task.Delay(TimeSpan.FromSeconds((double)wait / Stopwatch.Frequency), ct);
-                    if (Stopwatch.GetTimestamp() >= deadline)
-                        break;
                 }
                 await iteration(w, ct);
             }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Threading.Channels;
 using Dapper;
 using Opsgate.Server.Observability;
@@ -84,11 +83,9 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
     {
         MakeStorable(entry);
         var pending = new Pending(entry, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
-        var queued = Stopwatch.GetTimestamp();
         if (!_queue.Writer.TryWrite(pending))
             await _queue.Writer.WriteAsync(pending);
         await pending.Done!.Task;
-        metrics.AuditWait(Stopwatch.GetElapsedTime(queued));
     }
 
     /// <summary>

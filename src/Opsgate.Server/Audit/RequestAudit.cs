@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -6,6 +7,7 @@ using Microsoft.AspNetCore.Http.Json;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Options;
 using Opsgate.Server.Auth;
+using Opsgate.Server.Observability;
 
 namespace Opsgate.Server.Audit;
 
@@ -125,7 +127,16 @@ internal static class RequestAuditExtensions
             JobId = audit.JobId,
             Cluster = audit.Cluster,
         };
-        await context.RequestServices.GetRequiredService<AuditWriter>().AppendAsync(entry);
+        var queued = Stopwatch.GetTimestamp();
+        try
+        {
+            await context.RequestServices.GetRequiredService<AuditWriter>().AppendAsync(entry);
+        }
+        finally
+        {
+            // Failed commits too: a slow or broken audit log is what this measurement is for.
+            context.RequestServices.GetRequiredService<OpsgateMetrics>().AuditWait(Stopwatch.GetElapsedTime(queued));
+        }
     }
 
     public static bool IsMutating(this HttpRequest request) =>

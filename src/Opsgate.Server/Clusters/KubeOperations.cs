@@ -41,12 +41,19 @@ internal sealed class KubeOperations(ClusterRegistry registry, OpsgateMetrics me
             return Forbidden($"namespace '{ns}' is not in {principal.Name}'s namespace allowlist ({string.Join(", ", principal.Namespaces!)})");
 
         Results<Ok<T>, ProblemHttpResult> result;
-        long? called = null;
         try
         {
             var client = await registry.ClientAsync(cluster, http.RequestAborted);
-            called = Stopwatch.GetTimestamp();
-            result = TypedResults.Ok(await operation(client, http.RequestAborted));
+            var called = Stopwatch.GetTimestamp();
+            try
+            {
+                result = TypedResults.Ok(await operation(client, http.RequestAborted));
+            }
+            finally
+            {
+                // Failed, timed-out and abandoned calls too: a slow cluster shows even when it never answers.
+                metrics.ClusterCall(clusterName, action, Stopwatch.GetElapsedTime(called));
+            }
         }
         catch (KubeApiException e)
         {
@@ -70,8 +77,6 @@ internal sealed class KubeOperations(ClusterRegistry registry, OpsgateMetrics me
                 detail: $"cluster '{clusterName}' cannot be used: {e.Message}");
         }
 
-        if (called is { } started)
-            metrics.ClusterCall(clusterName, action, Stopwatch.GetElapsedTime(started));
         metrics.Operation(clusterName, action, result.Result is ProblemHttpResult problem ? $"{problem.StatusCode}" : "success");
         return result;
     }

@@ -35,10 +35,10 @@ internal sealed class OpsgateMetrics
         // Beside http_request_duration_seconds, these two tell a slow cluster or a slow audit log from Opsgate's own time.
         double[] shortWaits = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
         _clusterCallDuration = Meter.CreateHistogram<double>("opsgate_cluster_call_duration_seconds", unit: "s",
-            description: "Time a Kubernetes operation spent in its calls to the cluster, by cluster and action (failed calls too).",
+            description: "Time a Kubernetes operation spent in its calls to the cluster, by cluster and action (failed and timed-out calls too).",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = shortWaits });
         _auditWait = Meter.CreateHistogram<double>("opsgate_audit_wait_seconds", unit: "s",
-            description: "Time a request waited for its audit entry to be committed before it could answer.",
+            description: "Time a request waited for its audit entry's commit before it could answer (failed commits too).",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = shortWaits });
         _jobs = Meter.CreateCounter<long>("opsgate_jobs_total", description: "Finished jobs by type and final status.");
         _jobDuration = Meter.CreateHistogram<double>("opsgate_job_duration_seconds", unit: "s", description: "Job run time from first start to finish, by type.",

@@ -199,6 +199,12 @@ public sealed class ClusterOpsTests
         Assert.Contains("nope", detail, StringComparison.Ordinal);
         await Problem.AssertAsync(await server.Admin.DeleteAsync("/api/v1/clusters/kind-prod/namespaces/prod/pods/ghost"), HttpStatusCode.NotFound);
         await Problem.AssertAsync(await server.Admin.GetAsync("/api/v1/clusters/other/namespaces/prod/pods"), HttpStatusCode.NotFound);
+
+        // Calls the cluster refused are timed; a cluster that is not registered never reaches a call, nor a label.
+        var metrics = await server.Client().GetStringAsync("/metrics");
+        Assert.Contains("opsgate_cluster_call_duration_seconds_count{action=\"k8s.scale\",cluster=\"kind-prod\"} 1", metrics, StringComparison.Ordinal);
+        Assert.Contains("opsgate_cluster_call_duration_seconds_count{action=\"k8s.delete\",cluster=\"kind-prod\"} 1", metrics, StringComparison.Ordinal);
+        Assert.DoesNotContain("cluster=\"other\"", metrics, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -233,7 +239,9 @@ public sealed class ClusterOpsTests
 
         var status = await server.Admin.GetFromJsonAsync<JsonElement>("/api/v1/clusters/kind-prod/status");
         Assert.Equal("unreachable", status.GetProperty("status").GetString());
-        Assert.Contains("opsgate_cluster_up{cluster=\"kind-prod\"} 0", await server.Client().GetStringAsync("/metrics"), StringComparison.Ordinal);
+        var metrics = await server.Client().GetStringAsync("/metrics");
+        Assert.Contains("opsgate_cluster_up{cluster=\"kind-prod\"} 0", metrics, StringComparison.Ordinal);
+        Assert.Contains("opsgate_cluster_call_duration_seconds_count{action=\"k8s.scale\",cluster=\"kind-prod\"} 1", metrics, StringComparison.Ordinal);
     }
 
     [Fact]
