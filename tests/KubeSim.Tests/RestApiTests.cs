@@ -127,6 +127,38 @@ public sealed class RestApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_watch_from_before_the_kept_history_is_410_Expired_and_one_within_it_replays_the_changes()
+    {
+        var from = (await GetAsync("/api/v1/namespaces/prod/configmaps")).Str("metadata", "resourceVersion");
+        var cm = new JsonObject { ["metadata"] = new JsonObject { ["name"] = "churn" }, ["data"] = new JsonObject { ["n"] = "0" } };
+        await SendAsync(HttpMethod.Post, "/api/v1/namespaces/prod/configmaps", cm, HttpStatusCode.Created);
+        string? recent = null;
+        for (var i = 1; i <= KubeStore.HistoryCapacity; i++)
+        {
+            var patch = new JsonObject { ["data"] = new JsonObject { ["n"] = $"{i}" } };
+            var updated = await SendAsync(HttpMethod.Patch, "/api/v1/namespaces/prod/configmaps/churn", patch, HttpStatusCode.OK, "application/merge-patch+json");
+            if (i == KubeStore.HistoryCapacity - 2)
+                recent = updated.Str("metadata", "resourceVersion");
+        }
+
+        using var expired = await _http.GetAsync($"/api/v1/namespaces/prod/configmaps?watch=true&resourceVersion={from}");
+        Assert.Equal(HttpStatusCode.Gone, expired.StatusCode);
+        AssertStatus(JsonNode.Parse(await expired.Content.ReadAsStringAsync())!.AsObject(), 410, "Expired");
+
+        using var response = await _http.GetAsync($"/api/v1/namespaces/prod/configmaps?watch=true&resourceVersion={recent}", HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        using var timeout = new CancellationTokenSource(Sim.Wait);
+        var replayed = new List<string?>();
+        while (replayed.Count < 2)
+        {
+            var line = await reader.ReadLineAsync(timeout.Token) ?? throw new InvalidOperationException("watch ended early");
+            replayed.Add(JsonNode.Parse(line)!.AsObject().Str("object", "data", "n"));
+        }
+        Assert.Equal([$"{KubeStore.HistoryCapacity - 1}", $"{KubeStore.HistoryCapacity}"], replayed);
+    }
+
+    [Fact]
     public async Task Label_and_field_selectors_filter_lists()
     {
         async Task<List<string>> Names(string query) =>
