@@ -75,9 +75,7 @@ public sealed class EventRetentionTests
 
     private static async Task<long> PrunedTotalAsync(OpsgateServer server)
     {
-        var metrics = await server.Admin.GetStringAsync("/metrics");
-        var line = metrics.Split('\n').Single(l => l.StartsWith("opsgate_events_pruned_total ", StringComparison.Ordinal));
-        return long.Parse(line.Split(' ')[1], CultureInfo.InvariantCulture);
+        return (long)Scrape.Sum(await server.Admin.GetStringAsync("/metrics"), "opsgate_events_pruned_total ");
     }
 
     [Fact]

@@ -110,15 +110,11 @@ public sealed class ClusterOpsTests
         Assert.Contains("opsgate_cluster_up{cluster=\"kind-prod\"} 1", metrics, StringComparison.Ordinal);
         // The time spent in the cluster's answers is a part of the requests' time, never more.
         Assert.Contains("opsgate_cluster_call_duration_seconds_count{action=\"k8s.scale\",cluster=\"kind-prod\"} 2", metrics, StringComparison.Ordinal);
-        var inCluster = Sum(metrics, "opsgate_cluster_call_duration_seconds_sum{action=\"k8s.scale\"");
-        var inRequests = Sum(metrics, "http_request_duration_seconds_sum{endpoint=\"/api/v1/clusters/{cluster}/namespaces/{namespace}/deployments/{name}/scale\"")
-            + Sum(metrics, "http_request_duration_seconds_sum{endpoint=\"/api/v1/clusters/{cluster}/namespaces/{namespace}/statefulsets/{name}/scale\"");
+        var inCluster = Scrape.Sum(metrics, "opsgate_cluster_call_duration_seconds_sum{action=\"k8s.scale\"");
+        var inRequests = Scrape.Sum(metrics, "http_request_duration_seconds_sum{endpoint=\"/api/v1/clusters/{cluster}/namespaces/{namespace}/deployments/{name}/scale\"")
+            + Scrape.Sum(metrics, "http_request_duration_seconds_sum{endpoint=\"/api/v1/clusters/{cluster}/namespaces/{namespace}/statefulsets/{name}/scale\"");
         Assert.InRange(inCluster, double.Epsilon, inRequests);
     }
-
-    private static double Sum(string metrics, string seriesPrefix) =>
-        metrics.Split('\n').Where(l => l.StartsWith(seriesPrefix, StringComparison.Ordinal))
-            .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
 
     [Fact]
     public async Task Dry_run_changes_nothing_and_is_audited_as_a_dry_run()
