@@ -24,6 +24,9 @@ internal sealed class SecretsOptions
 
     /// <summary>Key file used when <see cref="Key"/> is not set; created (mode 0600) on first use. Default: {DataDir}/secrets.key.</summary>
     public string? KeyFile { get; set; }
+
+    /// <summary>Comma-separated variable names, besides the built-in rule, whose values are secret (see <see cref="SecretVariables"/>).</summary>
+    public string? SecretVariableNames { get; set; }
 }
 
 /// <summary>
@@ -135,5 +138,6 @@ internal static class SecretsExtensions
         builder.Services.AddOptions<SecretsOptions>().Bind(builder.Configuration.GetSection(SecretsOptions.Section));
         builder.Services.AddSingleton<LocalSecretStore>();
         builder.Services.AddSingleton<ISecretStore>(sp => sp.GetRequiredService<LocalSecretStore>());
+        builder.Services.AddSingleton<SecretVariables>();
     }
 }
