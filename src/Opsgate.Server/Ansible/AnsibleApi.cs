@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Opsgate.Server.Ansible.Inventories;
+using Opsgate.Server.Api;
 using Opsgate.Server.Auth;
 using Opsgate.Server.Engine;
 using Opsgate.Server.Http;
@@ -24,12 +25,11 @@ internal static class AnsibleApi
     }
 
     private static async Task<Results<Ok<SortedDictionary<string, HostResultView>>, ProblemHttpResult>> Hosts(
-        string id, JobStore jobs, AnsibleResults results, CancellationToken ct)
+        string id, HttpContext http, JobAccess access, AnsibleResults results, CancellationToken ct)
     {
-        if (!JobIds.IsValid(id))
-            return Problems.Invalid("id", "must be a job id (26 characters, as returned by submit)");
-        if (await jobs.GetAsync(id, ct) is not { } found)
-            return Problems.NotFound($"job {id} does not exist");
+        var (found, refused) = await access.CheckAsync(http, id, JobAction.Read);
+        if (found is null)
+            return refused!;
         var view = new SortedDictionary<string, HostResultView>(StringComparer.Ordinal);
         foreach (var host in (await results.ListAsync(id, ct)).GroupBy(r => r.Host, StringComparer.Ordinal))
         {

@@ -27,7 +27,7 @@ internal sealed record ShardedResult(IReadOnlyList<JobRow> Children, IReadOnlyDi
 /// </para>
 /// </summary>
 internal sealed partial class ShardedRun(
-    JobStore store, JobCommands commands, InventoryExpander expander, AnsibleResults results, JobSignals signals,
+    JobStore store, JobCommands commands, JobSecrets secrets, InventoryExpander expander, AnsibleResults results, JobSignals signals,
     IOptions<AnsibleOptions> options, ILogger<ShardedRun> logger)
 {
     /// <summary>The steps of the built-in <c>ansible-shard</c> runbook (Engine/Runbooks/BuiltIn/ansible-shard.yaml); the runner checks they match.</summary>
@@ -105,8 +105,12 @@ internal sealed partial class ShardedRun(
                 parent.SourceIp, null, null, ShardSteps)
             {
                 ParentId = parent.Id, ShardIndex = i, ShardRound = round, ShardHosts = hosts.Count,
+                SubmitterNamespaces = ScopeHolder.FromJson(parent.SubmitterNamespaces),
             };
         }).ToList();
+        // A child's parameters are the parent's step inputs, secret values included: they go to the secret store first.
+        foreach (var child in children)
+            await secrets.SealAsync(child.Id, null, child.Params, ct); // ansible-shard has no secret: true parameters
         if (!await store.SubmitChildrenAsync(parent, context.Owner, round, children, ct))
             throw LeaseLost();
         await context.ProgressAsync($"{expanded.Hosts.Count} hosts in {count} shards; waiting for them", new JsonObject

@@ -32,12 +32,13 @@ internal static class AuditApi
     public static void MapAuditApi(this WebApplication app)
     {
         var group = app.MapGroup("/api/v1/audit").WithTags("Audit").RequireRole(Role.Viewer);
-        group.MapGet("/", Query).WithSummary("Audit entries, newest first. Pass next_cursor back as cursor for the next page.");
+        group.MapGet("/", Query).WithSummary(
+            "Audit entries, newest first; pass next_cursor back as cursor. A principal with a namespace allowlist sees the entries about its namespaces and the jobs it may see, and its own.");
         group.MapGet("/verify", Verify).WithSummary("Recompute the hash chain; reports the first entry that does not match.");
     }
 
     private static async Task<Results<Ok<AuditPage>, ProblemHttpResult>> Query(
-        AuditLog log, CancellationToken ct,
+        AuditLog log, HttpContext http, CancellationToken ct,
         string? actor = null, string? action = null, string? @namespace = null, string? cluster = null,
         string? since = null, string? until = null, string? cursor = null, int limit = DefaultLimit)
     {
@@ -62,7 +63,11 @@ internal static class AuditApi
             if (value is not null && value.Any(char.IsControl))
                 return Problems.Invalid(name, "must not contain control characters");
         }
-        var rows = await log.QueryAsync(new AuditQuery(actor, action, @namespace, sinceTs, untilTs, before, limit, cluster), ct);
+        var principal = http.Principal()!;
+        var rows = await log.QueryAsync(new AuditQuery(actor, action, @namespace, sinceTs, untilTs, before, limit, cluster)
+        {
+            Reader = new AuditReader(principal.Id, principal.Namespaces),
+        }, ct);
         var next = rows.Count == limit ? rows[^1].Id.ToString(CultureInfo.InvariantCulture) : null;
         return TypedResults.Ok(new AuditPage(rows.Select(AuditEntryResponse.From).ToList(), next));
     }

@@ -90,7 +90,7 @@ internal static class JobsApi
     }
 
     private static async Task<Results<Ok<JobList>, ProblemHttpResult>> List(
-        JobStore store, JobSubmission submission, CancellationToken ct, string? status = null, string? type = null, string? cursor = null, int limit = 50)
+        HttpContext http, JobStore store, JobSubmission submission, CancellationToken ct, string? status = null, string? type = null, string? cursor = null, int limit = 50)
     {
         if (limit is < 1 or > 500)
             return Problems.Invalid("limit", "must be between 1 and 500");
@@ -100,57 +100,56 @@ internal static class JobsApi
             return Problems.Invalid("cursor", "must be a next_cursor value from an earlier page");
         if (type is { Length: > 63 })
             return Problems.Invalid("type", "must be at most 63 characters");
-        var rows = await store.ListAsync(status, type, cursor, limit, ct);
+        var rows = await store.ListAsync(status, type, cursor, limit, JobAccess.ListScope(http), ct);
         var views = new List<JobView>(rows.Count);
         foreach (var row in rows)
             views.Add(await submission.ViewAsync(row, [], ct));
         return TypedResults.Ok(new JobList(views, rows.Count == limit ? rows[^1].Id : null));
     }
 
-    private static async Task<Results<Ok<JobView>, ProblemHttpResult>> Get(string id, JobStore store, JobSubmission submission, CancellationToken ct)
+    private static async Task<Results<Ok<JobView>, ProblemHttpResult>> Get(string id, HttpContext http, JobAccess access, JobStore store, JobSubmission submission, CancellationToken ct)
     {
-        if (!JobIds.IsValid(id))
-            return Problems.Invalid("id", "must be a job id (26 characters, as returned by submit)");
-        if (await store.GetAsync(id, ct) is not { } found)
-            return Problems.NotFound($"job {id} does not exist");
+        var (found, refused) = await access.CheckAsync(http, id, JobAction.Read);
+        if (found is null)
+            return refused!;
         var view = await submission.ViewAsync(found.Job, found.Steps, ct);
         var children = await store.ChildrenAsync(id, null, ct);
         return TypedResults.Ok(children.Count == 0 ? view
             : view with { Children = [.. children.Select(c => new ChildJobView(c.Id, c.ShardIndex ?? 0, c.ShardHosts ?? 0, c.Status, c.Error))] });
     }
 
-    private static Task<Results<Ok<CommandResult>, ProblemHttpResult>> Cancel(string id, HttpContext http, JobCommands commands) =>
-        Command(http, id, by => commands.CancelAsync(id, by, http.RequestAborted), "only pending, waiting or running jobs can be cancelled");
+    private static Task<Results<Ok<CommandResult>, ProblemHttpResult>> Cancel(string id, HttpContext http, JobAccess access, JobCommands commands) =>
+        Command(http, access, id, JobAction.Cancel, by => commands.CancelAsync(id, by.Name, http.RequestAborted), "only pending, waiting or running jobs can be cancelled");
 
-    private static Task<Results<Ok<CommandResult>, ProblemHttpResult>> Retry(string id, HttpContext http, JobCommands commands) =>
-        Command(http, id, by => commands.RetryAsync(id, by, http.RequestAborted), "only failed jobs can be retried");
+    private static Task<Results<Ok<CommandResult>, ProblemHttpResult>> Retry(string id, HttpContext http, JobAccess access, JobCommands commands) =>
+        Command(http, access, id, JobAction.Retry, by => commands.RetryAsync(id, by.Name, http.RequestAborted), "only failed jobs can be retried");
 
-    private static async Task<Results<Ok<CommandResult>, ProblemHttpResult>> Approve(string id, HttpContext http, JobCommands commands, JobSubmission submission, [FromBody] DecisionRequest? request)
+    private static Task<Results<Ok<CommandResult>, ProblemHttpResult>> Approve(string id, HttpContext http, JobAccess access, JobCommands commands, [FromBody] DecisionRequest? request)
     {
         if (request is not null)
             http.SetAuditBody(request);
-        if (await submission.CheckApproverAsync(http, id) is { } refused)
-            return refused;
-        return await Command(http, id, by => commands.ApproveAsync(id, by, request?.Comment, http.RequestAborted), "only jobs waiting for approval can be approved");
+        return Command(http, access, id, JobAction.Decide, by => commands.ApproveAsync(id, by.Name, by.Namespaces, request?.Comment, http.RequestAborted),
+            "only jobs waiting for approval can be approved");
     }
 
-    private static async Task<Results<Ok<CommandResult>, ProblemHttpResult>> Reject(string id, HttpContext http, JobCommands commands, JobSubmission submission, [FromBody] DecisionRequest? request)
+    private static Task<Results<Ok<CommandResult>, ProblemHttpResult>> Reject(string id, HttpContext http, JobAccess access, JobCommands commands, [FromBody] DecisionRequest? request)
     {
         if (request is not null)
             http.SetAuditBody(request);
-        if (await submission.CheckApproverAsync(http, id) is { } refused)
-            return refused;
-        return await Command(http, id, by => commands.RejectAsync(id, by, request?.Comment, http.RequestAborted), "only jobs waiting for approval can be rejected");
+        return Command(http, access, id, JobAction.Decide, by => commands.RejectAsync(id, by.Name, request?.Comment, http.RequestAborted),
+            "only jobs waiting for approval can be rejected");
     }
 
     private static async Task<Results<Ok<CommandResult>, ProblemHttpResult>> Command(
-        HttpContext http, string id, Func<string, Task<(CommandOutcome Outcome, string? Status)>> command, string wrongState)
+        HttpContext http, JobAccess access, string id, JobAction action, Func<Principal, Task<(CommandOutcome Outcome, string? Status)>> command, string wrongState)
     {
         http.Audit().ResourceName = id.Length <= 64 ? id : id[..64];
-        if (!JobIds.IsValid(id))
-            return Problems.Invalid("id", "must be a job id (26 characters, as returned by submit)");
-        http.Audit().JobId = id;
-        var (outcome, status) = await command(http.Principal()!.Name);
+        if (JobIds.IsValid(id))
+            http.Audit().JobId = id;
+        var (grant, refused) = await access.CheckAsync(http, id, action);
+        if (grant is null)
+            return refused!;
+        var (outcome, status) = await command(http.Principal()!);
         return outcome switch
         {
             CommandOutcome.Done => TypedResults.Ok(new CommandResult(id, status!)),

@@ -4,7 +4,14 @@ using Opsgate.Server.Persistence;
 
 namespace Opsgate.Server.Audit;
 
-internal sealed record AuditQuery(string? Actor, string? Action, string? Namespace, DateTime? Since, DateTime? Until, long? Before, int Limit, string? Cluster = null);
+internal sealed record AuditQuery(string? Actor, string? Action, string? Namespace, DateTime? Since, DateTime? Until, long? Before, int Limit, string? Cluster = null)
+{
+    /// <summary>A reader with a namespace allowlist: only entries about its namespaces (and jobs it may see) and its own actions.</summary>
+    public AuditReader? Reader { get; init; }
+}
+
+/// <param name="Namespaces">Null: the reader sees every entry.</param>
+internal sealed record AuditReader(string PrincipalId, IReadOnlyList<string>? Namespaces);
 
 internal sealed record AuditVerification(bool Ok, long Entries, long? FirstBadId, string? Reason);
 
@@ -52,6 +59,15 @@ internal sealed class AuditLog(Database database, AuditWriter writer)
         {
             sql.Append(" AND ts < @until");
             parameters.Add("until", until);
+        }
+        if (query.Reader is { Namespaces: { } namespaces } reader)
+        {
+            sql.Append(" AND (principal_id = @readerId OR ").Append(Engine.JobStore.InNamespaces(database.Dialect, "namespace"))
+                .Append(" OR (job_id IS NOT NULL AND EXISTS (SELECT 1 FROM jobs WHERE jobs.id = audit_log.job_id AND ")
+                .Append(Engine.JobStore.WithinNamespaces(database.Dialect)).Append(")))");
+            parameters.Add("readerId", reader.PrincipalId);
+            parameters.Add("namespaces", namespaces.ToArray());
+            parameters.Add("scopedYes", true);
         }
         if (query.Before is { } before)
         {

@@ -16,6 +16,9 @@ internal static class EngineExtensions
         services.AddSingleton<JobStore>();
         services.AddSingleton<JobCommands>();
         services.AddSingleton<JobSubmission>();
+        services.AddSingleton<JobScope>();
+        services.AddSingleton<JobSecrets>();
+        services.AddSingleton<Api.JobAccess>();
         services.AddSingleton<JobRunner>();
         builder.AddNotifications(); // before the worker: hosted services stop in reverse order, and jobs finishing at shutdown still notify
         services.AddSingleton<JobWorker>();

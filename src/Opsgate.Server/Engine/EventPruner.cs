@@ -12,7 +12,7 @@ namespace Opsgate.Server.Engine;
 /// batches of <c>Jobs:EventPruneBatch</c>, each its own short write transaction, so writers never wait behind one huge
 /// delete. A prune cut short by a crash is finished after the next start.
 /// </summary>
-internal sealed partial class EventPruner(Database database, JobStore store, IOptions<JobsOptions> options, OpsgateMetrics metrics, TimeProvider time,
+internal sealed partial class EventPruner(JobSecrets secrets, Database database, JobStore store, IOptions<JobsOptions> options, OpsgateMetrics metrics, TimeProvider time,
     ILogger<EventPruner> logger) : BackgroundService
 {
     private const int JobsPerRound = 100;
@@ -122,6 +122,8 @@ internal sealed partial class EventPruner(Database database, JobStore store, IOp
             deleted += n;
             metrics.EventsPruned(n);
         }
+        // The job's secret parameters go with its events: a job past retention has nothing left to run them for.
+        await secrets.DeleteAsync(id, ct);
         return deleted;
     }
 

@@ -101,9 +101,10 @@ internal sealed class JobCommands(Database database, JobStore store, JobSignals 
         return (CommandOutcome.Done, JobStatus.Pending);
     }
 
-    public async Task<(CommandOutcome Outcome, string? Status)> ApproveAsync(string id, string by, string? comment, CancellationToken ct)
+    /// <param name="byNamespaces">The approver's namespace allowlist (null: none): targets the job learns at run time must lie in it too.</param>
+    public async Task<(CommandOutcome Outcome, string? Status)> ApproveAsync(string id, string by, IReadOnlyList<string>? byNamespaces, string? comment, CancellationToken ct)
     {
-        if (await TryApproveAsync(id, by, comment, ct))
+        if (await TryApproveAsync(id, by, byNamespaces, comment, ct))
         {
             signals.EventsAppended(id);
             signals.JobQueued();
@@ -117,17 +118,17 @@ internal sealed class JobCommands(Database database, JobStore store, JobSignals 
     }
 
     /// <summary>Moves a job waiting for approval, whose approval window is still open, to pending.</summary>
-    private async Task<bool> TryApproveAsync(string id, string by, string? comment, CancellationToken ct)
+    private async Task<bool> TryApproveAsync(string id, string by, IReadOnlyList<string>? byNamespaces, string? comment, CancellationToken ct)
     {
         JobStatus.EnsureCanMove(JobStatus.WaitingApproval, JobStatus.Pending);
         await using var write = await database.WriteAsync(ct);
         var (connection, tx) = (write.Connection, write.Transaction);
         var moved = await connection.ExecuteAsync(
             """
-            UPDATE jobs SET status = 'pending', decided_by = @by, decision_comment = @comment
+            UPDATE jobs SET status = 'pending', decided_by = @by, decision_comment = @comment, approver_namespaces = @approverNamespaces
             WHERE id = @id AND status = 'waiting_approval' AND (approval_expires_at IS NULL OR approval_expires_at >= @now)
             """,
-            new { id, by, comment, now = store.Now() }, tx);
+            new { id, by, comment, now = store.Now(), approverNamespaces = ScopeHolder.ToJson(byNamespaces) }, tx);
         if (moved == 0)
             return false;
         await store.AppendEventsAsync(connection, tx, id, null, [new NewEvent("job.approved", null, new JsonObject { ["by"] = by, ["comment"] = comment })], ct);

@@ -3,6 +3,8 @@ using System.Globalization;
 using System.Net.WebSockets;
 using Opsgate.Server.Http;
 
+using Opsgate.Server.Api;
+
 namespace Opsgate.Server.Engine;
 
 /// <summary>
@@ -21,7 +23,7 @@ internal static class JobEventStream
     private static readonly TimeSpan Recheck = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan KeepAlive = TimeSpan.FromSeconds(15);
 
-    public static async Task ServerSentEventsAsync(string id, HttpContext http, JobStore store, JobSignals signals, long? after = null)
+    public static async Task ServerSentEventsAsync(string id, HttpContext http, JobAccess access, JobStore store, JobSignals signals, long? after = null)
     {
         var from = after ?? 0;
         if (http.Request.Headers["Last-Event-ID"].FirstOrDefault() is { Length: > 0 } header)
@@ -32,7 +34,7 @@ internal static class JobEventStream
                 return;
             }
         }
-        if (await FindAsync(http, id, from, store) is not { } job)
+        if (await FindAsync(http, id, from, access) is not { } job)
             return;
         if (JobStatus.IsFinished(job.Status) && from >= job.LastSeq)
         {
@@ -67,7 +69,7 @@ internal static class JobEventStream
             http.RequestAborted);
     }
 
-    public static async Task WebSocketAsync(string id, HttpContext http, JobStore store, JobSignals signals, long? after = null)
+    public static async Task WebSocketAsync(string id, HttpContext http, JobAccess access, JobStore store, JobSignals signals, long? after = null)
     {
         if (!http.WebSockets.IsWebSocketRequest)
         {
@@ -75,7 +77,7 @@ internal static class JobEventStream
             return;
         }
         var from = after ?? 0;
-        if (await FindAsync(http, id, from, store) is not { } job)
+        if (await FindAsync(http, id, from, access) is not { } job)
             return;
         using var socket = await http.WebSockets.AcceptWebSocketAsync();
         if (Pruned(job, from) is { } pruned)
@@ -113,24 +115,17 @@ internal static class JobEventStream
     }
 
     /// <summary>The job, or null after answering 400/404.</summary>
-    private static async Task<JobRow?> FindAsync(HttpContext http, string id, long from, JobStore store)
+    private static async Task<JobRow?> FindAsync(HttpContext http, string id, long from, JobAccess access)
     {
-        if (!JobIds.IsValid(id))
-        {
-            await Problems.WriteAsync(http, 400, "Bad request", "id: must be a job id (26 characters, as returned by submit)");
-            return null;
-        }
         if (from < 0)
         {
             await Problems.WriteAsync(http, 400, "Bad request", "after: must be 0 or a seq from this stream");
             return null;
         }
-        if (await store.GetAsync(id, http.RequestAborted) is not { } found)
-        {
-            await Problems.WriteAsync(http, 404, "Not found", $"job {id} does not exist");
-            return null;
-        }
-        return found.Job;
+        var (found, refused) = await access.CheckAsync(http, id, JobAction.Read);
+        if (found is null)
+            await refused!.ExecuteAsync(http);
+        return found?.Job;
     }
 
     /// <param name="ended">The job is finished and the client has its last event already.</param>

@@ -86,6 +86,12 @@ internal sealed class JobRow
     /// <summary>Events up to this seq were deleted by the event retention (null: none were).</summary>
     public long? EventsPrunedSeq { get; set; }
     public DateTime? EventsPrunedAt { get; set; }
+
+    /// <summary>Its targets are recorded (false only for jobs from before Opsgate recorded them: see migration 0013).</summary>
+    public bool Scoped { get; set; }
+    /// <summary>JSON arrays of the submitter's and the approver's namespace allowlists (null: none); see <see cref="JobScope"/>.</summary>
+    public string? SubmitterNamespaces { get; set; }
+    public string? ApproverNamespaces { get; set; }
 }
 
 internal sealed class StepRow

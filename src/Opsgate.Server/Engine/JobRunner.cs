@@ -17,7 +17,7 @@ namespace Opsgate.Server.Engine;
 /// anything: another worker owns the job now.
 /// </summary>
 internal sealed partial class JobRunner(
-    JobStore store, RunbookCatalog catalog, IEnumerable<IStepExecutor> executors, JobSignals signals, JobNotifier notifier, JobCommands commands,
+    JobStore store, RunbookCatalog catalog, IEnumerable<IStepExecutor> executors, JobScope scope, JobSecrets secrets, JobSignals signals, JobNotifier notifier, JobCommands commands,
     OpsgateMetrics metrics, IOptions<JobsOptions> options, TimeProvider time, ILogger<JobRunner> logger)
 {
     private readonly FrozenDictionary<string, IStepExecutor> _executors = executors.ToFrozenDictionary(e => e.Kind, StringComparer.Ordinal);
@@ -128,6 +128,8 @@ internal sealed partial class JobRunner(
         public StopReason? Outcome { get; set; }
         /// <summary>The job's last step, succeeded and not yet written: it is written with the job's finish, in one transaction.</summary>
         public StepWrite? LastStep { get; set; }
+        /// <summary>The job's secret parameter values, masked in everything its steps report (see <see cref="JobSecrets"/>).</summary>
+        public IReadOnlyList<string> Secrets { get; set; } = [];
     }
 
     private async Task RunStepsAsync(RunContext run, Runbook runbook, IReadOnlyList<StepRow> steps, CancellationToken ct)
@@ -141,7 +143,18 @@ internal sealed partial class JobRunner(
                 $"[{string.Join(", ", steps.Select(s => s.Name))}], the runbook now [{string.Join(", ", runbook.Steps.Select(s => s.Name))}]; submit it again";
             return;
         }
-        var parameters = JsonNode.Parse(job.Params)!.AsObject();
+        // Steps run with the secret values; what is recorded about them (the step.started inputs) shows the stored, redacted ones.
+        var shown = JsonNode.Parse(job.Params)!.AsObject();
+        JsonObject parameters;
+        try
+        {
+            (parameters, run.Secrets) = await secrets.RevealAsync(job, shown, ct);
+        }
+        catch (StepFailedException e)
+        {
+            run.Failure = e.Message;
+            return;
+        }
         var outputs = new Dictionary<string, JsonObject>(StringComparer.Ordinal);
         foreach (var done in steps.Where(s => s.Status == StepStatus.Succeeded && s.Output is not null))
             outputs[done.Name] = JsonNode.Parse(done.Output!)!.AsObject();
@@ -161,6 +174,8 @@ internal sealed partial class JobRunner(
                 await FailStepAsync(run, step, $"inputs could not be prepared: {e.Message}", ct);
                 return;
             }
+            if (!await CheckTargetAsync(run, step, definition, executor, inputs, ct))
+                return;
             // Found running at the claim: the worker that ran it died (or shut down) mid-step. A step that must not
             // run twice fails here, with what is already recorded (events, results) kept, instead of running again.
             var resumed = step.Status == StepStatus.Running;
@@ -169,15 +184,36 @@ internal sealed partial class JobRunner(
                 await FailStepAsync(run, step, notResumable, ct);
                 return;
             }
-            if (!await RunStepAsync(run, step, definition, executor, inputs, outputs, last: step.StepOrder == steps[^1].StepOrder, ct))
+            var shownInputs = run.Secrets.Count == 0 ? inputs : Templates.Render(definition.With, shown, outputs)!.AsObject();
+            if (!await RunStepAsync(run, step, definition, executor, inputs, shownInputs, outputs, last: step.StepOrder == steps[^1].StepOrder, ct))
                 return;
         }
     }
 
+    /// <summary>
+    /// Holds the step to where the job may act, with the inputs it is about to run with: the cluster's allowlist, the
+    /// submitter's and the approver's. A target only learned now (from an earlier step's outputs) is recorded with the
+    /// job once allowed. False (the step failed, and the refusal is in its audit entry) when the job must stop here.
+    /// </summary>
+    private async Task<bool> CheckTargetAsync(RunContext run, StepRow step, RunbookStep definition, IStepExecutor executor, JsonObject inputs, CancellationToken ct)
+    {
+        if (JobScope.Of(executor.Target, inputs) is not { } target)
+            return true;
+        if (await scope.CheckAsync(target, JobScope.Holders(run.Job), ct) is { } refusal)
+        {
+            await FailStepAsync(run, step, $"refused: {refusal.Message}", ct);
+            return false;
+        }
+        if (JobScope.LearnedAtRunTime(definition, executor.Target!))
+            await store.AddTargetAsync(run.Job.Id, target, ct);
+        return true;
+    }
+
     /// <summary>Runs one step with its retries. False when the job must stop here.</summary>
     /// <param name="last">The job's last step: its success is written with the job's finish (<see cref="RunContext.LastStep"/>).</param>
+    /// <param name="shownInputs">The inputs as recorded: rendered from the stored parameters, secret values redacted.</param>
     private async Task<bool> RunStepAsync(RunContext run, StepRow step, RunbookStep definition, IStepExecutor executor, JsonObject inputs,
-        Dictionary<string, JsonObject> outputs, bool last, CancellationToken ct)
+        JsonObject shownInputs, Dictionary<string, JsonObject> outputs, bool last, CancellationToken ct)
     {
         var job = run.Job;
         for (var attempt = 1; ; attempt++)
@@ -190,7 +226,7 @@ internal sealed partial class JobRunner(
             step.StartedAt = store.Now();
             step.FinishedAt = null;
             step.Detail = job.DryRun ? "planning (dry run)" : "running";
-            var start = new StepWrite(step, [Event("step.started", step, new JsonObject { ["attempt"] = step.Attempts, ["inputs"] = inputs.DeepClone() })],
+            var start = new StepWrite(step, [Event("step.started", step, new JsonObject { ["attempt"] = step.Attempts, ["inputs"] = shownInputs.DeepClone() })],
                 [JobAudit.Entry(job, "job.step.start", AuditStatus.Success, null, step)]);
             // A kind that writes about the job itself, or must not run twice, has its start written before it runs.
             if (options.Value.StepStartHold > TimeSpan.Zero && !executor.RecordsItself && executor.NotResumable(inputs) is null)
@@ -209,6 +245,8 @@ internal sealed partial class JobRunner(
             try
             {
                 var outcome = await executor.ExecuteAsync(context, stepTimeout.Token);
+                if (run.Secrets.Count > 0)
+                    outcome = new StepOutcome(JobSecrets.Mask(outcome.Detail, run.Secrets)!, (JsonObject?)JobSecrets.Mask(outcome.Outputs, run.Secrets));
                 step.Status = StepStatus.Succeeded;
                 step.Detail = outcome.Detail;
                 step.FinishedAt = store.Now();
@@ -245,6 +283,7 @@ internal sealed partial class JobRunner(
                 error = e.Message;
             }
 
+            error = JobSecrets.Mask(error, run.Secrets)!;
             if (!retryable || attempt >= definition.Attempts)
             {
                 await FailStepAsync(run, step, error, ct);
@@ -303,8 +342,9 @@ internal sealed partial class JobRunner(
 
     private async Task ProgressAsync(RunContext run, StepRow step, string detail, JsonObject? data)
     {
+        detail = JobSecrets.Mask(detail, run.Secrets)!;
         step.Detail = detail;
-        var payload = data?.DeepClone().AsObject() ?? [];
+        var payload = JobSecrets.Mask(data, run.Secrets)?.AsObject() ?? [];
         payload["detail"] = detail;
         if (!await store.UpdateStepAsync(await run.Start.WithStartAsync(new StepWrite(step, [Event("step.progress", step, payload)], [])), run.Owner, CancellationToken.None))
             run.Outcome = StopReason.LeaseLost;

@@ -16,6 +16,12 @@ internal sealed record NewJob(string Id, string Type, JsonObject Params, bool Dr
     public int? ShardIndex { get; init; }
     public int? ShardRound { get; init; }
     public int? ShardHosts { get; init; }
+
+    /// <summary>Where the job acts, as far as is known at submit (see <see cref="JobScope"/>).</summary>
+    public IReadOnlyList<JobTarget> Targets { get; init; } = [];
+
+    /// <summary>The submitter's namespace allowlist (null: none), which targets learned at run time are checked against.</summary>
+    public IReadOnlyList<string>? SubmitterNamespaces { get; init; }
 }
 
 /// <summary>A job a worker claimed, with its lease token and its steps as they were at the claim.</summary>
@@ -47,7 +53,7 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
     private const string JobColumns =
         "id, type, status, params, dry_run, actor, principal_id, source_ip, created_at, started_at, finished_at, attempt, lease_owner, " +
         "lease_expires_at, concurrency_key, cancel_requested, cancel_requested_by, deadline_at, approval_expires_at, decided_by, decision_comment, error, last_seq, " +
-        "parent_id, shard_index, shard_round, shard_hosts, relayed_seq, events_pruned_at, events_pruned_seq";
+        "parent_id, shard_index, shard_round, shard_hosts, relayed_seq, events_pruned_at, events_pruned_seq, scoped, submitter_namespaces, approver_namespaces";
     private const string StepColumns = "job_id, step_order, name, kind, status, detail, attempts, started_at, finished_at, output";
     /// <summary>A job no running job holds the concurrency key of.</summary>
     private const string FreeKey =
@@ -74,7 +80,7 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
             Id = job.Id, Type = job.Type, Status = job.Status, Params = job.Params.ToJsonString(), DryRun = job.DryRun, Actor = job.Actor,
             PrincipalId = job.PrincipalId, SourceIp = job.SourceIp, CreatedAt = created, ConcurrencyKey = job.ConcurrencyKey,
             ApprovalExpiresAt = job.ApprovalExpiresAt, ParentId = job.ParentId, ShardIndex = job.ShardIndex, ShardRound = job.ShardRound,
-            ShardHosts = job.ShardHosts, LastSeq = 1,
+            ShardHosts = job.ShardHosts, LastSeq = 1, Scoped = true, SubmitterNamespaces = ScopeHolder.ToJson(job.SubmitterNamespaces),
         };
         return (stored, job.Steps.Select((s, i) => new StepRow { JobId = job.Id, StepOrder = i + 1, Name = s.Name, Kind = s.Kind, Status = StepStatus.Pending }).ToList());
     }
@@ -112,15 +118,19 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
         await write.LaterAsync(
             """
             INSERT INTO jobs (id, type, status, params, dry_run, actor, principal_id, source_ip, created_at, concurrency_key, approval_expires_at,
-                parent_id, shard_index, shard_round, shard_hosts, last_seq)
+                parent_id, shard_index, shard_round, shard_hosts, last_seq, scoped, submitter_namespaces, secrets_sealed)
             VALUES (@Id, @Type, @Status, @Params, @DryRun, @Actor, @PrincipalId, @SourceIp, @now, @ConcurrencyKey, @ApprovalExpiresAt,
-                @ParentId, @ShardIndex, @ShardRound, @ShardHosts, 1)
+                @ParentId, @ShardIndex, @ShardRound, @ShardHosts, 1, @yes, @SubmitterNamespaces, @yes)
             """,
             new
             {
                 job.Id, job.Type, job.Status, Params = job.Params.ToJsonString(), job.DryRun, job.Actor, job.PrincipalId, job.SourceIp, now, job.ConcurrencyKey,
-                job.ApprovalExpiresAt, job.ParentId, job.ShardIndex, job.ShardRound, job.ShardHosts,
+                job.ApprovalExpiresAt, job.ParentId, job.ShardIndex, job.ShardRound, job.ShardHosts, yes = true,
+                SubmitterNamespaces = ScopeHolder.ToJson(job.SubmitterNamespaces),
             });
+        foreach (var target in job.Targets.Distinct())
+            await write.LaterAsync("INSERT INTO job_targets (job_id, cluster, namespace) VALUES (@Id, @Cluster, @Namespace)",
+                new { job.Id, target.Cluster, target.Namespace });
         for (var i = 0; i < job.Steps.Count; i++)
         {
             await write.LaterAsync("INSERT INTO job_steps (job_id, step_order, name, kind, status) VALUES (@JobId, @Order, @Name, @Kind, 'pending')",
@@ -187,9 +197,12 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
         return (Normalize(job), steps.Select(Normalize).ToList());
     }
 
-    public async Task<IReadOnlyList<JobRow>> ListAsync(string? status, string? type, string? before, int limit, CancellationToken ct)
+    /// <param name="namespaces">A principal's namespace allowlist: only jobs whose every target lies in it (null: every job).</param>
+    public async Task<IReadOnlyList<JobRow>> ListAsync(string? status, string? type, string? before, int limit, IReadOnlyList<string>? namespaces, CancellationToken ct)
     {
         var sql = new System.Text.StringBuilder($"SELECT {JobColumns} FROM jobs WHERE 1=1");
+        if (namespaces is not null)
+            sql.Append(" AND ").Append(WithinNamespaces(database.Dialect));
         if (status is not null)
             sql.Append(" AND status = @status");
         if (type is not null)
@@ -198,7 +211,7 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
             sql.Append(" AND id < @before");
         sql.Append(" ORDER BY id DESC LIMIT @limit");
         await using var connection = await database.OpenAsync(ct);
-        return (await connection.QueryAsync<JobRow>(sql.ToString(), new { status, type, before, limit })).Select(Normalize).ToList();
+        return (await connection.QueryAsync<JobRow>(sql.ToString(), new { status, type, before, limit, namespaces = namespaces?.ToArray(), scopedYes = true })).Select(Normalize).ToList();
     }
 
     /// <summary>

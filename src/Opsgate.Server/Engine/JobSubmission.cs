@@ -14,7 +14,7 @@ internal sealed record RunbookDescription(string Name, string? Description, bool
     IReadOnlyList<RunbookParameterDescription> Parameters, IReadOnlyList<RunbookStepDescription> Steps, string Source);
 
 internal sealed record RunbookParameterDescription(string Name, string Type, bool Required, JsonNode? Default, IReadOnlyList<string>? Values,
-    long? Min, long? Max, string? Pattern, string? Description);
+    long? Min, long? Max, string? Pattern, string? Description, bool Secret);
 
 internal sealed record RunbookStepDescription(string Name, string Kind);
 
@@ -23,8 +23,8 @@ internal sealed record RunbookStepDescription(string Name, string Kind);
 /// checked against their kinds, Kubernetes targets checked against the cluster's and the caller's namespace
 /// allowlists — all before anything is stored, so a bad request is a 4xx and never a failed job.
 /// </summary>
-internal sealed class JobSubmission(RunbookCatalog catalog, IEnumerable<IStepExecutor> executors, JobStore store, ClusterRegistry clusters,
-    JobAdmission admission)
+internal sealed class JobSubmission(RunbookCatalog catalog, IEnumerable<IStepExecutor> executors, JobStore store, JobScope scope,
+    JobSecrets secrets, JobAdmission admission)
 {
     private readonly Dictionary<string, IStepExecutor> _executors = executors.ToDictionary(e => e.Kind, StringComparer.Ordinal);
 
@@ -36,6 +36,10 @@ internal sealed class JobSubmission(RunbookCatalog catalog, IEnumerable<IStepExe
         if (catalog.Find(type) is not { } runbook)
             return Problems.Invalid("type", $"unknown job type '{Truncate(type)}'; known types: {string.Join(", ", catalog.All.Select(r => r.Name).Order(StringComparer.Ordinal))}");
 
+        // The audit entry shows what was asked, with the runbook's secret parameters (and secret-named extra vars) redacted.
+        if (input?.DeepClone() is JsonObject shown && secrets.Take(runbook, shown).Count > 0)
+            http.SetAuditBody(new SubmitJobRequest(type, shown, dryRun));
+
         JsonObject parameters;
         try
         {
@@ -46,10 +50,24 @@ internal sealed class JobSubmission(RunbookCatalog catalog, IEnumerable<IStepExe
         {
             return Problems.Invalid(e.Field, e.Message);
         }
-        if (await CheckTargetsAsync(runbook, parameters, principal, http.RequestAborted) is { } refused)
-            return refused;
+        var targets = new List<JobTarget>();
+        var submitter = new ScopeHolder(principal.Name, principal.Namespaces);
+        foreach (var (step, target) in scope.KnownAtSubmit(runbook, parameters))
+        {
+            switch (await scope.CheckAsync(target, [submitter], http.RequestAborted))
+            {
+                case { Kind: RefusalKind.UnknownCluster } unknown:
+                    return Problems.Invalid(runbook.Parameter("cluster") is not null ? "params.cluster" : $"steps.{step.Name}.cluster", unknown.Message);
+                case { } refusal:
+                    return TypedResults.Problem(statusCode: 403, title: "Forbidden", detail: refusal.Message);
+            }
+            targets.Add(target);
+        }
         if (await CheckReferencesAsync(runbook, parameters, http.RequestAborted) is { } dangling)
             return dangling;
+
+        var id = JobIds.New(new DateTimeOffset(store.Now()));
+        await secrets.SealAsync(id, runbook, parameters, http.RequestAborted);
 
         string? concurrencyKey = null;
         if (runbook.Options.ConcurrencyKey is { } keyTemplate)
@@ -65,11 +83,15 @@ internal sealed class JobSubmission(RunbookCatalog catalog, IEnumerable<IStepExe
 
         var now = store.Now();
         var job = new NewJob(
-            JobIds.New(new DateTimeOffset(now)), runbook.Name, parameters, dryRun,
+            id, runbook.Name, parameters, dryRun,
             runbook.Options.RequiresApproval ? JobStatus.WaitingApproval : JobStatus.Pending,
             principal.Name, principal.Id, http.Connection.RemoteIpAddress?.ToString(), concurrencyKey,
             runbook.Options.RequiresApproval && runbook.Options.ApprovalTimeout is { } window ? now + window : null,
-            runbook.Steps.Select(s => (s.Name, s.Kind)).ToList());
+            runbook.Steps.Select(s => (s.Name, s.Kind)).ToList())
+        {
+            Targets = targets,
+            SubmitterNamespaces = principal.Namespaces,
+        };
         if (job.Status == JobStatus.Pending)
             await admission.AdmitAsync(http.RequestAborted);
         var (stored, steps) = await store.SubmitAsync(job, http.RequestAborted);
@@ -78,26 +100,6 @@ internal sealed class JobSubmission(RunbookCatalog catalog, IEnumerable<IStepExe
         audit.JobId = job.Id;
         audit.ResourceName = job.Id;
         return TypedResults.Created($"/api/v1/jobs/{job.Id}", await ViewAsync(stored, steps, http.RequestAborted));
-    }
-
-    /// <summary>403 when a Kubernetes step targets a namespace outside the cluster's or the caller's allowlist.</summary>
-    private async Task<ProblemHttpResult?> CheckTargetsAsync(Runbook runbook, JsonObject parameters, Principal principal, CancellationToken ct)
-    {
-        foreach (var step in runbook.Steps.Where(s => s.Kind.StartsWith("k8s.", StringComparison.Ordinal) && !Templates.UsesStepOutputs(s.With)))
-        {
-            var inputs = Templates.Render(step.With, parameters, new Dictionary<string, JsonObject>())!.AsObject();
-            var clusterName = inputs["cluster"]?.GetValue<string>();
-            var ns = inputs["namespace"]?.GetValue<string>();
-            if (clusterName is null || ns is null)
-                continue;
-            if (await clusters.FindAsync(clusterName, ct) is not { } cluster)
-                return Problems.Invalid("params.cluster", $"cluster '{clusterName}' is not registered");
-            if (!cluster.Allows(ns))
-                return TypedResults.Problem(statusCode: 403, title: "Forbidden", detail: $"namespace '{ns}' is not in the allowlist of cluster '{clusterName}'");
-            if (!principal.MayUseNamespace(ns))
-                return TypedResults.Problem(statusCode: 403, title: "Forbidden", detail: $"namespace '{ns}' is not in {principal.Name}'s namespace allowlist");
-        }
-        return null;
     }
 
     /// <summary>400 when a step's input names something that does not exist (see <see cref="IStepExecutor.CheckReferencesAsync"/>).</summary>
@@ -109,20 +111,6 @@ internal sealed class JobSubmission(RunbookCatalog catalog, IEnumerable<IStepExe
             if (await _executors[step.Kind].CheckReferencesAsync(inputs, ct) is { } problem)
                 return Problems.Invalid($"steps.{step.Name}.{problem.Input}", problem.Message);
         }
-        return null;
-    }
-
-    /// <summary>Approvers need the runbook's approvers role and must not be the one who asked for the job.</summary>
-    public async Task<ProblemHttpResult?> CheckApproverAsync(HttpContext http, string id)
-    {
-        if (!JobIds.IsValid(id) || await store.GetAsync(id, http.RequestAborted) is not { } found)
-            return null; // the command itself answers 400/404
-        var principal = http.Principal()!;
-        var needed = catalog.Find(found.Job.Type)?.Options.ApproversRole ?? Role.Approver;
-        if (principal.Role is not { } role || role < needed)
-            return TypedResults.Problem(statusCode: 403, title: "Forbidden", detail: $"deciding on {found.Job.Type} jobs requires role {needed.Name()} or higher");
-        if (principal.Id == found.Job.PrincipalId)
-            return TypedResults.Problem(statusCode: 403, title: "Forbidden", detail: "a job cannot be approved or rejected by the one who submitted it");
         return null;
     }
 
@@ -158,7 +146,7 @@ internal sealed class JobSubmission(RunbookCatalog catalog, IEnumerable<IStepExe
 
     public IReadOnlyList<RunbookDescription> DescribeRunbooks() => catalog.All.OrderBy(r => r.Name, StringComparer.Ordinal).Select(r => new RunbookDescription(
         r.Name, r.Description, r.Options.RequiresApproval, r.Options.ApproversRole.Name(), r.Options.Timeout?.ToString(),
-        r.Parameters.Select(p => new RunbookParameterDescription(p.Name, p.Type.ToString().ToLowerInvariant(), p.Required, p.Default?.DeepClone(), p.Values, p.Min, p.Max, p.Pattern, p.Description)).ToList(),
+        r.Parameters.Select(p => new RunbookParameterDescription(p.Name, p.Type.ToString().ToLowerInvariant(), p.Required, p.Default?.DeepClone(), p.Values, p.Min, p.Max, p.Pattern, p.Description, p.Secret)).ToList(),
         r.Steps.Select(s => new RunbookStepDescription(s.Name, s.Kind)).ToList(), r.Source)).ToList();
 
     private static string Truncate(string s) => s.Length <= 63 ? s : s[..63] + "…";

@@ -71,6 +71,7 @@ public static class OpsgateHost
         app.Services.GetRequiredService<ClusterRegistry>().ValidateConfigured();
         app.Services.GetRequiredService<Engine.Runbooks.RunbookCatalog>().Validate();
         await app.Services.GetRequiredService<Migrator>().MigrateAsync(cancellationToken);
+        await app.Services.GetRequiredService<Engine.JobSecrets>().SealStoredJobsAsync(app.Services.GetRequiredService<Engine.Runbooks.RunbookCatalog>(), cancellationToken);
         await app.Services.GetRequiredService<BootstrapKey>().EnsureAsync(cancellationToken);
         // What a killed process of this data dir left (SSH keys, extra vars) goes before any job runs again.
         app.Services.GetRequiredService<PrivateDirectories>().Sweep();

@@ -39,7 +39,11 @@ internal sealed record RunbookParameter(
     long? Min,
     long? Max,
     string? Pattern,
-    string? Description);
+    string? Description)
+{
+    /// <summary>The value is kept in the secret store, not with the job, and shown as [REDACTED] everywhere (see <see cref="JobSecrets"/>).</summary>
+    public bool Secret { get; init; }
+}
 
 /// <param name="With">The step's inputs, possibly holding <c>{{ ... }}</c> templates; rendered by <see cref="Templates.Render"/>.</param>
 /// <param name="Attempts">How many times the step runs before the job fails (1 = no retry).</param>

@@ -57,7 +57,7 @@ internal static partial class RunbookLoader
 
     private static RunbookParameter ReadParameter(RunbookYaml y, YamlNode node)
     {
-        var f = y.Fields(node, "a parameter", "name", "type", "required", "default", "pattern", "min", "max", "values", "description");
+        var f = y.Fields(node, "a parameter", "name", "type", "required", "default", "pattern", "min", "max", "values", "description", "secret");
         var name = Identifier(y, y.Required(f, node, "name", "a parameter"), "parameter name");
         var what = $"parameter '{name}'";
         var typeNode = y.Required(f, node, "type", what);
@@ -113,7 +113,10 @@ internal static partial class RunbookLoader
             throw y.Error(valuesNode ?? node, $"enum {what} needs values: a list of the allowed values");
 
         var description = f.TryGetValue("description", out var d) ? OptionalText(y, d, "description") : null;
-        var parameter = new RunbookParameter(name, type, required, null, values, min, max, pattern, description);
+        var parameter = new RunbookParameter(name, type, required, null, values, min, max, pattern, description)
+        {
+            Secret = f.TryGetValue("secret", out var secretNode) && y.Bool(secretNode, "secret"),
+        };
 
         if (f.TryGetValue("default", out var defaultNode))
         {

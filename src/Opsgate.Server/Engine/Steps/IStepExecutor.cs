@@ -8,6 +8,9 @@ internal enum InputType { String, Int, Bool, Duration, Object, Array, Any }
 /// <summary>One input a step kind takes (the keys of a runbook step's <c>with:</c>).</summary>
 internal sealed record StepInput(string Name, InputType Type, bool Required, string Description);
 
+/// <summary>The names of the inputs that say where a step acts (see <see cref="IStepExecutor.Target"/>).</summary>
+internal sealed record StepTarget(string ClusterInput, string NamespaceInput);
+
 /// <summary>What a step produced: a one-line detail for people, and outputs later steps can use as <c>{{ steps.NAME.outputs.KEY }}</c>.</summary>
 internal sealed record StepOutcome(string Detail, JsonObject? Outputs = null);
 
@@ -24,6 +27,13 @@ internal interface IStepExecutor
     string Description { get; }
 
     IReadOnlyList<StepInput> Inputs { get; }
+
+    /// <summary>
+    /// The inputs that name the cluster and the namespace a step of this kind acts on; null (the default) when it acts on
+    /// no namespace. The job engine checks them against the cluster's and the job's principals' namespace allowlists: at
+    /// submit when they are known then, and before every run of the step (see <see cref="JobScope"/>).
+    /// </summary>
+    StepTarget? Target => null;
 
     /// <summary>
     /// Checks, when a job is submitted, what the rendered inputs refer to (a stored inventory, a project), so a

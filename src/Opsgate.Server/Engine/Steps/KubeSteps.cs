@@ -6,19 +6,20 @@ using Opsgate.Server.Kubernetes;
 
 namespace Opsgate.Server.Engine.Steps;
 
-/// <summary>What the Kubernetes steps share: finding the cluster, enforcing its namespace allowlist, and telling retryable errors from final ones.</summary>
+/// <summary>
+/// What the Kubernetes steps share: finding the cluster and telling retryable errors from final ones. The namespace
+/// allowlists (the cluster's and the job's principals') are enforced by the job runner before every step (<see cref="JobScope"/>).
+/// </summary>
 internal sealed class KubeStepSupport(ClusterRegistry registry)
 {
     public static readonly StepInput Cluster = new("cluster", InputType.String, true, "registered cluster name");
     public static readonly StepInput Namespace = new("namespace", InputType.String, true, "namespace");
+    public static readonly StepTarget Target = new(Cluster.Name, Namespace.Name);
 
     public async Task<KubeClient> ClientAsync(StepContext context, CancellationToken ct)
     {
         var name = context.String("cluster");
-        var ns = context.String("namespace");
         var cluster = await registry.FindAsync(name, ct) ?? throw new StepFailedException($"cluster '{name}' is not registered");
-        if (!cluster.Allows(ns))
-            throw new StepFailedException($"namespace '{ns}' is not in the allowlist of cluster '{name}'");
         try
         {
             return await registry.ClientAsync(cluster, ct);
@@ -60,6 +61,7 @@ internal sealed class KubeStepSupport(ClusterRegistry registry)
 internal sealed class KubeScaleStep(KubeStepSupport kube) : IStepExecutor
 {
     public string Kind => "k8s.scale";
+    public StepTarget? Target => KubeStepSupport.Target;
     public string Description => "Scale a deployment or statefulset.";
     public IReadOnlyList<StepInput> Inputs { get; } =
     [
@@ -86,6 +88,7 @@ internal sealed class KubeScaleStep(KubeStepSupport kube) : IStepExecutor
 internal sealed class KubeDeleteStep(KubeStepSupport kube) : IStepExecutor
 {
     public string Kind => "k8s.delete";
+    public StepTarget? Target => KubeStepSupport.Target;
     public string Description => "Delete an object (already gone counts as done).";
     public IReadOnlyList<StepInput> Inputs { get; } =
     [
@@ -115,6 +118,7 @@ internal sealed class KubeDeleteStep(KubeStepSupport kube) : IStepExecutor
 internal sealed class KubeRestartStep(KubeStepSupport kube, TimeProvider time) : IStepExecutor
 {
     public string Kind => "k8s.restart";
+    public StepTarget? Target => KubeStepSupport.Target;
     public string Description => "Rollout restart of a deployment.";
     public IReadOnlyList<StepInput> Inputs { get; } = [KubeStepSupport.Cluster, KubeStepSupport.Namespace, new("name", InputType.String, true, "deployment name")];
 
@@ -135,6 +139,7 @@ internal sealed class KubeRestartStep(KubeStepSupport kube, TimeProvider time) :
 internal sealed class KubeWaitStep(KubeStepSupport kube, TimeProvider time) : IStepExecutor
 {
     public string Kind => "k8s.wait";
+    public StepTarget? Target => KubeStepSupport.Target;
     public string Description => "Wait until pods are gone or Ready.";
     public IReadOnlyList<StepInput> Inputs { get; } =
     [
