@@ -4,6 +4,7 @@ using System.Net.Http.Json;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Dapper;
+using Microsoft.AspNetCore.Http;
 using Opsgate.Server.Audit;
 using Opsgate.Server.Tests.Infrastructure;
 
@@ -131,6 +132,41 @@ public sealed class RefusalAuditTests
         Assert.Equal(limited, Scrape.Sum(scrape, "http_requests_total{endpoint=\"/api/v1/jobs\",method=\"GET\",status=\"429\"}"));
         Assert.Equal(unauthorized, Scrape.Sum(scrape, "http_requests_total{endpoint=\"/api/v1/jobs\",method=\"GET\",status=\"401\"}"));
         await AssertChainVerifiesAsync(server);
+    }
+
+    [Fact]
+    public async Task Past_the_bound_on_addresses_the_rest_share_one_summary()
+    {
+        var clock = new ManualClock(Start);
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, configureServices: s => s.AddSingleton<TimeProvider>(clock));
+        var tally = server.App.Services.GetRequiredService<RefusalTally>();
+        // Loopback HTTP has one address; the tally is fed requests from many, as the denial handler would.
+        const int beyond = 300;
+        var addresses = Enumerable.Range(0, RefusalTally.MaxSources + beyond)
+            .Select(i => new IPAddress([10, (byte)(i >> 16), (byte)(i >> 8), (byte)i])).ToList();
+        foreach (var chunk in addresses.Chunk(1_000))
+        {
+            await Task.WhenAll(chunk.Select(address =>
+            {
+                var context = new DefaultHttpContext { RequestServices = server.App.Services };
+                context.Connection.RemoteIpAddress = address;
+                context.Request.Method = "GET";
+                context.Request.Path = "/api/v1/jobs";
+                context.Request.Headers["X-API-Key"] = Prefixes[0] + "0123456789abcdef0123456789abcdef";
+                return tally.AuditAsync(context, RefusalKind.Unauthenticated, 401, "the API key is not valid");
+            }));
+        }
+
+        clock.Advance(TimeSpan.FromMinutes(1));
+        var summary = await SummaryAsync(server, RefusalTally.UnauthenticatedAction);
+        var body = summary.GetProperty("request_body");
+        Assert.Equal(beyond, body.GetProperty("refusals").GetInt64());
+        Assert.True(body.GetProperty("other_addresses").GetBoolean());
+        Assert.False(summary.TryGetProperty("source_ip", out var ip) && ip.ValueKind != JsonValueKind.Null, "the shared summary names no address");
+        Assert.Equal([Prefixes[0]], body.GetProperty("key_prefixes").EnumerateArray().Select(p => p.GetString()!).ToArray());
+        var verify = await server.Admin.GetFromJsonAsync<JsonElement>("/api/v1/audit/verify");
+        Assert.Equal(RefusalTally.MaxSources + 1, verify.GetProperty("entries").GetInt64());
+        Assert.True(verify.GetProperty("ok").GetBoolean(), verify.GetRawText());
     }
 
     /// <summary>Keys with a few prefixes and random tails, and now and then a short secret.</summary>
