@@ -31,6 +31,9 @@ internal sealed partial class RequestAudit
     public string? Error { get; set; }
     internal bool Written { get; set; }
 
+    /// <summary>A body the server composed itself from values it chose to keep (nothing in it is redacted).</summary>
+    public void SetServerBody(string? json) => RequestBody = json;
+
     /// <summary>Records the request body with every secret-looking field replaced by <c>[REDACTED]</c>.</summary>
     public void SetBody<T>(T body, JsonSerializerOptions options)
     {
@@ -136,6 +139,19 @@ internal static class RequestAuditExtensions
         {
             // Failed commits too: a slow or broken audit log is what this measurement is for.
             context.RequestServices.GetRequiredService<OpsgateMetrics>().AuditWait(Stopwatch.GetElapsedTime(queued));
+        }
+    }
+
+    /// <summary>Writes a refusal's entry; the refusal stands even when the audit log cannot take it.</summary>
+    public static async Task TryWriteAuditAsync(this HttpContext context, string status, int httpStatus, string? error)
+    {
+        try
+        {
+            await context.WriteAuditAsync(status, httpStatus, error);
+        }
+        catch (AuditUnavailableException)
+        {
+            // The writer already logged why the audit log is unavailable.
         }
     }
 

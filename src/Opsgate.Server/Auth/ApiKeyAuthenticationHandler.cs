@@ -52,6 +52,19 @@ internal sealed class ApiKeyAuthenticationHandler(
         return null;
     }
 
+    /// <summary>
+    /// What the audit log may keep of a key that was sent: as much as <c>key_prefix</c> keeps of a real key, so a tried key
+    /// can be matched to one, but never more than half of it, so a short secret sent by mistake is never kept whole.
+    /// Null when no key was sent, or a token (whose first characters are its header, not an id).
+    /// </summary>
+    public static string? TriedKeyPrefix(HttpRequest request)
+    {
+        if (LooksLikeJwt(request) || ReadKey(request) is not { } key)
+            return null;
+        var length = Math.Min(ApiKeyStore.PrefixLength, key.Length / 2);
+        return length == 0 ? null : key[..length];
+    }
+
     /// <summary>A JWT has three dot-separated parts; Opsgate API keys contain no dot.</summary>
     public static bool LooksLikeJwt(HttpRequest request) =>
         !request.Headers.ContainsKey("X-API-Key")

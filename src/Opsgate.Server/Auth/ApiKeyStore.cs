@@ -35,6 +35,8 @@ internal sealed class ApiKeyStore(Database database, TimeProvider time, IOptions
     public const string BootstrapId = "ak_bootstrap";
     private const string Columns = "id, name, role, namespaces, key_prefix, created_at, created_by, expires_at, revoked_at";
     private const int MaxCachedKeys = 10_000;
+    /// <summary>How much of a key <c>key_prefix</c> keeps: <c>og_</c> and 7 random characters, enough to tell keys apart.</summary>
+    public const int PrefixLength = 10;
 
     private readonly ConcurrentDictionary<string, (ApiKeyRow Row, long FetchedAt)> _cache = new(StringComparer.Ordinal);
 
@@ -52,7 +54,7 @@ internal sealed class ApiKeyStore(Database database, TimeProvider time, IOptions
             Name = name,
             Role = role.Name(),
             Namespaces = namespaces is null ? null : JsonSerializer.Serialize(namespaces),
-            KeyPrefix = key[..10],
+            KeyPrefix = key[..PrefixLength],
             CreatedAt = time.GetUtcNow().UtcDateTime.TruncateToMicroseconds(),
             CreatedBy = createdBy,
             ExpiresAt = expiresAt?.ToUniversalTime().TruncateToMicroseconds(),
@@ -143,7 +145,7 @@ internal sealed class ApiKeyStore(Database database, TimeProvider time, IOptions
             INSERT INTO api_keys (id, name, role, namespaces, key_hash, key_prefix, created_at, created_by, expires_at)
             VALUES (@id, 'bootstrap-admin', 'admin', NULL, @hash, @prefix, @now, 'opsgate', NULL)
             """,
-            new { id = BootstrapId, hash = Hash(key), prefix = key[..Math.Min(10, key.Length)], now }, tx);
+            new { id = BootstrapId, hash = Hash(key), prefix = key[..Math.Min(PrefixLength, key.Length)], now }, tx);
         await tx.CommitAsync(ct);
         _cache.Clear();
     }

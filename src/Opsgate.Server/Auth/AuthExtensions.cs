@@ -46,7 +46,7 @@ internal static class AuthExtensions
         services.AddSingleton<IAuthorizationHandler, RoleRequirementHandler>();
         services.AddSingleton<IAuthorizationMiddlewareResultHandler, AuditedDenials>();
         services.AddRateLimiter(_ => { });
-        services.AddOptions<RateLimiterOptions>().Configure<IOptions<RateLimitOptions>>((o, limits) => ConfigureRateLimits(o, limits.Value));
+        services.AddOptions<RateLimiterOptions>().Configure<IOptions<RateLimitOptions>, RefusalTally>((o, limits, refusals) => ConfigureRateLimits(o, limits.Value, refusals));
     }
 
     public static void UseOpsgateAuth(this WebApplication app)
@@ -116,7 +116,7 @@ internal static class AuthExtensions
         };
     }
 
-    private static void ConfigureRateLimits(RateLimiterOptions o, RateLimitOptions limits)
+    private static void ConfigureRateLimits(RateLimiterOptions o, RateLimitOptions limits, RefusalTally refusals)
     {
         // Without a limiter the middleware passes every request straight on.
         if (!limits.Enabled)
@@ -140,9 +140,11 @@ internal static class AuthExtensions
         {
             var retryAfter = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var after) ? after : TimeSpan.FromSeconds(1);
             var seconds = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds));
-            context.HttpContext.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
-            await Problems.WriteAsync(context.HttpContext, StatusCodes.Status429TooManyRequests, "Too many requests",
-                $"rate limit of {limits.PermitsPerSecond} requests/s (burst {limits.Burst}) exceeded; retry after {seconds} s");
+            var http = context.HttpContext;
+            http.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
+            var detail = $"rate limit of {limits.PermitsPerSecond} requests/s (burst {limits.Burst}) exceeded; retry after {seconds} s";
+            await refusals.AuditAsync(http, RefusalKind.RateLimited, StatusCodes.Status429TooManyRequests, detail);
+            await Problems.WriteAsync(http, StatusCodes.Status429TooManyRequests, "Too many requests", detail);
         };
     }
 }
@@ -171,8 +173,12 @@ internal sealed class RoleRequirementHandler : AuthorizationHandler<RoleRequirem
     }
 }
 
-/// <summary>Every 401 and 403 is written to the audit log before the problem+json answer goes out.</summary>
-internal sealed class AuditedDenials : IAuthorizationMiddlewareResultHandler
+/// <summary>
+/// Every 403 (and 503) is written to the audit log before the problem+json answer goes out; 401s, which anyone can
+/// cause, go through <see cref="RefusalTally"/>: the first of an address's minute is written the same way, the rest
+/// summed up.
+/// </summary>
+internal sealed class AuditedDenials(RefusalTally refusals) : IAuthorizationMiddlewareResultHandler
 {
     private readonly AuthorizationMiddlewareResultHandler _default = new();
 
@@ -207,14 +213,10 @@ internal sealed class AuditedDenials : IAuthorizationMiddlewareResultHandler
             var reasons = result.AuthorizationFailure?.FailureReasons.Select(r => r.Message).ToList();
             detail = reasons is { Count: > 0 } ? string.Join("; ", reasons) : "you are not allowed to do this";
         }
-        try
-        {
-            await context.WriteAuditAsync(AuditStatus.Denied, status, detail);
-        }
-        catch (AuditUnavailableException)
-        {
-            // The denial stands either way; the writer already logged why the audit log is unavailable.
-        }
+        if (status == StatusCodes.Status401Unauthorized)
+            await refusals.AuditAsync(context, RefusalKind.Unauthenticated, status, detail);
+        else
+            await context.TryWriteAuditAsync(AuditStatus.Denied, status, detail);
         var title = status switch { 401 => "Unauthorized", 403 => "Forbidden", _ => "Service unavailable" };
         await Problems.WriteAsync(context, status, title, detail);
     }

@@ -103,9 +103,11 @@ public sealed class ApiKeysTests
         await Problem.AssertAsync(await server.Client("og_this-is-not-a-real-key-at-all").GetAsync("/api/v1/apikeys"), HttpStatusCode.Unauthorized);
         await Problem.AssertAsync(await server.Client("short").GetAsync("/api/v1/apikeys"), HttpStatusCode.Unauthorized);
 
+        // The first 401 of the address's minute has its own entry; the other two wait for the minute's summary
+        // (Audit/RefusalAuditTests).
         var denials = await server.Admin.GetFromJsonAsync<JsonElement>("/api/v1/audit?actor=anonymous");
-        Assert.Equal(3, denials.GetProperty("items").GetArrayLength());
-        Assert.All(denials.GetProperty("items").EnumerateArray(), e => Assert.Equal(401, e.GetProperty("http_status").GetInt32()));
+        var denial = Assert.Single(denials.GetProperty("items").EnumerateArray());
+        Assert.Equal(401, denial.GetProperty("http_status").GetInt32());
     }
 
     [Fact]
