@@ -50,6 +50,8 @@ internal sealed class JobSubmission(RunbookCatalog catalog, IEnumerable<IStepExe
             return refused;
         if (await CheckReferencesAsync(runbook, parameters, http.RequestAborted) is { } dangling)
             return dangling;
+        if (await StepUseCheck.CheckAsync(runbook, parameters, _executors, principal, http.RequestAborted) is { } forbidden)
+            return forbidden;
 
         string? concurrencyKey = null;
         if (runbook.Options.ConcurrencyKey is { } keyTemplate)
