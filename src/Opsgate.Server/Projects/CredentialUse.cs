@@ -16,7 +16,7 @@ internal sealed record CredentialUse(Role MinRole, IReadOnlyList<string> Keys, I
     public static readonly CredentialUse Default = new(Role.Operator, [], []);
 
     public bool Allows(Principal principal) =>
-        principal.Role is { } role && (role >= MinRole || role == Role.Admin)
+        principal.Role is { } role && role >= MinRole // admin is the highest min_role: admins always may
         // A key name only counts for API keys: an OIDC user may be called anything, "ci" included.
         || principal.AuthMethod == "apikey" && Keys.Contains(principal.Name, StringComparer.Ordinal)
         || principal.Groups.Any(g => Groups.Contains(g, StringComparer.Ordinal));
