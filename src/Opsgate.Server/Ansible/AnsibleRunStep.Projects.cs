@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Opsgate.Server.Auth;
 using Opsgate.Server.Engine;
 using Opsgate.Server.Engine.Steps;
 using Opsgate.Server.Http;
@@ -29,6 +30,22 @@ internal sealed partial class AnsibleRunStep
             if (found.Kind != CredentialKinds.SshKey)
                 return ("credential", $"credential '{credential}' is a {found.Kind}; the machines of a playbook run take an ssh_key");
         }
+        return null;
+    }
+
+    /// <summary>
+    /// The submitter may use the machine credential the run names, and the credential its project fetches with (the
+    /// run fetches, as a sync does): each by its use rules.
+    /// </summary>
+    public async Task<string?> CheckUseAsync(JsonObject inputs, Principal principal, CancellationToken ct)
+    {
+        if (inputs["credential"]?.GetValue<string>() is { } name && Validate.IsDnsLabel(name)
+            && await credentials.FindAsync(name, ct) is { } machine && machine.Use.Refusal(name, principal) is { } refused)
+            return refused;
+        if (inputs["project"]?.GetValue<string>() is { } projectRef && Validate.IsDnsLabel(projectRef)
+            && await projects.FindAsync(projectRef, ct) is { Credential: { } git } project
+            && await credentials.FindAsync(git, ct) is { } fetching)
+            return fetching.Use.Refusal(git, principal, project.Name);
         return null;
     }
 

@@ -42,8 +42,8 @@ internal static partial class ApiKeysApi
     {
         context.SetAuditBody(request);
         context.Audit().ResourceName = request.Name;
-        if (request.Name.Length is 0 or > 63 || !KeyName().IsMatch(request.Name))
-            return Problems.Invalid("name", "must be 1-63 characters: letters, digits, '-', '_' or '.', starting with a letter or digit");
+        if (!ApiKeyNames.IsValid(request.Name))
+            return Problems.Invalid("name", "must be " + ApiKeyNames.Rule);
         if (!Roles.TryParse(request.Role, out var role))
             return Problems.Invalid("role", $"must be one of {Roles.AllNames}, not '{request.Role}'");
         if (request.Namespaces is { } namespaces)
@@ -84,9 +84,6 @@ internal static partial class ApiKeysApi
             _ => Problems.NotFound($"API key {id} does not exist"),
         };
     }
-
-    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._-]*$")]
-    private static partial Regex KeyName();
 
     [GeneratedRegex("^ak_[a-z0-9]{1,40}$")]
     private static partial Regex KeyId();

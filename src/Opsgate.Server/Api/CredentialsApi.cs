@@ -6,11 +6,17 @@ using Opsgate.Server.Projects;
 
 namespace Opsgate.Server.Api;
 
-internal sealed record CreateCredentialRequest(string Name, string Kind, string Secret, string? Username = null);
+internal sealed record CreateCredentialRequest(string Name, string Kind, string Secret, string? Username = null, CredentialUseRequest? Use = null);
 
-internal sealed record CredentialResponse(string Name, string Kind, string? Username, DateTime CreatedAt, string CreatedBy)
+/// <summary>Who may use the credential; an omitted field takes its default (min_role operator, no keys, no groups).</summary>
+internal sealed record CredentialUseRequest(string? MinRole = null, IReadOnlyList<string?>? Keys = null, IReadOnlyList<string?>? Groups = null);
+
+internal sealed record CredentialUseResponse(string MinRole, IReadOnlyList<string> Keys, IReadOnlyList<string> Groups);
+
+internal sealed record CredentialResponse(string Name, string Kind, string? Username, CredentialUseResponse Use, DateTime CreatedAt, string CreatedBy)
 {
-    public static CredentialResponse From(CredentialInfo c) => new(c.Name, c.Kind, c.Username, c.CreatedAt, c.CreatedBy);
+    public static CredentialResponse From(CredentialInfo c) =>
+        new(c.Name, c.Kind, c.Username, new CredentialUseResponse(c.Use.MinRole.Name(), c.Use.Keys, c.Use.Groups), c.CreatedAt, c.CreatedBy);
 }
 
 internal sealed record CredentialList(IReadOnlyList<CredentialResponse> Items);
@@ -24,9 +30,10 @@ internal static class CredentialsApi
     {
         var group = app.MapGroup("/api/v1/credentials").WithTags("Credentials");
         group.MapPost("/", Create).RequireRole(Role.Admin).Audited("credential.create", "credential")
-            .WithSummary("Store a credential: name, kind (ssh_key, token or password), secret, optional username. The secret is never shown again.");
-        // Operators name credentials in projects and jobs, so they may see the names (never the secrets).
-        group.MapGet("/", List).RequireRole(Role.Operator).WithSummary("Stored credentials: names, kinds, usernames, when and by whom; never the secrets.");
+            .WithSummary("Store a credential: name, kind (ssh_key, token or password), secret, optional username, optional use rules " +
+                "(min_role, keys, groups; default: operators and up). The secret is never shown again.");
+        // Operators name credentials in projects and jobs, so they may see the names and who may use them (never the secrets).
+        group.MapGet("/", List).RequireRole(Role.Operator).WithSummary("Stored credentials: names, kinds, usernames, use rules, when and by whom; never the secrets.");
         group.MapDelete("/{name}", Delete).RequireRole(Role.Admin).Audited("credential.delete", "credential")
             .WithSummary("Delete a credential and its secret; refused while a project uses it or a pending, waiting or running job names it in its credential parameter.");
     }
@@ -53,9 +60,15 @@ internal static class CredentialsApi
             case CredentialKinds.Password when request.Username is null:
                 return Problems.Invalid("username", "a password credential needs a username");
         }
+        if (CredentialUse.Check("use", request.Use?.MinRole, request.Use?.Keys, request.Use?.Groups) is { } badUse)
+            return Problems.Invalid(badUse.Field, badUse.Message);
+        var use = request.Use is { } u
+            ? new CredentialUse(Roles.ParseOrNull(u.MinRole) ?? CredentialUse.Default.MinRole,
+                (u.Keys ?? []).OfType<string>().Distinct(StringComparer.Ordinal).ToList(), (u.Groups ?? []).OfType<string>().Distinct(StringComparer.Ordinal).ToList())
+            : CredentialUse.Default;
         try
         {
-            var created = await credentials.CreateAsync(request.Name, request.Kind, request.Username, request.Secret, context.Principal()!.Name, context.RequestAborted);
+            var created = await credentials.CreateAsync(request.Name, request.Kind, request.Username, use, request.Secret, context.Principal()!.Name, context.RequestAborted);
             return TypedResults.Created($"/api/v1/credentials/{created.Name}", CredentialResponse.From(created));
         }
         catch (CredentialConflictException e)

@@ -30,7 +30,7 @@ internal static class ProjectsApi
         group.MapGet("/", List).RequireRole(Role.Viewer).WithSummary("Projects with the commit of their last fetch.");
         group.MapGet("/{idOrName}", Get).RequireRole(Role.Viewer).WithSummary("One project, by id or name.");
         group.MapPost("/{idOrName}/sync", Sync).RequireRole(Role.Operator).Audited("project.sync", "project")
-            .WithSummary("Fetch the project now; returns the commit its ref resolves to.");
+            .WithSummary("Fetch the project now; returns the commit its ref resolves to. Refused (403) to a caller the project's credential's use rules leave out.");
         group.MapDelete("/{idOrName}", Delete).RequireRole(Role.Operator).Audited("project.delete", "project")
             .WithSummary("Delete a project and its cached mirror; refused while a pending, waiting or running job names it in its project parameter. Jobs that ran it keep the commit they recorded.");
     }
@@ -68,6 +68,8 @@ internal static class ProjectsApi
             }
             if (credential is null)
                 return Problems.Invalid("credential", $"credential '{credentialName}' does not exist");
+            if (credential.Info.Use.Refusal(credentialName, context.Principal()!) is { } refusal)
+                return TypedResults.Problem(statusCode: 403, title: "Forbidden", detail: refusal);
             var fits = transport switch
             {
                 GitTransport.Ssh => credential.Info.Kind == CredentialKinds.SshKey,
@@ -122,7 +124,8 @@ internal static class ProjectsApi
         return await projects.FindAsync(idOrName, ct) is { } project ? TypedResults.Ok(ProjectResponse.From(project)) : Problems.NotFound($"project '{idOrName}' does not exist");
     }
 
-    private static async Task<Results<Ok<SyncResponse>, ProblemHttpResult>> Sync(string idOrName, HttpContext context, ProjectStore projects, ProjectCache cache)
+    private static async Task<Results<Ok<SyncResponse>, ProblemHttpResult>> Sync(
+        string idOrName, HttpContext context, ProjectStore projects, ProjectCache cache, CredentialStore credentials)
     {
         context.Audit().ResourceName = idOrName.Length <= 63 ? idOrName : idOrName[..63];
         if (!Validate.IsDnsLabel(idOrName))
@@ -130,6 +133,10 @@ internal static class ProjectsApi
         if (await projects.FindAsync(idOrName, context.RequestAborted) is not { } project)
             return Problems.NotFound($"project '{idOrName}' does not exist");
         context.Audit().ResourceName = project.Name;
+        // A sync sends the project's credential to its host: the caller must be one who may use it.
+        if (project.Credential is { } credentialName && await credentials.FindAsync(credentialName, context.RequestAborted) is { } credential
+            && credential.Use.Refusal(credentialName, context.Principal()!, project.Name) is { } refusal)
+            return TypedResults.Problem(statusCode: 403, title: "Forbidden", detail: refusal);
         string commit;
         try
         {

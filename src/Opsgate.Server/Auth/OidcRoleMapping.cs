@@ -6,7 +6,8 @@ namespace Opsgate.Server.Auth;
 /// Turns a validated OIDC token's payload into an Opsgate <see cref="Principal"/>: the highest role found
 /// under the configured claim path (Keycloak <c>realm_access.roles</c>, Okta <c>groups</c>), mapped through
 /// <see cref="OidcOptions.RoleMap"/>. A token with no known role authenticates but gets no role, so every
-/// endpoint answers 403 and names the claim that was checked.
+/// endpoint answers 403 and names the claim that was checked. Every value under that claim, mapped or not, is also
+/// one of the principal's groups (credential use rules name them).
 /// </summary>
 internal static class OidcRoleMapping
 {
@@ -20,7 +21,8 @@ internal static class OidcRoleMapping
         var name = Strings(root, options.NameClaim).FirstOrDefault() ?? subject;
 
         Role? best = null;
-        foreach (var value in Strings(root, options.RoleClaim))
+        var groups = Strings(root, options.RoleClaim).Distinct(StringComparer.Ordinal).ToList();
+        foreach (var value in groups)
         {
             var role = options.RoleMap.TryGetValue(value, out var mapped) ? Roles.ParseOrNull(mapped) : ExactRole(value);
             if (role is not null && (best is null || role > best))
@@ -29,7 +31,7 @@ internal static class OidcRoleMapping
         IReadOnlyList<string>? namespaces = options.NamespacesClaim is { Length: > 0 } nsClaim && Find(root, nsClaim) is not null
             ? Strings(root, nsClaim).ToList()
             : null;
-        return new Principal("oidc:" + subject, name, best, namespaces, "oidc");
+        return new Principal("oidc:" + subject, name, best, namespaces, "oidc") { Groups = groups };
     }
 
     /// <summary>

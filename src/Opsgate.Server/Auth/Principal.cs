@@ -10,6 +10,13 @@ internal sealed record Principal(string Id, string Name, Role? Role, IReadOnlyLi
     public const string NamespaceClaim = "opsgate:namespace";
     public const string NoNamespacesClaim = "opsgate:no-namespace-allowlist";
     public const string MethodClaim = "opsgate:auth";
+    public const string GroupClaim = "opsgate:group";
+
+    /// <summary>
+    /// The OIDC groups of the caller: every value of the configured role claim, mapped to a role or not (credential use
+    /// rules name them). API keys have none.
+    /// </summary>
+    public IReadOnlyList<string> Groups { get; init; } = [];
 
     /// <summary>True when the principal's own allowlist (if any) lets it act in <paramref name="ns"/>.</summary>
     public bool MayUseNamespace(string ns) => Namespaces is null || Namespaces.Contains(ns, StringComparer.Ordinal);
@@ -28,6 +35,7 @@ internal sealed record Principal(string Id, string Name, Role? Role, IReadOnlyLi
             claims.Add(new Claim(NoNamespacesClaim, "true"));
         else
             claims.AddRange(Namespaces.Select(ns => new Claim(NamespaceClaim, ns)));
+        claims.AddRange(Groups.Select(g => new Claim(GroupClaim, g)));
         return new ClaimsPrincipal(new ClaimsIdentity(claims, AuthMethod, ClaimTypes.Name, RoleClaim));
     }
 
@@ -38,7 +46,10 @@ internal sealed record Principal(string Id, string Name, Role? Role, IReadOnlyLi
         var namespaces = user.HasClaim(c => c.Type == NoNamespacesClaim)
             ? null
             : user.FindAll(NamespaceClaim).Select(c => c.Value).ToList();
-        return new Principal(id.Value, user.Identity.Name ?? id.Value, Roles.ParseOrNull(user.FindFirst(RoleClaim)?.Value), namespaces, user.FindFirst(MethodClaim)?.Value ?? "unknown");
+        return new Principal(id.Value, user.Identity.Name ?? id.Value, Roles.ParseOrNull(user.FindFirst(RoleClaim)?.Value), namespaces, user.FindFirst(MethodClaim)?.Value ?? "unknown")
+        {
+            Groups = user.FindAll(GroupClaim).Select(c => c.Value).ToList(),
+        };
     }
 }
 

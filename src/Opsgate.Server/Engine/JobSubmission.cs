@@ -65,6 +65,8 @@ internal sealed class JobSubmission(RunbookCatalog catalog, IEnumerable<IStepExe
         }
         if (await CheckReferencesAsync(runbook, parameters, http.RequestAborted) is { } dangling)
             return dangling;
+        if (await StepUseCheck.CheckAsync(runbook, parameters, _executors, principal, http.RequestAborted) is { } forbidden)
+            return forbidden;
 
         var id = JobIds.New(new DateTimeOffset(store.Now()));
         await secrets.SealAsync(id, runbook, parameters, http.RequestAborted);

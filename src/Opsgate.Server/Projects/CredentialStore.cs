@@ -1,6 +1,8 @@
 using System.Collections.Concurrent;
 using System.Text;
+using System.Text.Json;
 using Dapper;
+using Opsgate.Server.Auth;
 using Opsgate.Server.Engine;
 using Opsgate.Server.Persistence;
 using Opsgate.Server.Secrets;
@@ -16,7 +18,7 @@ internal static class CredentialKinds
 }
 
 /// <summary>A stored credential as anyone may see it: never the secret.</summary>
-internal sealed record CredentialInfo(string Name, string Kind, string? Username, DateTime CreatedAt, string CreatedBy);
+internal sealed record CredentialInfo(string Name, string Kind, string? Username, CredentialUse Use, DateTime CreatedAt, string CreatedBy);
 
 /// <summary>A credential with its secret, for the code that uses it (git, ansible) and nothing else.</summary>
 internal sealed record CredentialSecret(CredentialInfo Info, string Secret);
@@ -39,12 +41,14 @@ internal sealed class CredentialStore(Database database, ISecretStore secrets, T
     /// <summary>Names whose row is committed but whose secret is not stored yet: not there for anyone else.</summary>
     private readonly ConcurrentDictionary<string, byte> _creating = new(StringComparer.Ordinal);
 
+    private const string Columns = "name, kind, username, use_min_role, use_keys, use_groups, created_at, created_by";
+
     public static string SecretName(string credential) => $"credential/{credential}/secret";
 
     public async Task<IReadOnlyList<CredentialInfo>> ListAsync(CancellationToken ct)
     {
         await using var connection = await database.OpenAsync(ct);
-        return (await connection.QueryAsync<Row>("SELECT name, kind, username, created_at, created_by FROM credentials ORDER BY name"))
+        return (await connection.QueryAsync<Row>($"SELECT {Columns} FROM credentials ORDER BY name"))
             .Where(r => !_creating.ContainsKey(r.Name)).Select(r => r.Info).ToList();
     }
 
@@ -53,7 +57,7 @@ internal sealed class CredentialStore(Database database, ISecretStore secrets, T
         if (_creating.ContainsKey(name))
             return null;
         await using var connection = await database.OpenAsync(ct);
-        var row = await connection.QuerySingleOrDefaultAsync<Row>("SELECT name, kind, username, created_at, created_by FROM credentials WHERE name = @name", new { name });
+        var row = await connection.QuerySingleOrDefaultAsync<Row>($"SELECT {Columns} FROM credentials WHERE name = @name", new { name });
         return row?.Info;
     }
 
@@ -66,7 +70,7 @@ internal sealed class CredentialStore(Database database, ISecretStore secrets, T
         return new CredentialSecret(info, Encoding.UTF8.GetString(secret));
     }
 
-    public async Task<CredentialInfo> CreateAsync(string name, string kind, string? username, string secret, string actor, CancellationToken ct)
+    public async Task<CredentialInfo> CreateAsync(string name, string kind, string? username, CredentialUse use, string secret, string actor, CancellationToken ct)
     {
         var now = time.GetUtcNow().UtcDateTime.TruncateToMicroseconds();
         // The row first: a name taken a moment ago by someone else must not get its secret overwritten (ON CONFLICT
@@ -79,9 +83,13 @@ internal sealed class CredentialStore(Database database, ISecretStore secrets, T
             {
                 var inserted = await write.Connection.ExecuteAsync(
                     """
-                    INSERT INTO credentials (name, kind, username, created_at, created_by) VALUES (@name, @kind, @username, @now, @actor)
+                    INSERT INTO credentials (name, kind, username, use_min_role, use_keys, use_groups, created_at, created_by)
+                    VALUES (@name, @kind, @username, @minRole, @keys, @groups, @now, @actor)
                     ON CONFLICT (name) DO NOTHING
-                    """, new { name, kind, username, now, actor }, write.Transaction);
+                    """, new
+                    {
+                        name, kind, username, minRole = use.MinRole.Name(), keys = JsonSerializer.Serialize(use.Keys), groups = JsonSerializer.Serialize(use.Groups), now, actor,
+                    }, write.Transaction);
                 if (inserted == 0)
                     throw new CredentialConflictException($"credential '{name}' already exists");
                 await write.CommitAsync(ct);
@@ -103,7 +111,7 @@ internal sealed class CredentialStore(Database database, ISecretStore secrets, T
             if (mine)
                 _creating.TryRemove(name, out _);
         }
-        return new CredentialInfo(name, kind, username, now, actor);
+        return new CredentialInfo(name, kind, username, use, now, actor);
     }
 
     /// <summary>
@@ -140,9 +148,15 @@ internal sealed class CredentialStore(Database database, ISecretStore secrets, T
         public string Name { get; set; } = "";
         public string Kind { get; set; } = "";
         public string? Username { get; set; }
+        public string UseMinRole { get; set; } = "";
+        public string UseKeys { get; set; } = "[]";
+        public string UseGroups { get; set; } = "[]";
         public DateTime CreatedAt { get; set; }
         public string CreatedBy { get; set; } = "";
 
-        public CredentialInfo Info => new(Name, Kind, Username, CreatedAt.AsUtc(), CreatedBy);
+        // An unreadable rule (edited behind Opsgate's back) falls to admins only rather than to everyone.
+        public CredentialInfo Info => new(Name, Kind, Username,
+            new CredentialUse(Roles.ParseOrNull(UseMinRole) ?? Role.Admin, JsonSerializer.Deserialize<List<string>>(UseKeys) ?? [], JsonSerializer.Deserialize<List<string>>(UseGroups) ?? []),
+            CreatedAt.AsUtc(), CreatedBy);
     }
 }

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Opsgate.Server.Auth;
 
 namespace Opsgate.Server.Engine.Steps;
 
@@ -40,6 +41,12 @@ internal interface IStepExecutor
     /// dangling reference is a 400 and never a failed job. Null when all is well, else the input and why.
     /// </summary>
     Task<(string Input, string Message)?> CheckReferencesAsync(JsonObject inputs, CancellationToken ct) => Task.FromResult<(string, string)?>(null);
+
+    /// <summary>
+    /// Checks, when a job is submitted (after <see cref="CheckReferencesAsync"/>), that <paramref name="principal"/> may
+    /// use what the rendered inputs name (a credential). Null when it may, else a refusal naming the thing: a 403.
+    /// </summary>
+    Task<string?> CheckUseAsync(JsonObject inputs, Principal principal, CancellationToken ct) => Task.FromResult<string?>(null);
 
     /// <summary>
     /// Null (the default): a step of this kind (with these rendered inputs) is resumable, and one found running when a
