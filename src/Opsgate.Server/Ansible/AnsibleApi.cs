@@ -19,7 +19,7 @@ internal static class AnsibleApi
 {
     public static void MapAnsibleApi(this WebApplication app)
     {
-        app.MapGet("/api/v1/jobs/{id}/hosts", Hosts).RequireRole(Role.Viewer).WithTags("Jobs")
+        app.MapGet("/api/v1/jobs/{id}/hosts", Hosts).RequireRole(Role.Viewer, AccessScope.Job).WithTags("Jobs")
             .WithSummary("Per-host results of the job's Ansible runs, keyed by host: the PLAY RECAP figures and the failures with their messages.");
         app.MapInventoriesApi();
     }

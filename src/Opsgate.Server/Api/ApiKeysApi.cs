@@ -29,7 +29,7 @@ internal static partial class ApiKeysApi
 {
     public static void MapApiKeysApi(this WebApplication app)
     {
-        var group = app.MapGroup("/api/v1/apikeys").WithTags("API keys").RequireRole(Role.Admin);
+        var group = app.MapGroup("/api/v1/apikeys").WithTags("API keys").RequireRole(Role.Admin, AccessScope.Global);
         group.MapPost("/", Create).Audited("apikey.create", "apikey")
             .WithSummary("Create an API key; the key is returned once in this response.");
         group.MapGet("/", List).WithSummary("List API keys (never the keys themselves).");

@@ -31,10 +31,10 @@ internal static class AuditApi
 
     public static void MapAuditApi(this WebApplication app)
     {
-        var group = app.MapGroup("/api/v1/audit").WithTags("Audit").RequireRole(Role.Viewer);
-        group.MapGet("/", Query).WithSummary(
+        var group = app.MapGroup("/api/v1/audit").WithTags("Audit");
+        group.MapGet("/", Query).RequireRole(Role.Viewer, AccessScope.Audit).WithSummary(
             "Audit entries, newest first; pass next_cursor back as cursor. A principal with a namespace allowlist sees the entries about its namespaces and the jobs it may see, and its own.");
-        group.MapGet("/verify", Verify).WithSummary("Recompute the hash chain; reports the first entry that does not match.");
+        group.MapGet("/verify", Verify).RequireRole(Role.Viewer, AccessScope.Global).WithSummary("Recompute the hash chain; reports the first entry that does not match.");
     }
 
     private static async Task<Results<Ok<AuditPage>, ProblemHttpResult>> Query(

@@ -31,12 +31,12 @@ internal static class ClustersApi
     public static void MapClustersApi(this WebApplication app)
     {
         var group = app.MapGroup("/api/v1/clusters").WithTags("Clusters");
-        group.MapPost("/", Register).RequireRole(Role.Admin).Audited("cluster.register", "cluster")
+        group.MapPost("/", Register).RequireRole(Role.Admin, AccessScope.Global).Audited("cluster.register", "cluster")
             .WithSummary("Register a cluster: name, base64 kubeconfig, optional context, allowed namespaces.");
-        group.MapGet("/", List).RequireRole(Role.Viewer).WithSummary("Registered clusters with their last known status.");
-        group.MapGet("/status", Status).RequireRole(Role.Viewer).WithSummary("Every cluster's status and latest execution.");
-        group.MapGet("/{name}/status", OneStatus).RequireRole(Role.Viewer).WithSummary("Probe one cluster now.");
-        group.MapDelete("/{name}", Remove).RequireRole(Role.Admin).Audited("cluster.remove", "cluster")
+        group.MapGet("/", List).RequireRole(Role.Viewer, AccessScope.Global).WithSummary("Registered clusters with their last known status.");
+        group.MapGet("/status", Status).RequireRole(Role.Viewer, AccessScope.Global).WithSummary("Every cluster's status and latest execution.");
+        group.MapGet("/{name}/status", OneStatus).RequireRole(Role.Viewer, AccessScope.Global).WithSummary("Probe one cluster now.");
+        group.MapDelete("/{name}", Remove).RequireRole(Role.Admin, AccessScope.Global).Audited("cluster.remove", "cluster")
             .WithSummary("Remove a cluster registered through the API, and its stored kubeconfig.");
     }
 

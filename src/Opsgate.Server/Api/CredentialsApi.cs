@@ -29,12 +29,12 @@ internal static class CredentialsApi
     public static void MapCredentialsApi(this WebApplication app)
     {
         var group = app.MapGroup("/api/v1/credentials").WithTags("Credentials");
-        group.MapPost("/", Create).RequireRole(Role.Admin).Audited("credential.create", "credential")
+        group.MapPost("/", Create).RequireRole(Role.Admin, AccessScope.Global).Audited("credential.create", "credential")
             .WithSummary("Store a credential: name, kind (ssh_key, token or password), secret, optional username, optional use rules " +
                 "(min_role, keys, groups; default: operators and up). The secret is never shown again.");
         // Operators name credentials in projects and jobs, so they may see the names and who may use them (never the secrets).
-        group.MapGet("/", List).RequireRole(Role.Operator).WithSummary("Stored credentials: names, kinds, usernames, use rules, when and by whom; never the secrets.");
-        group.MapDelete("/{name}", Delete).RequireRole(Role.Admin).Audited("credential.delete", "credential")
+        group.MapGet("/", List).RequireRole(Role.Operator, AccessScope.Global).WithSummary("Stored credentials: names, kinds, usernames, use rules, when and by whom; never the secrets.");
+        group.MapDelete("/{name}", Delete).RequireRole(Role.Admin, AccessScope.Global).Audited("credential.delete", "credential")
             .WithSummary("Delete a credential and its secret; refused while a project uses it or a pending, waiting or running job names it in its credential parameter.");
     }
 

@@ -21,11 +21,11 @@ internal static class HealthApi
 {
     public static void MapHealthApi(this WebApplication app)
     {
-        app.MapGet("/health/live", () => TypedResults.Ok(new LiveResponse("live"))).AllowAnonymous().WithTags("Health")
+        app.MapGet("/health/live", () => TypedResults.Ok(new LiveResponse("live"))).Anonymous().WithTags("Health")
             .WithSummary("The process is up.");
-        app.MapGet("/health/ready", Ready).AllowAnonymous().WithTags("Health")
+        app.MapGet("/health/ready", Ready).Anonymous().WithTags("Health")
             .WithSummary("The database is reachable and migrated: 200, else 503.");
-        app.MapGet("/health", Health).RequireRole(Role.Viewer).WithTags("Health")
+        app.MapGet("/health", Health).RequireRole(Role.Viewer, AccessScope.Global).WithTags("Health")
             .WithSummary("Health of each dependency.");
     }
 

@@ -44,26 +44,26 @@ internal static class JobsApi
     public static void MapJobsApi(this WebApplication app)
     {
         var jobs = app.MapGroup("/api/v1/jobs").WithTags("Jobs");
-        jobs.MapPost("/", Submit).RequireRole(Role.Operator).Audited("job.submit", "job")
+        jobs.MapPost("/", Submit).RequireRole(Role.Operator, AccessScope.Submit).Audited("job.submit", "job")
             .WithSummary("Submit a job: a runbook type and its parameters. Returns at once with the job id.");
-        jobs.MapGet("/", List).RequireRole(Role.Viewer).WithSummary("Jobs, newest first; pass next_cursor back as cursor.");
-        jobs.MapGet("/{id}", Get).RequireRole(Role.Viewer).WithSummary("A job and each of its steps.");
-        jobs.MapGet("/{id}/events", JobEventStream.ServerSentEventsAsync).RequireRole(Role.Viewer)
+        jobs.MapGet("/", List).RequireRole(Role.Viewer, AccessScope.Jobs).WithSummary("Jobs, newest first; pass next_cursor back as cursor.");
+        jobs.MapGet("/{id}", Get).RequireRole(Role.Viewer, AccessScope.Job).WithSummary("A job and each of its steps.");
+        jobs.MapGet("/{id}/events", JobEventStream.ServerSentEventsAsync).RequireRole(Role.Viewer, AccessScope.Job)
             .WithSummary("The job's events as Server-Sent Events; resumes after Last-Event-ID (or ?after=seq) without gaps.");
-        jobs.MapGet("/{id}/events/ws", JobEventStream.WebSocketAsync).RequireRole(Role.Viewer)
+        jobs.MapGet("/{id}/events/ws", JobEventStream.WebSocketAsync).RequireRole(Role.Viewer, AccessScope.Job)
             .WithSummary("The same events over a WebSocket, one JSON message each; ?after=seq resumes.");
-        jobs.MapPost("/{id}/cancel", Cancel).RequireRole(Role.Operator).Audited("job.cancel", "job").WithSummary("Cancel a job; a running step is stopped.");
-        jobs.MapPost("/{id}/retry", Retry).RequireRole(Role.Operator).Audited("job.retry", "job").WithSummary("Run a failed job again from the failed step.");
-        jobs.MapPost("/{id}/approve", Approve).RequireRole(Role.Viewer).Audited("job.approve", "job").WithSummary("Approve a job waiting for approval.");
-        jobs.MapPost("/{id}/reject", Reject).RequireRole(Role.Viewer).Audited("job.reject", "job").WithSummary("Reject a job waiting for approval.");
+        jobs.MapPost("/{id}/cancel", Cancel).RequireRole(Role.Operator, AccessScope.Job).Audited("job.cancel", "job").WithSummary("Cancel a job; a running step is stopped.");
+        jobs.MapPost("/{id}/retry", Retry).RequireRole(Role.Operator, AccessScope.Job).Audited("job.retry", "job").WithSummary("Run a failed job again from the failed step.");
+        jobs.MapPost("/{id}/approve", Approve).RequireRole(Role.Viewer, AccessScope.Job).Audited("job.approve", "job").WithSummary("Approve a job waiting for approval.");
+        jobs.MapPost("/{id}/reject", Reject).RequireRole(Role.Viewer, AccessScope.Job).Audited("job.reject", "job").WithSummary("Reject a job waiting for approval.");
 
         var ops = app.MapGroup("/ops/jobs").WithTags("apiops-compatible jobs");
-        ops.MapPost("/pg-rebuild", PgRebuild).RequireRole(Role.Operator).Audited("job.submit", "job")
+        ops.MapPost("/pg-rebuild", PgRebuild).RequireRole(Role.Operator, AccessScope.Submit).Audited("job.submit", "job")
             .WithSummary("apiops: submit a pg-rebuild job on the cluster named default (or the one given).");
-        ops.MapGet("/{id}", Get).RequireRole(Role.Viewer).WithSummary("apiops: a job and its steps.");
+        ops.MapGet("/{id}", Get).RequireRole(Role.Viewer, AccessScope.Job).WithSummary("apiops: a job and its steps.");
 
         app.MapGet("/api/v1/runbooks", (JobSubmission submission) => TypedResults.Ok(submission.DescribeRunbooks()))
-            .RequireRole(Role.Viewer).WithTags("Jobs").WithSummary("Job types (runbooks) with their parameter schema.");
+            .RequireRole(Role.Viewer, AccessScope.Global).WithTags("Jobs").WithSummary("Job types (runbooks) with their parameter schema.");
     }
 
     private static async Task<Results<Created<JobView>, ProblemHttpResult>> Submit(

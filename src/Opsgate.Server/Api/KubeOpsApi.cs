@@ -38,23 +38,23 @@ internal static class KubeOpsApi
     {
         group.MapPost("/deployments/{name}/scale", (HttpContext h, KubeOperations ops, IOptions<KubeOptions> o, string @namespace, string name, ScaleRequest body, string? cluster, bool dryRun = false) =>
             Scale(h, ops, o.Value, Cluster(cluster), @namespace, name, KubeResource.Deployments, body, dryRun))
-            .RequireRole(Role.Operator).Audited("k8s.scale", "deployment").WithSummary("Scale a deployment.");
+            .RequireRole(Role.Operator, AccessScope.Namespace).Audited("k8s.scale", "deployment").WithSummary("Scale a deployment.");
         group.MapPost("/statefulsets/{name}/scale", (HttpContext h, KubeOperations ops, IOptions<KubeOptions> o, string @namespace, string name, ScaleRequest body, string? cluster, bool dryRun = false) =>
             Scale(h, ops, o.Value, Cluster(cluster), @namespace, name, KubeResource.StatefulSets, body, dryRun))
-            .RequireRole(Role.Operator).Audited("k8s.scale", "statefulset").WithSummary("Scale a statefulset.");
+            .RequireRole(Role.Operator, AccessScope.Namespace).Audited("k8s.scale", "statefulset").WithSummary("Scale a statefulset.");
         group.MapPost("/deployments/{name}/restart", (HttpContext h, KubeOperations ops, TimeProvider time, string @namespace, string name, string? cluster, bool dryRun = false) =>
             ops.RunAsync(h, Cluster(cluster), @namespace, name, "k8s.restart", dryRun, async (k, ct) =>
             {
                 await k.RestartAsync(KubeResource.Deployments, @namespace, name, time.GetUtcNow(), dryRun, ct);
                 return new OperationResult("ok", k.Cluster, @namespace, "deployment", name, "restart", dryRun);
             }))
-            .RequireRole(Role.Operator).Audited("k8s.restart", "deployment").WithSummary("Rollout restart of a deployment.");
+            .RequireRole(Role.Operator, AccessScope.Namespace).Audited("k8s.restart", "deployment").WithSummary("Rollout restart of a deployment.");
         group.MapDelete("/pods/{name}", (HttpContext h, KubeOperations ops, string @namespace, string name, string? cluster, bool dryRun = false) =>
             Delete(h, ops, Cluster(cluster), @namespace, name, KubeResource.Pods, "pod", dryRun))
-            .RequireRole(Role.Operator).Audited("k8s.delete", "pod").WithSummary("Delete a pod.");
+            .RequireRole(Role.Operator, AccessScope.Namespace).Audited("k8s.delete", "pod").WithSummary("Delete a pod.");
         group.MapDelete("/persistentvolumeclaims/{name}", (HttpContext h, KubeOperations ops, string @namespace, string name, string? cluster, bool dryRun = false) =>
             Delete(h, ops, Cluster(cluster), @namespace, name, KubeResource.PersistentVolumeClaims, "persistentvolumeclaim", dryRun))
-            .RequireRole(Role.Operator).Audited("k8s.delete", "persistentvolumeclaim").WithSummary("Delete a persistent volume claim.");
+            .RequireRole(Role.Operator, AccessScope.Namespace).Audited("k8s.delete", "persistentvolumeclaim").WithSummary("Delete a persistent volume claim.");
 
         foreach (var (path, resource, kind) in new[]
         {
@@ -66,7 +66,7 @@ internal static class KubeOpsApi
         {
             group.MapGet(path, (HttpContext h, KubeOperations ops, string @namespace, string? cluster, string? labelSelector = null) =>
                 List(h, ops, Cluster(cluster), @namespace, resource, kind, labelSelector))
-                .RequireRole(Role.Viewer).WithSummary($"List {resource.Plural} in the namespace.");
+                .RequireRole(Role.Viewer, AccessScope.Namespace).WithSummary($"List {resource.Plural} in the namespace.");
         }
     }
 

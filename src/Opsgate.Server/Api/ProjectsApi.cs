@@ -25,13 +25,13 @@ internal static class ProjectsApi
     public static void MapProjectsApi(this WebApplication app)
     {
         var group = app.MapGroup("/api/v1/projects").WithTags("Projects");
-        group.MapPost("/", Create).RequireRole(Role.Operator).Audited("project.create", "project")
+        group.MapPost("/", Create).RequireRole(Role.Operator, AccessScope.Global).Audited("project.create", "project")
             .WithSummary("Add a project: name, git_repo, optional ref (branch, tag or commit; default the remote's HEAD) and credential.");
-        group.MapGet("/", List).RequireRole(Role.Viewer).WithSummary("Projects with the commit of their last fetch.");
-        group.MapGet("/{idOrName}", Get).RequireRole(Role.Viewer).WithSummary("One project, by id or name.");
-        group.MapPost("/{idOrName}/sync", Sync).RequireRole(Role.Operator).Audited("project.sync", "project")
+        group.MapGet("/", List).RequireRole(Role.Viewer, AccessScope.Global).WithSummary("Projects with the commit of their last fetch.");
+        group.MapGet("/{idOrName}", Get).RequireRole(Role.Viewer, AccessScope.Global).WithSummary("One project, by id or name.");
+        group.MapPost("/{idOrName}/sync", Sync).RequireRole(Role.Operator, AccessScope.Global).Audited("project.sync", "project")
             .WithSummary("Fetch the project now; returns the commit its ref resolves to. Refused (403) to a caller the project's credential's use rules leave out.");
-        group.MapDelete("/{idOrName}", Delete).RequireRole(Role.Operator).Audited("project.delete", "project")
+        group.MapDelete("/{idOrName}", Delete).RequireRole(Role.Operator, AccessScope.Global).Audited("project.delete", "project")
             .WithSummary("Delete a project and its cached mirror; refused while a pending, waiting or running job names it in its project parameter. Jobs that ran it keep the commit they recorded.");
     }
 

@@ -57,11 +57,16 @@ internal static class AuthExtensions
         app.UseAuthorization();
     }
 
-    public static RouteHandlerBuilder RequireRole(this RouteHandlerBuilder builder, Role role) =>
-        builder.RequireAuthorization(Roles.Policy(role));
+    /// <summary>The route's least role and namespace scope (see <see cref="AccessRule"/>): every route declares both.</summary>
+    public static RouteHandlerBuilder RequireRole(this RouteHandlerBuilder builder, Role role, AccessScope scope) =>
+        builder.RequireAuthorization(Roles.Policy(role)).WithMetadata(new AccessRule(role, scope));
 
-    public static RouteGroupBuilder RequireRole(this RouteGroupBuilder builder, Role role) =>
-        builder.RequireAuthorization(Roles.Policy(role));
+    public static RouteGroupBuilder RequireRole(this RouteGroupBuilder builder, Role role, AccessScope scope) =>
+        builder.RequireAuthorization(Roles.Policy(role)).WithMetadata(new AccessRule(role, scope));
+
+    /// <summary>A route anyone may call, without credentials.</summary>
+    public static RouteHandlerBuilder Anonymous(this RouteHandlerBuilder builder) =>
+        builder.AllowAnonymous().WithMetadata(new AccessRule(null, AccessScope.Public));
 
     private static void ConfigureOidc(JwtBearerOptions o, OidcOptions oidc)
     {

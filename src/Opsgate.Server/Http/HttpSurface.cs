@@ -30,7 +30,7 @@ internal static partial class HttpSurface
             c.ProblemDetails.Instance ??= c.HttpContext.Request.Path;
         });
         builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
-        builder.Services.AddOpenApi(o => o.AddDocumentTransformer<OpenApiSecurity>());
+        builder.Services.AddOpenApi(o => o.AddDocumentTransformer<OpenApiSecurity>().AddOperationTransformer<Auth.AccessRuleTransformer>());
     }
 
     /// <summary>snake_case names, unknown fields refused, nullability respected: bad bodies are 400s that name the field.</summary>

@@ -67,7 +67,7 @@ public sealed class JobScopeTests
         """,
     ];
 
-    private sealed record Setup(TempDir Dir, KubeSimServer Sim, OpsgateServer Server, HttpClient Operator, HttpClient Approver, HttpClient Viewer) : IAsyncDisposable
+    internal sealed record Setup(TempDir Dir, KubeSimServer Sim, OpsgateServer Server, HttpClient Operator, HttpClient Approver, HttpClient Viewer) : IAsyncDisposable
     {
         public async ValueTask DisposeAsync()
         {
@@ -77,7 +77,7 @@ public sealed class JobScopeTests
         }
     }
 
-    private static async Task<Setup> StartAsync(Provider provider)
+    internal static async Task<Setup> StartAsync(Provider provider)
     {
         var dir = new TempDir();
         for (var i = 0; i < RunbookFiles.Length; i++)
@@ -85,6 +85,7 @@ public sealed class JobScopeTests
         var sim = await SimCluster.StartAsync();
         var server = await OpsgateServer.StartAsync(provider, [$"--Jobs:RunbookDirectory={dir.Path}"]);
         await SimCluster.RegisterAsync(server, sim, "kube", ["prod", "staging"]);
+        await SimCluster.RegisterAsync(server, sim, "default", ["prod", "staging"]); // the apiops-compatible routes' cluster
         var (_, op) = await server.CreateKeyAsync("ops-prod", "operator", ["prod"]);
         var (_, approver) = await server.CreateKeyAsync("approver-prod", "approver", ["prod"]);
         var (_, viewer) = await server.CreateKeyAsync("viewer-prod", "viewer", ["prod"]);

@@ -130,7 +130,7 @@ public sealed partial class OpenApiTests
         Assert.Equal(HttpStatusCode.OK, (await browser.GetAsync("/openapi/v1.json")).StatusCode);
     }
 
-    private static async Task<JsonNode> DocumentAsync(OpsgateServer server)
+    internal static async Task<JsonNode> DocumentAsync(OpsgateServer server)
     {
         var response = await server.Client().GetAsync("/openapi/v1.json");
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);

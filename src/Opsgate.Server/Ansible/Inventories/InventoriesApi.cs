@@ -50,17 +50,17 @@ internal static class InventoriesApi
     public static void MapInventoriesApi(this WebApplication app)
     {
         var group = app.MapGroup("/api/v1/inventories").WithTags("Inventories");
-        group.MapPost("/", Create).RequireRole(Role.Operator).Audited("inventory.create", "inventory")
+        group.MapPost("/", Create).RequireRole(Role.Operator, AccessScope.Global).Audited("inventory.create", "inventory")
             .WithSummary("Store an inventory (hosts and vars as Ansible YAML, or a source: a script or inventory file in a project); posting an existing name adds a version.");
-        group.MapPost("/{ref}/sync", Sync).RequireRole(Role.Operator).Audited("inventory.sync", "inventory")
+        group.MapPost("/{ref}/sync", Sync).RequireRole(Role.Operator, AccessScope.Global).Audited("inventory.sync", "inventory")
             .WithSummary("Read an inventory's project source again (fetching the project first); stores a new version when ansible's expansion changed.");
-        group.MapGet("/", List).RequireRole(Role.Viewer).WithSummary("Every inventory, at its latest version.");
-        group.MapGet("/{ref}", Get).RequireRole(Role.Viewer)
+        group.MapGet("/", List).RequireRole(Role.Viewer, AccessScope.Global).WithSummary("Every inventory, at its latest version.");
+        group.MapGet("/{ref}", Get).RequireRole(Role.Viewer, AccessScope.Global)
             .WithSummary("One inventory by id or name: its latest version, or ?version=, with the hosts and vars it was given.");
-        group.MapGet("/{ref}/versions", Versions).RequireRole(Role.Viewer).WithSummary("Every version of an inventory, oldest first.");
-        group.MapGet("/{ref}/hosts", Hosts).RequireRole(Role.Viewer)
+        group.MapGet("/{ref}/versions", Versions).RequireRole(Role.Viewer, AccessScope.Global).WithSummary("Every version of an inventory, oldest first.");
+        group.MapGet("/{ref}/hosts", Hosts).RequireRole(Role.Viewer, AccessScope.Global)
             .WithSummary("The hosts of an inventory as ansible expands them, with their groups; paged with limit and offset.");
-        group.MapDelete("/{ref}", Delete).RequireRole(Role.Operator).Audited("inventory.delete", "inventory")
+        group.MapDelete("/{ref}", Delete).RequireRole(Role.Operator, AccessScope.Global).Audited("inventory.delete", "inventory")
             .WithSummary("Delete an inventory with all its versions; refused while a waiting or running job uses it.");
     }
 
