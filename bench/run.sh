@@ -21,7 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
-  reads|mutations|kube|jobs|jobs-memory|events) only=$1; shift; set -- --only "$only" "$@" ;;
+  reads|mutations|kube|jobs|jobs-memory|jobs-list|events) only=$1; shift; set -- --only "$only" "$@" ;;
 esac
 ROOT=$(pwd)
 

@@ -17,7 +17,7 @@ internal sealed class BenchOptions
           --concurrency N      concurrent clients (default 32)
           --max-requests N     cap on requests per scenario, whatever the time (default 2000000)
           --port N             loopback port for Opsgate (default: a free one)
-          --only LIST          comma-separated scenarios to run: reads, mutations, kube, jobs, jobs-memory, ansible, ansible-large, events (default: all)
+          --only LIST          comma-separated scenarios to run: reads, mutations, kube, jobs, jobs-memory, jobs-list, ansible, ansible-large, events (default: all)
           --kubesim PATH       KubeSim.dll for the kube scenario (default: tests/KubeSim/bin/<configuration>/net10.0/KubeSim.dll)
           --kube-replicas MODE alternate (default: 2, 3, 2, ... so KubeSim's controller creates and deletes pods) or constant (always 2)
           --kube-paced PERCENT after each kube round, direct and through Opsgate again at the same paced rate: this percentage
@@ -25,6 +25,7 @@ internal sealed class BenchOptions
           --jobs N             jobs submitted in the measured part of the jobs scenario (default 10000)
           --job-clients N      concurrent submitting clients in the jobs scenario (default 16)
           --waiting-jobs N     jobs left waiting in the jobs-memory scenario (default 1000)
+          --list-jobs N        jobs stored before the jobs-list scenario reads the first page (default 10000)
           --ansible-hosts N    local hosts in the ansible (overhead) scenario (default 100)
           --ansible-runs N     runs of raw ansible-playbook and of the Opsgate job each, alternating (default 3)
           --ansible-shards N   the ansible scenario's third leg: the same job with shards N (default 4; 0 or 1: no such leg)
@@ -34,7 +35,7 @@ internal sealed class BenchOptions
           --events N           events per run in the events scenario (default 300000)
         """;
 
-    public static readonly string[] Scenarios = ["reads", "mutations", "kube", "jobs", "jobs-memory", "ansible", "ansible-large", "events"];
+    public static readonly string[] Scenarios = ["reads", "mutations", "kube", "jobs", "jobs-memory", "jobs-list", "ansible", "ansible-large", "events"];
 
     public string ServerDll { get; private set; } = "";
     public string? PostgresConnectionString { get; private set; }
@@ -51,6 +52,7 @@ internal sealed class BenchOptions
     public int Jobs { get; private set; } = 10_000;
     public int JobClients { get; private set; } = 16;
     public int WaitingJobs { get; private set; } = 1_000;
+    public int ListJobs { get; private set; } = 10_000;
     public int AnsibleHosts { get; private set; } = 100;
     public int AnsibleRuns { get; private set; } = 3;
     public int AnsibleShards { get; private set; } = 4;
@@ -102,6 +104,7 @@ internal sealed class BenchOptions
                 case "--jobs": o.Jobs = (int)Number(name, Value(), 1, 1_000_000); break;
                 case "--job-clients": o.JobClients = (int)Number(name, Value(), 1, 1024); break;
                 case "--waiting-jobs": o.WaitingJobs = (int)Number(name, Value(), 1, 100_000); break;
+                case "--list-jobs": o.ListJobs = (int)Number(name, Value(), 100, 1_000_000); break;
                 case "--ansible-hosts": o.AnsibleHosts = (int)Number(name, Value(), 1, 10_000); break;
                 case "--ansible-runs": o.AnsibleRuns = (int)Number(name, Value(), 1, 20); break;
                 case "--ansible-shards": o.AnsibleShards = (int)Number(name, Value(), 0, 64); break;

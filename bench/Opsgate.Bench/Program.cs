@@ -87,6 +87,8 @@ internal static class Bench
             o.WriteLine(JobsBench.Describe(options));
         if (options.Runs("jobs-memory"))
             o.WriteLine(JobsMemoryBench.Describe(options));
+        if (options.Runs("jobs-list"))
+            o.WriteLine(JobsListBench.Describe(options));
         if (options.Runs("ansible") || options.Runs("ansible-large"))
             o.WriteLine(AnsibleBench.Describe(options));
         if (options.Runs("events"))
@@ -135,6 +137,8 @@ internal static class Bench
         // A server of its own, started after the other one stopped: on PostgreSQL they would share the job queue.
         if (options.Runs("jobs-memory"))
             memory.Add(await JobsMemoryBench.RunAsync(options, o, http, slow, ct));
+        // Its own server too: its jobs wait for approval forever.
+        var list = options.Runs("jobs-list") ? await JobsListBench.RunAsync(options, o, http, slow, ct) : null;
         var events = options.Runs("events") ? await EventsBench.RunAsync(options, o, slow, ct) : [];
 
         if (measurements.Count > 0)
@@ -159,6 +163,11 @@ internal static class Bench
             o.WriteLine();
             MemoryMeasurement.Table(o, memory);
         }
+        if (list is not null)
+        {
+            o.WriteLine();
+            JobsListMeasurement.Table(o, [list]);
+        }
         if (ansible is not null)
         {
             o.WriteLine();
@@ -170,7 +179,7 @@ internal static class Bench
             EventsMeasurement.Table(o, events);
         }
         var failed = measurements.Any(m => m.Failure is not null) || kube.Any(m => m.Failure is not null) || events.Any(m => m.Failure is not null)
-            || jobs.Any(m => m.Failure is not null) || memory.Any(m => m.Failure is not null) || ansible?.Failed == true;
+            || jobs.Any(m => m.Failure is not null) || memory.Any(m => m.Failure is not null) || ansible?.Failed == true || list?.Failure is not null;
         return failed ? 1 : 0;
     }
 

@@ -56,6 +56,19 @@ public sealed class RouteAccessTests
         Assert.Contains(operations, o => o is { Method: "GET", Path: "/api/v1/audit", Scope: "audit" });
     }
 
+    [Fact]
+    public async Task The_permission_model_page_lists_every_route_with_its_rule()
+    {
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite);
+        var documented = (await OperationsAsync(server)).Select(o => $"{o.Method} {o.Path} | {o.Role} | {o.Scope}").Order(StringComparer.Ordinal).ToList();
+        var page = await File.ReadAllLinesAsync(Path.Combine(OpenApiTests.RepositoryRoot(), "docs", "permissions.md"));
+        var listed = page.Where(l => l.StartsWith("| `", StringComparison.Ordinal) && l.Contains(" /", StringComparison.Ordinal))
+            .Select(l => l.Split('|', StringSplitOptions.TrimEntries))
+            .Select(cells => $"{cells[1].Trim('`')} | {cells[2]} | {cells[3]}")
+            .Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(documented, listed);
+    }
+
     [Theory]
     [InlineData(Provider.Sqlite)]
     [InlineData(Provider.Postgres)]
