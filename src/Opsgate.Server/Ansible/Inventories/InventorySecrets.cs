@@ -43,7 +43,8 @@ internal sealed class InventorySecrets(SecretVariables names)
 
     /// <summary>True for a name <see cref="NewSecretName"/> makes: a job may name no other secret.</summary>
     public static bool IsSecretName(string? name) =>
-        name is { Length: 49 } && name.StartsWith(SecretPrefix, StringComparison.Ordinal) && name.EndsWith(SecretSuffix, StringComparison.Ordinal)
+        name is not null && name.Length == SecretPrefix.Length + 32 + SecretSuffix.Length
+        && name.StartsWith(SecretPrefix, StringComparison.Ordinal) && name.EndsWith(SecretSuffix, StringComparison.Ordinal)
         && name[SecretPrefix.Length..^SecretSuffix.Length].All(char.IsAsciiHexDigitLower);
 
     /// <summary>
