@@ -225,6 +225,54 @@ public sealed class InventorySecretTests
         }
     }
 
+    [Theory]
+    [InlineData(Provider.Sqlite)]
+    [InlineData(Provider.Postgres)]
+    public async Task A_sourced_inventory_is_sealed_too_and_a_sync_that_only_rotates_a_password_stores_a_new_version(Provider provider)
+    {
+        using var repo = await GitRepo.CreateAsync();
+        using var playbooks = new TempDir();
+        using var output = new TempDir();
+        string Inventory(string password) =>
+            $"all:\n  vars: {{{LocalVars}}}\n  hosts:\n    s1: {{ansible_password: \"{password}\", role: app}}\n";
+        var (first, second) = ($"first-{Guid.NewGuid():N}", $"second-{Guid.NewGuid():N}");
+        await repo.CommitAsync("one", ("inventory/hosts.yml", Inventory(first)));
+        await using var server = await StartAsync(provider, playbooks, ("pw.yml", """
+            - hosts: all
+              gather_facts: false
+              tasks:
+                - copy: {dest: "{{ out_dir }}/{{ inventory_hostname }}.txt", mode: "0600", content: "{{ ansible_password }} {{ role }}"}
+            """));
+        var project = await server.Admin.PostAsJsonAsync("/api/v1/projects", new { name = "cmdb", git_repo = repo.Bare }, OpsgateServer.Json);
+        Assert.True(project.StatusCode == HttpStatusCode.Created, await project.Content.ReadAsStringAsync());
+        var created = await server.Admin.PostAsJsonAsync("/api/v1/inventories", new { name = "dyn", source = new { project = "cmdb", path = "inventory/hosts.yml" } }, OpsgateServer.Json);
+        Assert.True(created.StatusCode == HttpStatusCode.Created, await created.Content.ReadAsStringAsync());
+        var detail = await server.Admin.GetStringAsync("/api/v1/inventories/dyn");
+        Assert.DoesNotContain(first, detail, StringComparison.Ordinal);
+        Assert.Contains(Redacted, detail, StringComparison.Ordinal);
+
+        async Task<JsonElement> SyncAsync()
+        {
+            var response = await server.Admin.PostAsync("/api/v1/inventories/dyn/sync", null);
+            var body = await response.Content.ReadAsStringAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, body);
+            return JsonDocument.Parse(body).RootElement.Clone();
+        }
+        Assert.False((await SyncAsync()).GetProperty("changed").GetBoolean());
+        // Only the password changed: the stored expansions are equal ([REDACTED] both), the values are not.
+        await repo.CommitAsync("rotate", ("inventory/hosts.yml", Inventory(second)));
+        var rotated = await SyncAsync();
+        Assert.True(rotated.GetProperty("changed").GetBoolean(), rotated.ToString());
+        Assert.Equal("2", rotated.GetProperty("inventory").GetProperty("version").GetString());
+
+        var id = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "pw.yml", inventory = "dyn", extra_vars = new { out_dir = output.Path } });
+        var job = await Jobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromMinutes(3));
+        Assert.True(job.Status() == "succeeded", job.ToString());
+        Assert.Equal($"{second} app", await File.ReadAllTextAsync(Path.Combine(output.Path, "s1.txt")));
+        await using var connection = await server.OpenDatabaseAsync();
+        Assert.DoesNotContain(await DumpAsync(connection, provider), c => c.Text.Contains(first, StringComparison.Ordinal) || c.Text.Contains(second, StringComparison.Ordinal));
+    }
+
     /// <summary>The job succeeded and each host's file holds the real values.</summary>
     private static async Task AssertRevealedAsync(OpsgateServer server, string jobId, string dir, Markers markers)
     {
