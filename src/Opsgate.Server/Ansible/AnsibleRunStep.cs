@@ -196,9 +196,11 @@ internal sealed partial class AnsibleRunStep(
         {
             if (context.OptionalString("inventory") is not null)
                 throw new StepFailedException("give inventory or inventory_yaml, not both");
+            // Only a shard (a job only a sharded run creates) fills placeholders in from a secret it names: a job
+            // submitted by hand must not put any inventory's secret values into a YAML inventory of its own making.
             var secretName = context.OptionalString("inventory_secrets");
-            if (secretName is not null && !InventorySecrets.IsSecretName(secretName))
-                throw new StepFailedException("inventory_secrets is not the name of a stored inventory version's secret");
+            if (secretName is not null && (!InventorySecrets.IsSecretName(secretName) || (await store.GetAsync(context.JobId, ct))?.Job.ParentId is null))
+                throw new StepFailedException("inventory_secrets is only for the shards of a sharded run (the secret of the stored inventory version their parent runs)");
             return (inline, null, null, secretName);
         }
         var reference = context.OptionalString("inventory") ?? throw new StepFailedException("give inventory (a stored inventory's id or name) or inventory_yaml");

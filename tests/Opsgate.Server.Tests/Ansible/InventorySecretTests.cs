@@ -157,6 +157,18 @@ public sealed class InventorySecretTests
         await using var server = await StartAsync(Provider.Sqlite, playbooks, ["--Secrets:SecretVariableNames=corp_*_pin"], ("reveal.yml", Reveal));
         var markers = Markers.New();
         await StoreInventoryAsync(server.Admin, markers.Hosts, "lost", markers.VarsYaml);
+        string secretName;
+        await using (var connection = await server.OpenDatabaseAsync())
+            secretName = (await connection.ExecuteScalarAsync<string>("SELECT secret_name FROM inventory_versions"))!;
+
+        // A job submitted by hand cannot borrow a version's secret values for an inventory of its own.
+        var redacted = (await server.Admin.GetFromJsonAsync<JsonElement>("/api/v1/inventories/lost")).GetProperty("hosts").GetString();
+        var borrowed = await Jobs.SubmitAsync(server.Admin, "ansible-shard",
+            new { playbook = "reveal.yml", inventory = redacted, inventory_secrets = secretName, extra_vars = new { out_dir = output.Path } });
+        var refused = await Jobs.WaitAsync(server.Admin, borrowed, timeout: TimeSpan.FromSeconds(120));
+        Assert.True(refused.Status() == "failed", refused.ToString());
+        Assert.Contains("inventory_secrets is only for the shards of a sharded run", refused.GetProperty("error").GetString(), StringComparison.Ordinal);
+
         // The secret store restored from a backup older than the database.
         await using (var connection = await server.OpenDatabaseAsync())
             Assert.Equal(1, await connection.ExecuteAsync("DELETE FROM secrets WHERE name LIKE 'inventory/%'"));
