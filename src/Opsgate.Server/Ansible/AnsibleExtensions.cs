@@ -17,6 +17,8 @@ internal static class AnsibleExtensions
         services.AddSingleton<AnsibleResults>();
         services.AddSingleton<InventoryExpander>();
         services.AddSingleton<InventoryStore>();
+        services.AddSingleton<InventorySecrets>();
+        services.AddSingleton<InventorySealer>();
         services.AddSingleton<ShardedRun>();
         services.AddSingleton<InventorySources>();
         services.AddStepExecutor<AnsibleRunStep>();

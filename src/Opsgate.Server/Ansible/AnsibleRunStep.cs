@@ -21,7 +21,7 @@ namespace Opsgate.Server.Ansible;
 /// </summary>
 internal sealed partial class AnsibleRunStep(
     AnsibleProcess runner, AnsibleResults results, InventoryStore inventories, ShardedRun sharded, JobStore store, IOptions<AnsibleOptions> options,
-    ProjectStore projects, ProjectCache cache, CredentialStore credentials, PrivateDirectories directories) : IStepExecutor
+    ProjectStore projects, ProjectCache cache, CredentialStore credentials, PrivateDirectories directories, InventorySecrets inventorySecrets) : IStepExecutor
 {
     public const int MaxForks = 500;
 
@@ -45,6 +45,7 @@ internal sealed partial class AnsibleRunStep(
         new("inventory", InputType.String, false, "a stored inventory: its id or name (or give inventory_yaml)"),
         new("inventory_version", InputType.String, false, "version of the stored inventory (default: the latest when the job was submitted)"),
         new("inventory_yaml", InputType.String, false, "an inline Ansible YAML inventory (groups, children, host ranges, vars)"),
+        new("inventory_secrets", InputType.String, false, "with inventory_yaml made from a stored inventory (a shard's): the secret holding the values its [REDACTED] placeholders stand for"),
         new("limit", InputType.String, false, "ansible-playbook --limit pattern"),
         new("extra_vars", InputType.Object, false, "extra variables (-e), passed in a private file"),
         new("check", InputType.Bool, false, "check mode: report what would change, change nothing"),
@@ -66,6 +67,8 @@ internal sealed partial class AnsibleRunStep(
         var inline = inputs["inventory_yaml"]?.GetValue<string>();
         if ((reference is null) == (inline is null))
             return ("inventory", "give inventory (a stored inventory's id or name) or inventory_yaml (inline YAML), exactly one of them");
+        if (inputs["inventory_secrets"]?.GetValue<string>() is { } secrets && (inline is null || !InventorySecrets.IsSecretName(secrets)))
+            return ("inventory_secrets", "is set by a sharded run for its shards: the name of a stored inventory version's secret, with inventory_yaml");
         if (reference is null)
             return null;
         var version = inputs["inventory_version"]?.GetValue<string>();
@@ -169,7 +172,8 @@ internal sealed partial class AnsibleRunStep(
                 playbook = ResolvePlaybook(context.OptionalString("playbook") ?? throw new StepFailedException("give playbook (a path under Ansible:PlaybookDirectory) or playbook_yaml"), o.PlaybookDirectory);
             }
 
-            var (inventory, used, _) = await InventoryAsync(context, cancellationToken);
+            var (inventory, used, _, secretName) = await InventoryAsync(context, cancellationToken);
+            inventory = await PlaintextAsync(context, inventory, used, secretName, cancellationToken);
             var request = new AnsibleRunRequest(context.JobId, context.Owner, context.StepOrder, context.StepName, playbook, inventory,
                 context.OptionalString("limit"), context.Inputs["extra_vars"]?.AsObject(), check, context.Bool("diff"), forks, context.OptionalString("tags"), timeout,
                 await MachineCredentialAsync(context, cancellationToken));
@@ -183,16 +187,21 @@ internal sealed partial class AnsibleRunStep(
     }
 
     /// <summary>
-    /// The inventory YAML for ansible, which stored inventory version it is, and its expansion (both null for inline
-    /// YAML: a sharded run expands that itself).
+    /// The inventory YAML, which stored inventory version it is, and its expansion (both null for inline YAML: a sharded
+    /// run expands that itself), as stored: secret values are placeholders, in the secret named last (null: none).
     /// </summary>
-    private async Task<(string Yaml, JsonObject? Used, ExpandedInventory? Expanded)> InventoryAsync(StepContext context, CancellationToken ct)
+    private async Task<(string Yaml, JsonObject? Used, ExpandedInventory? Expanded, string? SecretName)> InventoryAsync(StepContext context, CancellationToken ct)
     {
         if (context.OptionalString("inventory_yaml") is { } inline)
         {
             if (context.OptionalString("inventory") is not null)
                 throw new StepFailedException("give inventory or inventory_yaml, not both");
-            return (inline, null, null);
+            // Only a shard (a job only a sharded run creates) fills placeholders in from a secret it names: a job
+            // submitted by hand must not put any inventory's secret values into a YAML inventory of its own making.
+            var secretName = context.OptionalString("inventory_secrets");
+            if (secretName is not null && (!InventorySecrets.IsSecretName(secretName) || (await store.GetAsync(context.JobId, ct))?.Job.ParentId is null))
+                throw new StepFailedException("inventory_secrets is only for the shards of a sharded run (the secret of the stored inventory version their parent runs)");
+            return (inline, null, null, secretName);
         }
         var reference = context.OptionalString("inventory") ?? throw new StepFailedException("give inventory (a stored inventory's id or name) or inventory_yaml");
         if (!InventoryRef.TryParse(reference, out var parsed))
@@ -206,7 +215,26 @@ internal sealed partial class AnsibleRunStep(
             ?? await inventories.ResolveAsync(parsed, version, ct)
             ?? throw new StepFailedException(version is null ? $"inventory '{parsed}' does not exist (any more)" : $"inventory '{parsed}' has no version '{version}'");
         var v = found.Version;
-        return (found.Yaml, new JsonObject { ["id"] = v.Id, ["name"] = v.Name, ["version"] = v.Version, ["hosts"] = v.HostCount }, found.Expanded);
+        return (found.Yaml, new JsonObject { ["id"] = v.Id, ["name"] = v.Name, ["version"] = v.Version, ["hosts"] = v.HostCount }, found.Expanded, found.SecretName);
+    }
+
+    /// <summary>
+    /// The YAML ansible gets: the placeholders replaced by the secret values, here only (the file is private to the run).
+    /// A stored version's own YAML takes its <c>inventory</c> values; a shard's YAML (<paramref name="used"/> null),
+    /// made from the expansion, takes the <c>expanded</c> ones. A value that cannot be found fails the step.
+    /// </summary>
+    private async Task<string> PlaintextAsync(StepContext context, string yaml, JsonObject? used, string? secretName, CancellationToken ct)
+    {
+        var what = used is null ? "the inventory" : $"inventory '{used["name"]}' version '{used["version"]}'";
+        try
+        {
+            var values = secretName is null ? null : await inventories.SecretValuesAsync(secretName, ct);
+            return used is null ? inventorySecrets.UnsealShard(yaml, values, what) : inventorySecrets.UnsealInventory(yaml, values, what);
+        }
+        catch (InventorySecretsException e)
+        {
+            throw new StepFailedException(used is null ? e.Message : $"{what}: {e.Message}");
+        }
     }
 
     private static string Truncate(string s) => s.Length <= 63 ? s : s[..63] + "...";
@@ -248,8 +276,8 @@ internal sealed partial class AnsibleRunStep(
             passOn["project"] = found.Name;
             passOn["project_commit"] = commit;
         }
-        var (inventory, used, expanded) = await InventoryAsync(context, ct);
-        var request = new ShardRequest(shards, context.Bool("fail_fast"), inventory, expanded, passOn, timeout);
+        var (inventory, used, expanded, secretName) = await InventoryAsync(context, ct);
+        var request = new ShardRequest(shards, context.Bool("fail_fast"), inventory, expanded, secretName, passOn, timeout);
         var run = await sharded.RunAsync(context, request, ct);
 
         var hosts = run.Hosts;

@@ -8,7 +8,9 @@ namespace Opsgate.Server.Ansible;
 /// <summary>What a sharded run is asked to do: the ansible.run inputs a shard passes on, and how to split.</summary>
 /// <param name="Inventory">The run's inventory YAML.</param>
 /// <param name="Expanded">Its expansion when it is a stored inventory (expanded once, when stored); null for inline YAML.</param>
-internal sealed record ShardRequest(int Requested, bool FailFast, string Inventory, ExpandedInventory? Expanded, JsonObject ChildParams, TimeSpan Timeout);
+/// <param name="SecretName">The secret holding the stored inventory's secret values (null: none): each shard's inventory,
+/// kept in its job's parameters, holds only placeholders, which the shard's own step fills in.</param>
+internal sealed record ShardRequest(int Requested, bool FailFast, string Inventory, ExpandedInventory? Expanded, string? SecretName, JsonObject ChildParams, TimeSpan Timeout);
 
 /// <summary>How one sharded run ended, for the parent step's result.</summary>
 /// <param name="CompleteChildren">Children whose hosts all have ansible's own stats (the run got to its PLAY RECAP).</param>
@@ -101,6 +103,7 @@ internal sealed partial class ShardedRun(
         {
             var parameters = request.ChildParams.DeepClone().AsObject();
             parameters["inventory"] = Sharding.Inventory(expanded.List, hosts);
+            parameters["inventory_secrets"] = request.SecretName;
             return new NewJob(JobIds.New(new DateTimeOffset(now)), ShardRunbook, parameters, parent.DryRun, JobStatus.Pending, parent.Actor, parent.PrincipalId,
                 parent.SourceIp, null, null, ShardSteps)
             {

@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Configuration.CommandLine;
 using Microsoft.Extensions.Options;
 using Opsgate.Server.Ansible;
+using Opsgate.Server.Ansible.Inventories;
 using Opsgate.Server.Api;
 using Opsgate.Server.Audit;
 using Opsgate.Server.Auth;
@@ -64,7 +65,7 @@ public static class OpsgateHost
         return app;
     }
 
-    /// <summary>Validates settings, migrates the database, installs the bootstrap key, then starts listening.</summary>
+    /// <summary>Validates settings, migrates the database (sealing old inventory versions), installs the bootstrap key, then starts listening.</summary>
     public static async Task StartOpsgateAsync(this WebApplication app, CancellationToken cancellationToken = default)
     {
         ValidateOptions(app.Services);
@@ -72,6 +73,7 @@ public static class OpsgateHost
         app.Services.GetRequiredService<Engine.Runbooks.RunbookCatalog>().Validate();
         await app.Services.GetRequiredService<Migrator>().MigrateAsync(cancellationToken);
         await app.Services.GetRequiredService<Engine.JobSecrets>().SealStoredJobsAsync(app.Services.GetRequiredService<Engine.Runbooks.RunbookCatalog>(), cancellationToken);
+        await app.Services.GetRequiredService<InventorySealer>().SealOldVersionsAsync(cancellationToken);
         await app.Services.GetRequiredService<BootstrapKey>().EnsureAsync(cancellationToken);
         // What a killed process of this data dir left (SSH keys, extra vars) goes before any job runs again.
         app.Services.GetRequiredService<PrivateDirectories>().Sweep();

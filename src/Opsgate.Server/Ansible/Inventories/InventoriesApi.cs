@@ -27,7 +27,10 @@ internal sealed record InventoryResponse(long Id, string Name, string? Env, stri
     public static InventoryResponse From(InventoryVersion v) => new(v.Id, v.Name, v.Env, v.Version, v.HostCount, v.CreatedAt, v.CreatedBy, InventorySourceResponse.From(v.Source));
 }
 
-/// <summary>One version with what was sent for it (for a sourced version: the YAML generated from ansible's expansion, and the source).</summary>
+/// <summary>
+/// One version with what was sent for it (for a sourced version: the YAML generated from ansible's expansion, and the
+/// source); the values of secret variables (<see cref="Secrets.SecretVariables"/>) are [REDACTED], for every role.
+/// </summary>
 internal sealed record InventoryDetail(
     long Id, string Name, string? Env, string Version, long HostCount, DateTime CreatedAt, string CreatedBy, string Hosts, string? Vars, InventorySourceResponse? Source);
 
@@ -56,7 +59,7 @@ internal static class InventoriesApi
             .WithSummary("Read an inventory's project source again (fetching the project first); stores a new version when ansible's expansion changed.");
         group.MapGet("/", List).RequireRole(Role.Viewer, AccessScope.Global).WithSummary("Every inventory, at its latest version.");
         group.MapGet("/{ref}", Get).RequireRole(Role.Viewer, AccessScope.Global)
-            .WithSummary("One inventory by id or name: its latest version, or ?version=, with the hosts and vars it was given.");
+            .WithSummary("One inventory by id or name: its latest version, or ?version=, with the hosts and vars it was given (secret values as [REDACTED]).");
         group.MapGet("/{ref}/versions", Versions).RequireRole(Role.Viewer, AccessScope.Global).WithSummary("Every version of an inventory, oldest first.");
         group.MapGet("/{ref}/hosts", Hosts).RequireRole(Role.Viewer, AccessScope.Global)
             .WithSummary("The hosts of an inventory as ansible expands them, with their groups; paged with limit and offset.");

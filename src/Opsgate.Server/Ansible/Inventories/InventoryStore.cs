@@ -1,8 +1,10 @@
 using System.Globalization;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using Dapper;
 using Opsgate.Server.Engine;
 using Opsgate.Server.Persistence;
+using Opsgate.Server.Secrets;
 
 namespace Opsgate.Server.Ansible.Inventories;
 
@@ -13,11 +15,15 @@ internal sealed record InventoryVersion(long Id, string Name, long Seq, string V
 /// <summary>The project, path and commit a sourced version was read from (<see cref="InventorySources"/>).</summary>
 internal sealed record InventorySourceInfo(string ProjectId, string Project, string Path, string Commit);
 
-/// <summary>A version as it was sent: <c>hosts</c> and <c>vars</c> YAML text.</summary>
+/// <summary>A version as it was sent: <c>hosts</c> and <c>vars</c> YAML text, secret values shown as [REDACTED].</summary>
 internal sealed record InventorySource(InventoryVersion Version, string Hosts, string? Vars);
 
-/// <summary>What a run needs: the YAML ansible reads and ansible-inventory's expansion of it, made when the version was stored.</summary>
-internal sealed record ResolvedInventory(InventoryVersion Version, string Yaml, ExpandedInventory Expanded);
+/// <summary>
+/// What a run needs: the YAML ansible reads and ansible-inventory's expansion of it, made when the version was stored.
+/// Both hold [REDACTED] for secret values: <paramref name="SecretName"/> names the secret holding them (null: none),
+/// which <see cref="InventoryStore.SecretValuesAsync"/> reads and <see cref="InventorySecrets"/> puts back.
+/// </summary>
+internal sealed record ResolvedInventory(InventoryVersion Version, string Yaml, ExpandedInventory Expanded, string? SecretName);
 
 /// <summary>What the user asked to store; <c>Hosts</c> and <c>Vars</c> are YAML text.</summary>
 internal sealed record NewInventory(string Name, string? Env, string? Version, string Hosts, string? Vars);
@@ -71,7 +77,7 @@ internal static class InventoryNames
 /// expansion, so a run (or a shard) gets the YAML and the expanded hosts from <see cref="ResolveAsync"/> without
 /// running ansible-inventory again (3 s for 20,000 hosts).
 /// </summary>
-internal sealed class InventoryStore(Database database, InventoryExpander expander, TimeProvider time)
+internal sealed class InventoryStore(Database database, InventoryExpander expander, InventorySecrets secrets, ISecretStore secretStore, TimeProvider time)
 {
     private const string Columns =
         "i.id, i.name, v.seq, v.version, v.env, v.host_count, v.created_at, v.created_by, v.source_project_id, v.source_project, v.source_path, v.source_commit";
@@ -84,9 +90,10 @@ internal sealed class InventoryStore(Database database, InventoryExpander expand
     public async Task<InventoryVersion> CreateAsync(NewInventory request, string actor, CancellationToken ct)
     {
         var yaml = InventoryYaml.Merge(request.Hosts, request.Vars);
-        // Seconds for a large inventory: done before the write turn is taken.
+        // Seconds for a large inventory: done before the write turn is taken. ansible checks the real values.
         var expanded = await expander.ExpandAsync(yaml, ct);
-        return (await InsertAsync(request, yaml, expanded, null, onlyIfChanged: false, actor, ct)).Version;
+        var texts = secrets.Seal(request.Hosts, request.Vars, yaml, expanded.List.ToJsonString(), refusePlaceholders: true);
+        return (await InsertAsync(request, texts, expanded, null, onlyIfChanged: false, actor, ct)).Version;
     }
 
     /// <summary>
@@ -96,12 +103,38 @@ internal sealed class InventoryStore(Database database, InventoryExpander expand
     /// </summary>
     public Task<(InventoryVersion Version, bool Created)> CreateAsync(
         string name, string? env, string? version, SourcedInventory sourced, bool onlyIfChanged, string actor, CancellationToken ct) =>
-        InsertAsync(new NewInventory(name, env, version, sourced.Yaml, null), sourced.Yaml, sourced.Expanded, sourced.Source, onlyIfChanged, actor, ct);
+        InsertAsync(new NewInventory(name, env, version, sourced.Yaml, null),
+            secrets.Seal(sourced.Yaml, null, sourced.Yaml, sourced.Expanded.List.ToJsonString(), refusePlaceholders: false),
+            sourced.Expanded, sourced.Source, onlyIfChanged, actor, ct);
 
+    /// <remarks>
+    /// The secret values go into the secret store before the row that refers to them is written, so a crash between
+    /// the two leaves at worst an unused secret, never a version whose values are lost. A version that is not stored
+    /// after all (a conflict, an unchanged sync) deletes its secret again.
+    /// </remarks>
     private async Task<(InventoryVersion Version, bool Created)> InsertAsync(
-        NewInventory request, string yaml, ExpandedInventory expanded, InventorySourceInfo? source, bool onlyIfChanged, string actor, CancellationToken ct)
+        NewInventory request, SealedTexts texts, ExpandedInventory expanded, InventorySourceInfo? source, bool onlyIfChanged, string actor, CancellationToken ct)
     {
-        var expandedJson = expanded.List.ToJsonString();
+        var secretName = texts.Values is null ? null : InventorySecrets.NewSecretName();
+        if (secretName is not null)
+            await secretStore.PutAsync(secretName, JsonSerializer.SerializeToUtf8Bytes(texts.Values), ct);
+        var stored = false;
+        try
+        {
+            var result = await InsertRowAsync(request, texts, secretName, expanded, source, onlyIfChanged, actor, ct);
+            stored = result.Created;
+            return result;
+        }
+        finally
+        {
+            if (!stored && secretName is not null)
+                await secretStore.DeleteAsync(secretName, CancellationToken.None);
+        }
+    }
+
+    private async Task<(InventoryVersion Version, bool Created)> InsertRowAsync(
+        NewInventory request, SealedTexts texts, string? secretName, ExpandedInventory expanded, InventorySourceInfo? source, bool onlyIfChanged, string actor, CancellationToken ct)
+    {
         var now = time.GetUtcNow().UtcDateTime.TruncateToMicroseconds();
         await using var write = await database.WriteAsync(ct);
         var (connection, tx) = (write.Connection, write.Transaction);
@@ -118,9 +151,11 @@ internal sealed class InventoryStore(Database database, InventoryExpander expand
         {
             // Compared under the lock: two syncs at once store one version, not two equal ones.
             var latest = await connection.QueryFirstOrDefaultAsync<Row>(
-                $"SELECT {Columns}, v.expanded FROM inventories i JOIN inventory_versions v ON v.inventory_id = i.id WHERE i.id = @id ORDER BY v.seq DESC LIMIT 1",
+                $"SELECT {Columns}, v.expanded, v.secret_name FROM inventories i JOIN inventory_versions v ON v.inventory_id = i.id WHERE i.id = @id ORDER BY v.seq DESC LIMIT 1",
                 new { id }, tx);
-            if (latest is not null && latest.Expanded == expandedJson)
+            // A changed secret value (a rotated password) is a change too: the stored expansions hold only placeholders.
+            if (latest is not null && latest.Expanded == texts.Expanded
+                && JsonNode.DeepEquals(await SecretValuesOrNullAsync(latest.SecretName, ct) is { } values ? values["expanded"] : null, texts.Values?["expanded"]))
                 return (latest.ToVersion(), false);
         }
         var seq = 1 + await connection.ExecuteScalarAsync<long>("SELECT COALESCE(MAX(seq), 0) FROM inventory_versions WHERE inventory_id = @id", new { id }, tx);
@@ -134,13 +169,13 @@ internal sealed class InventoryStore(Database database, InventoryExpander expand
         await connection.ExecuteAsync(
             """
             INSERT INTO inventory_versions (inventory_id, seq, version, env, hosts, vars, inventory, expanded, host_count, created_at, created_by,
-                                            source_project_id, source_project, source_path, source_commit)
-            VALUES (@id, @seq, @version, @env, @hosts, @vars, @yaml, @expanded, @count, @now, @actor, @projectId, @project, @path, @commit)
+                                            source_project_id, source_project, source_path, source_commit, secret_name, secrets_sealed)
+            VALUES (@id, @seq, @version, @env, @hosts, @vars, @yaml, @expanded, @count, @now, @actor, @projectId, @project, @path, @commit, @secretName, 1)
             """,
             new
             {
-                id, seq, version, env = request.Env, hosts = request.Hosts, vars = request.Vars, yaml,
-                expanded = expandedJson, count = expanded.Hosts.Count, now, actor,
+                id, seq, version, env = request.Env, hosts = texts.Hosts, vars = texts.Vars, yaml = texts.Inventory,
+                expanded = texts.Expanded, count = expanded.Hosts.Count, now, actor, secretName,
                 projectId = source?.ProjectId, project = source?.Project, path = source?.Path, commit = source?.Commit,
             }, tx);
         await write.CommitAsync(ct);
@@ -177,9 +212,21 @@ internal sealed class InventoryStore(Database database, InventoryExpander expand
     public async Task<InventoryVersion?> FindAsync(InventoryRef reference, string? version, CancellationToken ct, DateTime? asOf = null) =>
         (await FindRowAsync(reference, version, asOf, withTexts: false, ct))?.ToVersion();
 
-    /// <summary>The version's texts as they were sent.</summary>
-    public async Task<InventorySource?> SourceAsync(InventoryRef reference, string? version, CancellationToken ct) =>
-        await FindRowAsync(reference, version, null, withTexts: true, ct) is { } row ? new InventorySource(row.ToVersion(), row.Hosts!, row.Vars) : null;
+    /// <summary>The version's texts as they were sent, secret values shown as [REDACTED].</summary>
+    public async Task<InventorySource?> SourceAsync(InventoryRef reference, string? version, CancellationToken ct)
+    {
+        if (await FindRowAsync(reference, version, null, withTexts: true, ct) is not { } row)
+            return null;
+        // A version written by an older replica after this one sealed the others at start-up: redacted here too.
+        var (hosts, vars) = row.SecretsSealed != 0 ? (row.Hosts!, row.Vars) : Redact(row);
+        return new InventorySource(row.ToVersion(), hosts, vars);
+    }
+
+    private (string Hosts, string? Vars) Redact(Row row)
+    {
+        var texts = secrets.Seal(row.Hosts!, row.Vars, row.Inventory!, row.Expanded!, refusePlaceholders: false);
+        return (texts.Hosts, texts.Vars);
+    }
 
     /// <summary>
     /// What a run of the inventory needs (see <see cref="FindAsync"/> for which version): the YAML for ansible and the
@@ -190,8 +237,20 @@ internal sealed class InventoryStore(Database database, InventoryExpander expand
         if (await FindRowAsync(reference, version, asOf, withTexts: true, ct) is not { } row)
             return null;
         var list = JsonNode.Parse(row.Expanded!)!.AsObject();
-        return new ResolvedInventory(row.ToVersion(), row.Inventory!, new ExpandedInventory(InventoryExpander.HostsOf(list), list));
+        return new ResolvedInventory(row.ToVersion(), row.Inventory!, new ExpandedInventory(InventoryExpander.HostsOf(list), list), row.SecretName);
     }
+
+    /// <summary>
+    /// The secret values of a version (<see cref="ResolvedInventory.SecretName"/>), for the run only. Throws
+    /// <see cref="InventorySecretsException"/> when the secret store does not have them.
+    /// </summary>
+    public async Task<JsonObject> SecretValuesAsync(string secretName, CancellationToken ct) =>
+        await SecretValuesOrNullAsync(secretName, ct)
+        ?? throw new InventorySecretsException($"the secret values of the inventory ({secretName}) are missing from the secret store; " +
+            "store the inventory again (was the secret store restored apart from the database?)");
+
+    private async Task<JsonObject?> SecretValuesOrNullAsync(string? secretName, CancellationToken ct) =>
+        secretName is not null && await secretStore.GetAsync(secretName, ct) is { } bytes ? JsonNode.Parse(bytes)!.AsObject() : null;
 
     /// <summary>
     /// Deletes the inventory with all its versions; false when there is none. Refused while a job that is waiting or
@@ -199,22 +258,36 @@ internal sealed class InventoryStore(Database database, InventoryExpander expand
     /// </summary>
     public async Task<bool> DeleteAsync(InventoryRef reference, CancellationToken ct)
     {
+        if (await DeleteRowsAsync(reference, ct) is not { } secretNames)
+            return false;
+        // After the rows, each in the store's own write turn: a failure here leaves unused ciphertext, never a
+        // version whose values are gone.
+        foreach (var name in secretNames)
+            await secretStore.DeleteAsync(name, CancellationToken.None);
+        return true;
+    }
+
+    /// <summary>Deletes the rows; the names of the versions' secrets, or null when there is no such inventory.</summary>
+    private async Task<List<string>?> DeleteRowsAsync(InventoryRef reference, CancellationToken ct)
+    {
         await using var write = await database.WriteAsync(ct);
         var inventory = await write.Connection.QueryFirstOrDefaultAsync<Row>(
             $"SELECT i.id, i.name FROM inventories i WHERE {Where(reference)}", new { id = reference.Id, name = reference.Name }, write.Transaction);
         if (inventory is null)
-            return false;
+            return null;
         if (await UnfinishedJobs.UsingAsync(write, "inventory", inventory.Id.ToString(CultureInfo.InvariantCulture), inventory.Name) is { } job)
             throw new InventoryConflictException($"inventory '{inventory.Name}' is used by job {job}, which has not finished; delete it after the job ends (or cancel the job)");
+        var secretNames = (await write.Connection.QueryAsync<string>(
+            "SELECT secret_name FROM inventory_versions WHERE inventory_id = @id AND secret_name IS NOT NULL", new { id = inventory.Id }, write.Transaction)).ToList();
         await write.Connection.ExecuteAsync("DELETE FROM inventory_versions WHERE inventory_id = @id", new { id = inventory.Id }, write.Transaction);
         await write.Connection.ExecuteAsync("DELETE FROM inventories WHERE id = @id", new { id = inventory.Id }, write.Transaction);
         await write.CommitAsync(ct);
-        return true;
+        return secretNames;
     }
 
     private async Task<Row?> FindRowAsync(InventoryRef reference, string? version, DateTime? asOf, bool withTexts, CancellationToken ct)
     {
-        var columns = withTexts ? Columns + ", v.hosts, v.vars, v.inventory, v.expanded" : Columns;
+        var columns = withTexts ? Columns + ", v.hosts, v.vars, v.inventory, v.expanded, v.secret_name, v.secrets_sealed" : Columns;
         var filter = (version is null ? "" : " AND v.version = @version") + (asOf is null || version is not null ? "" : " AND v.created_at <= @asOf");
         await using var connection = await database.OpenAsync(ct);
         return await connection.QueryFirstOrDefaultAsync<Row>(new CommandDefinition(
@@ -238,6 +311,8 @@ internal sealed class InventoryStore(Database database, InventoryExpander expand
         public string? Vars { get; set; }
         public string? Inventory { get; set; }
         public string? Expanded { get; set; }
+        public string? SecretName { get; set; }
+        public long SecretsSealed { get; set; }
         public string? SourceProjectId { get; set; }
         public string? SourceProject { get; set; }
         public string? SourcePath { get; set; }

@@ -153,7 +153,7 @@ internal static partial class InventoryYaml
 
     private static string At(YamlNode node) => $"line {node.Start.Line}, column {node.Start.Column}: ";
 
-    private static string Save(YamlNode root)
+    internal static string Save(YamlNode root)
     {
         using var writer = new StringWriter();
         new YamlStream(new YamlDocument(root)).Save(writer, assignAnchors: false);
@@ -162,7 +162,7 @@ internal static partial class InventoryYaml
         return text.EndsWith("...\n", StringComparison.Ordinal) || text.EndsWith("...\r\n", StringComparison.Ordinal) ? text[..text.LastIndexOf("...", StringComparison.Ordinal)] : text;
     }
 
-    private static YamlNode ToYaml(JsonNode? node) => node switch
+    internal static YamlNode ToYaml(JsonNode? node) => node switch
     {
         null => new YamlScalarNode("null") { Style = ScalarStyle.Plain },
         JsonObject o => new YamlMappingNode(o.Select(p => new KeyValuePair<YamlNode, YamlNode>(Scalar(p.Key), ToYaml(p.Value)))),

@@ -1,0 +1,150 @@
+using System.Collections.Concurrent;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Opsgate.Server.Tests.Ansible;
+using Opsgate.Server.Tests.Engine;
+using Opsgate.Server.Tests.Infrastructure;
+
+namespace Opsgate.Server.Tests.Auth;
+
+/// <summary>
+/// Marker secrets (a secret parameter, an extra var, an inventory var, a credential) are put through a server whose
+/// jobs use them; then every GET route of the OpenAPI document is read with every role, and the markers are looked
+/// for in the answers, in everything the server logged and in every row of its database: found nowhere, while the
+/// playbook and the HTTP step did get the values.
+/// </summary>
+public sealed class SecretMarkerTests
+{
+    private const string ParamMarker = "marker-param-5d1c0e";
+    private const string ExtraMarker = "marker-extra-8a44f2";
+    private const string InventoryMarker = "marker-inventory-93be17";
+    private const string CredentialMarker = "marker-credential-2f6d0a";
+    private static readonly string[] Markers = [ParamMarker, ExtraMarker, InventoryMarker, CredentialMarker];
+
+    private const string Runbook = """
+        name: call-with-token
+        parameters:
+          - {name: url, type: string, required: true}
+          - {name: token, type: string, required: true, secret: true}
+        steps:
+          - name: call
+            kind: http.call
+            with: {url: "{{ params.url }}", headers: {X-Token: "{{ params.token }}"}}
+        """;
+
+    private const string Playbook = $$"""
+        - hosts: all
+          gather_facts: false
+          tasks:
+            - name: the values reached ansible
+              assert:
+                that:
+                  - db_password == "{{ExtraMarker}}"
+                  - db_admin_password == "{{InventoryMarker}}"
+                quiet: true
+        """;
+
+    private sealed class CapturedLogs : ILoggerProvider
+    {
+        public ConcurrentQueue<string> Lines { get; } = new();
+
+        public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
+
+        public void Dispose()
+        {
+        }
+
+        private sealed class Logger(CapturedLogs sink, string category) : ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+            public bool IsEnabled(LogLevel logLevel) => true;
+
+            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+                sink.Lines.Enqueue($"{category} {formatter(state, exception)} {exception}");
+        }
+    }
+
+    [Theory]
+    [InlineData(Provider.Sqlite)]
+    [InlineData(Provider.Postgres)]
+    public async Task Marker_secrets_are_in_no_response_no_log_line_and_no_row(Provider provider)
+    {
+        using var playbooks = new TempDir();
+        using var runbooks = new TempDir();
+        await File.WriteAllTextAsync(Path.Combine(playbooks.Path, "site.yml"), Playbook);
+        await File.WriteAllTextAsync(Path.Combine(runbooks.Path, "call.yaml"), Runbook);
+        var tokens = new ConcurrentBag<string>();
+        await using var stub = await StubHttpServer.StartAsync((ctx, _) =>
+        {
+            tokens.Add(ctx.Request.Headers["X-Token"].ToString());
+            return ctx.Response.WriteAsync("ok");
+        });
+        var logs = new CapturedLogs();
+        await using var server = await OpsgateServer.StartAsync(provider,
+            [$"--Ansible:PlaybookDirectory={playbooks.Path}", $"--Jobs:RunbookDirectory={runbooks.Path}", "--Logging:LogLevel:Default=Debug"],
+            services => services.AddSingleton<ILoggerProvider>(logs));
+        var admin = server.Admin;
+
+        var credential = await admin.PostAsJsonAsync("/api/v1/credentials",
+            new { name = "deploy", kind = "password", username = "deployer", secret = CredentialMarker }, OpsgateServer.Json);
+        Assert.True(credential.IsSuccessStatusCode, await credential.Content.ReadAsStringAsync());
+        var inventory = await AnsibleFixture.StoreInventoryAsync(admin,
+            $"all:\n  vars: {{{AnsibleFixture.LocalVars}, db_admin_password: {InventoryMarker}}}\n  hosts:\n    web1:\n", "marked");
+        var ansibleJob = await Jobs.SubmitAsync(admin, "ansible-playbook", new { playbook = "site.yml", inventory, extra_vars = new { db_password = ExtraMarker } });
+        var httpJob = await Jobs.SubmitAsync(admin, "call-with-token", new { url = $"{stub.BaseAddress}hook", token = ParamMarker });
+        var ran = await Jobs.WaitAsync(admin, ansibleJob, timeout: TimeSpan.FromMinutes(2));
+        Assert.True(ran.Status() == "succeeded", ran.ToString()); // the assert task passed: ansible had the real values
+        Assert.Equal("succeeded", (await Jobs.WaitAsync(admin, httpJob)).Status());
+        Assert.Equal([ParamMarker], tokens);
+
+        var clients = new Dictionary<string, HttpClient> { ["admin"] = admin };
+        foreach (var role in new[] { "viewer", "operator", "approver" })
+            clients[role] = server.Client((await server.CreateKeyAsync($"reader-{role}", role)).Key);
+        var doc = await Http.OpenApiTests.DocumentAsync(server);
+        var reads = 0;
+        foreach (var (path, item) in doc["paths"]!.AsObject())
+        {
+            if (item!["get"] is null || path.EndsWith("/events/ws", StringComparison.Ordinal))
+                continue;
+            var urls = path.Contains("{id}", StringComparison.Ordinal)
+                ? new[] { ansibleJob, httpJob }.Select(id => path.Replace("{id}", id)).ToList()
+                : [path];
+            urls = urls.Select(u => u.Replace("{ref}", "marked").Replace("{idOrName}", "none").Replace("{name}", "none")
+                .Replace("{cluster}", "none").Replace("{namespace}", "default")).ToList();
+            foreach (var url in urls)
+            {
+                foreach (var (role, client) in clients)
+                {
+                    var text = await client.GetStringWithoutThrowingAsync(url);
+                    foreach (var marker in Markers)
+                        Assert.False(text.Contains(marker, StringComparison.Ordinal), $"GET {url} as {role} shows {marker}: {text}");
+                    reads++;
+                }
+            }
+        }
+        Assert.True(reads > 60, $"only {reads} reads");
+
+        var logged = string.Join('\n', logs.Lines);
+        Assert.True(logs.Lines.Count > 10, "the server logged next to nothing: the log was not captured");
+        foreach (var marker in Markers)
+            Assert.False(logged.Contains(marker, StringComparison.Ordinal), $"the server log shows {marker}");
+        var dump = await SecretParameterTests.DumpAsync(server);
+        foreach (var marker in Markers)
+            Assert.False(dump.Contains(marker, StringComparison.Ordinal), $"the database holds {marker} in the clear");
+    }
+}
+
+internal static class ReadingExtensions
+{
+    /// <summary>The body of any answer, error or not: a refusal's text must not leak a secret either.</summary>
+    public static async Task<string> GetStringWithoutThrowingAsync(this HttpClient client, string url)
+    {
+        using var response = await client.GetAsync(url);
+        return $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}";
+    }
+}
