@@ -82,7 +82,8 @@ internal sealed class AnsibleEventWriter : IDisposable
                     Tally.Add(kind, data);
                 break;
         }
-        return _queue.Writer.WriteAsync(new Item(new NewEvent(parsed.Type, _run.StepOrder, null) { Json = parsed.Data }, null, null), ct);
+        // A playbook may print a secret it was given (debug: var=db_password): what is recorded shows [REDACTED].
+        return _queue.Writer.WriteAsync(new Item(new NewEvent(parsed.Type, _run.StepOrder, null) { Json = JobSecrets.Mask(parsed.Data, _run.Masked) }, null, null), ct);
     }
 
     public void Complete() => _queue.Writer.TryComplete();
@@ -119,7 +120,7 @@ internal sealed class AnsibleEventWriter : IDisposable
         {
             if (output.Length == 0)
                 return;
-            batch.Add(new NewEvent("ansible.output", _run.StepOrder, new JsonObject { ["step"] = _run.StepName, ["stream"] = outputStream, ["text"] = output.ToString() }));
+            batch.Add(new NewEvent("ansible.output", _run.StepOrder, new JsonObject { ["step"] = _run.StepName, ["stream"] = outputStream, ["text"] = JobSecrets.Mask(output.ToString(), _run.Masked) }));
             output.Clear();
         }
 

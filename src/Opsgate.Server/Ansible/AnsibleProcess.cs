@@ -17,7 +17,11 @@ namespace Opsgate.Server.Ansible;
 /// <param name="ExtraVars">Written to a 0600 file and passed as <c>-e @file</c>, never on the command line.</param>
 internal sealed record AnsibleRunRequest(
     string JobId, string Owner, int StepOrder, string StepName, string Playbook, string Inventory, string? Limit, JsonObject? ExtraVars,
-    bool Check, bool Diff, int? Forks, string? Tags, TimeSpan Timeout, AnsibleMachineCredential? Credential = null);
+    bool Check, bool Diff, int? Forks, string? Tags, TimeSpan Timeout, AnsibleMachineCredential? Credential = null)
+{
+    /// <summary>Values masked as [REDACTED] in the run's events and output: the job's secret parameters and extra vars.</summary>
+    public IReadOnlyList<string> Masked { get; init; } = [];
+}
 
 /// <summary>The SSH key (OpenSSH text) and optional user a run reaches its machines with: a 0600 file in the run's private directory, deleted with it.</summary>
 internal sealed record AnsibleMachineCredential(string PrivateKey, string? User);

@@ -238,7 +238,7 @@ internal sealed partial class JobRunner(
             if (definition.Timeout is { } limit)
                 stepTimeout.CancelAfter(limit);
             var context = new StepContext(job.Id, run.Owner, step.Name, step.StepOrder, step.Attempts, job.DryRun, inputs,
-                (detail, data) => ProgressAsync(run, step, detail, data));
+                (detail, data) => ProgressAsync(run, step, detail, data)) { Secrets = run.Secrets };
             var watch = Stopwatch.StartNew();
             string? error;
             var retryable = true;

@@ -46,6 +46,8 @@ public sealed class SecretMarkerTests
                   - db_password == "{{ExtraMarker}}"
                   - db_admin_password == "{{InventoryMarker}}"
                 quiet: true
+            - name: a careless playbook prints one
+              debug: {var: db_password}
         """;
 
     private sealed class CapturedLogs : ILoggerProvider

@@ -15,6 +15,9 @@ internal sealed class StepContext(string jobId, string owner, string stepName, i
     public bool DryRun { get; } = dryRun;
     public JsonObject Inputs { get; } = inputs;
 
+    /// <summary>The job's secret values: a step that records what it runs itself (Ansible's events) masks them there (see <see cref="JobSecrets.Mask(string?, IReadOnlyList{string})"/>).</summary>
+    public IReadOnlyList<string> Secrets { get; init; } = [];
+
     /// <summary>Records a progress event on the job's event stream (and the step's detail). One call at a time: await each before the next.</summary>
     public Task ProgressAsync(string detail, JsonObject? data = null) => progress(detail, data);
 
