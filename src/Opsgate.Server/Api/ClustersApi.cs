@@ -33,7 +33,7 @@ internal static class ClustersApi
         var group = app.MapGroup("/api/v1/clusters").WithTags("Clusters");
         group.MapPost("/", Register).RequireRole(Role.Admin, AccessScope.Global).Audited("cluster.register", "cluster")
             .WithSummary("Register a cluster: name, base64 kubeconfig, optional context, allowed namespaces.");
-        group.MapGet("/", List).RequireRole(Role.Viewer, AccessScope.Global).WithSummary("Registered clusters with their last known status.");
+        group.MapGet("/", List).RequireRole(Role.Viewer, AccessScope.Global).WithSummary("Registered clusters with their last known status (the latest execution among those in the caller's namespaces).");
         group.MapGet("/status", Status).RequireRole(Role.Viewer, AccessScope.Global).WithSummary("Every cluster's status and latest execution.");
         group.MapGet("/{name}/status", OneStatus).RequireRole(Role.Viewer, AccessScope.Global).WithSummary("Probe one cluster now.");
         group.MapDelete("/{name}", Remove).RequireRole(Role.Admin, AccessScope.Global).Audited("cluster.remove", "cluster")
@@ -82,16 +82,16 @@ internal static class ClustersApi
         }
     }
 
-    private static async Task<Ok<ClusterList>> List(ClusterRegistry registry, ClusterMonitor monitor, AuditLog audit, CancellationToken ct)
+    private static async Task<Ok<ClusterList>> List(HttpContext http, ClusterRegistry registry, ClusterMonitor monitor, AuditLog audit, CancellationToken ct)
     {
-        var latest = await audit.LatestPerClusterAsync("k8s.", ct);
+        var latest = await audit.LatestPerClusterAsync("k8s.", http.Principal()!.Namespaces, ct);
         var clusters = await registry.ListAsync(ct);
         return TypedResults.Ok(new ClusterList(clusters.Select(c => ClusterResponse.From(c, monitor.Health(c.Name), latest.GetValueOrDefault(c.Name))).ToList()));
     }
 
-    private static async Task<Ok<ClusterStatusList>> Status(ClusterRegistry registry, ClusterMonitor monitor, AuditLog audit, CancellationToken ct)
+    private static async Task<Ok<ClusterStatusList>> Status(HttpContext http, ClusterRegistry registry, ClusterMonitor monitor, AuditLog audit, CancellationToken ct)
     {
-        var latest = await audit.LatestPerClusterAsync("k8s.", ct);
+        var latest = await audit.LatestPerClusterAsync("k8s.", http.Principal()!.Namespaces, ct);
         var clusters = await registry.ListAsync(ct);
         var items = await Task.WhenAll(clusters.Select(async c =>
         {
@@ -103,14 +103,15 @@ internal static class ClustersApi
         return TypedResults.Ok(new ClusterStatusList(items));
     }
 
-    private static async Task<Results<Ok<ClusterResponse>, ProblemHttpResult>> OneStatus(string name, ClusterRegistry registry, ClusterMonitor monitor, AuditLog audit, CancellationToken ct)
+    private static async Task<Results<Ok<ClusterResponse>, ProblemHttpResult>> OneStatus(
+        string name, HttpContext http, ClusterRegistry registry, ClusterMonitor monitor, AuditLog audit, CancellationToken ct)
     {
         if (!Validate.IsDnsLabel(name))
             return Problems.Invalid("name", Validate.DnsLabelRule);
         if (await registry.FindAsync(name, ct) is not { } cluster)
             return Problems.NotFound($"cluster '{name}' is not registered");
         var health = await monitor.ProbeAsync(cluster, ct);
-        var latest = await audit.LatestPerClusterAsync("k8s.", ct);
+        var latest = await audit.LatestPerClusterAsync("k8s.", http.Principal()!.Namespaces, ct);
         return TypedResults.Ok(ClusterResponse.From(cluster, health, latest.GetValueOrDefault(name)));
     }
 

@@ -86,15 +86,17 @@ internal sealed class AuditLog(Database database, AuditWriter writer)
     }
 
     /// <summary>The newest entry per cluster whose action starts with <paramref name="actionPrefix"/> (a cluster's latest execution).</summary>
-    public async Task<IReadOnlyDictionary<string, AuditEntry>> LatestPerClusterAsync(string actionPrefix, CancellationToken ct)
+    /// <param name="namespaces">A reader's namespace allowlist: only entries in those namespaces (null: any).</param>
+    public async Task<IReadOnlyDictionary<string, AuditEntry>> LatestPerClusterAsync(string actionPrefix, IReadOnlyList<string>? namespaces, CancellationToken ct)
     {
         await writer.FlushAsync(ct);
         await using var connection = await database.OpenAsync(ct);
+        var within = namespaces is null ? "" : " AND " + Engine.JobStore.InNamespaces(database.Dialect, "namespace");
         var rows = await connection.QueryAsync<AuditEntry>(new CommandDefinition(
             $"""
             SELECT {Columns} FROM audit_log WHERE id IN (
-                SELECT MAX(id) FROM audit_log WHERE cluster IS NOT NULL AND action LIKE @prefix GROUP BY cluster)
-            """, new { prefix = actionPrefix + "%" }, cancellationToken: ct));
+                SELECT MAX(id) FROM audit_log WHERE cluster IS NOT NULL AND action LIKE @prefix{within} GROUP BY cluster)
+            """, new { prefix = actionPrefix + "%", namespaces = namespaces?.ToArray() }, cancellationToken: ct));
         return rows.ToDictionary(r => r.Cluster!, r => { r.Ts = r.Ts.AsUtc(); return r; });
     }
 

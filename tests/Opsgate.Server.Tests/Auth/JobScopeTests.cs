@@ -153,6 +153,15 @@ public sealed class JobScopeTests
         var all = await admin.GetFromJsonAsync<JsonElement>("/api/v1/audit?limit=1000");
         Assert.Contains(all.GetProperty("items").EnumerateArray(), e => e.GetProperty("job_id").GetString() == running);
 
+        // Nor does the cluster listing's latest execution show another namespace's operation.
+        await admin.PostAsJsonAsync("/api/v1/clusters/kube/namespaces/staging/deployments/web/restart", new { });
+        var clusters = await s.Viewer.GetFromJsonAsync<JsonElement>("/api/v1/clusters");
+        var kube = clusters.GetProperty("items").EnumerateArray().Single(c => c.GetProperty("name").GetString() == "kube");
+        Assert.NotEqual("staging", kube.GetProperty("latest_execution") is { ValueKind: JsonValueKind.Object } latest ? latest.GetProperty("namespace").GetString() : null);
+        var seenByAdmin = (await admin.GetFromJsonAsync<JsonElement>("/api/v1/clusters")).GetProperty("items").EnumerateArray()
+            .Single(c => c.GetProperty("name").GetString() == "kube").GetProperty("latest_execution");
+        Assert.Equal("staging", seenByAdmin.GetProperty("namespace").GetString());
+
         await admin.PostAsJsonAsync($"/api/v1/jobs/{running}/cancel", new { });
     }
 

@@ -3,8 +3,6 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using Opsgate.Server.Tests.Ansible;
 using Opsgate.Server.Tests.Engine;
 using Opsgate.Server.Tests.Infrastructure;
@@ -50,27 +48,6 @@ public sealed class SecretMarkerTests
               debug: {var: db_password}
         """;
 
-    private sealed class CapturedLogs : ILoggerProvider
-    {
-        public ConcurrentQueue<string> Lines { get; } = new();
-
-        public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
-
-        public void Dispose()
-        {
-        }
-
-        private sealed class Logger(CapturedLogs sink, string category) : ILogger
-        {
-            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
-
-            public bool IsEnabled(LogLevel logLevel) => true;
-
-            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-                sink.Lines.Enqueue($"{category} {formatter(state, exception)} {exception}");
-        }
-    }
-
     [Theory]
     [InlineData(Provider.Sqlite)]
     [InlineData(Provider.Postgres)]
@@ -89,7 +66,7 @@ public sealed class SecretMarkerTests
         var logs = new CapturedLogs();
         await using var server = await OpsgateServer.StartAsync(provider,
             [$"--Ansible:PlaybookDirectory={playbooks.Path}", $"--Jobs:RunbookDirectory={runbooks.Path}", "--Logging:LogLevel:Default=Debug"],
-            services => services.AddSingleton<ILoggerProvider>(logs));
+            logs.AddTo);
         var admin = server.Admin;
 
         var credential = await admin.PostAsJsonAsync("/api/v1/credentials",
@@ -131,8 +108,8 @@ public sealed class SecretMarkerTests
         }
         Assert.True(reads > 60, $"only {reads} reads");
 
-        var logged = string.Join('\n', logs.Lines);
-        Assert.True(logs.Lines.Count > 10, "the server logged next to nothing: the log was not captured");
+        var logged = string.Join('\n', logs.Entries.Select(e => e.Message));
+        Assert.True(logs.Entries.Count > 10, "the server logged next to nothing: the log was not captured");
         foreach (var marker in Markers)
             Assert.False(logged.Contains(marker, StringComparison.Ordinal), $"the server log shows {marker}");
         var dump = await SecretParameterTests.DumpAsync(server);

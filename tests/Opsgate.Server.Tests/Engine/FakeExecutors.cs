@@ -23,7 +23,7 @@ internal static class FakeExecutors
             new StepInput("body", InputType.Any, false, "request body"), new StepInput("expect_status", InputType.Int, false, "expected status")),
         new Fake("notify.webhook", Req("url"), Opt("format"), Req("message")),
         new Fake("ansible.run",
-            Opt("playbook"), Opt("playbook_yaml"), Opt("project"), Opt("project_commit"), Opt("credential"), Opt("inventory"), Opt("inventory_version"), Opt("inventory_yaml"), Opt("limit"), new StepInput("extra_vars", InputType.Object, false, "extra vars"),
+            Opt("playbook"), Opt("playbook_yaml"), Opt("project"), Opt("project_commit"), Opt("credential"), Opt("inventory"), Opt("inventory_version"), Opt("inventory_yaml"), Opt("inventory_secrets"), Opt("limit"), new StepInput("extra_vars", InputType.Object, false, "extra vars"),
             new StepInput("check", InputType.Bool, false, "check mode"), new StepInput("diff", InputType.Bool, false, "diff"),
             new StepInput("forks", InputType.Int, false, "forks"), Opt("tags"), new StepInput("timeout", InputType.Duration, false, "run limit"),
             new StepInput("shards", InputType.Any, false, "shards"), new StepInput("fail_fast", InputType.Bool, false, "fail fast")),
