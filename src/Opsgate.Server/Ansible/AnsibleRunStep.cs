@@ -176,7 +176,7 @@ internal sealed partial class AnsibleRunStep(
             inventory = await PlaintextAsync(context, inventory, used, secretName, cancellationToken);
             var request = new AnsibleRunRequest(context.JobId, context.Owner, context.StepOrder, context.StepName, playbook, inventory,
                 context.OptionalString("limit"), context.Inputs["extra_vars"]?.AsObject(), check, context.Bool("diff"), forks, context.OptionalString("tags"), timeout,
-                await MachineCredentialAsync(context, cancellationToken)) { Masked = context.Secrets };
+                await MachineCredentialAsync(context, cancellationToken)) { Masked = JobSecrets.WithPythonJsonForms(context.Secrets) };
             var run = await runner.RunAsync(request, cancellationToken);
             return await ConcludeAsync(context, run, check, timeout, used, source);
         }

@@ -152,6 +152,48 @@ internal sealed class JobSecrets(ISecretStore store, SecretVariables names, Data
 
     public const int MinMasked = 4;
 
+    /// <summary>
+    /// The values, and each as Python's <c>json.dumps</c> writes it inside a string, with and without ASCII escaping
+    /// (the callback plugin's JSON escapes non-ASCII characters; Ansible's own output only quotes, backslashes and
+    /// control characters), for masking what Ansible writes.
+    /// </summary>
+    public static IReadOnlyList<string> WithPythonJsonForms(IReadOnlyList<string> values)
+    {
+        var all = new List<string>(values);
+        foreach (var value in values)
+        {
+            foreach (var ascii in (bool[])[true, false])
+            {
+                var escaped = PythonJson(value, ascii);
+                if (!all.Contains(escaped, StringComparer.Ordinal))
+                    all.Add(escaped);
+            }
+        }
+        return all;
+    }
+
+    private static string PythonJson(string value, bool ascii)
+    {
+        var escaped = new StringBuilder(value.Length + 8);
+        foreach (var c in value)
+        {
+            escaped.Append(c switch
+            {
+                '"' => "\\\"",
+                '\\' => "\\\\",
+                '\n' => "\\n",
+                '\r' => "\\r",
+                '\t' => "\\t",
+                '\b' => "\\b",
+                '\f' => "\\f",
+                < ' ' => $"\\u{(int)c:x4}",
+                > '~' when ascii => $"\\u{(int)c:x4}",
+                _ => c.ToString(),
+            });
+        }
+        return escaped.ToString();
+    }
+
     /// <summary>As <see cref="Mask(string?, IReadOnlyList{string})"/>, for every string in a JSON tree (outputs, progress data); a new tree.</summary>
     public static JsonNode? Mask(JsonNode? node, IReadOnlyList<string> values) => values.Count == 0 ? node : node switch
     {

@@ -21,7 +21,10 @@ public sealed class SecretMarkerTests
     private const string ExtraMarker = "marker-extra-8a44f2";
     private const string InventoryMarker = "marker-inventory-93be17";
     private const string CredentialMarker = "marker-credential-2f6d0a";
-    private static readonly string[] Markers = [ParamMarker, ExtraMarker, InventoryMarker, CredentialMarker];
+    /// <summary>An extra var Python's JSON escapes (a quote, non-ASCII): masked in the callback's JSON text too. Searched for by its plain middle.</summary>
+    private const string EscapedValue = "ünï-\"marker-escaped-77c1e9\"-ß";
+    private const string EscapedMarker = "marker-escaped-77c1e9";
+    private static readonly string[] Markers = [ParamMarker, ExtraMarker, InventoryMarker, CredentialMarker, EscapedMarker];
 
     private const string Runbook = """
         name: call-with-token
@@ -44,8 +47,9 @@ public sealed class SecretMarkerTests
                   - db_password == "{{ExtraMarker}}"
                   - db_admin_password == "{{InventoryMarker}}"
                 quiet: true
-            - name: a careless playbook prints one
+            - name: a careless playbook prints them
               debug: {var: db_password}
+            - debug: {var: api_token}
         """;
 
     [Theory]
@@ -74,7 +78,7 @@ public sealed class SecretMarkerTests
         Assert.True(credential.IsSuccessStatusCode, await credential.Content.ReadAsStringAsync());
         var inventory = await AnsibleFixture.StoreInventoryAsync(admin,
             $"all:\n  vars: {{{AnsibleFixture.LocalVars}, db_admin_password: {InventoryMarker}}}\n  hosts:\n    web1:\n", "marked");
-        var ansibleJob = await Jobs.SubmitAsync(admin, "ansible-playbook", new { playbook = "site.yml", inventory, extra_vars = new { db_password = ExtraMarker } });
+        var ansibleJob = await Jobs.SubmitAsync(admin, "ansible-playbook", new { playbook = "site.yml", inventory, extra_vars = new { db_password = ExtraMarker, api_token = EscapedValue } });
         var httpJob = await Jobs.SubmitAsync(admin, "call-with-token", new { url = $"{stub.BaseAddress}hook", token = ParamMarker });
         var ran = await Jobs.WaitAsync(admin, ansibleJob, timeout: TimeSpan.FromMinutes(2));
         Assert.True(ran.Status() == "succeeded", ran.ToString()); // the assert task passed: ansible had the real values
