@@ -113,7 +113,7 @@ internal sealed partial class ShardedRun(
         }).ToList();
         // A child's parameters are the parent's step inputs, secret values included: they go to the secret store first.
         foreach (var child in children)
-            await secrets.SealAsync(child.Id, null, child.Params, ct); // ansible-shard has no secret: true parameters
+            await secrets.SealChildAsync(child.Id, child.Params, context.Secrets, ct);
         if (!await store.SubmitChildrenAsync(parent, context.Owner, round, children, ct))
             throw LeaseLost();
         await context.ProgressAsync($"{expanded.Hosts.Count} hosts in {count} shards; waiting for them", new JsonObject

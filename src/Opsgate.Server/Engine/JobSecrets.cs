@@ -30,6 +30,41 @@ internal sealed class JobSecrets(ISecretStore store, SecretVariables names, Data
             await store.PutAsync(SecretName(jobId), Encoding.UTF8.GetBytes(taken.ToJsonString()), ct);
     }
 
+    /// <summary>
+    /// Seals a child job (a shard), whose parameters are its parent step's inputs with the parent's secret values in
+    /// them, under any name: besides the secret-named values, every value holding one of <paramref name="parentSecrets"/>
+    /// is taken, and the parent's values are kept for masking what the child reports.
+    /// </summary>
+    public async Task SealChildAsync(string childId, JsonObject parameters, IReadOnlyList<string> parentSecrets, CancellationToken ct)
+    {
+        var taken = Take(null, parameters);
+        if (parentSecrets.Count > 0)
+        {
+            TakeHolding(parameters, [], parentSecrets, taken);
+            foreach (var value in parentSecrets)
+                taken.Add(new JsonObject { ["path"] = new JsonArray(), ["value"] = value }); // no path: masked only
+        }
+        if (taken.Count > 0)
+            await store.PutAsync(SecretName(childId), Encoding.UTF8.GetBytes(taken.ToJsonString()), ct);
+    }
+
+    private static void TakeHolding(JsonObject obj, List<string> path, IReadOnlyList<string> values, JsonArray taken)
+    {
+        foreach (var (key, value) in obj.ToList())
+        {
+            if (value is JsonObject inner)
+            {
+                TakeHolding(inner, [.. path, key], values, taken);
+                continue;
+            }
+            var text = value is JsonValue v && v.TryGetValue<string>(out var s) ? s : value?.ToJsonString();
+            if (text is null || SecretVariables.IsRedacted(value) || !values.Any(secret => secret.Length > 0 && text.Contains(secret, StringComparison.Ordinal)))
+                continue;
+            taken.Add(Entry([.. path, key], value!));
+            obj[key] = SecretVariables.Redacted;
+        }
+    }
+
     /// <summary>The secret values taken out of <paramref name="parameters"/> (in place): a list of {path, value}.</summary>
     public JsonArray Take(Runbook? runbook, JsonObject parameters)
     {
@@ -91,12 +126,14 @@ internal sealed class JobSecrets(ISecretStore store, SecretVariables names, Data
         {
             var path = entry!["path"]!.AsArray().Select(p => p!.GetValue<string>()).ToList();
             var value = entry["value"]?.DeepClone();
+            values.Add(value is JsonValue v && v.TryGetValue<string>(out var text) ? text : value?.ToJsonString() ?? "");
+            if (path.Count == 0)
+                continue; // a value kept for masking only (a shard's parent's)
             JsonNode? node = parameters;
             foreach (var step in path[..^1])
                 node = node?[step];
             if (node is JsonObject parent)
                 parent[path[^1]] = value;
-            values.Add(value is JsonValue v && v.TryGetValue<string>(out var text) ? text : value?.ToJsonString() ?? "");
         }
         return (parameters, values);
     }

@@ -24,7 +24,9 @@ public sealed class SecretMarkerTests
     /// <summary>An extra var Python's JSON escapes (a quote, non-ASCII): masked in the callback's JSON text too. Searched for by its plain middle.</summary>
     private const string EscapedValue = "ünï-\"marker-escaped-77c1e9\"-ß";
     private const string EscapedMarker = "marker-escaped-77c1e9";
-    private static readonly string[] Markers = [ParamMarker, ExtraMarker, InventoryMarker, CredentialMarker, EscapedMarker];
+    /// <summary>A secret parameter passed to a sharded run under a name that does not look secret: its shards must not show it either.</summary>
+    private const string ShardMarker = "marker-shard-4e0b6d";
+    private static readonly string[] Markers = [ParamMarker, ExtraMarker, InventoryMarker, CredentialMarker, EscapedMarker, ShardMarker];
 
     private const string Runbook = """
         name: call-with-token
@@ -35,6 +37,25 @@ public sealed class SecretMarkerTests
           - name: call
             kind: http.call
             with: {url: "{{ params.url }}", headers: {X-Token: "{{ params.token }}"}}
+        """;
+
+    private const string ShardRunbook = """
+        name: sharded-with-secret
+        parameters:
+          - {name: inventory, type: string, required: true}
+          - {name: pw, type: string, required: true, secret: true}
+        steps:
+          - name: run
+            kind: ansible.run
+            with: {playbook: shard.yml, inventory: "{{ params.inventory }}", extra_vars: {db_pw: "{{ params.pw }}"}, shards: 2}
+        """;
+
+    private const string ShardPlaybook = $$"""
+        - hosts: all
+          gather_facts: false
+          tasks:
+            - assert: {that: ['db_pw == "{{ShardMarker}}"'], quiet: true}
+            - debug: {var: db_pw}
         """;
 
     private const string Playbook = $$"""
@@ -61,6 +82,8 @@ public sealed class SecretMarkerTests
         using var runbooks = new TempDir();
         await File.WriteAllTextAsync(Path.Combine(playbooks.Path, "site.yml"), Playbook);
         await File.WriteAllTextAsync(Path.Combine(runbooks.Path, "call.yaml"), Runbook);
+        await File.WriteAllTextAsync(Path.Combine(playbooks.Path, "shard.yml"), ShardPlaybook);
+        await File.WriteAllTextAsync(Path.Combine(runbooks.Path, "sharded.yaml"), ShardRunbook);
         var tokens = new ConcurrentBag<string>();
         await using var stub = await StubHttpServer.StartAsync((ctx, _) =>
         {
@@ -83,6 +106,12 @@ public sealed class SecretMarkerTests
         var ran = await Jobs.WaitAsync(admin, ansibleJob, timeout: TimeSpan.FromMinutes(2));
         Assert.True(ran.Status() == "succeeded", ran.ToString()); // the assert task passed: ansible had the real values
         Assert.Equal("succeeded", (await Jobs.WaitAsync(admin, httpJob)).Status());
+        var twoHosts = await AnsibleFixture.StoreInventoryAsync(admin, AnsibleFixture.Inventory(["web1", "web2"]), "two");
+        var shardedJob = await Jobs.SubmitAsync(admin, "sharded-with-secret", new { inventory = twoHosts, pw = ShardMarker });
+        var sharded = await Jobs.WaitAsync(admin, shardedJob, timeout: TimeSpan.FromMinutes(2));
+        Assert.True(sharded.Status() == "succeeded", sharded.ToString()); // each shard's assert passed: it had the value
+        var shards = sharded.GetProperty("children").EnumerateArray().Select(c => c.GetProperty("job_id").GetString()!).ToList();
+        Assert.Equal(2, shards.Count);
         Assert.Equal([ParamMarker], tokens);
 
         var clients = new Dictionary<string, HttpClient> { ["admin"] = admin };
@@ -95,7 +124,7 @@ public sealed class SecretMarkerTests
             if (item!["get"] is null || path.EndsWith("/events/ws", StringComparison.Ordinal))
                 continue;
             var urls = path.Contains("{id}", StringComparison.Ordinal)
-                ? new[] { ansibleJob, httpJob }.Select(id => path.Replace("{id}", id)).ToList()
+                ? new[] { ansibleJob, httpJob, shardedJob }.Concat(shards).Select(id => path.Replace("{id}", id)).ToList()
                 : [path];
             urls = urls.Select(u => u.Replace("{ref}", "marked").Replace("{idOrName}", "none").Replace("{name}", "none")
                 .Replace("{cluster}", "none").Replace("{namespace}", "default")).ToList();
