@@ -42,10 +42,8 @@ internal sealed partial class AnsibleRunStep
         if (inputs["credential"]?.GetValue<string>() is { } name && Validate.IsDnsLabel(name)
             && await credentials.FindAsync(name, ct) is { } machine && machine.Use.Refusal(name, principal) is { } refused)
             return refused;
-        if (inputs["project"]?.GetValue<string>() is { } projectRef && Validate.IsDnsLabel(projectRef)
-            && await projects.FindAsync(projectRef, ct) is { Credential: { } git } project
-            && await credentials.FindAsync(git, ct) is { } fetching)
-            return fetching.Use.Refusal(git, principal, project.Name);
+        if (inputs["project"]?.GetValue<string>() is { } projectRef && Validate.IsDnsLabel(projectRef) && await projects.FindAsync(projectRef, ct) is { } project)
+            return await credentials.FetchRefusalAsync(project, principal, ct);
         return null;
     }
 

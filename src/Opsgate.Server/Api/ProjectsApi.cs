@@ -134,8 +134,7 @@ internal static class ProjectsApi
             return Problems.NotFound($"project '{idOrName}' does not exist");
         context.Audit().ResourceName = project.Name;
         // A sync sends the project's credential to its host: the caller must be one who may use it.
-        if (project.Credential is { } credentialName && await credentials.FindAsync(credentialName, context.RequestAborted) is { } credential
-            && credential.Use.Refusal(credentialName, context.Principal()!, project.Name) is { } refusal)
+        if (await credentials.FetchRefusalAsync(project, context.Principal()!, context.RequestAborted) is { } refusal)
             return TypedResults.Problem(statusCode: 403, title: "Forbidden", detail: refusal);
         string commit;
         try

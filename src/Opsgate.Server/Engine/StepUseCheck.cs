@@ -8,16 +8,19 @@ namespace Opsgate.Server.Engine;
 
 /// <summary>
 /// The submit-time check that the caller may use what a runbook's steps name (see <see cref="IStepExecutor.CheckUseAsync"/>).
-/// Steps whose inputs come from an earlier step's output are not known at submit and are not checked here.
+/// Each step is checked with the inputs known at submit: an input that comes from an earlier step's output is left
+/// out (it is not known yet), the others are checked, so one templated input does not exempt the whole step.
 /// </summary>
 internal static class StepUseCheck
 {
     public static async Task<ProblemHttpResult?> CheckAsync(
         Runbook runbook, JsonObject parameters, IReadOnlyDictionary<string, IStepExecutor> executors, Principal principal, CancellationToken ct)
     {
-        foreach (var step in runbook.Steps.Where(s => !Templates.UsesStepOutputs(s.With)))
+        foreach (var step in runbook.Steps)
         {
-            var inputs = Templates.RenderObject(step.With, parameters, new Dictionary<string, JsonObject>());
+            var known = new JsonObject(step.With.Where(p => !Templates.UsesStepOutputs(p.Value))
+                .Select(p => KeyValuePair.Create(p.Key, p.Value?.DeepClone())));
+            var inputs = Templates.RenderObject(known, parameters, new Dictionary<string, JsonObject>());
             if (await executors[step.Kind].CheckUseAsync(inputs, principal, ct) is { } refusal)
                 return TypedResults.Problem(statusCode: StatusCodes.Status403Forbidden, title: "Forbidden", detail: refusal);
         }

@@ -52,6 +52,13 @@ internal sealed class CredentialStore(Database database, ISecretStore secrets, T
             .Where(r => !_creating.ContainsKey(r.Name)).Select(r => r.Info).ToList();
     }
 
+    /// <summary>
+    /// Why <paramref name="principal"/> may not make the server fetch <paramref name="project"/> (a fetch sends the
+    /// project's credential to its git host), or null when it may.
+    /// </summary>
+    public async Task<string?> FetchRefusalAsync(ProjectInfo project, Auth.Principal principal, CancellationToken ct) =>
+        project.Credential is { } name && await FindAsync(name, ct) is { } credential ? credential.Use.Refusal(name, principal, project.Name) : null;
+
     public async Task<CredentialInfo?> FindAsync(string name, CancellationToken ct)
     {
         if (_creating.ContainsKey(name))

@@ -200,5 +200,10 @@ public sealed class CredentialUseTests
             new { type = "ansible-playbook", @params = new { project = "site", playbook = "site.yml", inventory } }, OpsgateServer.Json);
         Assert.Equal(Refusal, await Problem.AssertAsync(submit, HttpStatusCode.Forbidden));
         Assert.Equal(before, await JobCountAsync(server));
+
+        // Nor is an inventory read from it: storing one sourced from the project fetches it too.
+        var sourced = await operatorClient.PostAsJsonAsync("/api/v1/inventories",
+            new { name = "from-site", source = new { project = "site", path = "site.yml" } }, OpsgateServer.Json);
+        Assert.Equal(Refusal, await Problem.AssertAsync(sourced, HttpStatusCode.Forbidden));
     }
 }

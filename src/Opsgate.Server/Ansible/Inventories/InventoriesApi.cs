@@ -68,7 +68,7 @@ internal static class InventoriesApi
     }
 
     private static async Task<Results<Created<InventoryResponse>, ProblemHttpResult>> Create(
-        CreateInventoryRequest request, HttpContext context, InventoryStore store, InventorySources sources, ProjectStore projects)
+        CreateInventoryRequest request, HttpContext context, InventoryStore store, InventorySources sources, ProjectStore projects, CredentialStore credentials)
     {
         // hosts and vars may hold passwords (ansible_password): never in the audit log.
         context.SetAuditBody(new { request.Name, request.Env, request.Version, request.Source });
@@ -80,7 +80,7 @@ internal static class InventoriesApi
         if (request.Version is not null && !InventoryNames.IsValidVersion(request.Version))
             return Problems.Invalid("version", InventoryNames.VersionRule);
         if (request.Source is not null)
-            return await CreateFromSourceAsync(request, request.Source, context, store, sources, projects);
+            return await CreateFromSourceAsync(request, request.Source, context, store, sources, projects, credentials);
         try
         {
             var hosts = InventoryYaml.Text("hosts", request.Hosts)
@@ -113,7 +113,8 @@ internal static class InventoriesApi
     }
 
     private static async Task<Results<Created<InventoryResponse>, ProblemHttpResult>> CreateFromSourceAsync(
-        CreateInventoryRequest request, InventorySourceRequest source, HttpContext context, InventoryStore store, InventorySources sources, ProjectStore projects)
+        CreateInventoryRequest request, InventorySourceRequest source, HttpContext context, InventoryStore store, InventorySources sources, ProjectStore projects,
+        CredentialStore credentials)
     {
         if (request.Hosts is not null || request.Vars is not null)
             return Problems.Invalid("source", "give hosts (and vars) or source, not both");
@@ -123,6 +124,8 @@ internal static class InventoriesApi
             return Problems.Invalid("source.path", "is required: a file or directory in the project's checkout");
         if (!Validate.IsDnsLabel(source.Project) || await projects.FindAsync(source.Project, context.RequestAborted) is not { } project)
             return Problems.Invalid("source.project", $"project '{(source.Project.Length <= 63 ? source.Project : source.Project[..63] + "...")}' does not exist");
+        if (await credentials.FetchRefusalAsync(project, context.Principal()!, context.RequestAborted) is { } refusal)
+            return TypedResults.Problem(statusCode: 403, title: "Forbidden", detail: refusal);
         try
         {
             var sourced = await sources.ReadAsync(project, source.Path, context.RequestAborted);
@@ -144,7 +147,7 @@ internal static class InventoriesApi
     }
 
     private static async Task<Results<Ok<InventorySyncResponse>, ProblemHttpResult>> Sync(
-        string @ref, HttpContext context, InventoryStore store, InventorySources sources, ProjectStore projects)
+        string @ref, HttpContext context, InventoryStore store, InventorySources sources, ProjectStore projects, CredentialStore credentials)
     {
         context.Audit().ResourceName = @ref.Length <= 63 ? @ref : @ref[..63];
         if (Check(@ref, null, out var reference) is { } bad)
@@ -156,6 +159,8 @@ internal static class InventoriesApi
             return Problems.Conflict($"inventory '{latest.Name}' is not sourced from a project (its latest version was sent as YAML); post a version with source to make it one");
         if (await projects.FindAsync(source.ProjectId, context.RequestAborted) is not { } project)
             return Problems.Conflict($"project '{source.Project}', the source of inventory '{latest.Name}', does not exist any more; post a version with another source");
+        if (await credentials.FetchRefusalAsync(project, context.Principal()!, context.RequestAborted) is { } refusal)
+            return TypedResults.Problem(statusCode: 403, title: "Forbidden", detail: refusal);
         try
         {
             var sourced = await sources.ReadAsync(project, source.Path, context.RequestAborted);
