@@ -116,9 +116,10 @@ internal sealed class JobSecrets(ISecretStore store, SecretVariables names, Data
     /// </summary>
     public async Task<(JsonObject Parameters, IReadOnlyList<string> Values)> RevealAsync(JobRow job, JsonObject stored, CancellationToken ct)
     {
+        // Steps render new trees from the parameters, so a job without secrets needs no copy of them.
+        if (!HasRedacted(stored))
+            return (stored, []);
         var parameters = stored.DeepClone().AsObject();
-        if (!HasRedacted(parameters))
-            return (parameters, []);
         var bytes = await store.GetAsync(SecretName(job.Id), ct)
             ?? throw new Steps.StepFailedException($"the secret parameters of job {job.Id} are missing from the secret store (restored apart from the database?); submit the job again");
         var values = new List<string>();

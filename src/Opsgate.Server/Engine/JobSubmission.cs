@@ -37,7 +37,9 @@ internal sealed class JobSubmission(RunbookCatalog catalog, IEnumerable<IStepExe
             return Problems.Invalid("type", $"unknown job type '{Truncate(type)}'; known types: {string.Join(", ", catalog.All.Select(r => r.Name).Order(StringComparer.Ordinal))}");
 
         // The audit entry shows what was asked, with the runbook's secret parameters (and secret-named extra vars) redacted.
-        if (input?.DeepClone() is JsonObject shown && secrets.Take(runbook, shown).Count > 0)
+        // Only a runbook with a secret or an object parameter can have anything to redact: most submits copy nothing.
+        if (runbook.Parameters.Any(p => p.Secret || p.Type == ParameterType.Object)
+            && input?.DeepClone() is JsonObject shown && secrets.Take(runbook, shown).Count > 0)
             http.SetAuditBody(new SubmitJobRequest(type, shown, dryRun));
 
         JsonObject parameters;
