@@ -30,14 +30,15 @@ internal static class AnsibleApi
         var (found, refused) = await access.CheckAsync(http, id, JobAction.Read);
         if (found is null)
             return refused!;
+        var rows = await results.ListAsync(id, ct);
+        var incomplete = rows.Where(r => !r.Complete).Select(r => r.Host).ToHashSet(StringComparer.Ordinal);
         var view = new SortedDictionary<string, HostResultView>(StringComparer.Ordinal);
-        foreach (var host in (await results.ListAsync(id, ct)).GroupBy(r => r.Host, StringComparer.Ordinal))
+        foreach (var (name, host) in AnsibleResults.Sum(rows))
         {
-            var failures = host.Where(r => r.Failures is not null).SelectMany(r => JsonNode.Parse(r.Failures!)!.AsArray().Select(f => f?.DeepClone())).ToList();
-            view[host.Key] = new HostResultView(
-                failures.Count == 0 ? null : failures,
-                new HostStatsView(host.Key, id, found.Job.StartedAt, host.Sum(r => r.Ok), host.Sum(r => r.Changed), host.Sum(r => r.Failed), host.Sum(r => r.Skipped),
-                    host.Sum(r => r.Unreachable), host.Sum(r => r.Rescued), host.Sum(r => r.Ignored), host.All(r => r.Complete)));
+            view[name] = new HostResultView(
+                host.Failures.Count == 0 ? null : [.. host.Failures],
+                new HostStatsView(name, id, found.Job.StartedAt, host.Ok, host.Changed, host.Failed, host.Skipped, host.Unreachable, host.Rescued, host.Ignored,
+                    !incomplete.Contains(name)));
         }
         return TypedResults.Ok(view);
     }

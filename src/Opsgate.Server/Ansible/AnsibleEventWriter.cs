@@ -73,8 +73,8 @@ internal sealed class AnsibleEventWriter : IDisposable
         switch (kind)
         {
             // The common events: the figures were picked up while parsing.
-            case "runner_ok" or "runner_skipped" or "runner_failed" when parsed.Host is { } host && (kind != "runner_failed" || parsed.Ignored):
-                Tally.Count(kind, host, parsed.Changed, parsed.Ignored);
+            case "runner_ok" or "runner_skipped" when parsed.Host is { } host:
+                Tally.Count(kind, host, parsed.Changed);
                 break;
             // Failures and the stats are few and need the messages and nested figures.
             case "runner_failed" or "runner_unreachable" or "item_failed" or "stats":

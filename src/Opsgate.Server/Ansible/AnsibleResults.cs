@@ -66,4 +66,25 @@ internal sealed class AnsibleResults(Database database, JobStore store)
             ORDER BY host, step_order
             """, new { jobId })).AsList();
     }
+
+    /// <summary>Each host's figures summed over its rows (several steps, or the shards of a sharded run), failures in row order.</summary>
+    public static SortedDictionary<string, HostResult> Sum(IEnumerable<JobHostRow> rows)
+    {
+        var hosts = new SortedDictionary<string, HostResult>(StringComparer.Ordinal);
+        foreach (var row in rows)
+        {
+            if (!hosts.TryGetValue(row.Host, out var host))
+                hosts[row.Host] = host = new HostResult();
+            host.Ok += row.Ok;
+            host.Changed += row.Changed;
+            host.Failed += row.Failed;
+            host.Skipped += row.Skipped;
+            host.Unreachable += row.Unreachable;
+            host.Rescued += row.Rescued;
+            host.Ignored += row.Ignored;
+            if (row.Failures is not null)
+                host.Failures.AddRange(JsonNode.Parse(row.Failures)!.AsArray().Select(f => f!.AsObject().DeepClone().AsObject()));
+        }
+        return hosts;
+    }
 }

@@ -53,7 +53,7 @@ internal sealed partial class AnsibleRunStep
     /// event, before ansible starts; every later attempt of the step (a retry of the job, a resume after a crash)
     /// runs the pinned commit, whatever the branch has moved to since.
     /// </summary>
-    private async Task<(string Playbook, ProjectInfo Project, string Commit)> PlaybookFromProjectAsync(StepContext context, string projectRef, string relative, CancellationToken ct)
+    private async Task<(string Playbook, ProjectInfo Project, string Commit, string Checkout)> PlaybookFromProjectAsync(StepContext context, string projectRef, string relative, CancellationToken ct)
     {
         var project = await projects.FindAsync(projectRef, ct) ?? throw new StepFailedException($"project '{projectRef}' does not exist (any more)");
         string commit;
@@ -87,7 +87,7 @@ internal sealed partial class AnsibleRunStep
                     throw new InvalidOperationException("the job's lease was lost before the playbook run; another worker owns the job now");
             }
             var checkout = await cache.CheckoutAsync(project, commit, ct);
-            return (ResolvePlaybook(relative, checkout, $"project '{project.Name}'"), project, commit);
+            return (ResolvePlaybook(relative, checkout, $"project '{project.Name}'"), project, commit, checkout);
         }
         catch (GitException e)
         {

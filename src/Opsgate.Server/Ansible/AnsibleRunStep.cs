@@ -100,19 +100,22 @@ internal sealed partial class AnsibleRunStep(
             return null;
         if (!string.IsNullOrEmpty(inputs["limit"]?.GetValue<string>()))
             return ("shards", "cannot be combined with limit yet: give an inventory of just those hosts, or run with shards: 1");
-        string? yaml = inputs["playbook_yaml"]?.GetValue<string>();
-        if (yaml is null && inputs["project"] is null && inputs["playbook"]?.GetValue<string>() is { } path)
+        string? why = null;
+        if (inputs["playbook_yaml"]?.GetValue<string>() is { } yaml)
+            why = ShardableCheck.Refusal(yaml);
+        else if (inputs["project"] is null && inputs["playbook"]?.GetValue<string>() is { } path)
         {
             try
             {
-                yaml = await File.ReadAllTextAsync(ResolvePlaybook(path, options.Value.PlaybookDirectory), ct);
+                var file = ResolvePlaybook(path, options.Value.PlaybookDirectory);
+                why = ShardableCheck.Refusal(await File.ReadAllTextAsync(file, ct), file, options.Value.PlaybookDirectory);
             }
             catch (Exception e) when (e is StepFailedException or IOException or UnauthorizedAccessException)
             {
                 // A playbook that does not resolve or cannot be read here fails the run with the reason, as without shards.
             }
         }
-        return yaml is not null && Sharding.Refusal(yaml) is { } why ? ("shards", $"the playbook cannot be sharded: {why}; run it with shards: 1") : null;
+        return why is not null ? ("shards", $"the playbook cannot be sharded: {why}; run it with shards: 1") : null;
     }
 
     /// <summary>Events, per-host results and (sharded) child jobs are written by the run as it goes.</summary>
@@ -163,7 +166,7 @@ internal sealed partial class AnsibleRunStep(
             }
             else if (context.OptionalString("project") is { } project)
             {
-                var (path, found, commit) = await PlaybookFromProjectAsync(context, project,
+                var (path, found, commit, _) = await PlaybookFromProjectAsync(context, project,
                     context.OptionalString("playbook") ?? throw new StepFailedException("give playbook: the path of the playbook in the project"), cancellationToken);
                 (playbook, source) = (path, (found, commit));
             }
@@ -253,9 +256,10 @@ internal sealed partial class AnsibleRunStep(
 
     /// <summary>
     /// The parent of a sharded run: child jobs run the shards (see <see cref="ShardedRun"/>); the result reads like one
-    /// run's, from the merged per-host results. The exit code is the one ansible gives a single run with those hosts
-    /// (4 when a host was unreachable, else 2 when one failed); a shard that failed for another reason (a bad
-    /// playbook, its timeout, fail_fast) is named with its error.
+    /// run's. The figures are the shards' host rows, as <c>/hosts</c> sums them; the exit code is the one ansible gives
+    /// a single run, from the shards' own exit codes (see <see cref="Sharding.ExitCode"/>); the run is complete when
+    /// every shard got to ansible's stats. A shard that failed for another reason (its timeout, fail_fast, cancelled)
+    /// is named with its error.
     /// </summary>
     private async Task<StepOutcome> ExecuteShardedAsync(StepContext context, int shards, bool check, TimeSpan timeout, CancellationToken ct)
     {
@@ -268,9 +272,9 @@ internal sealed partial class AnsibleRunStep(
         if (context.OptionalString("project") is { } project)
         {
             // The parent pins the commit once; every shard runs exactly that commit, wherever the branch moves meanwhile.
-            var (path, found, commit) = await PlaybookFromProjectAsync(context, project,
+            var (path, found, commit, checkout) = await PlaybookFromProjectAsync(context, project,
                 context.OptionalString("playbook") ?? throw new StepFailedException("give playbook: the path of the playbook in the project"), ct);
-            if (Sharding.Refusal(await File.ReadAllTextAsync(path, ct)) is { } why)
+            if (ShardableCheck.Refusal(await File.ReadAllTextAsync(path, ct), path, checkout) is { } why)
                 throw new StepFailedException($"the playbook cannot be sharded: {why}; run it with shards: 1");
             source = (found, commit);
             passOn["project"] = found.Name;
@@ -284,20 +288,20 @@ internal sealed partial class AnsibleRunStep(
         var failed = hosts.Where(h => h.Value.Failed > 0).Select(h => h.Key).ToList();
         var unreachable = hosts.Where(h => h.Value.Unreachable > 0).Select(h => h.Key).ToList();
         var changed = hosts.Count(h => h.Value.Changed > 0);
-        var exitCode = unreachable.Count > 0 ? 4 : failed.Count > 0 ? 2 : 0;
-        var notOk = run.Children.Where(c => c.Status != JobStatus.Succeeded).ToList();
+        var exitCode = Sharding.ExitCode(run.Shards.Select(s => s.ExitCode));
         var outputs = new JsonObject
         {
-            ["exit_code"] = notOk.Count == 0 || failed.Count + unreachable.Count > 0 ? exitCode : 1,
+            ["exit_code"] = exitCode,
             ["hosts"] = hosts.Count,
             ["changed_hosts"] = changed,
             ["failed_hosts"] = new JsonArray([.. failed.Select(h => (JsonNode)h)]),
             ["unreachable_hosts"] = new JsonArray([.. unreachable.Select(h => (JsonNode)h)]),
             ["complete"] = run.Complete,
             ["check"] = check,
-            ["shards"] = new JsonArray([.. run.Children.Select(c => (JsonNode)new JsonObject
+            ["shards"] = new JsonArray([.. run.Shards.Select(s => (JsonNode)new JsonObject
             {
-                ["shard"] = c.ShardIndex, ["job_id"] = c.Id, ["hosts"] = c.ShardHosts, ["status"] = c.Status,
+                ["shard"] = s.Job.ShardIndex, ["job_id"] = s.Job.Id, ["hosts"] = s.Job.ShardHosts, ["status"] = s.Job.Status,
+                ["exit_code"] = s.ExitCode, ["complete"] = s.Complete,
             })]),
         };
         RecordSources(outputs, used, source);
@@ -307,13 +311,17 @@ internal sealed partial class AnsibleRunStep(
             throw new InvalidOperationException("the job's lease was lost during the sharded run; another worker owns the job now");
 
         var mode = check ? "check mode: " : "";
-        if (notOk.Count == 0)
-            return new StepOutcome($"{mode}playbook ran on {hosts.Count} hosts in {run.Children.Count} shards, {changed} changed", outputs);
+        if (exitCode == 0 && run.Complete)
+            return new StepOutcome($"{mode}playbook ran on {hosts.Count} hosts in {run.Shards.Count} shards, {changed} changed", outputs);
         var parts = HostFailures(hosts, failed, unreachable);
-        // Shards that failed without their hosts' failures explaining it (ansible never got to its stats).
-        foreach (var child in notOk.Where(c => c.Status != JobStatus.Failed || !run.CompleteChildren.Contains(c.Id)))
-            parts.Add($"shard {child.ShardIndex} (job {child.Id}) {child.Status}: {child.Error}");
-        throw new StepFailedException($"{mode}{string.Join("; ", parts.DefaultIfEmpty("hosts failed"))} ({notOk.Count} of {run.Children.Count} shards did not succeed)");
+        // Shards whose end their hosts' failures do not explain: an error, a timeout, a cancel, fail_fast.
+        foreach (var shard in run.Shards.Where(s => s.ExitCode is not (0 or 2 or 4) || !s.Complete))
+            parts.Add($"shard {shard.Job.ShardIndex} (job {shard.Job.Id}) {shard.Job.Status}: {shard.Job.Error}");
+        var notOk = run.Shards.Count(s => s.Job.Status != JobStatus.Succeeded);
+        throw new StepFailedException($"{mode}{string.Join("; ", parts.DefaultIfEmpty("hosts failed"))} (exit code {exitCode?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"}; {notOk} of {run.Shards.Count} shards did not succeed)")
+        {
+            Outputs = outputs,
+        };
     }
 
     /// <summary>What the run used, in its outputs and on its summary event: the stored inventory version, the project's commit.</summary>
@@ -330,7 +338,8 @@ internal sealed partial class AnsibleRunStep(
 
     private static string FirstFailure(HostResult host)
     {
-        var first = host.Failures.FirstOrDefault(f => f["kind"]?.GetValue<string>() == "failed") ?? host.Failures.FirstOrDefault();
+        static bool Counts(JsonObject f) => f["rescued"]?.GetValue<bool>() != true && f["ignored"]?.GetValue<bool>() != true;
+        var first = host.Failures.FirstOrDefault(f => f["kind"]?.GetValue<string>() == "failed" && Counts(f)) ?? host.Failures.FirstOrDefault(Counts) ?? host.Failures.FirstOrDefault();
         var message = first?["message"]?.GetValue<string>() ?? "(no message)";
         if (message.Length > 300)
             message = message[..300] + "...";
@@ -379,7 +388,7 @@ internal sealed partial class AnsibleRunStep(
             case AnsibleStop.Cancelled:
                 throw new OperationCanceledException("the playbook run was stopped");
             case AnsibleStop.TimedOut:
-                throw new StepFailedException($"ansible-playbook did not finish within {timeout} and was stopped");
+                throw new StepFailedException($"ansible-playbook did not finish within {timeout} and was stopped") { Outputs = outputs };
         }
         var mode = check ? "check mode: " : "";
         // ansible-playbook's exit codes: 0 ok, 1 error, 2 a host failed, 4 a host unreachable, 5 bad options,
@@ -389,12 +398,15 @@ internal sealed partial class AnsibleRunStep(
             case 0:
                 return new StepOutcome($"{mode}playbook ran on {hosts.Count} hosts, {changed} changed", outputs);
             case 2 or 4 when run.Hosts.Complete:
-                throw new StepFailedException($"{mode}{string.Join("; ", HostFailures(hosts, failed, unreachable).DefaultIfEmpty("hosts failed"))} (ansible-playbook exit code {run.ExitCode})");
+                throw new StepFailedException($"{mode}{string.Join("; ", HostFailures(hosts, failed, unreachable).DefaultIfEmpty("hosts failed"))} (ansible-playbook exit code {run.ExitCode})")
+                {
+                    Outputs = outputs,
+                };
             case 99:
-                throw new StepFailedException("ansible-playbook was interrupted (exit code 99)");
+                throw new StepFailedException("ansible-playbook was interrupted (exit code 99)") { Outputs = outputs };
             default:
                 var why = run.StderrTail.Length == 0 ? "" : ": " + run.StderrTail;
-                throw new StepFailedException($"ansible-playbook failed with exit code {run.ExitCode}{why}");
+                throw new StepFailedException($"ansible-playbook failed with exit code {run.ExitCode}{why}") { Outputs = outputs };
         }
     }
 }

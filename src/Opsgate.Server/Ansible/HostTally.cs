@@ -40,48 +40,57 @@ internal sealed class HostTally
         }
         if (e["host"]?.GetValue<string>() is not { } name)
             return;
-        var ignored = e["ignored"]?.GetValue<bool>() == true;
-        if (kind is "runner_ok" or "runner_skipped" || kind == "runner_failed" && ignored)
+        if (kind is "runner_ok" or "runner_skipped")
         {
-            Count(kind, name, e["changed"]?.GetValue<bool>() == true, ignored);
+            Count(kind, name, e["changed"]?.GetValue<bool>() == true);
             return;
         }
+        var ignored = Flag(e, "ignored");
+        var rescued = Flag(e, "rescued");
         var host = Host(name);
         switch (kind)
         {
+            // As ansible counts them until its stats: an ignored failure is ok and ignored, a rescued one rescued.
             case "runner_failed":
-                host.Failed++;
-                Failure(host, "failed", e);
+                if (ignored)
+                {
+                    host.Ok++;
+                    host.Ignored++;
+                }
+                else if (rescued)
+                    host.Rescued++;
+                else
+                    host.Failed++;
+                Failure(host, "failed", e, ignored, rescued);
                 break;
             case "item_failed":
-                Failure(host, "item_failed", e);
+                Failure(host, "item_failed", e, ignored, rescued);
                 break;
             case "runner_unreachable":
-                host.Unreachable++;
-                Failure(host, "unreachable", e);
+                if (ignored)
+                {
+                    host.Ok++;
+                    host.Ignored++;
+                }
+                else
+                    host.Unreachable++;
+                Failure(host, "unreachable", e, ignored, rescued: false);
                 break;
         }
     }
 
-    /// <summary>The per-task events that need no more than who, whether it changed, and whether a failure was ignored.</summary>
-    public void Count(string kind, string name, bool changed, bool ignored)
+    /// <summary>The per-task events that need no more than who and whether it changed.</summary>
+    public void Count(string kind, string name, bool changed)
     {
         var host = Host(name);
-        switch (kind)
+        if (kind == "runner_ok")
         {
-            case "runner_ok":
-                host.Ok++;
-                if (changed)
-                    host.Changed++;
-                break;
-            case "runner_skipped":
-                host.Skipped++;
-                break;
-            case "runner_failed" when ignored:
-                host.Ignored++;
-                host.Ok++;
-                break;
+            host.Ok++;
+            if (changed)
+                host.Changed++;
         }
+        else if (kind == "runner_skipped")
+            host.Skipped++;
     }
 
     private HostResult Host(string name)
@@ -91,11 +100,20 @@ internal sealed class HostTally
         return host;
     }
 
-    private static void Failure(HostResult host, string kind, JsonObject e)
+    /// <summary>
+    /// A failure entry. <c>ignored</c>: ignore_errors (or ignore_unreachable) let the host go on; <c>rescued</c>: a
+    /// block's rescue section took it over. Either way ansible does not count the host as failed (or unreachable).
+    /// </summary>
+    private static void Failure(HostResult host, string kind, JsonObject e, bool ignored, bool rescued)
     {
         if (host.Failures.Count >= HostResult.MaxFailures)
             return;
-        var failure = new JsonObject { ["kind"] = kind, ["task"] = e["task"]?.DeepClone(), ["message"] = e["message"]?.DeepClone() };
+        var failure = new JsonObject
+        {
+            ["kind"] = kind, ["task"] = e["task"]?.DeepClone(), ["message"] = e["message"]?.DeepClone(), ["ignored"] = ignored,
+        };
+        if (kind != "unreachable")
+            failure["rescued"] = rescued;
         if (e["item"] is { } item)
             failure["item"] = item.DeepClone();
         if (e["rc"] is { } rc)
@@ -124,4 +142,6 @@ internal sealed class HostTally
     }
 
     private static int Int(JsonObject o, string key) => o[key]?.GetValue<int>() ?? 0;
+
+    private static bool Flag(JsonObject o, string key) => o[key] is JsonValue v && v.TryGetValue<bool>(out var b) && b;
 }

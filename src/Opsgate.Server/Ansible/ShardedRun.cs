@@ -12,9 +12,13 @@ namespace Opsgate.Server.Ansible;
 /// kept in its job's parameters, holds only placeholders, which the shard's own step fills in.</param>
 internal sealed record ShardRequest(int Requested, bool FailFast, string Inventory, ExpandedInventory? Expanded, string? SecretName, JsonObject ChildParams, TimeSpan Timeout);
 
+/// <summary>How one shard ended: its child job, and its ansible.run step's exit code and whether it got to ansible's stats.</summary>
+internal sealed record ShardEnd(JobRow Job, int? ExitCode, bool Complete);
+
 /// <summary>How one sharded run ended, for the parent step's result.</summary>
-/// <param name="CompleteChildren">Children whose hosts all have ansible's own stats (the run got to its PLAY RECAP).</param>
-internal sealed record ShardedResult(IReadOnlyList<JobRow> Children, IReadOnlyDictionary<string, HostResult> Hosts, bool Complete, IReadOnlySet<string> CompleteChildren);
+/// <param name="Hosts">Every host's figures, summed over the shards' host rows as <c>/hosts</c> sums them.</param>
+/// <param name="Complete">Every shard got to ansible's stats (its PLAY RECAP), whether or not any of its hosts were in a play.</param>
+internal sealed record ShardedResult(IReadOnlyList<ShardEnd> Shards, IReadOnlyDictionary<string, HostResult> Hosts, bool Complete);
 
 /// <summary>
 /// A sharded playbook run, as its parent job's ansible.run step does it. The inventory is expanded (ansible-inventory),
@@ -55,21 +59,17 @@ internal sealed partial class ShardedRun(
         LogWaiting(logger, parent.Id, children.Count, round);
         children = await WaitAsync(context, round, children, request, ct);
 
-        var hosts = new SortedDictionary<string, HostResult>(StringComparer.Ordinal);
-        var rows = await results.ListAsync(parent.Id, ct);
-        foreach (var row in rows)
+        var ids = children.Select(c => c.Id).ToHashSet(StringComparer.Ordinal);
+        var hosts = AnsibleResults.Sum((await results.ListAsync(parent.Id, ct)).Where(r => ids.Contains(r.JobId)));
+        var ends = new List<ShardEnd>(children.Count);
+        foreach (var child in children)
         {
-            var host = new HostResult
-            {
-                Ok = row.Ok, Changed = row.Changed, Failed = row.Failed, Skipped = row.Skipped, Unreachable = row.Unreachable,
-                Rescued = row.Rescued, Ignored = row.Ignored,
-            };
-            if (row.Failures is not null)
-                host.Failures.AddRange(JsonNode.Parse(row.Failures)!.AsArray().Select(f => f!.AsObject().DeepClone().AsObject()));
-            hosts[row.Host] = host;
+            // The shard's one step keeps its outputs also when it failed (exit code 2, 4, an error).
+            var output = (await store.GetAsync(child.Id, ct)) is { Steps: [var step, ..] } && step.Output is { } json ? JsonNode.Parse(json) as JsonObject : null;
+            var exit = output?["exit_code"] is JsonValue code && code.TryGetValue<int>(out var value) ? value : (int?)null;
+            ends.Add(new ShardEnd(child, exit, output?["complete"]?.GetValue<bool>() == true));
         }
-        var completeChildren = rows.GroupBy(r => r.JobId).Where(g => g.All(r => r.Complete)).Select(g => g.Key).ToHashSet(StringComparer.Ordinal);
-        return new ShardedResult(children, hosts, children.All(c => completeChildren.Contains(c.Id)), completeChildren);
+        return new ShardedResult(ends, hosts, ends.All(e => e.Complete));
     }
 
     /// <summary>
@@ -104,6 +104,9 @@ internal sealed partial class ShardedRun(
             var parameters = request.ChildParams.DeepClone().AsObject();
             parameters["inventory"] = Sharding.Inventory(expanded.List, hosts);
             parameters["inventory_secrets"] = request.SecretName;
+            // Plays for hosts outside the inventory (the implicit localhost) run in the first shard only: --limit=all
+            // leaves them no hosts in the others, as ansible does for any host the limit does not match.
+            parameters["limit"] = i == 0 ? null : "all";
             return new NewJob(JobIds.New(new DateTimeOffset(now)), ShardRunbook, parameters, parent.DryRun, JobStatus.Pending, parent.Actor, parent.PrincipalId,
                 parent.SourceIp, null, null, ShardSteps)
             {

@@ -1,22 +1,17 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Opsgate.Server.Ansible.Inventories;
-using Opsgate.Server.Yaml;
-using YamlDotNet.Core;
-using YamlDotNet.RepresentationModel;
 
 namespace Opsgate.Server.Ansible;
 
 /// <summary>
 /// The pure parts of a sharded run: how many shards, which hosts go where, the inventory each shard runs with, and
-/// whether a playbook may be sharded at all.
+/// how the shards' exit codes make the run's (whether a playbook may be sharded at
+/// all is <see cref="ShardableCheck"/>'s).
 /// </summary>
 internal static class Sharding
 {
     public const int MaxShards = 64;
-
-    /// <summary>Deeper than any playbook nests; past it the playbook is left to ansible to read.</summary>
-    private const int MaxPlaybookDepth = 64;
 
     /// <summary>
     /// The <c>shards</c> input as a count: null for one plain run (absent or 1), 0 for <c>auto</c>, else 2..64.
@@ -67,61 +62,18 @@ internal static class Sharding
         InventoryYaml.FromExpansion(list, shardHosts as IReadOnlySet<string> ?? new HashSet<string>(shardHosts, StringComparer.Ordinal));
 
     /// <summary>
-    /// Why a playbook must not be sharded, or null. A shard runs the playbook on part of the hosts, so <c>run_once</c>
-    /// would run once per shard and <c>serial</c> batches would be cut per shard; a play can also be marked by its
-    /// author with <c>vars: {opsgate_shardable: false}</c> (cross-host facts, delegate_to another shard's host...).
-    /// Read from the playbook file itself, not from roles or imported files; a playbook that is not YAML is left to
-    /// ansible to report.
+    /// The exit code one <c>ansible-playbook</c> run over all the shards' hosts gives, from the shards' own: a shard
+    /// that stopped with an error (1, 5, 99, 250...) decides it, the first in shard order; else 4 when a host was
+    /// unreachable anywhere, over 2 when one failed, as ansible ranks them; else 1 when a shard never got an exit code
+    /// (cancelled before ansible ended, its server died); else 0. Null: no shard got an exit code at all.
     /// </summary>
-    public static string? Refusal(string playbookYaml)
+    public static int? ExitCode(IEnumerable<int?> shards)
     {
-        YamlStream stream;
-        try
-        {
-            stream = SafeYaml.Load(playbookYaml, MaxPlaybookDepth);
-        }
-        catch (SafeYamlException)
-        {
-            return null; // ansible reports what it cannot read; anchors and aliases it resolves itself
-        }
-        if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is not YamlSequenceNode plays)
+        var codes = shards.ToList();
+        if (codes.Count == 0 || codes.All(c => c is null))
             return null;
-        foreach (var play in plays.OfType<YamlMappingNode>())
-        {
-            var name = Scalar(play, "name") ?? Scalar(play, "hosts") ?? "(unnamed)";
-            if (play.Children.ContainsKey(new YamlScalarNode("serial")))
-                return $"play '{name}' sets serial (its batches would be cut per shard)";
-            if (play.Children.TryGetValue(new YamlScalarNode("vars"), out var vars) && vars is YamlMappingNode v && IsFalse(Scalar(v, "opsgate_shardable")))
-                return $"play '{name}' is marked opsgate_shardable: false";
-            if (RunOnce(play) is { } task)
-                return $"{task} uses run_once (it would run once per shard)";
-        }
-        return null;
+        if (codes.FirstOrDefault(c => c is not null and not (0 or 2 or 4)) is { } error)
+            return error;
+        return codes.Contains(4) ? 4 : codes.Contains(2) ? 2 : codes.Contains(null) ? 1 : 0;
     }
-
-    private static string? RunOnce(YamlNode node, string where = "")
-    {
-        switch (node)
-        {
-            case YamlMappingNode map:
-                var here = Scalar(map, "name") is { } n ? $"task '{n}'" : where;
-                if (Scalar(map, "run_once") is { } value && !IsFalse(value))
-                    return here.Length > 0 ? here : "a play";
-                foreach (var child in map.Children.Values)
-                {
-                    if (RunOnce(child, here) is { } found)
-                        return found;
-                }
-                return null;
-            case YamlSequenceNode sequence:
-                return sequence.Select(c => RunOnce(c, where)).FirstOrDefault(f => f is not null);
-            default:
-                return null;
-        }
-    }
-
-    private static string? Scalar(YamlMappingNode map, string key) =>
-        map.Children.TryGetValue(new YamlScalarNode(key), out var value) && value is YamlScalarNode s ? s.Value : null;
-
-    private static bool IsFalse(string? value) => value is "false" or "False" or "FALSE" or "no" or "No" or "NO" or "0";
 }

@@ -225,6 +225,7 @@ internal sealed partial class JobRunner(
             step.Attempts++;
             step.StartedAt = store.Now();
             step.FinishedAt = null;
+            step.Output = null;
             step.Detail = job.DryRun ? "planning (dry run)" : "running";
             var start = new StepWrite(step, [Event("step.started", step, new JsonObject { ["attempt"] = step.Attempts, ["inputs"] = shownInputs.DeepClone() })],
                 [JobAudit.Entry(job, "job.step.start", AuditStatus.Success, null, step)]);
@@ -277,6 +278,7 @@ internal sealed partial class JobRunner(
             {
                 error = e.Message;
                 retryable = false;
+                step.Output = e.Outputs is null ? null : ((JsonObject?)JobSecrets.Mask(e.Outputs, run.Secrets))!.ToJsonString();
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {

@@ -103,6 +103,12 @@ public static partial class AnsibleFixture
     public static Dictionary<string, Recap> RecapFromOutput(IEnumerable<SseEvent> events)
     {
         var stdout = string.Concat(events.Where(e => e.Type == "ansible.output" && e.Str("stream") == "stdout").Select(e => e.Str("text")));
+        return RecapFromText(stdout);
+    }
+
+    /// <summary>The PLAY RECAP in ansible-playbook's standard output.</summary>
+    public static Dictionary<string, Recap> RecapFromText(string stdout)
+    {
         var at = stdout.IndexOf("PLAY RECAP", StringComparison.Ordinal);
         Assert.True(at >= 0, "no PLAY RECAP in ansible's output:\n" + stdout);
         var recap = new Dictionary<string, Recap>(StringComparer.Ordinal);

@@ -128,7 +128,7 @@ public sealed class ShardTests
                   fail: {msg: early}
                   when: inventory_hostname == 'h1'
                 - name: wait
-                  pause: {seconds: 120}
+                  command: sleep 120
             """));
         var id = await Jobs.SubmitAsync(server.Admin, "ansible-playbook",
             new { playbook = "slow.yml", inventory = await StoreInventoryAsync(server.Admin, Inventory(["h1", "h2", "h3", "h4"])), shards = 4, fail_fast = true });
@@ -156,7 +156,7 @@ public sealed class ShardTests
                   fail: {msg: early}
                   when: inventory_hostname == 'h1'
                 - name: wait a little
-                  pause: {seconds: 2}
+                  command: sleep 2
                 - name: after
                   debug: {msg: done}
             """));
@@ -190,7 +190,7 @@ public sealed class ShardTests
               gather_facts: false
               tasks:
                 - name: wait
-                  pause: {seconds: 120}
+                  command: sleep 120
             """));
         var id = await Jobs.SubmitAsync(server.Admin, "ansible-playbook",
             new { playbook = "slow.yml", inventory = await StoreInventoryAsync(server.Admin, Inventory(["h1", "h2", "h3", "h4"])), shards = "auto" });
@@ -215,6 +215,14 @@ public sealed class ShardTests
     [InlineData("""{"shards": 2, "playbook": "once.yml"}""", "the playbook cannot be sharded: task 'tell the team' uses run_once")]
     [InlineData("""{"shards": 2, "playbook": "serial.yml"}""", "the playbook cannot be sharded: play 'rolling' sets serial")]
     [InlineData("""{"shards": 2, "playbook": "marked.yml"}""", "the playbook cannot be sharded: play 'marked' is marked opsgate_shardable: false")]
+    [InlineData("""{"shards": 2, "playbook": "add.yml"}""", "task 'grow' uses add_host (ansible runs it once per play")]
+    [InlineData("""{"shards": 2, "playbook": "fatal.yml"}""", "play 'all' sets any_errors_fatal")]
+    [InlineData("""{"shards": 2, "playbook": "percent.yml"}""", "play 'all' sets max_fail_percentage")]
+    [InlineData("""{"shards": 2, "playbook": "first.yml"}""", "play 'web[0]' picks hosts by position")]
+    [InlineData("""{"shards": 2, "playbook": "endplay.yml"}""", "runs meta: end_play with a condition")]
+    [InlineData("""{"shards": 2, "playbook": "included.yml"}""", "task 'wait here' uses pause")]
+    [InlineData("""{"shards": 2, "playbook": "role.yml"}""", "task 'stop all' sets any_errors_fatal (a failure would not stop the hosts of other shards) (in role 'strict')")]
+    [InlineData("""{"shards": 2, "playbook": "imports.yml"}""", "task 'grow' uses add_host")]
     public async Task Sharding_is_refused_at_submit_with_the_reason(string parameters, string reason)
     {
         using var playbooks = new TempDir();
@@ -222,7 +230,20 @@ public sealed class ShardTests
             ("site.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: {msg: hi}\n"),
             ("once.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: tell the team\n      debug: {msg: once}\n      run_once: true\n"),
             ("serial.yml", "- name: rolling\n  hosts: all\n  serial: 2\n  gather_facts: false\n  tasks:\n    - debug: {msg: hi}\n"),
-            ("marked.yml", "- name: marked\n  hosts: all\n  vars: {opsgate_shardable: false}\n  tasks:\n    - debug: {msg: hi}\n"));
+            ("marked.yml", "- name: marked\n  hosts: all\n  vars: {opsgate_shardable: false}\n  tasks:\n    - debug: {msg: hi}\n"),
+            ("add.yml", "- hosts: all\n  tasks:\n    - name: grow\n      ansible.builtin.add_host: {name: extra}\n"),
+            ("fatal.yml", "- hosts: all\n  any_errors_fatal: true\n  tasks:\n    - debug: {msg: hi}\n"),
+            ("percent.yml", "- hosts: all\n  max_fail_percentage: 20\n  tasks:\n    - debug: {msg: hi}\n"),
+            ("first.yml", "- hosts: web[0]\n  tasks:\n    - debug: {msg: hi}\n"),
+            ("endplay.yml", "- hosts: all\n  tasks:\n    - meta: end_play\n      when: inventory_hostname == 'h1'\n"),
+            ("included.yml", "- hosts: all\n  tasks:\n    - include_tasks: tasks/wait.yml\n"),
+            ("role.yml", "- hosts: all\n  roles: [strict]\n"),
+            ("imports.yml", "- import_playbook: add.yml\n"));
+        Directory.CreateDirectory(Path.Combine(playbooks.Path, "tasks"));
+        await File.WriteAllTextAsync(Path.Combine(playbooks.Path, "tasks", "wait.yml"), "- name: wait here\n  pause: {seconds: 1}\n");
+        Directory.CreateDirectory(Path.Combine(playbooks.Path, "roles", "strict", "tasks"));
+        await File.WriteAllTextAsync(Path.Combine(playbooks.Path, "roles", "strict", "tasks", "main.yml"),
+            "- name: stop all\n  command: /bin/true\n  any_errors_fatal: true\n");
         var given = JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(parameters)!;
         given.TryAdd("playbook", JsonSerializer.SerializeToElement("site.yml"));
         given["inventory"] = JsonSerializer.SerializeToElement(await StoreInventoryAsync(server.Admin, Inventory(["h1", "h2"])));
@@ -263,7 +284,7 @@ public sealed class ShardTests
               gather_facts: false
               tasks:
                 - name: hold the slot a moment
-                  pause: {seconds: 3}
+                  command: sleep 3
                 - name: greet
                   debug: {msg: "hello {{ inventory_hostname }}"}
             """);

@@ -39,6 +39,30 @@ def _text(value):
     return value if len(value) <= MAX_TEXT else value[:MAX_TEXT] + '...'
 
 
+def _flag(value):
+    # A task attribute as the task holds it: a bool, or a string when it was templated.
+    if isinstance(value, str):
+        return value.strip().lower() in ('true', 'yes', 'on', '1')
+    return bool(value)
+
+
+def _rescued(task):
+    # True when a failure of this task goes to a rescue section: the task (or a block around it) is in the main
+    # part of a block that has one. ansible counts such a host as rescued, not failed, in its PLAY RECAP.
+    node = task
+    parent = getattr(task, '_parent', None)
+    for _ in range(100):
+        if parent is None:
+            return False
+        main = getattr(parent, 'block', None)
+        if isinstance(main, list) and getattr(parent, 'rescue', None):
+            uuid = getattr(node, '_uuid', None)
+            if any(getattr(t, '_uuid', None) == uuid for t in main):
+                return True
+        node, parent = parent, getattr(parent, '_parent', None)
+    return False
+
+
 class CallbackModule(CallbackBase):
     CALLBACK_VERSION = 2.0
     CALLBACK_TYPE = 'notification'
@@ -144,19 +168,22 @@ class CallbackModule(CallbackBase):
         self._result('runner_ok', result)
 
     def v2_runner_on_failed(self, result, ignore_errors=False):
-        self._result('runner_failed', result, ignored=bool(ignore_errors))
+        ignored = bool(ignore_errors)
+        self._result('runner_failed', result, ignored=ignored, rescued=not ignored and _rescued(result._task))
 
     def v2_runner_on_skipped(self, result):
         self._result('runner_skipped', result)
 
     def v2_runner_on_unreachable(self, result):
-        self._result('runner_unreachable', result)
+        # ansible counts an unreachable host of a task with ignore_unreachable as ok and ignored, and goes on with it.
+        self._result('runner_unreachable', result, ignored=_flag(getattr(result._task, 'ignore_unreachable', False)))
 
     def v2_runner_item_on_ok(self, result):
         self._result('item_ok', result)
 
     def v2_runner_item_on_failed(self, result):
-        self._result('item_failed', result)
+        ignored = _flag(getattr(result._task, 'ignore_errors', False))
+        self._result('item_failed', result, ignored=ignored, rescued=not ignored and _rescued(result._task))
 
     def v2_runner_item_on_skipped(self, result):
         self._result('item_skipped', result)

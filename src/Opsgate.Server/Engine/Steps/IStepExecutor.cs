@@ -71,5 +71,11 @@ internal interface IStepExecutor
     Task<StepOutcome> ExecuteAsync(StepContext context, CancellationToken cancellationToken);
 }
 
-/// <summary>A step failed in a way retrying will not fix (bad input, a 4xx from a cluster): no further attempts.</summary>
-internal sealed class StepFailedException(string message, Exception? inner = null) : Exception(message, inner);
+/// <summary>
+/// A step failed in a way retrying will not fix (bad input, a 4xx from a cluster): no further attempts. Outputs, when
+/// given, are kept on the failed step like a succeeded step's (an Ansible run's exit code and failed hosts).
+/// </summary>
+internal sealed class StepFailedException(string message, Exception? inner = null) : Exception(message, inner)
+{
+    public JsonObject? Outputs { get; init; }
+}
