@@ -311,6 +311,8 @@ internal sealed partial class AnsibleRunStep(
             throw new InvalidOperationException("the job's lease was lost during the sharded run; another worker owns the job now");
 
         var mode = check ? "check mode: " : "";
+        if (Sharding.StoppedApart([.. run.Shards.Select(s => s.Plays).OfType<ShardPlays>()]) is { } apart)
+            throw new StepFailedException($"{mode}{apart}") { Outputs = outputs };
         if (exitCode == 0 && run.Complete)
             return new StepOutcome($"{mode}playbook ran on {hosts.Count} hosts in {run.Shards.Count} shards, {changed} changed", outputs);
         var parts = HostFailures(hosts, failed, unreachable);
@@ -375,6 +377,8 @@ internal sealed partial class AnsibleRunStep(
             ["unreachable_hosts"] = new JsonArray([.. unreachable.Select(h => (JsonNode)h)]),
             ["complete"] = run.Hosts.Complete,
             ["check"] = check,
+            ["plays"] = run.Hosts.Plays?.DeepClone(),
+            ["plays_total"] = run.Hosts.PlaysTotal,
         };
         RecordSources(outputs, inventory, source);
         var summary = new NewEvent("ansible.summary", context.StepOrder, outputs.DeepClone().AsObject());

@@ -165,6 +165,42 @@ public sealed class ShardParityTests
         }
     }
 
+    /// <summary>
+    /// ansible ends the playbook after a play in which every host failed. One run over all the hosts stops after the
+    /// first play (its only host failed); the shards without that host would go on with the second play. The sharded
+    /// run says so and fails rather than report figures one run would not give.
+    /// </summary>
+    [Fact]
+    public async Task Shards_that_stop_where_one_run_would_not_fail_the_run_with_the_reason()
+    {
+        using var playbooks = new TempDir();
+        await using var server = await StartAsync(Provider.Sqlite, playbooks, ("site.yml", """
+            - name: first
+              hosts: h1
+              gather_facts: false
+              tasks:
+                - fail: {msg: boom}
+            - name: second
+              hosts: all
+              gather_facts: false
+              tasks:
+                - debug: {msg: second}
+            """));
+        var inventory = Inventory(["h1", "h2", "h3", "h4"]);
+        var raw = await RawAsync(inventory, Path.Combine(playbooks.Path, "site.yml"));
+        Assert.Equal(2, raw.ExitCode);
+        Assert.Equal(["h1"], raw.Recap.Keys); // the second play never ran
+        var stored = await StoreInventoryAsync(server.Admin, inventory);
+
+        var one = await RunAsync(server.Admin, stored, shards: 1);
+        Assert.Equal(raw.Recap, one.Hosts);
+        var two = await RunAsync(server.Admin, stored, shards: 2);
+        Assert.Equal("failed", two.Status);
+        var detail = (await Jobs.GetAsync(server.Admin, two.Id)).Step("playbook").GetProperty("detail").GetString()!;
+        Assert.Contains("shard 0 stopped after play 'first' because every one of its hosts in that play failed, while shard 1 went on with later plays", detail, StringComparison.Ordinal);
+        Assert.Contains("run this playbook with shards: 1", detail, StringComparison.Ordinal);
+    }
+
     private sealed record Run(string Id, string Status, int? ExitCode, bool Complete, Dictionary<string, Recap> Hosts, JsonElement Summary);
 
     private static async Task<Run> RunAsync(HttpClient client, string inventory, int shards)
