@@ -18,7 +18,7 @@ public sealed class AnsibleCrashTests
             - name: before
               debug: {msg: "starting {{ inventory_hostname }}"}
             - name: wait
-              pause: {seconds: 1}
+              command: sleep 1
               loop: "{{ range(lookup('file', rounds_file) | int) | list }}"
             - name: after
               debug: {msg: "done {{ inventory_hostname }}"}
