@@ -222,6 +222,57 @@ public sealed class RetryFailedHostsTests
         Assert.Single((await Jobs.GetAsync(server.Admin, failed)).GetProperty("retries").EnumerateArray());
     }
 
+    [Fact]
+    public async Task A_retry_passes_the_checks_of_a_submit_credential_use_and_approval()
+    {
+        using var playbooks = new TempDir();
+        using var runbooks = new TempDir();
+        using var keys = new TempDir();
+        await File.WriteAllTextAsync(Path.Combine(runbooks.Path, "gated.yaml"), """
+            name: ansible-gated
+            options: {requires_approval: true}
+            parameters:
+              - {name: inventory, type: string, required: true}
+              - {name: inventory_version, type: string}
+              - {name: limit, type: string}
+            steps:
+              - name: playbook
+                kind: ansible.run
+                with: {playbook: fail.yml, inventory: "{{ params.inventory }}", inventory_version: "{{ params.inventory_version }}", limit: "{{ params.limit }}"}
+            """);
+        await using var server = await StartAsync(Provider.Sqlite, playbooks, [$"--Jobs:RunbookDirectory={runbooks.Path}"],
+            ("fail.yml", "- hosts: all\n  gather_facts: false\n  tasks: [{fail: {msg: no}, when: \"inventory_hostname == 'h2'\"}]\n"));
+        var inventory = await StoreInventoryAsync(server.Admin, Inventory(["h1", "h2", "h3"]));
+        var operatorClient = server.Client((await server.CreateKeyAsync("operator", "operator")).Key);
+        var approver = server.Client((await server.CreateKeyAsync("approver", "approver")).Key);
+
+        // The original used a credential only admins may use (the local connection ignores its key): an operator
+        // may retry the job but not start one with that credential.
+        var created = await server.Admin.PostAsJsonAsync("/api/v1/credentials",
+            new { name = "admin-key", kind = "ssh_key", secret = await SshTarget.NewKeyAsync(keys), use = new { min_role = "admin" } }, OpsgateServer.Json);
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        var original = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "fail.yml", inventory, credential = "admin-key" });
+        Assert.Equal("failed", (await Jobs.WaitAsync(server.Admin, original, timeout: RunLimit)).Status());
+        Assert.Contains("admin-key", await Problem.AssertAsync(await RetryAsync(operatorClient, original, new { hosts = "failed" }), HttpStatusCode.Forbidden), StringComparison.Ordinal);
+        Assert.Equal(JsonValueKind.Null, (await Jobs.GetAsync(server.Admin, original)).GetProperty("retries").ValueKind); // the refusal made no job
+        var byAdmin = await RetryFailedAsync(server.Admin, original);
+        Assert.Equal("admin-key", byAdmin.GetProperty("params").GetProperty("credential").GetString());
+        Assert.Equal("failed", (await Jobs.WaitAsync(server.Admin, byAdmin.GetProperty("job_id").GetString()!, timeout: RunLimit)).Status());
+
+        // A runbook that needs approval: its retry waits for approval too, and runs only the failed host once approved.
+        var gated = await Jobs.SubmitAsync(server.Admin, "ansible-gated", new { inventory });
+        Assert.Equal(HttpStatusCode.OK, (await approver.PostAsync($"/api/v1/jobs/{gated}/approve", null)).StatusCode);
+        Assert.Equal("failed", (await Jobs.WaitAsync(server.Admin, gated, timeout: RunLimit)).Status());
+        var retry = await RetryFailedAsync(operatorClient, gated);
+        var retryId = retry.GetProperty("job_id").GetString()!;
+        Assert.Equal("waiting_approval", retry.Status());
+        Assert.Equal("h2", retry.GetProperty("params").GetProperty("limit").GetString());
+        Assert.Equal("1", retry.GetProperty("params").GetProperty("inventory_version").GetString());
+        Assert.Equal(HttpStatusCode.OK, (await approver.PostAsync($"/api/v1/jobs/{retryId}/approve", null)).StatusCode);
+        Assert.Equal("failed", (await Jobs.WaitAsync(server.Admin, retryId, timeout: RunLimit)).Status());
+        Assert.Equal(["h2"], Names(await HostsOfAsync(server.Admin, retryId)));
+    }
+
     [Theory]
     [InlineData(Provider.Sqlite)]
     [InlineData(Provider.Postgres)]
