@@ -148,12 +148,8 @@ internal static class JobsApi
     {
         if (request?.Hosts is null)
         {
-            return await Command(http, access, id, JobAction.Retry, by => commands.RetryAsync(id, by.Name, http.RequestAborted), "only failed jobs can be retried") switch
-            {
-                { Result: Ok<CommandResult> ok } => ok,
-                { Result: ProblemHttpResult problem } => problem,
-                var other => throw new InvalidOperationException($"unexpected result {other.Result}"),
-            };
+            var inPlace = await Command(http, access, id, JobAction.Retry, by => commands.RetryAsync(id, by.Name, http.RequestAborted), "only failed jobs can be retried");
+            return inPlace.Result is Ok<CommandResult> ok ? ok : (ProblemHttpResult)inPlace.Result;
         }
         http.SetAuditBody(request);
         http.Audit().ResourceName = id.Length <= 64 ? id : id[..64];
@@ -169,12 +165,7 @@ internal static class JobsApi
         // entry is about the original, and what was asked was the retry.
         http.SetAuditBody(request);
         http.Audit().ResourceName = id;
-        return started.Result switch
-        {
-            Created<JobView> created => created,
-            ProblemHttpResult problem => problem,
-            var other => throw new InvalidOperationException($"unexpected result {other}"),
-        };
+        return started.Result is Created<JobView> created ? created : (ProblemHttpResult)started.Result;
     }
 
     private static Task<Results<Ok<CommandResult>, ProblemHttpResult>> Approve(string id, HttpContext http, JobAccess access, JobCommands commands, [FromBody] DecisionRequest? request)
