@@ -20,6 +20,7 @@ internal static class AnsibleExtensions
         services.AddSingleton<InventorySecrets>();
         services.AddSingleton<InventorySealer>();
         services.AddSingleton<ShardedRun>();
+        services.AddSingleton<FailedHostsRetry>();
         services.AddSingleton<InventorySources>();
         services.AddStepExecutor<AnsibleRunStep>();
     }

@@ -67,11 +67,12 @@ internal sealed partial class AnsibleRunStep
             {
                 if (context.OptionalString("project_commit") is { } given)
                 {
-                    // Only a shard runs a commit it is given, and only the one its parent pinned: anyone else would
-                    // run any commit under the project's name, past its ref.
-                    var parent = (await store.GetAsync(context.JobId, ct))?.Job.ParentId;
-                    if (parent is null || given.Length != 40 || !GitUrls.LooksLikeCommit(given) || !await projects.PinnedAsync(parent, project.Id, given, ct))
-                        throw new StepFailedException("project_commit is only for the shards of a sharded run (the commit their parent pinned)");
+                    // Only a shard runs a commit it is given, the one its parent pinned, and a retry on failed hosts, the
+                    // one its original pinned: anyone else would run any commit under the project's name, past its ref.
+                    var job = (await store.GetAsync(context.JobId, ct))?.Job;
+                    var pinnedBy = job?.ParentId ?? job?.RetryOf;
+                    if (pinnedBy is null || given.Length != 40 || !GitUrls.LooksLikeCommit(given) || !await projects.PinnedAsync(pinnedBy, project.Id, given, ct))
+                        throw new StepFailedException("project_commit is only for the shards of a sharded run and retries on failed hosts (the commit the job they come from pinned)");
                     commit = given;
                 }
                 else

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
+using Opsgate.Server.Ansible;
 using Opsgate.Server.Audit;
 using Opsgate.Server.Auth;
 using Opsgate.Server.Engine;
@@ -15,6 +16,9 @@ internal sealed record SubmitJobRequest(string Type, JsonObject? Params = null, 
 internal sealed record PgRebuildRequest(string Namespace, string Statefulset, int Ordinal, int TargetReplicas = 1, string? Cluster = null, bool? DryRun = null);
 
 internal sealed record DecisionRequest(string? Comment = null);
+
+/// <summary>POST /api/v1/jobs/{id}/retry: no body (or no hosts) runs a failed job again in place; hosts "failed" starts a new job on its failed hosts.</summary>
+internal sealed record RetryRequest(string? Hosts = null);
 
 internal sealed record StepView(string Name, int Order, string Kind, string Status, string? Detail, int Attempts, DateTime? StartedAt, DateTime? FinishedAt, JsonNode? Output);
 
@@ -30,9 +34,17 @@ internal sealed record JobView(
 
     /// <summary>On a sharded parent (GET /api/v1/jobs/{id} only): the child jobs of its latest run, by shard.</summary>
     public IReadOnlyList<ChildJobView>? Children { get; init; }
+
+    /// <summary>On a retry on failed hosts: the job whose failed and unreachable hosts it runs over.</summary>
+    public string? RetryOf { get; init; }
+
+    /// <summary>On a job retried on its failed hosts (GET /api/v1/jobs/{id} only): those retries, oldest first.</summary>
+    public IReadOnlyList<RetryJobView>? Retries { get; init; }
 }
 
 internal sealed record ChildJobView(string JobId, int ShardIndex, int Hosts, string Status, string? Error);
+
+internal sealed record RetryJobView(string JobId, string Status, DateTime CreatedAt);
 
 internal sealed record JobList(IReadOnlyList<JobView> Items, string? NextCursor);
 
@@ -53,7 +65,8 @@ internal static class JobsApi
         jobs.MapGet("/{id}/events/ws", JobEventStream.WebSocketAsync).RequireRole(Role.Viewer, AccessScope.Job)
             .WithSummary("The same events over a WebSocket, one JSON message each; ?after=seq resumes.");
         jobs.MapPost("/{id}/cancel", Cancel).RequireRole(Role.Operator, AccessScope.Job).Audited("job.cancel", "job").WithSummary("Cancel a job; a running step is stopped.");
-        jobs.MapPost("/{id}/retry", Retry).RequireRole(Role.Operator, AccessScope.Job).Audited("job.retry", "job").WithSummary("Run a failed job again from the failed step.");
+        jobs.MapPost("/{id}/retry", Retry).RequireRole(Role.Operator, AccessScope.Job).Audited("job.retry", "job")
+            .WithSummary("Run a failed job again from the failed step; with {\"hosts\": \"failed\"}, start a new job on its failed and unreachable hosts.");
         jobs.MapPost("/{id}/approve", Approve).RequireRole(Role.Viewer, AccessScope.Job).Audited("job.approve", "job").WithSummary("Approve a job waiting for approval.");
         jobs.MapPost("/{id}/reject", Reject).RequireRole(Role.Viewer, AccessScope.Job).Audited("job.reject", "job").WithSummary("Reject a job waiting for approval.");
 
@@ -114,15 +127,46 @@ internal static class JobsApi
             return refused!;
         var view = await submission.ViewAsync(found.Job, found.Steps, ct);
         var children = await store.ChildrenAsync(id, null, ct);
-        return TypedResults.Ok(children.Count == 0 ? view
-            : view with { Children = [.. children.Select(c => new ChildJobView(c.Id, c.ShardIndex ?? 0, c.ShardHosts ?? 0, c.Status, c.Error))] });
+        if (children.Count > 0)
+            view = view with { Children = [.. children.Select(c => new ChildJobView(c.Id, c.ShardIndex ?? 0, c.ShardHosts ?? 0, c.Status, c.Error))] };
+        var retries = await store.RetriesAsync(id, ct);
+        if (retries.Count > 0)
+            view = view with { Retries = [.. retries.Select(r => new RetryJobView(r.Id, r.Status, r.CreatedAt))] };
+        return TypedResults.Ok(view);
     }
 
     private static Task<Results<Ok<CommandResult>, ProblemHttpResult>> Cancel(string id, HttpContext http, JobAccess access, JobCommands commands) =>
         Command(http, access, id, JobAction.Cancel, by => commands.CancelAsync(id, by.Name, http.RequestAborted), "only pending, waiting or running jobs can be cancelled");
 
-    private static Task<Results<Ok<CommandResult>, ProblemHttpResult>> Retry(string id, HttpContext http, JobAccess access, JobCommands commands) =>
-        Command(http, access, id, JobAction.Retry, by => commands.RetryAsync(id, by.Name, http.RequestAborted), "only failed jobs can be retried");
+    /// <summary>
+    /// Without hosts, the failed job runs again in place from its failed step (200). With <c>hosts: "failed"</c>, a new
+    /// job runs over the original's failed and unreachable hosts (201, see <see cref="FailedHostsRetry"/>), audited with
+    /// the original as the resource and the new job's id.
+    /// </summary>
+    private static async Task<Results<Ok<CommandResult>, Created<JobView>, ProblemHttpResult>> Retry(
+        string id, HttpContext http, JobAccess access, JobCommands commands, FailedHostsRetry failedHosts, [FromBody] RetryRequest? request)
+    {
+        if (request?.Hosts is null)
+        {
+            var inPlace = await Command(http, access, id, JobAction.Retry, by => commands.RetryAsync(id, by.Name, http.RequestAborted), "only failed jobs can be retried");
+            return inPlace.Result is Ok<CommandResult> ok ? ok : (ProblemHttpResult)inPlace.Result;
+        }
+        http.SetAuditBody(request);
+        http.Audit().ResourceName = id.Length <= 64 ? id : id[..64];
+        if (JobIds.IsValid(id))
+            http.Audit().JobId = id;
+        if (request.Hosts != FailedHostsRetry.Failed)
+            return Problems.Invalid("hosts", $"must be \"{FailedHostsRetry.Failed}\" (retry on the failed and unreachable hosts), or left out to retry the job in place");
+        var (grant, refused) = await access.CheckAsync(http, id, JobAction.Retry);
+        if (grant is null)
+            return refused!;
+        var started = await failedHosts.StartAsync(http, grant.Job, http.RequestAborted);
+        // The submit path records the new job's id as the resource, and its parameters (redacted) as the body: this
+        // entry is about the original, and what was asked was the retry.
+        http.SetAuditBody(request);
+        http.Audit().ResourceName = id;
+        return started.Result is Created<JobView> created ? created : (ProblemHttpResult)started.Result;
+    }
 
     private static Task<Results<Ok<CommandResult>, ProblemHttpResult>> Approve(string id, HttpContext http, JobAccess access, JobCommands commands, [FromBody] DecisionRequest? request)
     {

@@ -92,6 +92,9 @@ internal sealed class JobRow
     /// <summary>JSON arrays of the submitter's and the approver's namespace allowlists (null: none); see <see cref="JobScope"/>.</summary>
     public string? SubmitterNamespaces { get; set; }
     public string? ApproverNamespaces { get; set; }
+
+    /// <summary>A retry on failed hosts: the job it was made from (see <c>Ansible/FailedHostsRetry.cs</c>).</summary>
+    public string? RetryOf { get; set; }
 }
 
 internal sealed class StepRow

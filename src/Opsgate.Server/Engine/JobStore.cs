@@ -17,6 +17,9 @@ internal sealed record NewJob(string Id, string Type, JsonObject Params, bool Dr
     public int? ShardRound { get; init; }
     public int? ShardHosts { get; init; }
 
+    /// <summary>A retry on failed hosts: the job whose failed and unreachable hosts this one runs over.</summary>
+    public string? RetryOf { get; init; }
+
     /// <summary>Where the job acts, as far as is known at submit (see <see cref="JobScope"/>).</summary>
     public IReadOnlyList<JobTarget> Targets { get; init; } = [];
 
@@ -53,7 +56,7 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
     private const string JobColumns =
         "id, type, status, params, dry_run, actor, principal_id, source_ip, created_at, started_at, finished_at, attempt, lease_owner, " +
         "lease_expires_at, concurrency_key, cancel_requested, cancel_requested_by, deadline_at, approval_expires_at, decided_by, decision_comment, error, last_seq, " +
-        "parent_id, shard_index, shard_round, shard_hosts, relayed_seq, events_pruned_at, events_pruned_seq, scoped, submitter_namespaces, approver_namespaces";
+        "parent_id, shard_index, shard_round, shard_hosts, relayed_seq, events_pruned_at, events_pruned_seq, scoped, submitter_namespaces, approver_namespaces, retry_of";
     private const string StepColumns = "job_id, step_order, name, kind, status, detail, attempts, started_at, finished_at, output";
     /// <summary>A job no running job holds the concurrency key of.</summary>
     private const string FreeKey =
@@ -80,7 +83,7 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
             Id = job.Id, Type = job.Type, Status = job.Status, Params = job.Params.ToJsonString(), DryRun = job.DryRun, Actor = job.Actor,
             PrincipalId = job.PrincipalId, SourceIp = job.SourceIp, CreatedAt = created, ConcurrencyKey = job.ConcurrencyKey,
             ApprovalExpiresAt = job.ApprovalExpiresAt, ParentId = job.ParentId, ShardIndex = job.ShardIndex, ShardRound = job.ShardRound,
-            ShardHosts = job.ShardHosts, LastSeq = 1, Scoped = true, SubmitterNamespaces = ScopeHolder.ToJson(job.SubmitterNamespaces),
+            ShardHosts = job.ShardHosts, LastSeq = 1, Scoped = true, SubmitterNamespaces = ScopeHolder.ToJson(job.SubmitterNamespaces), RetryOf = job.RetryOf,
         };
         return (stored, job.Steps.Select((s, i) => new StepRow { JobId = job.Id, StepOrder = i + 1, Name = s.Name, Kind = s.Kind, Status = StepStatus.Pending }).ToList());
     }
@@ -118,15 +121,15 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
         await write.LaterAsync(
             """
             INSERT INTO jobs (id, type, status, params, dry_run, actor, principal_id, source_ip, created_at, concurrency_key, approval_expires_at,
-                parent_id, shard_index, shard_round, shard_hosts, last_seq, scoped, submitter_namespaces, secrets_sealed)
+                parent_id, shard_index, shard_round, shard_hosts, last_seq, scoped, submitter_namespaces, secrets_sealed, retry_of)
             VALUES (@Id, @Type, @Status, @Params, @DryRun, @Actor, @PrincipalId, @SourceIp, @now, @ConcurrencyKey, @ApprovalExpiresAt,
-                @ParentId, @ShardIndex, @ShardRound, @ShardHosts, 1, @yes, @SubmitterNamespaces, @yes)
+                @ParentId, @ShardIndex, @ShardRound, @ShardHosts, 1, @yes, @SubmitterNamespaces, @yes, @RetryOf)
             """,
             new
             {
                 job.Id, job.Type, job.Status, Params = job.Params.ToJsonString(), job.DryRun, job.Actor, job.PrincipalId, job.SourceIp, now, job.ConcurrencyKey,
                 job.ApprovalExpiresAt, job.ParentId, job.ShardIndex, job.ShardRound, job.ShardHosts, yes = true,
-                SubmitterNamespaces = ScopeHolder.ToJson(job.SubmitterNamespaces),
+                SubmitterNamespaces = ScopeHolder.ToJson(job.SubmitterNamespaces), job.RetryOf,
             });
         foreach (var target in job.Targets.Distinct())
             await write.LaterAsync("INSERT INTO job_targets (job_id, cluster, namespace) VALUES (@Id, @Cluster, @Namespace)",
@@ -148,6 +151,8 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
             created["parent_id"] = job.ParentId;
             created["shard_index"] = job.ShardIndex;
         }
+        if (job.RetryOf is not null)
+            created["retry_of"] = job.RetryOf;
         // The job's first event, seq 1: the row is inserted with last_seq 1 (see AppendEventsAsync).
         await EventRows.InsertAsync(write, job.Id, 1, now, [new NewEvent("job.created", null, created)], ct);
         if (database.Dialect == DbDialect.Postgres && job.Status == JobStatus.Pending)

@@ -28,7 +28,8 @@ internal sealed class JobSubmission(RunbookCatalog catalog, IEnumerable<IStepExe
 {
     private readonly Dictionary<string, IStepExecutor> _executors = executors.ToDictionary(e => e.Kind, StringComparer.Ordinal);
 
-    public async Task<Results<Created<JobView>, ProblemHttpResult>> SubmitAsync(HttpContext http, string type, JsonObject? input, bool dryRun)
+    /// <param name="retryOf">Set for a retry on failed hosts (<see cref="Ansible.FailedHostsRetry"/>): the job it was made from.</param>
+    public async Task<Results<Created<JobView>, ProblemHttpResult>> SubmitAsync(HttpContext http, string type, JsonObject? input, bool dryRun, string? retryOf = null)
     {
         var principal = http.Principal()!;
         var audit = http.Audit();
@@ -95,6 +96,7 @@ internal sealed class JobSubmission(RunbookCatalog catalog, IEnumerable<IStepExe
         {
             Targets = targets,
             SubmitterNamespaces = principal.Namespaces,
+            RetryOf = retryOf,
         };
         if (job.Status == JobStatus.Pending)
             await admission.AdmitAsync(http.RequestAborted);
@@ -126,6 +128,7 @@ internal sealed class JobSubmission(RunbookCatalog catalog, IEnumerable<IStepExe
         ParentId = job.ParentId,
         ShardIndex = job.ShardIndex,
         ShardHosts = job.ShardHosts,
+        RetryOf = job.RetryOf,
     };
 
     /// <summary>Why a job is not running, worked out from the current state rather than stored (so it is never stale).</summary>
