@@ -25,6 +25,8 @@ public sealed class InventoryTagTests
           gather_facts: false
           tasks:
             - debug: {msg: "x={{ x }} g={{ g }} deep={{ nested[1].k }} v={{ v is vault_encrypted }} pw={{ db_password is vault_encrypted }}"}
+            - debug: {msg: "y={{ y }}"}
+              when: y is defined
         """;
 
     private const string Expected = "x={{ not_templated }} g={{ g_raw }} deep={% raw %}{{ deep }} v=True pw=True";
@@ -76,7 +78,8 @@ public sealed class InventoryTagTests
     {
         using var playbooks = new TempDir();
         await using var server = await StartAsync(provider, playbooks, ("show.yml", Show));
-        var inventory = await StoreInventoryAsync(server.Admin, await TaggedInventoryAsync("h1", "h2", "h3"));
+        // vars merged into hosts: the merged YAML keeps the tag too.
+        var inventory = await StoreInventoryAsync(server.Admin, await TaggedInventoryAsync("h1", "h2", "h3"), vars: "all:\n  y: !unsafe '{{ y_raw }}'\n");
         foreach (var shards in new[] { 1, 2 })
         {
             var id = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "show.yml", inventory, shards });
@@ -84,6 +87,7 @@ public sealed class InventoryTagTests
             var job = await Jobs.WaitAsync(server.Admin, id, timeout: RunLimit);
             Assert.True(job.Status() == "succeeded", $"shards: {shards}: {job}");
             Assert.Equal(["h1", "h2", "h3"], events.Where(e => e.Type == "ansible.runner_ok" && e.Str("message") == Expected).Select(e => e.Str("host")).Order(StringComparer.Ordinal));
+            Assert.Equal(3, events.Count(e => e.Type == "ansible.runner_ok" && e.Str("message") == "y={{ y_raw }}"));
         }
     }
 

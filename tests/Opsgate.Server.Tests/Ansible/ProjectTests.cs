@@ -186,7 +186,7 @@ public sealed class ProjectTests
         await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, [repo.AllowArg]);
 
         // git's own message for a repository or a ref that is not there.
-        var detail = await Problem.AssertAsync(await TryCreateProjectAsync(server, "p", Path.Combine(outside.Path, "missing.git")), HttpStatusCode.BadRequest);
+        var detail = await Problem.AssertAsync(await TryCreateProjectAsync(server, "p", Path.Combine(Path.GetDirectoryName(repo.Bare)!, "missing.git")), HttpStatusCode.BadRequest);
         Assert.Contains("git_repo", detail, StringComparison.Ordinal);
         Assert.Contains("does not appear to be a git repository", detail, StringComparison.Ordinal);
         detail = await Problem.AssertAsync(await TryCreateProjectAsync(server, "p", repo.Bare, "no-such-branch"), HttpStatusCode.BadRequest);
