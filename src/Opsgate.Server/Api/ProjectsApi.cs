@@ -26,7 +26,7 @@ internal static class ProjectsApi
     {
         var group = app.MapGroup("/api/v1/projects").WithTags("Projects");
         group.MapPost("/", Create).RequireRole(Role.Operator, AccessScope.Global).Audited("project.create", "project")
-            .WithSummary("Add a project: name, git_repo, optional ref (branch, tag or commit; default the remote's HEAD) and credential.");
+            .WithSummary("Add a project: name, git_repo, optional ref (branch, tag or commit; default the remote's HEAD) and credential. A file:// URL or local path is accepted only under Ansible:LocalRepositoryRoots.");
         group.MapGet("/", List).RequireRole(Role.Viewer, AccessScope.Global).WithSummary("Projects with the commit of their last fetch.");
         group.MapGet("/{idOrName}", Get).RequireRole(Role.Viewer, AccessScope.Global).WithSummary("One project, by id or name.");
         group.MapPost("/{idOrName}/sync", Sync).RequireRole(Role.Operator, AccessScope.Global).Audited("project.sync", "project")
@@ -36,7 +36,7 @@ internal static class ProjectsApi
     }
 
     private static async Task<Results<Created<ProjectResponse>, ProblemHttpResult>> Create(
-        CreateProjectRequest request, HttpContext context, ProjectStore projects, ProjectCache cache, CredentialStore credentials, TimeProvider time)
+        CreateProjectRequest request, HttpContext context, ProjectStore projects, ProjectCache cache, CredentialStore credentials, LocalRepositories local, TimeProvider time)
     {
         context.SetAuditBody(request with { GitRepo = GitUrls.ForAudit(request.GitRepo) });
         context.Audit().ResourceName = request.Name.Length <= 63 ? request.Name : request.Name[..63];
@@ -46,6 +46,8 @@ internal static class ProjectsApi
             return Problems.Invalid("name", "must not look like a project id (26 letters and digits): projects are found by id or name");
         if (GitUrls.Check(request.GitRepo, out var transport) is { } badUrl)
             return Problems.Invalid("git_repo", badUrl);
+        if (local.Refusal(request.GitRepo) is { } notAllowed)
+            return Problems.Invalid("git_repo", notAllowed);
         if (request.Ref is { } gitRef && GitUrls.CheckRef(gitRef) is { } badRef)
             return Problems.Invalid("ref", badRef);
         CredentialSecret? credential = null;
@@ -125,7 +127,7 @@ internal static class ProjectsApi
     }
 
     private static async Task<Results<Ok<SyncResponse>, ProblemHttpResult>> Sync(
-        string idOrName, HttpContext context, ProjectStore projects, ProjectCache cache, CredentialStore credentials)
+        string idOrName, HttpContext context, ProjectStore projects, ProjectCache cache, CredentialStore credentials, LocalRepositories local)
     {
         context.Audit().ResourceName = idOrName.Length <= 63 ? idOrName : idOrName[..63];
         if (!Validate.IsDnsLabel(idOrName))
@@ -133,6 +135,9 @@ internal static class ProjectsApi
         if (await projects.FindAsync(idOrName, context.RequestAborted) is not { } project)
             return Problems.NotFound($"project '{idOrName}' does not exist");
         context.Audit().ResourceName = project.Name;
+        // Made before Ansible:LocalRepositoryRoots left its directory out: the project's state, not this request's.
+        if (local.Refusal(project.GitRepo) is { } notAllowed)
+            return Problems.Conflict($"project '{project.Name}': {notAllowed}");
         // A sync sends the project's credential to its host: the caller must be one who may use it.
         if (await credentials.FetchRefusalAsync(project, context.Principal()!, context.RequestAborted) is { } refusal)
             return TypedResults.Problem(statusCode: 403, title: "Forbidden", detail: refusal);

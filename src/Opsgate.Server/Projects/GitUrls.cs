@@ -9,7 +9,8 @@ internal enum GitTransport { Local, Ssh, Https }
 /// The repository addresses and refs Opsgate accepts. git takes a URL or ref starting with '-' for an option, and
 /// some URLs for commands (<c>ext::</c>, <c>ssh://-oProxyCommand=...</c>), so only plain forms pass: <c>file://</c>,
 /// absolute local paths, <c>ssh://</c>, <c>user@host:path</c> and <c>https://</c>. git itself is also told
-/// (GIT_ALLOW_PROTOCOL) to use no other transport, submodules and redirects included.
+/// (GIT_ALLOW_PROTOCOL) to use no other transport, submodules and redirects included. Which local repositories a
+/// project may name is <see cref="LocalRepositories"/>' rule, on top of this form check.
 /// </summary>
 internal static partial class GitUrls
 {

@@ -9,9 +9,11 @@ namespace Opsgate.Server.Projects;
 /// demand, and one checkout per commit (<c>checkouts/&lt;commit&gt;/</c>) that every run of that commit reuses.
 /// Fetches and checkouts of one project take its lock (in this process, and a file lock for other processes on
 /// the same data dir); a checkout is written to a temporary directory and renamed into place, so a run never sees a
-/// half-written one. Checkouts are read by ansible, never written.
+/// half-written one. Checkouts are read by ansible, never written. Old checkouts are pruned (ProjectCache.Prune.cs).
 /// </summary>
-internal sealed class ProjectCache(GitRunner git, CredentialStore credentials, IOptions<OpsgateOptions> opsgate, PrivateDirectories directories)
+internal sealed partial class ProjectCache(
+    GitRunner git, CredentialStore credentials, ProjectStore projects, LocalRepositories local, IOptions<OpsgateOptions> opsgate, IOptions<ProjectOptions> options,
+    PrivateDirectories directories, ILogger<ProjectCache> logger)
 {
     private readonly ConcurrentDictionary<string, SemaphoreSlim> _locks = new(StringComparer.Ordinal);
 
@@ -43,6 +45,9 @@ internal sealed class ProjectCache(GitRunner git, CredentialStore credentials, I
     /// <summary>Fetches the project's mirror now and returns the commit its ref resolves to.</summary>
     public async Task<string> SyncAsync(ProjectInfo project, CancellationToken ct)
     {
+        // Also for projects stored before Ansible:LocalRepositoryRoots left their directory out.
+        if (local.Refusal(project.GitRepo) is { } notAllowed)
+            throw new GitException($"{project.GitRepo}: {notAllowed}");
         var credential = await CredentialOfAsync(project, ct);
         using var held = await LockAsync(project.Id, ct);
         var mirror = Mirror(project.Id);
@@ -64,24 +69,68 @@ internal sealed class ProjectCache(GitRunner git, CredentialStore credentials, I
             ?? throw new GitException($"'{project.Ref}' is not a branch, tag or commit of {project.GitRepo}", aboutRef: true);
     }
 
-    /// <summary>The checkout of <paramref name="commit"/>, made from the project's mirror if no run made it before.</summary>
+    /// <summary>
+    /// The checkout of <paramref name="commit"/>, made from the project's mirror if no run made it before (or it was
+    /// pruned). A run uses it while its job, which pinned the commit before asking, has not finished: pruning keeps it.
+    /// </summary>
     public async Task<string> CheckoutAsync(ProjectInfo project, string commit, CancellationToken ct)
     {
+        using var lease = await LeaseAsync(project, commit, ct);
+        return lease.Path;
+    }
+
+    /// <summary>
+    /// The checkout of <paramref name="commit"/>, kept from pruning by this process until the lease is disposed: for
+    /// a reader that has no job pinning the commit (an inventory source).
+    /// </summary>
+    public async Task<CheckoutLease> LeaseAsync(ProjectInfo project, string commit, CancellationToken ct)
+    {
         var target = Checkout(commit);
-        if (Directory.Exists(target))
-            return target;
         var mirror = Mirror(project.Id);
-        if (!Directory.Exists(mirror) || await ResolveCommitAsync(mirror, commit, ct) is null)
+        if (!Directory.Exists(target) && (!Directory.Exists(mirror) || await ResolveCommitAsync(mirror, commit, ct) is null))
             await SyncAsync(project, ct); // a pinned commit on a fresh data dir (another worker fetched it first)
         using var held = await LockAsync(project.Id, ct);
-        if (Directory.Exists(target))
-            return target;
+        for (var attempt = 1; ; attempt++)
+        {
+            var made = !Directory.Exists(target) && await MakeAsync(project, mirror, commit, target, ct);
+            CheckoutLease lease;
+            List<string> doomed;
+            using (await LockAsync(CheckoutsLock, ct))
+            {
+                // Another project's prune may have taken it between the check above and this lock: make it again.
+                if (!Directory.Exists(target))
+                {
+                    if (attempt < 3)
+                        continue;
+                    throw new IOException($"the checkout of {commit} was pruned as soon as it was made, {attempt} times");
+                }
+                lease = Use(commit, target);
+                try
+                {
+                    RecordUse(project.Id, commit);
+                    // Only a new checkout adds to the disk; pruning then keeps the count where it was.
+                    doomed = made ? await SetAsideAsync(commit, ct) : [];
+                }
+                catch
+                {
+                    lease.Dispose();
+                    throw;
+                }
+            }
+            Delete(doomed); // renamed away under the lock; removing the files takes no lock
+            return lease;
+        }
+    }
+
+    /// <summary>git checkout into a work directory named after this process, renamed into place; false when another process made it first.</summary>
+    private async Task<bool> MakeAsync(ProjectInfo project, string mirror, string commit, string target, CancellationToken ct)
+    {
         if (await ResolveCommitAsync(mirror, commit, ct) is null)
             throw new GitException($"commit {commit} is no longer in {project.GitRepo}");
         Directory.CreateDirectory(Path.GetDirectoryName(target)!);
         var temp = directories.Create("checkout").FullName;
         // Named after this process: the start-up sweep removes those of processes that are gone (SweepLeftovers).
-        var work = Path.Combine(Path.GetDirectoryName(target)!, WorkPrefix + directories.ProcessId + "-" + Guid.NewGuid().ToString("N"));
+        var work = WorkDirectory();
         try
         {
             Directory.CreateDirectory(work);
@@ -90,12 +139,13 @@ internal sealed class ProjectCache(GitRunner git, CredentialStore credentials, I
             try
             {
                 Directory.Move(work, target);
+                return true;
             }
             catch (IOException) when (Directory.Exists(target))
             {
                 // Another process on this data dir made it first: same commit, same files.
+                return false;
             }
-            return target;
         }
         finally
         {
@@ -104,6 +154,8 @@ internal sealed class ProjectCache(GitRunner git, CredentialStore credentials, I
                 Directory.Delete(work, recursive: true);
         }
     }
+
+    private string WorkDirectory() => Path.Combine(Root, "checkouts", WorkPrefix + directories.ProcessId + "-" + Guid.NewGuid().ToString("N"));
 
     private const string WorkPrefix = ".tmp-";
 
@@ -131,12 +183,17 @@ internal sealed class ProjectCache(GitRunner git, CredentialStore credentials, I
         }
     }
 
-    /// <summary>Removes the project's mirror (checkouts are per commit and may serve other projects).</summary>
+    /// <summary>
+    /// Removes the project's mirror and its list of checkouts (checkouts are per commit and may serve other projects;
+    /// the next prune removes those no other project keeps).
+    /// </summary>
     public async Task ForgetAsync(string projectId, CancellationToken ct)
     {
         using var held = await LockAsync(projectId, ct);
         if (Directory.Exists(Mirror(projectId)))
             Directory.Delete(Mirror(projectId), recursive: true);
+        using (await LockAsync(CheckoutsLock, ct))
+            File.Delete(UsedList(projectId));
     }
 
     private async Task<CredentialSecret?> CredentialOfAsync(ProjectInfo project, CancellationToken ct) =>

@@ -1,4 +1,5 @@
 using Dapper;
+using Npgsql;
 using Opsgate.Server.Engine;
 using Opsgate.Server.Persistence;
 
@@ -88,6 +89,27 @@ internal sealed class ProjectStore(Database database, JobStore jobs, JobSignals 
         await using var connection = await database.OpenAsync(ct);
         return await connection.ExecuteScalarAsync<long>(
             "SELECT COUNT(*) FROM project_pins WHERE job_id = @jobId AND project_id = @projectId AND commit_sha = @commit", new { jobId, projectId, commit }) > 0;
+    }
+
+    /// <summary>
+    /// Every commit a job that has not finished (pending, waiting for approval, running) may run: the pins of its steps,
+    /// and a <c>project_commit</c> parameter (a shard not yet started runs its parent's commit). The project checkout
+    /// cache keeps these whatever their age.
+    /// </summary>
+    public async Task<HashSet<string>> PinnedCommitsAsync(CancellationToken ct)
+    {
+        await using var connection = await database.OpenAsync(ct);
+        var given = connection is NpgsqlConnection
+            ? "SELECT params::jsonb ->> 'project_commit' FROM jobs WHERE status IN (@pending, @waiting, @running) AND jsonb_typeof(params::jsonb -> 'project_commit') = 'string'"
+            : "SELECT json_extract(params, '$.project_commit') FROM jobs WHERE status IN (@pending, @waiting, @running) AND json_type(params, '$.project_commit') = 'text'";
+        var commits = await connection.QueryAsync<string>(new CommandDefinition(
+            $"""
+            SELECT p.commit_sha FROM project_pins p JOIN jobs j ON j.id = p.job_id WHERE j.status IN (@pending, @waiting, @running)
+            UNION
+            {given}
+            """,
+            new { pending = JobStatus.Pending, waiting = JobStatus.WaitingApproval, running = JobStatus.Running }, cancellationToken: ct));
+        return commits.ToHashSet(StringComparer.Ordinal);
     }
 
     /// <summary>

@@ -180,7 +180,7 @@ public sealed class CredentialUseTests
         using var repo = await GitRepo.CreateAsync();
         await repo.CommitAsync("one", ("site.yml", Site));
         using var keys = new TempDir();
-        await using var server = await OpsgateServer.StartAsync(provider);
+        await using var server = await OpsgateServer.StartAsync(provider, [repo.AllowArg]);
         await CreateCredentialAsync(server, keys, "forge", new { min_role = "admin" });
         var created = await server.Admin.PostAsJsonAsync("/api/v1/projects", new { name = "site", git_repo = repo.Bare, @ref = "main" }, OpsgateServer.Json);
         Assert.Equal(HttpStatusCode.Created, created.StatusCode);

@@ -17,6 +17,9 @@ public sealed class GitRepo : IDisposable
 
     private string Work => Path.Combine(_dir.Path, "work");
 
+    /// <summary>The server argument that allows this repository (Ansible:LocalRepositoryRoots, here its own directory).</summary>
+    public string AllowArg => $"--Ansible:LocalRepositoryRoots:0={_dir.Path}";
+
     public static async Task<GitRepo> CreateAsync()
     {
         var repo = new GitRepo();

@@ -249,7 +249,7 @@ public sealed class InventorySecretTests
             $"all:\n  vars: {{{LocalVars}}}\n  hosts:\n    s1: {{ansible_password: \"{password}\", role: app}}\n";
         var (first, second) = ($"first-{Guid.NewGuid():N}", $"second-{Guid.NewGuid():N}");
         await repo.CommitAsync("one", ("inventory/hosts.yml", Inventory(first)));
-        await using var server = await StartAsync(provider, playbooks, ("pw.yml", """
+        await using var server = await StartAsync(provider, playbooks, [repo.AllowArg], ("pw.yml", """
             - hosts: all
               gather_facts: false
               tasks:

@@ -45,7 +45,7 @@ public sealed class InventorySourceTests
         using var repo = await GitRepo.CreateAsync();
         var one = await repo.CommitAsync("one", ("inventory/hosts.py", Script("s1", "s2")), ("site.yml", Playbook));
         Environment.SetEnvironmentVariable("OPSGATE_SOURCE_TEST_CANARY", "server-secret");
-        await using var server = await OpsgateServer.StartAsync(provider);
+        await using var server = await OpsgateServer.StartAsync(provider, [repo.AllowArg]);
         await CreateProjectAsync(server, "cmdb", repo.Bare);
 
         var created = await Created(await PostSource(server, "dyn", "cmdb", "inventory/hosts.py", env: "prod"));
@@ -111,7 +111,7 @@ public sealed class InventorySourceTests
             ("fleet/10-hosts.yml", "all:\n  hosts:\n    a1: {role: db}\n    a2: {role: web}\n    a3: {role: web}\n"),
             ("fleet/20-constructed.yml", "plugin: constructed\nstrict: true\nkeyed_groups:\n  - key: role\n    prefix: role\ncompose:\n  upper: role | upper\n"),
             ("fleet/group_vars/all.yml", "from_group_vars: 42\n"));
-        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite);
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, [repo.AllowArg]);
         await CreateProjectAsync(server, "inv", "file://" + repo.Bare);
 
         var file = await Created(await PostSource(server, "static", "inv", "static.yml"));
@@ -147,14 +147,14 @@ public sealed class InventorySourceTests
         await repo.CommitLinkAsync("a loop back to the root, which holds the links out", "cycle/back", "..");
         await repo.CommitLinkAsync("a link to itself", "self.yml", "self.yml");
         // The default limit (2 min): on a loaded machine ansible-inventory alone may take seconds.
-        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite);
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, [repo.AllowArg]);
         await CreateProjectAsync(server, "p", repo.Bare);
 
         var broken = await Problem.AssertAsync(await PostSource(server, "x", "p", "broken.py"), HttpStatusCode.BadRequest);
         Assert.Contains("cannot reach the CMDB at cmdb.example.com", broken, StringComparison.Ordinal);
         Assert.Contains("broken.py", broken, StringComparison.Ordinal);
         Assert.DoesNotContain(server.DataDir, broken, StringComparison.Ordinal);
-        await using (var impatient = await OpsgateServer.StartAsync(Provider.Sqlite, ["--Ansible:InventoryTimeout=00:00:03"]))
+        await using (var impatient = await OpsgateServer.StartAsync(Provider.Sqlite, ["--Ansible:InventoryTimeout=00:00:03", repo.AllowArg]))
         {
             // A script that never ends is stopped at the limit (it sleeps 120 s, far past any slowness of the machine).
             await CreateProjectAsync(impatient, "p", repo.Bare);

@@ -22,7 +22,7 @@ public sealed class ProjectEnvironmentTests
     {
         using var repo = await GitRepo.CreateAsync();
         await repo.CommitAsync("one", ("site.yml", Site));
-        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, ["--Ansible:GitCommand=/nonexistent/git"]);
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, ["--Ansible:GitCommand=/nonexistent/git", repo.AllowArg]);
 
         var detail = await Problem.AssertAsync(await CreateProjectAsync(server, "p", repo.Bare, "main"), HttpStatusCode.ServiceUnavailable);
         Assert.Contains("Ansible:GitCommand", detail, StringComparison.Ordinal);
@@ -35,7 +35,7 @@ public sealed class ProjectEnvironmentTests
     {
         using var repo = await GitRepo.CreateAsync();
         var one = await repo.CommitAsync("one", ("site.yml", Site));
-        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite);
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, [repo.AllowArg]);
         var created = await CreateProjectAsync(server, "p", repo.Bare, "main");
         Assert.Equal(HttpStatusCode.Created, created.StatusCode);
         var id = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;

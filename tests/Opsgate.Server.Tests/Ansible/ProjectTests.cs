@@ -58,7 +58,7 @@ public sealed class ProjectTests
         await repo.TagAsync("v1");
         var two = await repo.CommitAsync("two", ("site.yml", Playbook("two")), ("nested/other.yml", Playbook("nested two")));
         await repo.TagAsync("v2");
-        await using var server = await OpsgateServer.StartAsync(provider);
+        await using var server = await OpsgateServer.StartAsync(provider, [repo.AllowArg]);
         var inventory = await StoreInventoryAsync(server.Admin, Inventory(["h1"]));
 
         await CreateProjectAsync(server, "at-v1", repo.Bare, "v1");
@@ -107,7 +107,7 @@ public sealed class ProjectTests
         using var repo = await GitRepo.CreateAsync();
         var one = await repo.CommitAsync("one", ("site.yml", Playbook("one")),
             ("rolling.yml", "- hosts: all\n  serial: 1\n  gather_facts: false\n  tasks:\n    - debug: {msg: hi}\n"));
-        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite);
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, [repo.AllowArg]);
         var inventory = await StoreInventoryAsync(server.Admin, Inventory(["h1", "h2", "h3"]));
         await CreateProjectAsync(server, "main", "file://" + repo.Bare, "main");
 
@@ -155,7 +155,7 @@ public sealed class ProjectTests
                   when: not g.stat.exists
                 - debug: {msg: "release one"}
             """));
-        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite);
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, [repo.AllowArg]);
         await CreateProjectAsync(server, "gated", repo.Bare, "main");
 
         var (job, _) = await RunAsync(server, new { project = "gated", playbook = "site.yml", inventory = await StoreInventoryAsync(server.Admin, Inventory(["h1"])), extra_vars = new { gate } });
@@ -183,10 +183,10 @@ public sealed class ProjectTests
         await repo.TagAsync("v1");
         using var outside = new TempDir();
         await File.WriteAllTextAsync(Path.Combine(outside.Path, "evil.yml"), Playbook("evil"));
-        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite);
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, [repo.AllowArg]);
 
         // git's own message for a repository or a ref that is not there.
-        var detail = await Problem.AssertAsync(await TryCreateProjectAsync(server, "p", Path.Combine(outside.Path, "missing.git")), HttpStatusCode.BadRequest);
+        var detail = await Problem.AssertAsync(await TryCreateProjectAsync(server, "p", Path.Combine(Path.GetDirectoryName(repo.Bare)!, "missing.git")), HttpStatusCode.BadRequest);
         Assert.Contains("git_repo", detail, StringComparison.Ordinal);
         Assert.Contains("does not appear to be a git repository", detail, StringComparison.Ordinal);
         detail = await Problem.AssertAsync(await TryCreateProjectAsync(server, "p", repo.Bare, "no-such-branch"), HttpStatusCode.BadRequest);
@@ -375,7 +375,7 @@ public sealed class ProjectTests
                 kind: ansible.run
                 with: {project: "{{ params.project }}", playbook: site.yml, credential: "{{ params.credential }}", inventory: "{{ params.inventory }}"}
             """);
-        await using var server = await OpsgateServer.StartAsync(provider, [$"--Jobs:RunbookDirectory={runbooks.Path}"]);
+        await using var server = await OpsgateServer.StartAsync(provider, [$"--Jobs:RunbookDirectory={runbooks.Path}", repo.AllowArg]);
         using var keys = new TempDir();
         var created = await server.Admin.PostAsJsonAsync("/api/v1/credentials", new { name = "held", kind = "ssh_key", secret = await SshTarget.NewKeyAsync(keys) }, OpsgateServer.Json);
         Assert.Equal(HttpStatusCode.Created, created.StatusCode);
@@ -410,7 +410,7 @@ public sealed class ProjectTests
     {
         using var repo = await GitRepo.CreateAsync();
         var commit = await repo.CommitAsync("one", ("site.yml", Playbook("one")), ("roles/r/tasks/main.yml", "- debug: {msg: role}\n"));
-        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite);
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, [repo.AllowArg]);
         await CreateProjectAsync(server, "shared", repo.Bare, "main");
 
         var inventory = await StoreInventoryAsync(server.Admin, Inventory(["h1"]));

@@ -20,7 +20,7 @@ internal sealed class InventorySourceException(string field, string message, int
 /// <see cref="InventoryExpander.SourcePlugins"/>, in the checkout, with the scrubbed environment. The expansion is
 /// written back as a YAML inventory, which is what runs read, so a sourced version is used exactly like a YAML one.
 /// </summary>
-internal sealed class InventorySources(ProjectStore projects, ProjectCache cache, InventoryExpander expander)
+internal sealed class InventorySources(ProjectStore projects, ProjectCache cache, LocalRepositories local, InventoryExpander expander)
 {
     public const int MaxPathLength = 1024;
 
@@ -29,17 +29,29 @@ internal sealed class InventorySources(ProjectStore projects, ProjectCache cache
     {
         if (path.Length is 0 or > MaxPathLength || path.Any(char.IsControl))
             throw new InventorySourceException("source.path", $"must be a path in the project's checkout, 1-{MaxPathLength} characters");
+        // The rule a project is made under, checked again: the project may predate the setting.
+        if (local.Refusal(project.GitRepo) is { } notAllowed)
+            throw new InventorySourceException("source.project", $"project '{project.Name}': {notAllowed}");
         string commit, checkout;
+        CheckoutLease lease;
         try
         {
             commit = await cache.SyncAsync(project, ct);
             await projects.RecordSyncAsync(project.Id, commit, projects.Now(), ct);
-            checkout = ProjectPaths.RealPath(await cache.CheckoutAsync(project, commit, ct));
+            // No job pins this commit: the lease keeps pruning off it while ansible-inventory reads it.
+            lease = await cache.LeaseAsync(project, commit, ct);
+            checkout = ProjectPaths.RealPath(lease.Path);
         }
         catch (GitException e)
         {
             throw new InventorySourceException("source.project", $"project '{project.Name}': git fetch failed: {e.Message}", StatusCodes.Status502BadGateway);
         }
+        using (lease)
+            return await ReadCheckoutAsync(project, path, commit, checkout, ct);
+    }
+
+    private async Task<SourcedInventory> ReadCheckoutAsync(ProjectInfo project, string path, string commit, string checkout, CancellationToken ct)
+    {
         switch (ProjectPaths.Resolve(checkout, path, directoryAllowed: true, out var full))
         {
             case PathProblem.Outside:

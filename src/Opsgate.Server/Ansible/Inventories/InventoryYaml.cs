@@ -162,14 +162,40 @@ internal static partial class InventoryYaml
         return text.EndsWith("...\n", StringComparison.Ordinal) || text.EndsWith("...\r\n", StringComparison.Ordinal) ? text[..text.LastIndexOf("...", StringComparison.Ordinal)] : text;
     }
 
+    /// <summary>
+    /// JSON (an expansion, or an inventory sent as a JSON object) as ansible YAML. ansible's JSON for a tagged value is an
+    /// object with one key: <c>{"__ansible_unsafe": text}</c> for <c>!unsafe</c>, <c>{"__ansible_vault": ciphertext}</c>
+    /// for <c>!vault</c> (what <c>ansible-inventory --list</c> prints, and what ansible's own JSON reader turns back into
+    /// the tagged value); they are written as the tag again, so ansible reading the YAML sees the value it would have seen
+    /// in the source: a string it never templates, an encrypted value it decrypts.
+    /// </summary>
     internal static YamlNode ToYaml(JsonNode? node) => node switch
     {
         null => new YamlScalarNode("null") { Style = ScalarStyle.Plain },
+        JsonObject { Count: 1 } o when Tagged(o) is { } tagged => tagged,
         JsonObject o => new YamlMappingNode(o.Select(p => new KeyValuePair<YamlNode, YamlNode>(Scalar(p.Key), ToYaml(p.Value)))),
         JsonArray a => new YamlSequenceNode(a.Select(ToYaml)),
         JsonValue v when v.GetValueKind() == JsonValueKind.String => Scalar(v.GetValue<string>()),
         _ => new YamlScalarNode(node.ToJsonString()) { Style = ScalarStyle.Plain }, // numbers, true, false
     };
+
+    private static YamlScalarNode? Tagged(JsonObject o)
+    {
+        var (key, value) = o.First();
+        if (value is not JsonValue v || v.GetValueKind() != JsonValueKind.String)
+            return null;
+        return key switch
+        {
+            // Double quoted: every character, "{{" and line breaks included, comes back as it was.
+            UnsafeKey => new YamlScalarNode(v.GetValue<string>()) { Tag = "!unsafe", Style = ScalarStyle.DoubleQuoted },
+            // Literal, as ansible-vault writes it: the ciphertext is lines of hex.
+            VaultKey => new YamlScalarNode(v.GetValue<string>()) { Tag = "!vault", Style = ScalarStyle.Literal },
+            _ => null,
+        };
+    }
+
+    private const string UnsafeKey = "__ansible_unsafe";
+    private const string VaultKey = "__ansible_vault";
 
     /// <summary>A string stays a string in ansible's YAML 1.1: anything that could read as a number, boolean, null or date is quoted.</summary>
     private static YamlScalarNode Scalar(string text) =>

@@ -1,0 +1,35 @@
+using Microsoft.Extensions.Options;
+
+namespace Opsgate.Server.Projects;
+
+/// <summary>The project cache and which repositories on the server's own disk projects may use (section <c>Ansible</c>, beside GitCommand).</summary>
+internal sealed class ProjectOptions
+{
+    /// <summary>Checkouts kept per project: its most recently used commits (commits an unfinished job pins are kept as well).</summary>
+    public int KeepCheckouts { get; set; } = 5;
+
+    /// <summary>
+    /// Directories whose repositories projects may name by a local path or a <c>file://</c> URL. Empty (the default):
+    /// none, since such a project lets an operator read any repository the server's user can read.
+    /// </summary>
+    public List<string> LocalRepositoryRoots { get; set; } = [];
+}
+
+internal sealed class ProjectOptionsValidator : IValidateOptions<ProjectOptions>
+{
+    public ValidateOptionsResult Validate(string? name, ProjectOptions options)
+    {
+        var errors = new List<string>();
+        if (options.KeepCheckouts is < 1 or > 1000)
+            errors.Add($"Ansible:KeepCheckouts must be between 1 and 1000, not {options.KeepCheckouts}");
+        for (var i = 0; i < options.LocalRepositoryRoots.Count; i++)
+        {
+            var root = options.LocalRepositoryRoots[i];
+            if (!Path.IsPathFullyQualified(root))
+                errors.Add($"Ansible:LocalRepositoryRoots:{i} must be an absolute path, not '{root}'");
+            else if (!Directory.Exists(root))
+                errors.Add($"Ansible:LocalRepositoryRoots:{i} '{root}' is not a directory");
+        }
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+}
