@@ -82,7 +82,7 @@ public sealed class RetryFailedHostsTests
         using var repo = await GitRepo.CreateAsync();
         var one = await repo.CommitAsync("one", ("site.yml", Playbook("one")));
         using var playbooks = new TempDir();
-        await using var server = await StartAsync(provider, playbooks);
+        await using var server = await StartAsync(provider, playbooks, [repo.AllowArg]);
         var created = await server.Admin.PostAsJsonAsync("/api/v1/projects", new { name = "site", git_repo = "file://" + repo.Bare, @ref = "main" }, OpsgateServer.Json);
         Assert.True(created.StatusCode == HttpStatusCode.Created, await created.Content.ReadAsStringAsync());
         var inventory = await StoreInventoryAsync(server.Admin, Hosts("first"), "fleet");
