@@ -41,6 +41,9 @@ internal sealed class LocalSecretStore : ISecretStore, IDisposable
     private readonly Database _database;
     private readonly TimeProvider _time;
     private readonly AesGcm _aes;
+    // One AesGcm is not safe for concurrent use (on OpenSSL two shards decrypting at once failed with "cipher
+    // operation failed"); the operations are microseconds, so one lock is cheaper than a cipher per call.
+    private readonly Lock _cipher = new();
 
     public LocalSecretStore(Database database, TimeProvider time, IOptions<SecretsOptions> options, IOptions<OpsgateOptions> opsgate)
     {
@@ -54,7 +57,8 @@ internal sealed class LocalSecretStore : ISecretStore, IDisposable
         var nonce = RandomNumberGenerator.GetBytes(NonceSize);
         var sealedValue = new byte[NonceSize + TagSize + value.Length];
         nonce.CopyTo(sealedValue, 0);
-        _aes.Encrypt(nonce, value, sealedValue.AsSpan(NonceSize + TagSize), sealedValue.AsSpan(NonceSize, TagSize), Encoding.UTF8.GetBytes(name));
+        lock (_cipher)
+            _aes.Encrypt(nonce, value, sealedValue.AsSpan(NonceSize + TagSize), sealedValue.AsSpan(NonceSize, TagSize), Encoding.UTF8.GetBytes(name));
         var now = _time.GetUtcNow().UtcDateTime.TruncateToMicroseconds();
         await using var write = await _database.WriteAsync(ct);
         await write.Connection.ExecuteAsync(
@@ -78,7 +82,8 @@ internal sealed class LocalSecretStore : ISecretStore, IDisposable
         var plain = new byte[sealedValue.Length - NonceSize - TagSize];
         try
         {
-            _aes.Decrypt(sealedValue.AsSpan(0, NonceSize), sealedValue.AsSpan(NonceSize + TagSize), sealedValue.AsSpan(NonceSize, TagSize), plain, Encoding.UTF8.GetBytes(name));
+            lock (_cipher)
+                _aes.Decrypt(sealedValue.AsSpan(0, NonceSize), sealedValue.AsSpan(NonceSize + TagSize), sealedValue.AsSpan(NonceSize, TagSize), plain, Encoding.UTF8.GetBytes(name));
         }
         catch (AuthenticationTagMismatchException)
         {

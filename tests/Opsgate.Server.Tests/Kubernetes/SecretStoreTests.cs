@@ -34,6 +34,24 @@ public sealed class SecretStoreTests
         Assert.Null(await store.GetAsync("cluster/a/kubeconfig", default));
     }
 
+    /// <summary>Shards of one run read their sealed parameters at the same moment: every read must decrypt.</summary>
+    [Fact]
+    public async Task Concurrent_reads_all_decrypt()
+    {
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite);
+        var store = server.App.Services.GetRequiredService<ISecretStore>();
+        var names = Enumerable.Range(0, 8).Select(i => $"job/{i}/params").ToList();
+        foreach (var name in names)
+            await store.PutAsync(name, Encoding.UTF8.GetBytes("value of " + name), default);
+
+        var reads = names.Select(name => Task.Run(async () =>
+        {
+            for (var i = 0; i < 200; i++)
+                Assert.Equal("value of " + name, Encoding.UTF8.GetString((await store.GetAsync(name, default))!));
+        }));
+        await Task.WhenAll(reads);
+    }
+
     [Fact]
     public async Task Without_a_configured_key_a_private_key_file_is_created_in_the_data_dir()
     {
