@@ -90,6 +90,10 @@ internal sealed partial class AnsibleRunStep
             var checkout = await cache.CheckoutAsync(project, commit, ct);
             return (ResolvePlaybook(relative, checkout, $"project '{project.Name}'"), project, commit, checkout);
         }
+        catch (GitException e) when (e.Refused)
+        {
+            throw new StepFailedException($"project '{project.Name}': {e.Message}");
+        }
         catch (GitException e)
         {
             // The remote may be back on the next attempt.

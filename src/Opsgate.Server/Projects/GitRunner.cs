@@ -12,6 +12,9 @@ namespace Opsgate.Server.Projects;
 internal sealed class GitException(string message, bool aboutRef = false) : Exception(message)
 {
     public bool AboutRef { get; } = aboutRef;
+
+    /// <summary>A refusal by this server's settings (a local repository outside Ansible:LocalRepositoryRoots): trying again changes nothing.</summary>
+    public bool Refused { get; init; }
 }
 
 /// <summary>The git command could not be started (missing, not executable): this server's setup, not the request.</summary>

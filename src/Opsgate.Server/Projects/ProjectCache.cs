@@ -47,7 +47,7 @@ internal sealed partial class ProjectCache(
     {
         // Also for projects stored before Ansible:LocalRepositoryRoots left their directory out.
         if (local.Refusal(project.GitRepo) is { } notAllowed)
-            throw new GitException($"{project.GitRepo}: {notAllowed}");
+            throw new GitException($"{project.GitRepo}: {notAllowed}") { Refused = true };
         var credential = await CredentialOfAsync(project, ct);
         using var held = await LockAsync(project.Id, ct);
         var mirror = Mirror(project.Id);

@@ -67,7 +67,7 @@ public sealed class LocalRepositoryTests
     public async Task A_project_made_before_its_root_was_removed_is_neither_synced_nor_read_as_an_inventory_source()
     {
         using var repo = await GitRepo.CreateAsync();
-        await repo.CommitAsync("one", ("hosts.yml", "all:\n  hosts:\n    h1:\n"));
+        await repo.CommitAsync("one", ("hosts.yml", "all:\n  hosts:\n    h1:\n"), ("site.yml", "- hosts: all\n  gather_facts: false\n  tasks: [{debug: {msg: hi}}]\n"));
         using var data = new TempDir();
         var args = new[] { $"--DataDir={data.Path}" };
         await using (var before = await OpsgateServer.StartAsync(Provider.Sqlite, [.. args, repo.AllowArg]))
@@ -82,6 +82,13 @@ public sealed class LocalRepositoryTests
         var source = await after.Admin.PostAsJsonAsync("/api/v1/inventories", new { name = "fleet2", source = new { project = "cmdb", path = "hosts.yml" } }, OpsgateServer.Json);
         detail = await Problem.AssertAsync(source, HttpStatusCode.BadRequest);
         Assert.Contains(Setting, detail, StringComparison.Ordinal);
+
+        // A run of it fails at once, naming the setting: no retries of something only the settings can change.
+        var run = await Jobs.SubmitAsync(after.Admin, "ansible-playbook", new { project = "cmdb", playbook = "site.yml", inventory = "fleet" });
+        var job = await Jobs.WaitAsync(after.Admin, run, timeout: TimeSpan.FromSeconds(60));
+        Assert.Equal("failed", job.Status());
+        Assert.Equal(1, job.Step("playbook").GetProperty("attempts").GetInt32());
+        Assert.Contains(Setting, job.Step("playbook").GetProperty("detail").GetString(), StringComparison.Ordinal);
     }
 
     [Fact]
