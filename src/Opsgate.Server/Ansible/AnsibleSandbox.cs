@@ -61,7 +61,7 @@ internal sealed partial class AnsibleSandbox(
         if (bwrap is null)
             return $"bwrap (Debian package bubblewrap) was not found in {AnsibleProcess.SafePath}";
         var psi = new ProcessStartInfo(bwrap);
-        foreach (var arg in new[] { "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--unshare-pid", "--die-with-parent", "--new-session", "--", "true" })
+        foreach (var arg in new[] { "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--unshare-pid", "--", "true" })
             psi.ArgumentList.Add(arg);
         psi.Environment.Clear();
         psi.Environment["PATH"] = AnsibleProcess.SafePath;
@@ -86,21 +86,20 @@ internal sealed partial class AnsibleSandbox(
     /// </summary>
     public void Wrap(ProcessStartInfo psi, SandboxPaths paths)
     {
-        var command = new List<string>(psi.ArgumentList.Count + 1) { psi.FileName };
-        command.AddRange(psi.ArgumentList);
+        // setsid makes ansible-playbook the leader of a new session and process group with its own pid, so signals can
+        // reach the whole group (and the callback plugin's killpg reaches ansible's, not the sandbox's first process's);
+        // --wait keeps the exit code should setsid ever need to fork.
+        List<string> command = [AnsibleProcess.FindOnSafePath("setsid"), "--wait", psi.FileName, .. psi.ArgumentList];
         psi.ArgumentList.Clear();
-        if (Bwrap is not { } bwrap)
+        if (Bwrap is { } bwrap)
         {
-            psi.FileName = AnsibleProcess.FindOnSafePath("setsid");
-            // setsid makes ansible-playbook the leader of a new process group with its own pid, so signals can reach
-            // the whole group; --wait keeps the exit code should setsid ever need to fork.
-            psi.ArgumentList.Add("--wait");
+            psi.FileName = bwrap;
+            command = [.. Arguments(paths), .. command];
         }
         else
         {
-            psi.FileName = bwrap;
-            foreach (var arg in Arguments(paths))
-                psi.ArgumentList.Add(arg);
+            psi.FileName = command[0];
+            command.RemoveAt(0);
         }
         foreach (var arg in command)
             psi.ArgumentList.Add(arg);
@@ -114,24 +113,31 @@ internal sealed partial class AnsibleSandbox(
         // 1. What the operator lets local tasks write.
         foreach (var writable in WritablePaths(o))
             args.AddRange(["--bind", writable, writable]);
-        // 2. Hidden, also inside a writable path: the data dir (database, secret key, projects, every run's directory),
-        //    the server user's home (ssh keys, cloud credentials; an empty writable one lets ansible's local
-        //    connection make ~/.ansible/tmp), and single files the server reads secrets from.
-        foreach (var dir in HiddenDirectories())
+        // 2. The playbook's tree, read-only even inside a writable path.
+        var tree = PlaybookTree(paths.Playbook, o);
+        args.AddRange(["--ro-bind", tree, tree]);
+        // 3. Hidden, also inside a writable path or the playbook's tree: the data dir (database, secret key, projects,
+        //    every run's directory), the server user's home (ssh keys, cloud credentials; an empty writable one lets
+        //    ansible's local connection make ~/.ansible/tmp), and single files the server reads secrets from.
+        var hidden = HiddenDirectories();
+        foreach (var dir in hidden)
             args.AddRange(["--tmpfs", dir]);
         foreach (var file in HiddenFiles())
             args.AddRange(["--ro-bind", "/dev/null", file]);
-        // 3. This run's own directories, back on top of the hidden ones.
+        // 4. Back on top of the hidden ones: the playbook's tree when it is inside one (a project checkout, an inline
+        //    playbook's directory), never one that holds a hidden directory; then this run's own directories.
+        if (hidden.Any(h => Under(tree, h) && tree != h))
+            args.AddRange(["--ro-bind", tree, tree]);
         args.AddRange(["--bind", paths.RunDirectory, paths.RunDirectory]);
         if (paths.SocketDirectory is { } sockets)
             args.AddRange(["--bind", sockets, sockets]);
-        // 4. The playbook's tree, read-only even inside a writable path.
-        foreach (var tree in PlaybookTrees(paths.Playbook, o))
-            args.AddRange(["--ro-bind", tree, tree]);
         // A pid namespace: /proc shows the sandbox's processes only (not the server's environment), and everything in
-        // it dies with its first process. --new-session makes that process lead the group a stop signals. The
-        // network is the host's: ansible reaches its machines over SSH.
-        args.AddRange(["--unshare-pid", "--die-with-parent", "--new-session", "--chdir", paths.RunDirectory, "--"]);
+        // it dies with its first process (bwrap's, which waits for ansible). The network is the host's: ansible reaches
+        // its machines over SSH. No --die-with-parent: its PR_SET_PDEATHSIG fires when the *thread* that started bwrap
+        // exits, and .NET starts it from a pool thread that may retire mid-run (runs were killed so); a server that
+        // dies is noticed by the callback plugin, which stops the run. No --new-session: setsid below does that for
+        // ansible itself.
+        args.AddRange(["--unshare-pid", "--chdir", paths.RunDirectory, "--"]);
         return args;
     }
 
@@ -168,22 +174,15 @@ internal sealed partial class AnsibleSandbox(
     /// <c>{DataDir}/projects/checkouts/&lt;commit&gt;</c>), <c>Ansible:PlaybookDirectory</c>, or the directory of an
     /// inline playbook.
     /// </summary>
-    private IEnumerable<string> PlaybookTrees(string playbook, AnsibleOptions o)
+    private string PlaybookTree(string playbook, AnsibleOptions o)
     {
         var file = Path.GetFullPath(playbook);
         var checkouts = Path.Combine(Path.GetFullPath(opsgate.Value.DataDir), "projects", "checkouts");
         if (Under(file, checkouts))
-        {
-            var commit = file[(checkouts.Length + 1)..].Split('/')[0];
-            yield return Path.Combine(checkouts, commit);
-            yield break;
-        }
+            return Path.Combine(checkouts, file[(checkouts.Length + 1)..].Split('/')[0]);
         if (o.PlaybookDirectory is { Length: > 0 } dir && Under(file, Path.GetFullPath(dir)))
-        {
-            yield return Path.GetFullPath(dir);
-            yield break;
-        }
-        yield return Path.GetDirectoryName(file)!;
+            return Path.GetFullPath(dir);
+        return Path.GetDirectoryName(file)!;
     }
 
     private static bool Under(string path, string dir) =>
@@ -191,16 +190,21 @@ internal sealed partial class AnsibleSandbox(
 
     /// <summary>
     /// The process group a stop signals: without a sandbox the process itself (setsid made it the leader); inside
-    /// bwrap the sandbox's first process, bwrap's child, which --new-session made the leader (bwrap itself dies on
+    /// bwrap ansible-playbook, the child of the sandbox's first process (bwrap itself is not signalled: it dies on
     /// SIGINT, and would take the sandbox down with it before ansible could stop cleanly). Null while there is none yet.
     /// </summary>
     public int? ProcessGroup(Process process)
     {
         if (Bwrap is null)
             return process.Id;
+        return OnlyChild(process.Id) is { } first ? OnlyChild(first) : null;
+    }
+
+    private static int? OnlyChild(int pid)
+    {
         try
         {
-            var children = File.ReadAllText($"/proc/{process.Id}/task/{process.Id}/children").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            var children = File.ReadAllText($"/proc/{pid}/task/{pid}/children").Split(' ', StringSplitOptions.RemoveEmptyEntries);
             return children.Length == 1 ? int.Parse(children[0], CultureInfo.InvariantCulture) : null;
         }
         catch (IOException)
