@@ -67,6 +67,7 @@ internal sealed partial class AnsibleProcess(
             using var process = Start(files, run, o, agent);
             LogStarted(logger, run.JobId, run.StepName, process.Id);
             process.StandardInput.Close(); // nothing may wait on a prompt
+            var init = await sandbox.FindInitAsync(process);
 
             using var drain = new CancellationTokenSource();
             using var accepting = CancellationTokenSource.CreateLinkedTokenSource(drain.Token);
@@ -91,6 +92,11 @@ internal sealed partial class AnsibleProcess(
                 await StopAsync(process, run, o);
             }
 
+            // Before draining: what is left of the run could hold its output pipes open (in a sandbox, bwrap's init
+            // waits for every process in it).
+            await CloseSshMastersAsync(files.ControlPath);
+            AnsibleSandbox.EndNamespace(init);
+
             // The plugin connects when ansible starts; a run that ended before loading callbacks (bad arguments,
             // a broken playbook) has no connection waiting, and the accept ends now rather than at the drain limit.
             if (!listener.Poll(0, SelectMode.SelectRead))
@@ -108,9 +114,6 @@ internal sealed partial class AnsibleProcess(
             }
             writer.Complete();
             await writer.Completion;
-            // In the sandbox the masters were in its pid namespace and died with it.
-            if (sandbox.Bwrap is null)
-                await CloseSshMastersAsync(files.ControlPath);
             LogExited(logger, run.JobId, process.ExitCode, writer.Events);
             lock (stderrTail)
                 return new AnsibleRunResult(process.ExitCode, stopped, writer.Tally, string.Join('\n', stderrTail), writer.Events, writer.LeaseLost);

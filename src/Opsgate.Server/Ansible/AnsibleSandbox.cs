@@ -200,6 +200,41 @@ internal sealed partial class AnsibleSandbox(
         return OnlyChild(process.Id) is { } first ? OnlyChild(first) : null;
     }
 
+    /// <summary>
+    /// The sandbox's first process (bwrap's init, pid 1 of the namespace), found just after the start. bwrap reports
+    /// ansible's exit at once but its init waits for every process left in the namespace (an ssh ControlPersist
+    /// master, a daemon a task started); <see cref="EndNamespace"/> kills it, and with it all of them.
+    /// </summary>
+    public async Task<int?> FindInitAsync(Process process)
+    {
+        if (Bwrap is null)
+            return null;
+        for (var i = 0; i < 200 && !process.HasExited; i++)
+        {
+            if (OnlyChild(process.Id) is { } init)
+                return init;
+            await Task.Delay(10);
+        }
+        return null;
+    }
+
+    /// <summary>SIGKILL to the namespace's pid 1, if it is still bwrap's: the kernel kills everything else in it.</summary>
+    public static void EndNamespace(int? init)
+    {
+        if (init is not { } pid)
+            return;
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            if (stat.Contains("(bwrap)", StringComparison.Ordinal))
+                NativeMethods.SignalGroup(pid, NativeMethods.SigKill);
+        }
+        catch (IOException)
+        {
+            // Gone already.
+        }
+    }
+
     private static int? OnlyChild(int pid)
     {
         try
