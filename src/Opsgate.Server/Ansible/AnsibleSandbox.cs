@@ -132,7 +132,7 @@ internal sealed partial class AnsibleSandbox(
         if (paths.SocketDirectory is { } sockets)
             args.AddRange(["--bind", sockets, sockets]);
         // A pid namespace: /proc shows the sandbox's processes only (not the server's environment), and everything in
-        // it dies with its first process (bwrap's, which waits for ansible). The network is the host's: ansible reaches
+        // it dies with its first process (see EndNamespace). The network is the host's: ansible reaches
         // its machines over SSH. No --die-with-parent: its PR_SET_PDEATHSIG fires when the *thread* that started bwrap
         // exits, and .NET starts it from a pool thread that may retire mid-run (runs were killed so); a server that
         // dies is noticed by the callback plugin, which stops the run. No --new-session: setsid below does that for
