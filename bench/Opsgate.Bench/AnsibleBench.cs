@@ -12,7 +12,9 @@ namespace Opsgate.Bench;
 /// One round of the overhead scenario (raw, then the 1-shard job, then the sharded job when that leg is on); seconds are
 /// wall time as the client sees it.
 /// </summary>
-internal sealed record OverheadPair(int Run, double RawSeconds, double OpsgateSeconds, string JobId, ShardedRun? Sharded)
+/// <param name="OpsgateSeconds">The 1-shard job on the main server, whose runs are sandboxed (<c>Ansible:Sandbox=bubblewrap</c>).</param>
+/// <param name="UnsandboxedSeconds">The same job on a server with <c>Ansible:Sandbox=none</c>, or null when that leg is off.</param>
+internal sealed record OverheadPair(int Run, double RawSeconds, double OpsgateSeconds, string JobId, ShardedRun? Sharded, double? UnsandboxedSeconds = null)
 {
     public double Ratio => OpsgateSeconds / RawSeconds;
 }
@@ -44,6 +46,10 @@ internal sealed record OverheadMeasurement(string Database, int Hosts, int Forks
     public double RawMedian => Median(Pairs.Select(p => p.RawSeconds));
     public double OpsgateMedian => Median(Pairs.Select(p => p.OpsgateSeconds));
     public double ShardedMedian => Median(Pairs.Where(p => p.Sharded is not null).Select(p => p.Sharded!.Seconds));
+    public double UnsandboxedMedian => Median(Pairs.Select(p => p.UnsandboxedSeconds).OfType<double>());
+
+    /// <summary>The median wall time with Ansible:Sandbox=none over the median raw wall time.</summary>
+    public double UnsandboxedRatio => UnsandboxedMedian / RawMedian;
 
     /// <summary>The target's figure: the median Opsgate wall time over the median raw wall time.</summary>
     public double Ratio => OpsgateMedian / RawMedian;
@@ -134,6 +140,7 @@ internal static class AnsibleBench
                 $"{options.AnsibleRuns} run(s) each of raw ansible-playbook (Opsgate's environment, no callback plugin; start to exit) and the ansible-playbook job " +
                 "(1 shard; POST /api/v1/jobs to job.finished on its SSE stream)" +
                 (options.AnsibleShards > 1 ? $" and the same job with shards {options.AnsibleShards}" + (options.PostgresConnectionString is null ? "" : " (a second Opsgate process on the same database shares the shards)") : "") +
+                (options.AnsibleUnsandboxed && options.PostgresConnectionString is null ? " and the 1-shard job on a server with Ansible:Sandbox=none (the others: bubblewrap)" : "") +
                 ", alternating, after one unmeasured run of each over 2 hosts; target median Opsgate / median raw <= 1.05" +
                 (options.AnsibleShards > 1 ? $", shard cost median {options.AnsibleShards} shards / median 1 shard <= 1.10" : ""));
         if (options.Runs("ansible-large"))
@@ -155,12 +162,20 @@ internal static class AnsibleBench
         {
             await File.WriteAllTextAsync(Path.Combine(playbooks, "overhead.yml"), OverheadPlaybook, ct);
             await File.WriteAllTextAsync(Path.Combine(playbooks, "large.yml"), LargePlaybook, ct);
-            await using var server = await ServerProcess.StartAsync(options, http, ct, "--Ansible:PlaybookDirectory=" + playbooks);
-            o.WriteLine($"ansible server pid {server.ProcessId} at {server.BaseAddress}, Ansible:PlaybookDirectory={playbooks}");
+            // The main server's runs are sandboxed (bubblewrap required: a machine without it fails here rather than
+            // measuring unsandboxed runs under the sandboxed name); a third server runs the same jobs without the sandbox.
+            await using var server = await ServerProcess.StartAsync(options, http, ct, "--Ansible:PlaybookDirectory=" + playbooks, "--Ansible:Sandbox=bubblewrap");
+            o.WriteLine($"ansible server pid {server.ProcessId} at {server.BaseAddress}, Ansible:PlaybookDirectory={playbooks}, Ansible:Sandbox=bubblewrap");
+            // SQLite only: on PostgreSQL a server on the same database would claim the sandboxed server's jobs too.
+            await using var unsandboxed = options.Runs("ansible") && options.AnsibleUnsandboxed && options.PostgresConnectionString is null
+                ? await ServerProcess.StartAsync(options, http, ct, "--Ansible:PlaybookDirectory=" + playbooks, "--Ansible:Sandbox=none")
+                : null;
+            if (unsandboxed is not null)
+                o.WriteLine($"ansible unsandboxed server pid {unsandboxed.ProcessId} at {unsandboxed.BaseAddress}, Ansible:Sandbox=none");
             // On PostgreSQL a second process on the same database shares the work (shards and parents alike), started after the
             // first is ready so that only one runs the migrations. Requests all go to the first; the second is read for /metrics.
             await using var second = options.PostgresConnectionString is not null && options.Runs("ansible") && options.AnsibleShards > 1
-                ? await ServerProcess.StartAsync(options, null, server.AdminKey, http, ct, "--Ansible:PlaybookDirectory=" + playbooks)
+                ? await ServerProcess.StartAsync(options, null, server.AdminKey, http, ct, "--Ansible:PlaybookDirectory=" + playbooks, "--Ansible:Sandbox=bubblewrap")
                 : null;
             if (second is not null)
                 o.WriteLine($"ansible second server (same database) pid {second.ProcessId} at {second.BaseAddress}");
@@ -173,7 +188,8 @@ internal static class AnsibleBench
                     var servers = new List<(string Name, ServerProcess Server)> { ("A", server) };
                     if (second is not null)
                         servers.Add(("B", second));
-                    overhead.Add(await OverheadAsync(options, o, api, client, servers, playbooks, ct));
+                    var off = unsandboxed is null ? null : new OpsgateApi(client, new Scenarios(client, client, unsandboxed.BaseAddress, unsandboxed.AdminKey), unsandboxed.BaseAddress);
+                    overhead.Add(await OverheadAsync(options, o, api, off, client, servers, playbooks, ct));
                 }
                 catch (BenchException e)
                 {
@@ -202,7 +218,8 @@ internal static class AnsibleBench
     }
 
     private static async Task<OverheadMeasurement> OverheadAsync(
-        BenchOptions options, TextWriter o, OpsgateApi api, HttpClient client, List<(string Name, ServerProcess Server)> servers, string playbooks, CancellationToken ct)
+        BenchOptions options, TextWriter o, OpsgateApi api, OpsgateApi? unsandboxed, HttpClient client, List<(string Name, ServerProcess Server)> servers, string playbooks,
+        CancellationToken ct)
     {
         var shards = options.AnsibleShards > 1 ? options.AnsibleShards.ToString(CultureInfo.InvariantCulture) : null;
         var loadBefore = Load();
@@ -222,6 +239,11 @@ internal static class AnsibleBench
         {
             var raw = await RawAnsible.RunAsync(rawDir, playbook, Forks, RunLimit, ct);
             var job = await api.RunJobAsync("overhead.yml", "bench-overhead-warmup", null, RunLimit, ct);
+            if (unsandboxed is not null)
+            {
+                await unsandboxed.StoreInventoryAsync("bench-overhead-warmup", warmup, null, ct);
+                await unsandboxed.RunJobAsync("overhead.yml", "bench-overhead-warmup", null, RunLimit, ct);
+            }
             var sharded = shards is null ? null : await api.RunJobAsync("overhead.yml", "bench-overhead-warmup", "2", RunLimit, ct);
             o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ansible warm-up (2 hosts, unmeasured): raw {raw.Seconds:0.00} s (exit {raw.ExitCode}), Opsgate {job.Seconds:0.00} s ({job.Status})") +
                 (sharded is null ? "" : string.Create(CultureInfo.InvariantCulture, $", 2 shards {sharded.Seconds:0.00} s ({sharded.Status})")));
@@ -233,6 +255,8 @@ internal static class AnsibleBench
 
         var inventory = Inventory(options.AnsibleHosts);
         await api.StoreInventoryAsync("bench-overhead", inventory, null, ct);
+        if (unsandboxed is not null)
+            await unsandboxed.StoreInventoryAsync("bench-overhead", inventory, null, ct);
         rawDir = RawAnsible.Prepare(inventory);
         try
         {
@@ -253,6 +277,17 @@ internal static class AnsibleBench
                 if (mismatch is not null)
                     failures.Add($"run {run}: job {job.JobId} /hosts differs from the raw PLAY RECAP: {mismatch}");
 
+                double? off = null;
+                if (unsandboxed is not null)
+                {
+                    var offJob = await unsandboxed.RunJobAsync("overhead.yml", "bench-overhead", null, RunLimit, ct);
+                    if (offJob.Status != "succeeded")
+                        failures.Add($"run {run}: unsandboxed job {offJob.JobId} {offJob.Status}: {offJob.Error}");
+                    if (Compare(recap, await unsandboxed.HostsAsync(offJob.JobId, ct)) is { } offMismatch)
+                        failures.Add($"run {run}: unsandboxed job {offJob.JobId} /hosts differs from the raw PLAY RECAP: {offMismatch}");
+                    off = offJob.Seconds;
+                }
+
                 ShardedRun? sharded = null;
                 string? shardedMismatch = null;
                 if (shards is not null)
@@ -271,10 +306,11 @@ internal static class AnsibleBench
                     sharded = new ShardedRun(shardedJob.JobId, shardedJob.Seconds, parentProcess, rows, servers.ToDictionary(s => s.Name, s => after[s.Name] - before[s.Name]));
                 }
 
-                var pair = new OverheadPair(run, raw.Seconds, job.Seconds, job.JobId, sharded);
+                var pair = new OverheadPair(run, raw.Seconds, job.Seconds, job.JobId, sharded, off);
                 pairs.Add(pair);
                 o.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"ansible run {run}: raw {pair.RawSeconds:0.00} s, Opsgate {pair.OpsgateSeconds:0.00} s (job {job.JobId}, {job.Events:N0} events), ratio {pair.Ratio:0.000}") +
+                    $"ansible run {run}: raw {pair.RawSeconds:0.00} s, Opsgate sandboxed {pair.OpsgateSeconds:0.00} s (job {job.JobId}, {job.Events:N0} events), ratio {pair.Ratio:0.000}") +
+                    (off is { } u ? string.Create(CultureInfo.InvariantCulture, $", unsandboxed {u:0.00} s, ratio {u / pair.RawSeconds:0.000}") : "") +
                     (sharded is null ? "" : string.Create(CultureInfo.InvariantCulture, $", {shards} shards {sharded.Seconds:0.00} s (job {sharded.JobId}), penalty {sharded.Seconds / pair.OpsgateSeconds:0.000}")) +
                     $"; recap {Totals(recap)}; /hosts {(mismatch is null ? "equal" : "DIFFERENT")}" +
                     (sharded is null ? "" : $", sharded /hosts {(shardedMismatch is null ? "equal" : "DIFFERENT")}") + $"; load {Load()}");
@@ -448,24 +484,26 @@ internal static class AnsibleBench
         var inv = CultureInfo.InvariantCulture;
         if (results.Overhead.Count > 0)
         {
-            o.WriteLine("| database | hosts | forks | run | raw s | Opsgate (1 shard) s | ratio | shards | sharded s | penalty (sharded / 1 shard) |");
-            o.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+            o.WriteLine("| database | hosts | forks | run | raw s | Opsgate sandboxed (1 shard) s | ratio | unsandboxed s | ratio | shards | sharded s | penalty (sharded / 1 shard) |");
+            o.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
             foreach (var m in results.Overhead)
             {
                 foreach (var p in m.Pairs)
                 {
                     o.WriteLine(string.Create(inv, $"| {m.Database} | {m.Hosts:N0} | {m.Forks} | {p.Run} | {p.RawSeconds:0.00} | {p.OpsgateSeconds:0.00} | {p.Ratio:0.000} | ") +
+                        (p.UnsandboxedSeconds is { } u ? string.Create(inv, $"{u:0.00} | {u / p.RawSeconds:0.000} | ") : "- | - | ") +
                         (p.Sharded is { } sh ? string.Create(inv, $"{m.Shards} | {sh.Seconds:0.00} | {sh.Seconds / p.OpsgateSeconds:0.000} |") : "- | - | - |"));
                 }
             }
             o.WriteLine();
-            o.WriteLine("| database | hosts | runs | raw median s | Opsgate median s | median ratio | median of per-run ratios | load (1/5/15 min, before -> after) | target | result |");
-            o.WriteLine("|---|---:|---:|---:|---:|---:|---:|---|---|---|");
+            o.WriteLine("| database | hosts | runs | raw median s | Opsgate sandboxed median s | median ratio | median of per-run ratios | unsandboxed median s | unsandboxed ratio | load (1/5/15 min, before -> after) | target (sandboxed) | result |");
+            o.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|");
             foreach (var m in results.Overhead)
             {
+                var off = m.Pairs.Any(p => p.UnsandboxedSeconds is not null) ? string.Create(inv, $"{m.UnsandboxedMedian:0.00} | {m.UnsandboxedRatio:0.000} | ") : "- | - | ";
                 o.WriteLine(string.Create(inv,
-                    $"| {m.Database} | {m.Hosts:N0} | {m.Pairs.Count} | {m.RawMedian:0.00} | {m.OpsgateMedian:0.00} | {m.Ratio:0.000} | {OverheadMeasurement.Median(m.Pairs.Select(p => p.Ratio)):0.000} | " +
-                    $"{m.Load} | <= {OverheadMeasurement.MaxRatio:0.00} | {m.Verdict} |"));
+                    $"| {m.Database} | {m.Hosts:N0} | {m.Pairs.Count} | {m.RawMedian:0.00} | {m.OpsgateMedian:0.00} | {m.Ratio:0.000} | {OverheadMeasurement.Median(m.Pairs.Select(p => p.Ratio)):0.000} | ") +
+                    off + string.Create(inv, $"{m.Load} | <= {OverheadMeasurement.MaxRatio:0.00} | {m.Verdict} |"));
             }
             ShardTables(o, results.Overhead);
             foreach (var f in results.Overhead.Where(m => m.Failure is not null))

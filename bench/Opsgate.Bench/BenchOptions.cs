@@ -29,6 +29,7 @@ internal sealed class BenchOptions
           --ansible-hosts N    local hosts in the ansible (overhead) scenario (default 100)
           --ansible-runs N     runs of raw ansible-playbook and of the Opsgate job each, alternating (default 3)
           --ansible-shards N   the ansible scenario's third leg: the same job with shards N (default 4; 0 or 1: no such leg)
+          --ansible-unsandboxed true|false  the ansible scenario's leg on a server with Ansible:Sandbox=none (SQLite only; default true)
           --large-hosts N      hosts in the ansible-large inventory (default 20000)
           --large-shards N|auto  pass shards in the ansible-large job's params (default: not passed)
           --large-cap SECONDS  longest wait for the first task result in ansible-large, raw and Opsgate each (default 120)
@@ -56,6 +57,9 @@ internal sealed class BenchOptions
     public int AnsibleHosts { get; private set; } = 100;
     public int AnsibleRuns { get; private set; } = 3;
     public int AnsibleShards { get; private set; } = 4;
+
+    /// <summary>The ansible scenario's Ansible:Sandbox=none leg (a third server); <c>--ansible-unsandboxed false</c> leaves it out.</summary>
+    public bool AnsibleUnsandboxed { get; private set; } = true;
     public int LargeHosts { get; private set; } = 20_000;
     public string? LargeShards { get; private set; }
     public TimeSpan LargeCap { get; private set; } = TimeSpan.FromSeconds(120);
@@ -108,6 +112,7 @@ internal sealed class BenchOptions
                 case "--ansible-hosts": o.AnsibleHosts = (int)Number(name, Value(), 1, 10_000); break;
                 case "--ansible-runs": o.AnsibleRuns = (int)Number(name, Value(), 1, 20); break;
                 case "--ansible-shards": o.AnsibleShards = (int)Number(name, Value(), 0, 64); break;
+                case "--ansible-unsandboxed": o.AnsibleUnsandboxed = Value() is "true" or "1"; break;
                 case "--large-hosts": o.LargeHosts = (int)Number(name, Value(), 1, 1_000_000); break;
                 case "--large-shards":
                     o.LargeShards = Value();

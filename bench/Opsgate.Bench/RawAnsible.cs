@@ -13,7 +13,7 @@ internal sealed record RawRun(double Seconds, int ExitCode, string Stdout, strin
 
 /// <summary>
 /// The baseline: <c>ansible-playbook</c> run directly, the way Opsgate runs it (src/Opsgate.Server/Ansible/AnsibleProcess.cs)
-/// minus Opsgate's callback plugin: through <c>setsid --wait</c>, no shell, stdin closed, in a private 0700 directory that
+/// minus Opsgate's callback plugin and its sandbox (the baseline is ansible itself): through <c>setsid --wait</c>, no shell, stdin closed, in a private 0700 directory that
 /// holds the inventory, an empty <c>ansible.cfg</c>, HOME, a local temp dir and an SSH control-path dir, with the environment
 /// built from nothing. The environment below copies <c>AnsibleProcess.ScrubEnvironment</c> and the ANSIBLE_* settings of
 /// <c>AnsibleProcess.Start</c> at their defaults (the server runs as a separate process, so they cannot be called from here):

@@ -13,6 +13,8 @@ internal static class AnsibleExtensions
         var services = builder.Services;
         services.AddOptions<AnsibleOptions>().Bind(builder.Configuration.GetSection(AnsibleOptions.Section));
         services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<AnsibleOptions>, AnsibleOptionsValidator>();
+        services.AddSingleton<AnsibleSandbox>();
+        services.AddHostedService<AnsibleSandboxProbe>();
         services.AddSingleton<AnsibleProcess>();
         services.AddSingleton<AnsibleResults>();
         services.AddSingleton<InventoryExpander>();

@@ -50,6 +50,15 @@ internal sealed class AnsibleOptions
 
     /// <summary>Most bytes of ansible's own stdout/stderr kept as <c>ansible.output</c> events per run; the rest is counted, not stored.</summary>
     public long MaxOutputBytes { get; set; } = 16 * 1024 * 1024;
+
+    /// <summary>
+    /// <c>auto</c>: runs go through bubblewrap when it is installed and works, else a warning at start; <c>bubblewrap</c>:
+    /// required (start-up fails without it); <c>none</c>: never. See docs/ansible-sandbox.md.
+    /// </summary>
+    public string Sandbox { get; set; } = AnsibleSandbox.Auto;
+
+    /// <summary>Absolute directories, <c>:</c>-separated, that local tasks may write inside the sandbox (the rest of the host is read-only); the data dir stays hidden even inside one.</summary>
+    public string? SandboxWritablePaths { get; set; }
 }
 
 internal sealed class AnsibleOptionsValidator : Microsoft.Extensions.Options.IValidateOptions<AnsibleOptions>
@@ -83,6 +92,13 @@ internal sealed class AnsibleOptionsValidator : Microsoft.Extensions.Options.IVa
             return Fail($"Ansible:HostsPerAutoShard must be between 1 and 100000, not {options.HostsPerAutoShard}");
         if (options.MaxOutputBytes < 0)
             return Fail("Ansible:MaxOutputBytes must not be negative");
+        if (options.Sandbox is not (AnsibleSandbox.Auto or AnsibleSandbox.Bubblewrap or AnsibleSandbox.None))
+            return Fail($"Ansible:Sandbox must be auto, bubblewrap or none, not '{options.Sandbox}'");
+        foreach (var path in AnsibleSandbox.WritablePaths(options))
+        {
+            if (!Path.IsPathFullyQualified(path) || path == "/" || !Directory.Exists(path))
+                return Fail($"Ansible:SandboxWritablePaths: '{path}' must be an existing absolute directory other than /");
+        }
         return Microsoft.Extensions.Options.ValidateOptionsResult.Success;
     }
 }

@@ -1,10 +1,7 @@
-using System.Buffers;
 using System.Diagnostics;
 using System.Globalization;
-using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Text.Json.Nodes;
-using System.Threading.Channels;
 using Microsoft.Extensions.Options;
 using Opsgate.Server.Engine;
 using Opsgate.Server.Hosting;
@@ -23,7 +20,7 @@ internal sealed record AnsibleRunRequest(
     public IReadOnlyList<string> Masked { get; init; } = [];
 }
 
-/// <summary>The SSH key (OpenSSH text) and optional user a run reaches its machines with: a 0600 file in the run's private directory, deleted with it.</summary>
+/// <summary>The SSH key (OpenSSH text) and optional user a run reaches its machines with: loaded into the run's own <see cref="SshAgent"/>, never written to a file.</summary>
 internal sealed record AnsibleMachineCredential(string PrivateKey, string? User);
 
 /// <param name="ExitCode">ansible-playbook's exit code (after a stop: whatever the signal left).</param>
@@ -35,13 +32,15 @@ internal enum AnsibleStop { Cancelled, TimedOut, LeaseLost, WriteFailed }
 
 /// <summary>
 /// Runs <c>ansible-playbook</c> as a child process, without a shell, in a private 0700 directory that holds the
-/// run's inventory, extra vars, playbook (when inline), the callback plugin and the socket it reports to. The
-/// environment is built from nothing: only what ansible needs. The process is the leader of its own process group
-/// (started through <c>setsid</c>), so a stop reaches its forks and ssh children: SIGINT, then SIGTERM, then
-/// SIGKILL, each after a grace period. Events from the callback and ansible's own output go to the job's event
-/// stream in batches (one transaction per batch) through <see cref="AnsibleEventWriter"/>.
+/// run's inventory, extra vars, the callback plugin, the socket it reports to and the socket of the run's ssh-agent.
+/// The environment is built from nothing: only what ansible needs. Where the machine allows it the process runs in a
+/// bubblewrap sandbox (<see cref="AnsibleSandbox"/>). It leads a process group of its own, so a stop reaches its forks
+/// and ssh children: SIGINT, then SIGTERM, then SIGKILL, each after a grace period. Events from the callback and
+/// ansible's own output go to the job's event stream in batches (one transaction per batch) through
+/// <see cref="AnsibleEventWriter"/>.
 /// </summary>
-internal sealed partial class AnsibleProcess(JobStore store, IOptions<AnsibleOptions> options, PrivateDirectories directories, ILogger<AnsibleProcess> logger)
+internal sealed partial class AnsibleProcess(
+    JobStore store, IOptions<AnsibleOptions> options, PrivateDirectories directories, AnsibleSandbox sandbox, ILogger<AnsibleProcess> logger)
 {
     /// <summary>The PATH ansible runs with; the server's own PATH may hold shims (pyenv) or writable directories.</summary>
     internal const string SafePath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -62,10 +61,13 @@ internal sealed partial class AnsibleProcess(JobStore store, IOptions<AnsibleOpt
             listener.Bind(new UnixDomainSocketEndPoint(files.Socket));
             listener.Listen(1);
 
+            // The key lives in the agent for the run's time limit at most; the agent dies with this scope.
+            await using var agent = run.Credential is null ? null : await SshAgent.StartAsync(files.Agent, run.Credential.PrivateKey, run.Timeout + TimeSpan.FromMinutes(1), ct);
             using var writer = new AnsibleEventWriter(store, run, o.EventBatchSize, o.MaxOutputBytes);
-            using var process = Start(files, run, o);
+            using var process = Start(files, run, o, agent);
             LogStarted(logger, run.JobId, run.StepName, process.Id);
             process.StandardInput.Close(); // nothing may wait on a prompt
+            var init = await sandbox.FindInitAsync(process);
 
             using var drain = new CancellationTokenSource();
             using var accepting = CancellationTokenSource.CreateLinkedTokenSource(drain.Token);
@@ -90,6 +92,11 @@ internal sealed partial class AnsibleProcess(JobStore store, IOptions<AnsibleOpt
                 await StopAsync(process, run, o);
             }
 
+            // Before draining: what is left of the run could hold its output pipes open (in a sandbox, bwrap's init
+            // waits for every process in it).
+            await CloseSshMastersAsync(files.ControlPath);
+            AnsibleSandbox.EndNamespace(init);
+
             // The plugin connects when ansible starts; a run that ended before loading callbacks (bad arguments,
             // a broken playbook) has no connection waiting, and the accept ends now rather than at the drain limit.
             if (!listener.Poll(0, SelectMode.SelectRead))
@@ -107,7 +114,6 @@ internal sealed partial class AnsibleProcess(JobStore store, IOptions<AnsibleOpt
             }
             writer.Complete();
             await writer.Completion;
-            await CloseSshMastersAsync(files.ControlPath);
             LogExited(logger, run.JobId, process.ExitCode, writer.Events);
             lock (stderrTail)
                 return new AnsibleRunResult(process.ExitCode, stopped, writer.Tally, string.Join('\n', stderrTail), writer.Events, writer.LeaseLost);
@@ -128,10 +134,10 @@ internal sealed partial class AnsibleProcess(JobStore store, IOptions<AnsibleOpt
         }
     }
 
-    private sealed record RunFiles(string Directory, string Socket, string Inventory, string? ExtraVars, string CallbackDir, string Config, string Home, string Temp, string ControlPath,
-        string? PrivateKey = null);
+    private sealed record RunFiles(string Directory, string SocketDirectory, string Socket, string Agent, string Inventory, string? ExtraVars, string CallbackDir, string Config,
+        string Home, string Temp, string ControlPath);
 
-    /// <summary>The longest directory the sockets fit in: <c>cp/</c> + ansible's 10-character control socket name + ssh's 17-byte suffix, in 107 bytes.</summary>
+    /// <summary>The longest directory the sockets fit in: <c>cp/</c> + ansible's 10-character control socket name + ssh's 17-byte suffix, in 107 bytes (<c>agent.sock</c> and <c>events.sock</c> are shorter).</summary>
     private const int MaxSocketParentLength = 76;
 
     private static async Task<RunFiles> PrepareAsync(string dir, string socketDir, AnsibleRunRequest run, CancellationToken ct)
@@ -166,7 +172,9 @@ internal sealed partial class AnsibleProcess(JobStore store, IOptions<AnsibleOpt
             await plugin.CopyToAsync(file, ct);
         return new RunFiles(
             dir,
+            socketDir,
             Path.Combine(socketDir, "events.sock"),
+            Path.Combine(socketDir, "agent.sock"),
             await Private("inventory.yml", run.Inventory),
             run.ExtraVars is null ? null : await Private("extra_vars.json", run.ExtraVars.ToJsonString()),
             callbacks,
@@ -174,25 +182,20 @@ internal sealed partial class AnsibleProcess(JobStore store, IOptions<AnsibleOpt
             await Private("ansible.cfg", "# written by Opsgate; settings come from the environment\n"),
             Sub("home"),
             Sub("tmp"),
-            Sub("cp", socketDir),
-            run.Credential is null ? null : await Private("ssh_key", run.Credential.PrivateKey));
+            Sub("cp", socketDir));
     }
 
-    private static Process Start(RunFiles files, AnsibleRunRequest run, AnsibleOptions o)
+    private Process Start(RunFiles files, AnsibleRunRequest run, AnsibleOptions o, SshAgent? agent)
     {
         var psi = new ProcessStartInfo
         {
-            FileName = FindOnSafePath("setsid"),
+            FileName = o.PlaybookCommand,
             WorkingDirectory = files.Directory,
             UseShellExecute = false,
             RedirectStandardInput = true,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
-        // setsid makes ansible-playbook the leader of a new process group with its own pid, so signals can reach
-        // the whole group; --wait keeps the exit code should setsid ever need to fork.
-        psi.ArgumentList.Add("--wait");
-        psi.ArgumentList.Add(o.PlaybookCommand);
         psi.ArgumentList.Add(run.Playbook);
         psi.ArgumentList.Add("--inventory=" + files.Inventory);
         if (files.ExtraVars is not null)
@@ -204,8 +207,6 @@ internal sealed partial class AnsibleProcess(JobStore store, IOptions<AnsibleOpt
             psi.ArgumentList.Add("--tags=" + run.Tags);
         if (run.Forks is { } forks)
             psi.ArgumentList.Add("--forks=" + forks.ToString(CultureInfo.InvariantCulture));
-        if (files.PrivateKey is not null)
-            psi.ArgumentList.Add("--private-key=" + files.PrivateKey);
         if (run.Credential?.User is { } user)
             psi.ArgumentList.Add("--user=" + user);
         if (run.Check)
@@ -224,6 +225,11 @@ internal sealed partial class AnsibleProcess(JobStore store, IOptions<AnsibleOpt
         env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = files.ControlPath;
         env["ANSIBLE_SSH_ARGS"] = string.Create(CultureInfo.InvariantCulture,
             $"-C -o ControlMaster=auto -o ControlPersist=60s -o ServerAliveInterval={(int)Math.Ceiling(o.SshServerAliveInterval.TotalSeconds)} -o ServerAliveCountMax={o.SshServerAliveCountMax}");
+        // No --private-key: ssh offers the agent's key to every host, and a host's own ansible_ssh_private_key_file
+        // besides.
+        if (agent is not null)
+            env["SSH_AUTH_SOCK"] = agent.Socket;
+        sandbox.Wrap(psi, new SandboxPaths(files.Directory, files.SocketDirectory == files.Directory ? null : files.SocketDirectory, run.Playbook));
         return Process.Start(psi) ?? throw new InvalidOperationException("ansible-playbook did not start");
     }
 
@@ -248,15 +254,23 @@ internal sealed partial class AnsibleProcess(JobStore store, IOptions<AnsibleOpt
 
     internal static string FindOnSafePath(string name) =>
         SafePath.Split(':').Select(d => Path.Combine(d, name)).FirstOrDefault(File.Exists)
-        ?? throw new InvalidOperationException($"'{name}' (util-linux) was not found in {SafePath}; it is needed to run ansible-playbook in its own process group");
+        ?? throw new InvalidOperationException($"'{name}' was not found in {SafePath}; it is needed to run ansible-playbook");
 
     /// <summary>SIGINT (ansible stops like on Ctrl-C), then SIGTERM, then SIGKILL, to the whole process group.</summary>
     private async Task StopAsync(Process process, AnsibleRunRequest run, AnsibleOptions o)
     {
         foreach (var (signal, grace) in new[] { (NativeMethods.SigInt, o.InterruptGrace), (NativeMethods.SigTerm, o.TerminateGrace), (NativeMethods.SigKill, Timeout.InfiniteTimeSpan) })
         {
-            LogSignal(logger, run.JobId, signal, process.Id);
-            if (!NativeMethods.SignalGroup(process.Id, signal))
+            // A sandbox not set up yet has no group: the next step, or in the end a kill of bwrap, which takes its
+            // pid namespace down with it.
+            var group = sandbox.ProcessGroup(process);
+            LogSignal(logger, run.JobId, signal, group ?? process.Id);
+            if (group is null)
+            {
+                if (signal == NativeMethods.SigKill)
+                    NativeMethods.SignalGroup(process.Id, signal);
+            }
+            else if (!NativeMethods.SignalGroup(group.Value, signal))
                 break;
             using var wait = new CancellationTokenSource(grace);
             try
@@ -270,8 +284,9 @@ internal sealed partial class AnsibleProcess(JobStore store, IOptions<AnsibleOpt
             }
         }
         await process.WaitForExitAsync(CancellationToken.None);
-        // Forks that outlived ansible itself.
-        NativeMethods.SignalGroup(process.Id, NativeMethods.SigKill);
+        // Forks that outlived ansible itself (in a sandbox they died with its pid namespace).
+        if (sandbox.Bwrap is null)
+            NativeMethods.SignalGroup(process.Id, NativeMethods.SigKill);
     }
 
     /// <summary>
@@ -299,115 +314,6 @@ internal sealed partial class AnsibleProcess(JobStore store, IOptions<AnsibleOpt
             {
                 LogMasterNotClosed(logger, socket, e);
             }
-        }
-    }
-
-    private const int StderrTailLines = 20;
-
-    private static async Task PumpOutputAsync(StreamReader reader, string stream, AnsibleEventWriter writer, Queue<string>? tail, CancellationToken ct)
-    {
-        try
-        {
-            await ReadOutputAsync(reader, stream, writer, tail, ct);
-        }
-        catch (ChannelClosedException)
-        {
-            // The writer failed; the runner reports why.
-        }
-    }
-
-    private static async Task ReadOutputAsync(StreamReader reader, string stream, AnsibleEventWriter writer, Queue<string>? tail, CancellationToken ct)
-    {
-        while (await reader.ReadLineAsync(ct) is { } line)
-        {
-            if (tail is not null)
-            {
-                lock (tail)
-                {
-                    tail.Enqueue(line.Length > 500 ? line[..500] : line);
-                    if (tail.Count > StderrTailLines)
-                        tail.Dequeue();
-                }
-            }
-            await writer.OutputAsync(stream, line, ct);
-        }
-    }
-
-    private static async Task PumpEventsAsync(Socket listener, AnsibleEventWriter writer, CancellationToken accept, CancellationToken ct)
-    {
-        // One connection: the callback plugin of this run (the socket lives in the run's 0700 directory). A run
-        // that fails before loading callbacks never connects; then the drain limit ends the wait.
-        Socket connection;
-        try
-        {
-            connection = await listener.AcceptAsync(accept);
-        }
-        catch (OperationCanceledException) when (accept.IsCancellationRequested)
-        {
-            return;
-        }
-        using (connection)
-        {
-            await using var stream = new NetworkStream(connection, ownsSocket: false);
-            try
-            {
-                await ReadLinesAsync(PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 64 * 1024)), writer, ct);
-            }
-            catch (ChannelClosedException)
-            {
-                // The writer failed; the runner reports why.
-            }
-        }
-    }
-
-    /// <summary>The longest callback line read (8 MiB); a longer one is skipped and counted as malformed, never buffered whole.</summary>
-    internal const int MaxCallbackLineBytes = 8 * 1024 * 1024;
-
-    /// <summary>The plugin's JSON lines as bytes, straight from the socket's buffers: no string per line.</summary>
-    internal static async Task ReadLinesAsync(PipeReader pipe, AnsibleEventWriter writer, CancellationToken ct, int maxLineBytes = MaxCallbackLineBytes)
-    {
-        var skipping = false; // inside a line over the cap: its bytes are dropped up to its newline
-        try
-        {
-            while (true)
-            {
-                var read = await pipe.ReadAsync(ct);
-                var buffer = read.Buffer;
-                while (buffer.PositionOf((byte)'\n') is { } end)
-                {
-                    var line = buffer.Slice(0, end);
-                    buffer = buffer.Slice(buffer.GetPosition(1, end));
-                    if (skipping || line.Length > maxLineBytes)
-                    {
-                        if (!skipping)
-                            writer.SkippedLine();
-                        skipping = false;
-                        continue;
-                    }
-                    var pending = line.IsSingleSegment ? writer.CallbackAsync(line.FirstSpan, ct) : writer.CallbackAsync(line.ToArray(), ct);
-                    if (!pending.IsCompletedSuccessfully)
-                        await pending;
-                }
-                if (!skipping && buffer.Length > maxLineBytes)
-                {
-                    writer.SkippedLine();
-                    skipping = true;
-                }
-                if (skipping)
-                    buffer = buffer.Slice(buffer.End);
-                if (read.IsCompleted)
-                {
-                    // A last line without its newline (the plugin closed mid-way) is still an event if it parses.
-                    if (!buffer.IsEmpty)
-                        await writer.CallbackAsync(buffer.ToArray(), ct);
-                    break;
-                }
-                pipe.AdvanceTo(buffer.Start, buffer.End);
-            }
-        }
-        finally
-        {
-            await pipe.CompleteAsync();
         }
     }
 

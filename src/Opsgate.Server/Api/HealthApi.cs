@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.Protocols;
 using Microsoft.IdentityModel.Protocols.OpenIdConnect;
+using Opsgate.Server.Ansible;
 using Opsgate.Server.Audit;
 using Opsgate.Server.Auth;
 using Opsgate.Server.Persistence;
@@ -39,7 +40,8 @@ internal static class HealthApi
     }
 
     private static async Task<Results<Ok<HealthResponse>, JsonHttpResult<HealthResponse>>> Health(
-        Database database, Migrator migrator, AuditWriter audit, IServiceProvider services, IOptions<AuthOptions> auth, TimeProvider time, CancellationToken ct)
+        Database database, Migrator migrator, AuditWriter audit, AnsibleSandbox sandbox, IServiceProvider services, IOptions<AuthOptions> auth, TimeProvider time,
+        CancellationToken ct)
     {
         var db = await DatabaseStateAsync(database, migrator, ct);
         var report = new Dictionary<string, string>
@@ -47,8 +49,10 @@ internal static class HealthApi
             ["database"] = db == "connected" ? "healthy" : $"unhealthy: {db}",
             ["audit_log"] = audit.IsRunning ? "healthy" : "unhealthy: writer stopped",
             ["oidc"] = await OidcStateAsync(services, auth.Value, ct),
+            ["ansible_sandbox"] = sandbox.Health,
         };
-        var healthy = report.Values.All(v => v is "healthy" or "disabled");
+        // "disabled: ..." says what is off and why (runs that are not sandboxed) without failing the check.
+        var healthy = report.Values.All(v => v is "healthy" or "disabled" || v.StartsWith("healthy: ", StringComparison.Ordinal) || v.StartsWith("disabled: ", StringComparison.Ordinal));
         var response = new HealthResponse(healthy ? "healthy" : "unhealthy", report, time.GetUtcNow().UtcDateTime);
         return healthy ? TypedResults.Ok(response) : TypedResults.Json(response, statusCode: StatusCodes.Status503ServiceUnavailable);
     }

@@ -6,7 +6,8 @@ namespace Opsgate.Server.Hosting;
 internal readonly record struct ChildProcessResult(int ExitCode, string Stdout, string Stderr, bool TimedOut);
 
 /// <summary>
-/// Runs a short-lived helper (git, ansible-inventory, ssh -O exit) the one way: no shell, stdin closed, stdout and
+/// Runs a short-lived helper (git, ansible-inventory, ssh -O exit) the one way: no shell, stdin closed (after
+/// <c>stdin</c>, when given: ssh-add reads a key so, never from a file), stdout and
 /// stderr read whole, at most <c>timeout</c>, and the whole process tree killed when time runs out or the caller
 /// cancels. The caller builds <see cref="ProcessStartInfo"/> (arguments through ArgumentList, a scrubbed environment).
 /// </summary>
@@ -17,14 +18,25 @@ internal static class ChildProcess
     /// <see cref="System.ComponentModel.Win32Exception"/>) and <see cref="OperationCanceledException"/> when
     /// <paramref name="ct"/> is cancelled; a timeout is a result with <see cref="ChildProcessResult.TimedOut"/>.
     /// </summary>
-    public static async Task<ChildProcessResult> RunAsync(ProcessStartInfo psi, TimeSpan timeout, CancellationToken ct)
+    public static async Task<ChildProcessResult> RunAsync(ProcessStartInfo psi, TimeSpan timeout, CancellationToken ct, string? stdin = null)
     {
         psi.UseShellExecute = false;
         psi.RedirectStandardInput = psi.RedirectStandardOutput = psi.RedirectStandardError = true;
         using var process = Process.Start(psi) ?? throw new InvalidOperationException($"{Path.GetFileName(psi.FileName)} did not start");
-        process.StandardInput.Close();
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
         limit.CancelAfter(timeout);
+        if (stdin is not null)
+        {
+            try
+            {
+                await process.StandardInput.WriteAsync(stdin.AsMemory(), limit.Token);
+            }
+            catch (IOException)
+            {
+                // The child exited without reading it all; its exit code and stderr say why.
+            }
+        }
+        process.StandardInput.Close();
         var stdout = process.StandardOutput.ReadToEndAsync(limit.Token);
         var stderr = process.StandardError.ReadToEndAsync(limit.Token);
         try

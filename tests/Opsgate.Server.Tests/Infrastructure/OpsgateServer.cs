@@ -56,6 +56,9 @@ public sealed class OpsgateServer : IAsyncDisposable
             $"--Auth:BootstrapAdminKey={AdminKey}",
             "--RateLimit:Enabled=false",
             "--Logging:LogLevel:Default=Warning",
+            // The Ansible tests use local hosts whose "machine" is a temp dir the test reads back: their runs may write
+            // /tmp (the data dir stays hidden). SandboxTests turn this off to see the sandbox as shipped.
+            "--Ansible:SandboxWritablePaths=/tmp",
         };
         if (postgres is not null)
         {
