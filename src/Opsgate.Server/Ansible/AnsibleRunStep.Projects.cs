@@ -101,7 +101,7 @@ internal sealed partial class AnsibleRunStep
         }
     }
 
-    /// <summary>The SSH key (and user) the run reaches its machines with; written 0600 into the run's private directory.</summary>
+    /// <summary>The SSH key (and user) the run reaches its machines with; loaded into the run's own ssh-agent, never written to disk (see SshAgent).</summary>
     private async Task<AnsibleMachineCredential?> MachineCredentialAsync(StepContext context, CancellationToken ct)
     {
         if (context.OptionalString("credential") is not { } name)

@@ -40,7 +40,7 @@ internal sealed partial class AnsibleRunStep(
     [
         new("playbook", InputType.String, false, "path of the playbook in the project, or under Ansible:PlaybookDirectory without a project (or give playbook_yaml)"),
         new("project", InputType.String, false, "project (id or name) whose checkout holds the playbook; the run records the commit it used"),
-        new("credential", InputType.String, false, "ssh_key credential the run reaches its machines with (--private-key, and --user when it has a username)"),
+        new("credential", InputType.String, false, "ssh_key credential the run reaches its machines with (its key in an ssh-agent of the run's own, never on disk; --user when it has a username)"),
         new("playbook_yaml", InputType.String, false, "the playbook itself, as YAML text"),
         new("inventory", InputType.String, false, "a stored inventory: its id or name (or give inventory_yaml)"),
         new("inventory_version", InputType.String, false, "version of the stored inventory (default: the latest when the job was submitted)"),

@@ -289,7 +289,7 @@ public sealed class ProjectTests
         detail = await Problem.AssertAsync(await TryCreateProjectAsync(server, "scp-like", $"root@127.0.0.1:{repo.Bare}", "main", "deploy"), HttpStatusCode.BadRequest);
         Assert.Contains("Could not read from remote repository", detail, StringComparison.Ordinal);
 
-        // The machines: the run's key comes from the credential (--private-key, --user root); the inventory names neither.
+        // The machines: the run's key comes from the credential (in the run's ssh-agent, --user root); the inventory names neither.
         var inventory = $"all:\n  hosts:\n    s1: {{ansible_connection: ssh, ansible_host: 127.0.0.1, ansible_port: {ssh.Port}, ansible_python_interpreter: /usr/bin/python3, " +
                         "ansible_ssh_common_args: '-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'}\n";
         inventory = await StoreInventoryAsync(server.Admin, inventory);
