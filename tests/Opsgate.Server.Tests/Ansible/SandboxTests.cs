@@ -123,7 +123,7 @@ public sealed class SandboxTests
                 - fail: {msg: "blocked rc={{ write.rc }}: {{ write.stderr }}"}
                   when: write.rc != 0
             """));
-        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, Sandboxed);
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, [.. Sandboxed, repo.AllowArg]);
         var project = await server.Admin.PostAsJsonAsync("/api/v1/projects", new { name = "site", git_repo = repo.Bare, @ref = "main" }, OpsgateServer.Json);
         Assert.Equal(HttpStatusCode.Created, project.StatusCode);
 
