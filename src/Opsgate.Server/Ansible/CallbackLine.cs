@@ -8,7 +8,7 @@ namespace Opsgate.Server.Ansible;
 /// Rewrites one JSON line of the callback plugin into an event's data without building a DOM: <c>event</c> becomes
 /// the event type (<c>ansible.&lt;kind&gt;</c>), the plugin's <c>seq</c> becomes <c>ansible_seq</c> (the job's seq is
 /// assigned when the batch is written) and <c>step</c> names the step; every other property is copied as it came.
-/// What the host tally needs from the common events (host, changed, ignored) is picked up on the way. One instance
+/// What the host tally needs from the common events (host, changed) is picked up on the way. One instance
 /// per connection: it reuses its buffers and is not thread-safe.
 /// </summary>
 internal sealed class CallbackLine(string stepName) : IDisposable
@@ -36,7 +36,6 @@ internal sealed class CallbackLine(string stepName) : IDisposable
 
     public string? Host { get; private set; }
     public bool Changed { get; private set; }
-    public bool Ignored { get; private set; }
 
     public void Dispose() => _json.Dispose();
 
@@ -47,7 +46,7 @@ internal sealed class CallbackLine(string stepName) : IDisposable
         _json.Reset(_buffer);
         Type = "";
         Host = null;
-        Changed = Ignored = false;
+        Changed = false;
         try
         {
             return Rewrite(line);
@@ -97,8 +96,6 @@ internal sealed class CallbackLine(string stepName) : IDisposable
                 Host = reader.GetString();
             else if (name.SequenceEqual("changed"u8) && reader.TokenType is JsonTokenType.True or JsonTokenType.False)
                 Changed = reader.GetBoolean();
-            else if (name.SequenceEqual("ignored"u8) && reader.TokenType is JsonTokenType.True or JsonTokenType.False)
-                Ignored = reader.GetBoolean();
             _json.WritePropertyName(name);
             _json.WriteRawValue(raw, skipInputValidation: true);
         }
