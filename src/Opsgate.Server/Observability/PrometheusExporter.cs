@@ -6,8 +6,9 @@ using System.Text;
 namespace Opsgate.Server.Observability;
 
 /// <summary>
-/// Prometheus text exposition (format 0.0.4) of the Opsgate meter, written here because no exporter
-/// package restores. A <see cref="MeterListener"/> aggregates measurements as they happen: counters sum,
+/// Prometheus text exposition (format 0.0.4) of the Opsgate meter. Written when no exporter package restored here;
+/// kept because the documented metric names and labels must not change, which OpenTelemetry's Prometheus exporter
+/// (still a beta) does not promise. A <see cref="MeterListener"/> aggregates measurements as they happen: counters sum,
 /// gauges keep the last value, histograms count into the instrument's bucket boundaries. Observable
 /// instruments are read at scrape time.
 /// </summary>
