@@ -37,7 +37,7 @@ internal sealed partial class AnsibleRunStep
     /// The submitter may use the machine credential the run names, and the credential its project fetches with (the
     /// run fetches, as a sync does): each by its use rules.
     /// </summary>
-    public async Task<string?> CheckUseAsync(JsonObject inputs, Principal principal, CancellationToken ct)
+    public override async Task<string?> CheckUseAsync(JsonObject inputs, Principal principal, CancellationToken ct)
     {
         if (inputs["credential"]?.GetValue<string>() is { } name && Validate.IsDnsLabel(name)
             && await credentials.FindAsync(name, ct) is { } machine && machine.Use.Refusal(name, principal) is { } refused)
@@ -53,7 +53,7 @@ internal sealed partial class AnsibleRunStep
     /// event, before ansible starts; every later attempt of the step (a retry of the job, a resume after a crash)
     /// runs the pinned commit, whatever the branch has moved to since.
     /// </summary>
-    private async Task<(string Playbook, ProjectInfo Project, string Commit, string Checkout)> PlaybookFromProjectAsync(StepContext context, string projectRef, string relative, CancellationToken ct)
+    private async Task<(string Playbook, ProjectInfo Project, string Commit, string Checkout)> PlaybookFromProjectAsync(StepContext context, string projectRef, string relative, string? projectCommit, CancellationToken ct)
     {
         var project = await projects.FindAsync(projectRef, ct) ?? throw new StepFailedException($"project '{projectRef}' does not exist (any more)");
         string commit;
@@ -65,7 +65,7 @@ internal sealed partial class AnsibleRunStep
             }
             else
             {
-                if (context.OptionalString("project_commit") is { } given)
+                if (projectCommit is { } given)
                 {
                     // Only a shard runs a commit it is given, the one its parent pinned, and a retry on failed hosts, the
                     // one its original pinned: anyone else would run any commit under the project's name, past its ref.
@@ -102,9 +102,9 @@ internal sealed partial class AnsibleRunStep
     }
 
     /// <summary>The SSH key (and user) the run reaches its machines with; loaded into the run's own ssh-agent, never written to disk (see SshAgent).</summary>
-    private async Task<AnsibleMachineCredential?> MachineCredentialAsync(StepContext context, CancellationToken ct)
+    private async Task<AnsibleMachineCredential?> MachineCredentialAsync(string? name, CancellationToken ct)
     {
-        if (context.OptionalString("credential") is not { } name)
+        if (name is null)
             return null;
         var credential = await credentials.GetSecretAsync(name, ct) ?? throw new StepFailedException($"credential '{name}' does not exist (any more)");
         if (credential.Info.Kind != CredentialKinds.SshKey)

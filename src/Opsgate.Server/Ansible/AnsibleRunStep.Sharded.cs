@@ -52,7 +52,7 @@ internal sealed partial class AnsibleRunStep
     /// every shard got to ansible's stats. A shard that failed for another reason (its timeout, fail_fast, cancelled)
     /// is named with its error.
     /// </summary>
-    private async Task<StepOutcome> ExecuteShardedAsync(StepContext context, int shards, bool check, TimeSpan timeout, CancellationToken ct)
+    private async Task<StepOutcome> ExecuteShardedAsync(StepContext context, With with, int shards, bool check, TimeSpan timeout, CancellationToken ct)
     {
         var passOn = new JsonObject();
         foreach (var name in new[] { "playbook", "playbook_yaml", "credential", "extra_vars", "diff", "forks", "tags", "timeout" })
@@ -60,19 +60,19 @@ internal sealed partial class AnsibleRunStep
         passOn["check"] = check;
         passOn["project"] = passOn["project_commit"] = null; // every parameter of ansible-shard is present, null when not given
         (ProjectInfo Project, string Commit)? source = null;
-        if (context.OptionalString("project") is { } project)
+        if (with.Project is { } project)
         {
             // The parent pins the commit once; every shard runs exactly that commit, wherever the branch moves meanwhile.
             var (path, found, commit, checkout) = await PlaybookFromProjectAsync(context, project,
-                context.OptionalString("playbook") ?? throw new StepFailedException("give playbook: the path of the playbook in the project"), ct);
+                with.Playbook ?? throw new StepFailedException("give playbook: the path of the playbook in the project"), with.ProjectCommit, ct);
             if (ShardableCheck.Refusal(await File.ReadAllTextAsync(path, ct), path, checkout) is { } why)
                 throw new StepFailedException($"the playbook cannot be sharded: {why}; run it with shards: 1");
             source = (found, commit);
             passOn["project"] = found.Name;
             passOn["project_commit"] = commit;
         }
-        var (inventory, used, expanded, secretName) = await InventoryAsync(context, ct);
-        var request = new ShardRequest(shards, context.Bool("fail_fast"), inventory, expanded, secretName, passOn, timeout);
+        var (inventory, used, expanded, secretName) = await InventoryAsync(context, with, ct);
+        var request = new ShardRequest(shards, with.FailFast, inventory, expanded, secretName, passOn, timeout);
         var run = await sharded.RunAsync(context, request, ct);
 
         var hosts = run.Hosts;

@@ -1,3 +1,4 @@
+using System.ComponentModel;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Options;
 using Opsgate.Server.Ansible.Inventories;
@@ -21,11 +22,12 @@ namespace Opsgate.Server.Ansible;
 /// </summary>
 internal sealed partial class AnsibleRunStep(
     AnsibleProcess runner, AnsibleResults results, InventoryStore inventories, ShardedRun sharded, JobStore store, IOptions<AnsibleOptions> options,
-    ProjectStore projects, ProjectCache cache, CredentialStore credentials, PrivateDirectories directories, InventorySecrets inventorySecrets) : IStepExecutor
+    ProjectStore projects, ProjectCache cache, CredentialStore credentials, PrivateDirectories directories, InventorySecrets inventorySecrets)
+    : StepExecutor<AnsibleRunStep.With>
 {
     public const int MaxForks = 500;
 
-    public string Kind => "ansible.run";
+    public override string Kind => "ansible.run";
 
     /// <remarks>
     /// A playbook half run when the server died is not run again by itself: its tasks may not be safe to repeat
@@ -35,30 +37,30 @@ internal sealed partial class AnsibleRunStep(
     internal const string InterruptedRun =
         "the server stopped during the playbook run; it was not re-run automatically (a playbook may not be safe to run twice): retry the job to run it again";
 
-    public string Description => "Run an Ansible playbook over an inventory; per-host results and live events.";
-    public IReadOnlyList<StepInput> Inputs { get; } =
-    [
-        new("playbook", InputType.String, false, "path of the playbook in the project, or under Ansible:PlaybookDirectory without a project (or give playbook_yaml)"),
-        new("project", InputType.String, false, "project (id or name) whose checkout holds the playbook; the run records the commit it used"),
-        new("credential", InputType.String, false, "ssh_key credential the run reaches its machines with (its key in an ssh-agent of the run's own, never on disk; --user when it has a username)"),
-        new("playbook_yaml", InputType.String, false, "the playbook itself, as YAML text"),
-        new("inventory", InputType.String, false, "a stored inventory: its id or name (or give inventory_yaml)"),
-        new("inventory_version", InputType.String, false, "version of the stored inventory (default: the latest when the job was submitted)"),
-        new("inventory_yaml", InputType.String, false, "an inline Ansible YAML inventory (groups, children, host ranges, vars)"),
-        new("inventory_secrets", InputType.String, false, "with inventory_yaml made from a stored inventory (a shard's): the secret holding the values its [REDACTED] placeholders stand for"),
-        new("limit", InputType.String, false, "ansible-playbook --limit pattern"),
-        new("extra_vars", InputType.Object, false, "extra variables (-e), passed in a private file"),
-        new("check", InputType.Bool, false, "check mode: report what would change, change nothing"),
-        new("diff", InputType.Bool, false, "show differences of changed files and templates"),
-        new("forks", InputType.Int, false, $"parallel hosts, 1..{MaxForks} (ansible's default: 5)"),
-        new("tags", InputType.String, false, "only tasks with these tags (comma-separated)"),
-        new("timeout", InputType.Duration, false, "limit for the run; at most Ansible:RunTimeout"),
-        new("shards", InputType.Any, false, $"split the hosts into this many child jobs (1..{Sharding.MaxShards}) or \"auto\"; 1 or absent: one run"),
-        new("fail_fast", InputType.Bool, false, "with shards: cancel the other shards as soon as one fails"),
-        new("project_commit", InputType.String, false, "with project: run this commit of it instead of the ref's (a sharded run hands its pinned commit to its shards)"),
-    ];
+    /// <summary>The inputs of a run (the descriptions' ranges are <see cref="MaxForks"/> and <see cref="Sharding.MaxShards"/>).</summary>
+    internal sealed record With(
+        [Description("path of the playbook in the project, or under Ansible:PlaybookDirectory without a project (or give playbook_yaml)")] string? Playbook = null,
+        [Description("project (id or name) whose checkout holds the playbook; the run records the commit it used")] string? Project = null,
+        [Description("ssh_key credential the run reaches its machines with (its key in an ssh-agent of the run's own, never on disk; --user when it has a username)")] string? Credential = null,
+        [Description("the playbook itself, as YAML text")] string? PlaybookYaml = null,
+        [Description("a stored inventory: its id or name (or give inventory_yaml)")] string? Inventory = null,
+        [Description("version of the stored inventory (default: the latest when the job was submitted)")] string? InventoryVersion = null,
+        [Description("an inline Ansible YAML inventory (groups, children, host ranges, vars)")] string? InventoryYaml = null,
+        [Description("with inventory_yaml made from a stored inventory (a shard's): the secret holding the values its [REDACTED] placeholders stand for")] string? InventorySecrets = null,
+        [Description("ansible-playbook --limit pattern")] string? Limit = null,
+        [Description("extra variables (-e), passed in a private file")] JsonObject? ExtraVars = null,
+        [Description("check mode: report what would change, change nothing")] bool Check = false,
+        [Description("show differences of changed files and templates")] bool Diff = false,
+        [Description("parallel hosts, 1..500 (ansible's default: 5)")] int? Forks = null,
+        [Description("only tasks with these tags (comma-separated)")] string? Tags = null,
+        [Description("limit for the run; at most Ansible:RunTimeout")] TimeSpan? Timeout = null,
+        [Description("split the hosts into this many child jobs (1..64) or \"auto\"; 1 or absent: one run")] JsonNode? Shards = null,
+        [Description("with shards: cancel the other shards as soon as one fails")] bool FailFast = false,
+        [Description("with project: run this commit of it instead of the ref's (a sharded run hands its pinned commit to its shards)")] string? ProjectCommit = null);
 
-    public async Task<(string Input, string Message)?> CheckReferencesAsync(JsonObject inputs, CancellationToken ct) =>
+    public override string Description => "Run an Ansible playbook over an inventory; per-host results and live events.";
+
+    public override async Task<(string Input, string Message)?> CheckReferencesAsync(JsonObject inputs, CancellationToken ct) =>
         await CheckProjectAsync(inputs, ct) ?? await CheckInventoryAsync(inputs, ct) ?? await CheckShardingAsync(inputs, ct);
 
     private async Task<(string Input, string Message)?> CheckInventoryAsync(JsonObject inputs, CancellationToken ct)
@@ -82,13 +84,13 @@ internal sealed partial class AnsibleRunStep(
     }
 
     /// <summary>Events, per-host results and (sharded) child jobs are written by the run as it goes.</summary>
-    public bool RecordsItself => true;
+    public override bool RecordsItself => true;
 
     /// <summary>With <c>shards</c>, the run's shards are child jobs.</summary>
-    public bool StartsChildJobs => true;
+    public override bool StartsChildJobs => true;
 
     /// <summary>A sharded run only waits for its child jobs, which go on without it: it resumes. A plain run does not.</summary>
-    public string? NotResumable(JsonObject inputs)
+    public override string? NotResumable(JsonObject inputs)
     {
         try
         {
@@ -100,49 +102,49 @@ internal sealed partial class AnsibleRunStep(
         }
     }
 
-    public async Task<StepOutcome> ExecuteAsync(StepContext context, CancellationToken cancellationToken)
+    protected override async Task<StepOutcome> ExecuteAsync(StepContext context, With with, CancellationToken cancellationToken)
     {
         var o = options.Value;
-        var forks = context.Inputs["forks"] is null ? (int?)null : context.Int("forks");
+        var forks = with.Forks;
         if (forks is < 1 or > MaxForks)
             throw new StepFailedException($"forks must be between 1 and {MaxForks}, not {forks}");
-        var timeout = context.OptionalString("timeout") is { } t ? Durations.Parse(t) : o.RunTimeout;
+        var timeout = with.Timeout ?? o.RunTimeout;
         if (timeout > o.RunTimeout)
             timeout = o.RunTimeout;
-        var check = context.Bool("check") || context.DryRun;
-        if (Sharding.Requested(context.Inputs["shards"]) is { } shards)
-            return await ExecuteShardedAsync(context, shards, check, timeout, cancellationToken);
+        var check = with.Check || context.DryRun;
+        if (Sharding.Requested(with.Shards) is { } shards)
+            return await ExecuteShardedAsync(context, with, shards, check, timeout, cancellationToken);
 
-        var playbookDir = context.OptionalString("playbook_yaml") is { } inline ? directories.Create("playbook") : null;
+        var playbookDir = with.PlaybookYaml is not null ? directories.Create("playbook") : null;
         try
         {
             string playbook;
             (ProjectInfo Project, string Commit)? source = null;
             if (playbookDir is not null)
             {
-                if (context.OptionalString("playbook") is not null)
+                if (with.Playbook is not null)
                     throw new StepFailedException("give playbook or playbook_yaml, not both");
-                if (context.OptionalString("project") is not null)
+                if (with.Project is not null)
                     throw new StepFailedException("a run from a project takes playbook (a path in the project), not playbook_yaml");
                 playbook = Path.Combine(playbookDir.FullName, "playbook.yml");
-                await File.WriteAllTextAsync(playbook, context.String("playbook_yaml"), cancellationToken);
+                await File.WriteAllTextAsync(playbook, with.PlaybookYaml, cancellationToken);
             }
-            else if (context.OptionalString("project") is { } project)
+            else if (with.Project is { } project)
             {
                 var (path, found, commit, _) = await PlaybookFromProjectAsync(context, project,
-                    context.OptionalString("playbook") ?? throw new StepFailedException("give playbook: the path of the playbook in the project"), cancellationToken);
+                    with.Playbook ?? throw new StepFailedException("give playbook: the path of the playbook in the project"), with.ProjectCommit, cancellationToken);
                 (playbook, source) = (path, (found, commit));
             }
             else
             {
-                playbook = ResolvePlaybook(context.OptionalString("playbook") ?? throw new StepFailedException("give playbook (a path under Ansible:PlaybookDirectory) or playbook_yaml"), o.PlaybookDirectory);
+                playbook = ResolvePlaybook(with.Playbook ?? throw new StepFailedException("give playbook (a path under Ansible:PlaybookDirectory) or playbook_yaml"), o.PlaybookDirectory);
             }
 
-            var (inventory, used, _, secretName) = await InventoryAsync(context, cancellationToken);
+            var (inventory, used, _, secretName) = await InventoryAsync(context, with, cancellationToken);
             inventory = await PlaintextAsync(context, inventory, used, secretName, cancellationToken);
             var request = new AnsibleRunRequest(context.JobId, context.Owner, context.StepOrder, context.StepName, playbook, inventory,
-                context.OptionalString("limit"), context.Inputs["extra_vars"]?.AsObject(), check, context.Bool("diff"), forks, context.OptionalString("tags"), timeout,
-                await MachineCredentialAsync(context, cancellationToken)) { Masked = JobSecrets.WithPythonJsonForms(context.Secrets) };
+                with.Limit, with.ExtraVars, check, with.Diff, forks, with.Tags, timeout,
+                await MachineCredentialAsync(with.Credential, cancellationToken)) { Masked = JobSecrets.WithPythonJsonForms(context.Secrets) };
             var run = await runner.RunAsync(request, cancellationToken);
             return await ConcludeAsync(context, run, check, timeout, used, source);
         }
@@ -156,23 +158,23 @@ internal sealed partial class AnsibleRunStep(
     /// The inventory YAML, which stored inventory version it is, and its expansion (both null for inline YAML: a sharded
     /// run expands that itself), as stored: secret values are placeholders, in the secret named last (null: none).
     /// </summary>
-    private async Task<(string Yaml, JsonObject? Used, ExpandedInventory? Expanded, string? SecretName)> InventoryAsync(StepContext context, CancellationToken ct)
+    private async Task<(string Yaml, JsonObject? Used, ExpandedInventory? Expanded, string? SecretName)> InventoryAsync(StepContext context, With with, CancellationToken ct)
     {
-        if (context.OptionalString("inventory_yaml") is { } inline)
+        if (with.InventoryYaml is { } inline)
         {
-            if (context.OptionalString("inventory") is not null)
+            if (with.Inventory is not null)
                 throw new StepFailedException("give inventory or inventory_yaml, not both");
             // Only a shard (a job only a sharded run creates) fills placeholders in from a secret it names: a job
             // submitted by hand must not put any inventory's secret values into a YAML inventory of its own making.
-            var secretName = context.OptionalString("inventory_secrets");
+            var secretName = with.InventorySecrets;
             if (secretName is not null && (!InventorySecrets.IsSecretName(secretName) || (await store.GetAsync(context.JobId, ct))?.Job.ParentId is null))
                 throw new StepFailedException("inventory_secrets is only for the shards of a sharded run (the secret of the stored inventory version their parent runs)");
             return (inline, null, null, secretName);
         }
-        var reference = context.OptionalString("inventory") ?? throw new StepFailedException("give inventory (a stored inventory's id or name) or inventory_yaml");
+        var reference = with.Inventory ?? throw new StepFailedException("give inventory (a stored inventory's id or name) or inventory_yaml");
         if (!InventoryRef.TryParse(reference, out var parsed))
             throw new StepFailedException($"inventory '{Truncate(reference)}' {InventoryNames.ReferenceRule}");
-        var version = context.OptionalString("inventory_version");
+        var version = with.InventoryVersion;
         // Without a version, the one that was latest when the job was submitted: a version added while the job waited
         // (for approval, for a worker) does not change what was asked for.
         // (Replicas' clocks may differ a little: when nothing is that old, the latest.)

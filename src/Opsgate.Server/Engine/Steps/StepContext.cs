@@ -13,6 +13,7 @@ internal sealed class StepContext(string jobId, string owner, string stepName, i
     /// <summary>1 on the first try; higher on retries and after a resume.</summary>
     public int Attempt { get; } = attempt;
     public bool DryRun { get; } = dryRun;
+    /// <summary>The rendered inputs as JSON (a step kind reads them bound to its record, see <see cref="StepExecutor{TInputs}"/>).</summary>
     public JsonObject Inputs { get; } = inputs;
 
     /// <summary>The job's secret values: a step that records what it runs itself (Ansible's events) masks them there (see <see cref="JobSecrets.Mask(string?, IReadOnlyList{string})"/>).</summary>
@@ -20,12 +21,4 @@ internal sealed class StepContext(string jobId, string owner, string stepName, i
 
     /// <summary>Records a progress event on the job's event stream (and the step's detail). One call at a time: await each before the next.</summary>
     public Task ProgressAsync(string detail, JsonObject? data = null) => progress(detail, data);
-
-    public string String(string name) => Inputs[name]?.GetValue<string>() ?? throw new StepFailedException($"input '{name}' is required");
-
-    public string? OptionalString(string name) => Inputs[name]?.GetValue<string>();
-
-    public int Int(string name) => Inputs[name] is { } n ? n.GetValue<int>() : throw new StepFailedException($"input '{name}' is required");
-
-    public bool Bool(string name, bool fallback = false) => Inputs[name]?.GetValue<bool>() ?? fallback;
 }
