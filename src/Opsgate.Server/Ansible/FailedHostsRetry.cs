@@ -46,7 +46,7 @@ internal sealed class FailedHostsRetry(
         JsonObject parameters;
         try
         {
-            (parameters, _) = await secrets.RevealAsync(original, JobsApi.ParseParams(original.Params), ct);
+            (parameters, _) = await secrets.RevealAsync(original, JobJson.Params(original.Params), ct);
         }
         catch (StepFailedException e)
         {
@@ -73,7 +73,7 @@ internal sealed class FailedHostsRetry(
         if (Takes(runbook, step, "shards") is { } shards)
             parameters.Remove(shards);
 
-        return await submission.SubmitAsync(http, original.Type, parameters, original.DryRun, retryOf: id);
+        return await JobsApi.SubmitAsync(http, submission, original.Type, parameters, original.DryRun, retryOf: id);
     }
 
     /// <summary>

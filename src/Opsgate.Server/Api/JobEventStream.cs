@@ -1,11 +1,10 @@
 using System.Buffers;
 using System.Globalization;
 using System.Net.WebSockets;
+using Opsgate.Server.Engine;
 using Opsgate.Server.Http;
 
-using Opsgate.Server.Api;
-
-namespace Opsgate.Server.Engine;
+namespace Opsgate.Server.Api;
 
 /// <summary>
 /// Live job events. The database is read from the client's last seq onwards, so a reconnecting client gets

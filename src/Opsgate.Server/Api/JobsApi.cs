@@ -83,7 +83,7 @@ internal static class JobsApi
         SubmitJobRequest request, HttpContext http, JobSubmission submission, bool dryRun = false)
     {
         http.SetAuditBody(request);
-        return await submission.SubmitAsync(http, request.Type, request.Params, request.DryRun ?? dryRun);
+        return await SubmitAsync(http, submission, request.Type, request.Params, request.DryRun ?? dryRun);
     }
 
     private static async Task<Results<Created<JobView>, ProblemHttpResult>> PgRebuild(
@@ -99,7 +99,7 @@ internal static class JobsApi
         };
         if (request.Cluster is not null)
             parameters["cluster"] = request.Cluster;
-        return await submission.SubmitAsync(http, "pg-rebuild", parameters, request.DryRun ?? dryRun);
+        return await SubmitAsync(http, submission, "pg-rebuild", parameters, request.DryRun ?? dryRun);
     }
 
     private static async Task<Results<Ok<JobList>, ProblemHttpResult>> List(
@@ -116,7 +116,7 @@ internal static class JobsApi
         var rows = await store.ListAsync(status, type, cursor, limit, JobAccess.ListScope(http), ct);
         var views = new List<JobView>(rows.Count);
         foreach (var row in rows)
-            views.Add(await submission.ViewAsync(row, [], ct));
+            views.Add(await ViewAsync(submission, row, [], ct));
         return TypedResults.Ok(new JobList(views, rows.Count == limit ? rows[^1].Id : null));
     }
 
@@ -125,7 +125,7 @@ internal static class JobsApi
         var (found, refused) = await access.CheckAsync(http, id, JobAction.Read);
         if (found is null)
             return refused!;
-        var view = await submission.ViewAsync(found.Job, found.Steps, ct);
+        var view = await ViewAsync(submission, found.Job, found.Steps, ct);
         var children = await store.ChildrenAsync(id, null, ct);
         if (children.Count > 0)
             view = view with { Children = [.. children.Select(c => new ChildJobView(c.Id, c.ShardIndex ?? 0, c.ShardHosts ?? 0, c.Status, c.Error))] };
@@ -202,17 +202,42 @@ internal static class JobsApi
         };
     }
 
-    internal static JsonObject ParseParams(string json) => JsonNode.Parse(json) as JsonObject ?? [];
-
-    internal static JsonNode? ParseOutput(string? json)
+    /// <summary>
+    /// Submits a job for the request's caller and answers: 201 with the job, 400 naming the field, 403 naming what the
+    /// caller may not do. The audit entry records the request (redacted) and the job it made.
+    /// </summary>
+    internal static async Task<Results<Created<JobView>, ProblemHttpResult>> SubmitAsync(
+        HttpContext http, JobSubmission submission, string type, JsonObject? input, bool dryRun, string? retryOf = null)
     {
-        try
+        var audit = http.Audit();
+        audit.DryRun = dryRun;
+        if (submission.Redacted(type, input) is { } shown)
+            http.SetAuditBody(new SubmitJobRequest(type, shown, dryRun));
+        var outcome = await submission.SubmitAsync(
+            new SubmitRequest(http.Principal()!, http.Connection.RemoteIpAddress?.ToString(), type, input, dryRun, retryOf), http.RequestAborted);
+        switch (outcome)
         {
-            return json is null ? null : JsonNode.Parse(json);
-        }
-        catch (JsonException)
-        {
-            return json;
+            case SubmitOutcome.Submitted(var job, var steps):
+                audit.JobId = job.Id;
+                audit.ResourceName = job.Id;
+                return TypedResults.Created($"/api/v1/jobs/{job.Id}", await ViewAsync(submission, job, steps, http.RequestAborted));
+            case SubmitOutcome.Invalid(var field, var message):
+                return Problems.Invalid(field, message);
+            case SubmitOutcome.Forbidden(var message):
+                return TypedResults.Problem(statusCode: StatusCodes.Status403Forbidden, title: "Forbidden", detail: message);
+            default:
+                throw new InvalidOperationException($"unknown submit outcome {outcome}");
         }
     }
+
+    internal static async Task<JobView> ViewAsync(JobSubmission submission, JobRow job, IReadOnlyList<StepRow> steps, CancellationToken ct) => new(
+        job.Id, job.Type, job.Status, JobJson.Params(job.Params), job.DryRun, job.Actor, job.SourceIp, job.CreatedAt, job.StartedAt, job.FinishedAt,
+        job.Attempt, await submission.PendingReasonAsync(job, ct), job.Error, job.DecidedBy, job.DecisionComment, job.ApprovalExpiresAt, job.CancelRequested,
+        steps.Select(s => new StepView(s.Name, s.StepOrder, s.Kind, s.Status, s.Detail, s.Attempts, s.StartedAt, s.FinishedAt, JobJson.Output(s.Output))).ToList())
+    {
+        ParentId = job.ParentId,
+        ShardIndex = job.ShardIndex,
+        ShardHosts = job.ShardHosts,
+        RetryOf = job.RetryOf,
+    };
 }

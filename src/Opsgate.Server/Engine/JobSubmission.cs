@@ -1,12 +1,8 @@
 using System.Text.Json.Nodes;
-using Microsoft.AspNetCore.Http.HttpResults;
-using Opsgate.Server.Api;
-using Opsgate.Server.Audit;
 using Opsgate.Server.Auth;
 using Opsgate.Server.Clusters;
 using Opsgate.Server.Engine.Runbooks;
 using Opsgate.Server.Engine.Steps;
-using Opsgate.Server.Http;
 
 namespace Opsgate.Server.Engine;
 
@@ -18,6 +14,24 @@ internal sealed record RunbookParameterDescription(string Name, string Type, boo
 
 internal sealed record RunbookStepDescription(string Name, string Kind);
 
+/// <summary>A submit as the engine takes it: who asks (from where), for which runbook, with what.</summary>
+/// <param name="RetryOf">Set for a retry on failed hosts (<see cref="Ansible.FailedHostsRetry"/>): the job it was made from.</param>
+internal sealed record SubmitRequest(Principal Principal, string? SourceIp, string Type, JsonObject? Params, bool DryRun, string? RetryOf = null);
+
+/// <summary>How a submit ended: the job stored, or why not (a field and what is wrong with it; a refusal of the caller).</summary>
+internal abstract record SubmitOutcome
+{
+    private SubmitOutcome()
+    {
+    }
+
+    internal sealed record Submitted(JobRow Job, IReadOnlyList<StepRow> Steps) : SubmitOutcome;
+
+    internal sealed record Invalid(string Field, string Message) : SubmitOutcome;
+
+    internal sealed record Forbidden(string Message) : SubmitOutcome;
+}
+
 /// <summary>
 /// Turns a submit request into a queued job: the runbook is found, parameters bound and checked, step inputs
 /// checked against their kinds, Kubernetes targets checked against the cluster's and the caller's namespace
@@ -28,51 +42,51 @@ internal sealed class JobSubmission(RunbookCatalog catalog, IEnumerable<IStepExe
 {
     private readonly Dictionary<string, IStepExecutor> _executors = executors.ToDictionary(e => e.Kind, StringComparer.Ordinal);
 
-    /// <param name="retryOf">Set for a retry on failed hosts (<see cref="Ansible.FailedHostsRetry"/>): the job it was made from.</param>
-    public async Task<Results<Created<JobView>, ProblemHttpResult>> SubmitAsync(HttpContext http, string type, JsonObject? input, bool dryRun, string? retryOf = null)
-    {
-        var principal = http.Principal()!;
-        var audit = http.Audit();
-        audit.DryRun = dryRun;
-        if (catalog.Find(type) is not { } runbook)
-            return Problems.Invalid("type", $"unknown job type '{Truncate(type)}'; known types: {string.Join(", ", catalog.All.Select(r => r.Name).Order(StringComparer.Ordinal))}");
+    /// <summary>
+    /// The request as the audit log shows it: <paramref name="input"/> with the runbook's secret parameters (and
+    /// secret-named extra vars) redacted. Null when there is nothing to redact (most runbooks have no secret or object
+    /// parameter, and then nothing is copied).
+    /// </summary>
+    public JsonObject? Redacted(string type, JsonObject? input) =>
+        catalog.Find(type) is { } runbook && runbook.Parameters.Any(p => p.Secret || p.Type == ParameterType.Object)
+        && input?.DeepClone() is JsonObject shown && secrets.Take(runbook, shown).Count > 0 ? shown : null;
 
-        // The audit entry shows what was asked, with the runbook's secret parameters (and secret-named extra vars) redacted.
-        // Only a runbook with a secret or an object parameter can have anything to redact: most submits copy nothing.
-        if (runbook.Parameters.Any(p => p.Secret || p.Type == ParameterType.Object)
-            && input?.DeepClone() is JsonObject shown && secrets.Take(runbook, shown).Count > 0)
-            http.SetAuditBody(new SubmitJobRequest(type, shown, dryRun));
+    public async Task<SubmitOutcome> SubmitAsync(SubmitRequest request, CancellationToken ct)
+    {
+        var (principal, type) = (request.Principal, request.Type);
+        if (catalog.Find(type) is not { } runbook)
+            return new SubmitOutcome.Invalid("type", $"unknown job type '{Truncate(type)}'; known types: {string.Join(", ", catalog.All.Select(r => r.Name).Order(StringComparer.Ordinal))}");
 
         JsonObject parameters;
         try
         {
-            parameters = ParameterBinder.Bind(runbook, input);
+            parameters = ParameterBinder.Bind(runbook, request.Params);
             StepInputValidator.Validate(runbook, parameters, _executors);
         }
         catch (ParameterException e)
         {
-            return Problems.Invalid(e.Field, e.Message);
+            return new SubmitOutcome.Invalid(e.Field, e.Message);
         }
         var targets = new List<JobTarget>();
         var submitter = new ScopeHolder(principal.Name, principal.Namespaces);
         foreach (var (step, target) in scope.KnownAtSubmit(runbook, parameters))
         {
-            switch (await scope.CheckAsync(target, [submitter], http.RequestAborted))
+            switch (await scope.CheckAsync(target, [submitter], ct))
             {
                 case { Kind: RefusalKind.UnknownCluster } unknown:
-                    return Problems.Invalid(runbook.Parameter("cluster") is not null ? "params.cluster" : $"steps.{step.Name}.cluster", unknown.Message);
+                    return new SubmitOutcome.Invalid(runbook.Parameter("cluster") is not null ? "params.cluster" : $"steps.{step.Name}.cluster", unknown.Message);
                 case { } refusal:
-                    return TypedResults.Problem(statusCode: 403, title: "Forbidden", detail: refusal.Message);
+                    return new SubmitOutcome.Forbidden(refusal.Message);
             }
             targets.Add(target);
         }
-        if (await CheckReferencesAsync(runbook, parameters, http.RequestAborted) is { } dangling)
+        if (await CheckReferencesAsync(runbook, parameters, ct) is { } dangling)
             return dangling;
-        if (await StepUseCheck.CheckAsync(runbook, parameters, _executors, principal, http.RequestAborted) is { } forbidden)
-            return forbidden;
+        if (await StepUseCheck.CheckAsync(runbook, parameters, _executors, principal, ct) is { } forbidden)
+            return new SubmitOutcome.Forbidden(forbidden);
 
         var id = JobIds.New(new DateTimeOffset(store.Now()));
-        await secrets.SealAsync(id, runbook, parameters, http.RequestAborted);
+        await secrets.SealAsync(id, runbook, parameters, ct);
 
         string? concurrencyKey = null;
         if (runbook.Options.ConcurrencyKey is { } keyTemplate)
@@ -88,51 +102,38 @@ internal sealed class JobSubmission(RunbookCatalog catalog, IEnumerable<IStepExe
 
         var now = store.Now();
         var job = new NewJob(
-            id, runbook.Name, parameters, dryRun,
+            id, runbook.Name, parameters, request.DryRun,
             runbook.Options.RequiresApproval ? JobStatus.WaitingApproval : JobStatus.Pending,
-            principal.Name, principal.Id, http.Connection.RemoteIpAddress?.ToString(), concurrencyKey,
+            principal.Name, principal.Id, request.SourceIp, concurrencyKey,
             runbook.Options.RequiresApproval && runbook.Options.ApprovalTimeout is { } window ? now + window : null,
             runbook.Steps.Select(s => (s.Name, s.Kind)).ToList())
         {
             Targets = targets,
             SubmitterNamespaces = principal.Namespaces,
-            RetryOf = retryOf,
+            RetryOf = request.RetryOf,
         };
         if (job.Status == JobStatus.Pending)
-            await admission.AdmitAsync(http.RequestAborted);
-        var (stored, steps) = await store.SubmitAsync(job, http.RequestAborted);
+            await admission.AdmitAsync(ct);
+        var (stored, steps) = await store.SubmitAsync(job, ct);
         if (job.Status == JobStatus.Pending)
             admission.Queued();
-        audit.JobId = job.Id;
-        audit.ResourceName = job.Id;
-        return TypedResults.Created($"/api/v1/jobs/{job.Id}", await ViewAsync(stored, steps, http.RequestAborted));
+        return new SubmitOutcome.Submitted(stored, steps);
     }
 
-    /// <summary>400 when a step's input names something that does not exist (see <see cref="IStepExecutor.CheckReferencesAsync"/>).</summary>
-    private async Task<ProblemHttpResult?> CheckReferencesAsync(Runbook runbook, JsonObject parameters, CancellationToken ct)
+    /// <summary>Invalid when a step's input names something that does not exist (see <see cref="IStepExecutor.CheckReferencesAsync"/>).</summary>
+    private async Task<SubmitOutcome.Invalid?> CheckReferencesAsync(Runbook runbook, JsonObject parameters, CancellationToken ct)
     {
         foreach (var step in runbook.Steps.Where(s => !Templates.UsesStepOutputs(s.With)))
         {
             var inputs = Templates.RenderObject(step.With, parameters, new Dictionary<string, JsonObject>());
             if (await _executors[step.Kind].CheckReferencesAsync(inputs, ct) is { } problem)
-                return Problems.Invalid($"steps.{step.Name}.{problem.Input}", problem.Message);
+                return new SubmitOutcome.Invalid($"steps.{step.Name}.{problem.Input}", problem.Message);
         }
         return null;
     }
 
-    public async Task<JobView> ViewAsync(JobRow job, IReadOnlyList<StepRow> steps, CancellationToken ct) => new(
-        job.Id, job.Type, job.Status, JobsApi.ParseParams(job.Params), job.DryRun, job.Actor, job.SourceIp, job.CreatedAt, job.StartedAt, job.FinishedAt,
-        job.Attempt, await PendingReasonAsync(job, ct), job.Error, job.DecidedBy, job.DecisionComment, job.ApprovalExpiresAt, job.CancelRequested,
-        steps.Select(s => new StepView(s.Name, s.StepOrder, s.Kind, s.Status, s.Detail, s.Attempts, s.StartedAt, s.FinishedAt, JobsApi.ParseOutput(s.Output))).ToList())
-    {
-        ParentId = job.ParentId,
-        ShardIndex = job.ShardIndex,
-        ShardHosts = job.ShardHosts,
-        RetryOf = job.RetryOf,
-    };
-
     /// <summary>Why a job is not running, worked out from the current state rather than stored (so it is never stale).</summary>
-    private async Task<string?> PendingReasonAsync(JobRow job, CancellationToken ct)
+    public async Task<string?> PendingReasonAsync(JobRow job, CancellationToken ct)
     {
         switch (job.Status)
         {

@@ -1,5 +1,4 @@
 using System.Text.Json.Nodes;
-using Microsoft.AspNetCore.Http.HttpResults;
 using Opsgate.Server.Auth;
 using Opsgate.Server.Engine.Runbooks;
 using Opsgate.Server.Engine.Steps;
@@ -13,7 +12,8 @@ namespace Opsgate.Server.Engine;
 /// </summary>
 internal static class StepUseCheck
 {
-    public static async Task<ProblemHttpResult?> CheckAsync(
+    /// <returns>Null when the caller may, else the refusal naming the thing.</returns>
+    public static async Task<string?> CheckAsync(
         Runbook runbook, JsonObject parameters, IReadOnlyDictionary<string, IStepExecutor> executors, Principal principal, CancellationToken ct)
     {
         foreach (var step in runbook.Steps)
@@ -22,7 +22,7 @@ internal static class StepUseCheck
                 .Select(p => KeyValuePair.Create(p.Key, p.Value?.DeepClone())));
             var inputs = Templates.RenderObject(known, parameters, new Dictionary<string, JsonObject>());
             if (await executors[step.Kind].CheckUseAsync(inputs, principal, ct) is { } refusal)
-                return TypedResults.Problem(statusCode: StatusCodes.Status403Forbidden, title: "Forbidden", detail: refusal);
+                return refusal;
         }
         return null;
     }
