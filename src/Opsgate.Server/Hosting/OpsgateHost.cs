@@ -38,7 +38,7 @@ public static class OpsgateHost
         builder.AddPersistence();
         builder.AddAudit();
         builder.AddOpsgateAuth();
-        builder.AddOpsgateMetrics();
+        builder.AddOpsgateTelemetry();
         builder.AddHttpSurface();
         builder.AddSecrets();
         builder.AddKubernetes();
