@@ -96,6 +96,7 @@ internal static class TelemetryExtensions
                 o.RecordException = true;
                 // Scrapes and probes every few seconds would bury the requests someone looks for.
                 o.Filter = context => !context.Request.Path.StartsWithSegments("/metrics") && !context.Request.Path.StartsWithSegments("/health");
+                o.EnrichWithHttpResponse = (span, response) => RouteAsUsersCallIt(span, response.HttpContext.Request.Method);
             })
             .AddHttpClientInstrumentation(o => o.RecordException = true)
             .AddOtlpExporter(o =>
@@ -103,6 +104,20 @@ internal static class TelemetryExtensions
                 o.Endpoint = endpoint;
                 o.Protocol = settings.Protocol;
             }));
+    }
+
+    /// <summary>
+    /// A group's root route ("/api/v1/jobs" + "/") has a trailing slash in its template; the span says the path users
+    /// call, as the <c>endpoint</c> label of http_requests_total does.
+    /// </summary>
+    private static void RouteAsUsersCallIt(System.Diagnostics.Activity span, string method)
+    {
+        if (span.GetTagItem("http.route") is string { Length: > 1 } route && route.EndsWith('/'))
+        {
+            route = route.TrimEnd('/');
+            span.SetTag("http.route", route);
+            span.DisplayName = $"{method} {route}";
+        }
     }
 
     /// <summary>
