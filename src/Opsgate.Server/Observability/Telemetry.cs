@@ -75,7 +75,13 @@ internal static class TelemetryExtensions
         builder.Services.AddSingleton<OpsgateMetrics>();
 
         var version = typeof(TelemetryExtensions).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion;
-        var otel = builder.Services.AddOpenTelemetry().ConfigureResource(r => r.AddService("opsgate", serviceVersion: version));
+        // OTEL_SERVICE_NAME, when set, names the service: a resource added here would win over it.
+        var named = !string.IsNullOrEmpty(builder.Configuration["OTEL_SERVICE_NAME"]);
+        var otel = builder.Services.AddOpenTelemetry().ConfigureResource(r =>
+        {
+            if (!named)
+                r.AddService("opsgate", serviceVersion: version);
+        });
         otel.WithMetrics(metrics => metrics.AddPrometheusExporter(o =>
         {
             // Measured against the names README documents (MetricsTests, and a real Prometheus 2.42 scraping it): the

@@ -105,6 +105,24 @@ public sealed class TracingTests
         Assert.DoesNotContain(spans.Where(s => s.Scope == "Opsgate.Git").SelectMany(s => s.Attributes.Values), v => v.Contains(repo.Bare, StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task A_call_to_a_cluster_made_for_a_request_is_a_span_under_it()
+    {
+        await using var collector = await WebhookReceiver.StartAsync();
+        await using var sim = await SimCluster.StartAsync();
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, [$"--OpenTelemetry:Endpoint={collector.Url("/")}", "--OTEL_BSP_SCHEDULE_DELAY=100"]);
+        await SimCluster.RegisterAsync(server, sim, "kind-prod", ["prod"]);
+
+        Assert.Equal(HttpStatusCode.OK, (await server.Admin.GetAsync("/api/v1/clusters/kind-prod/status")).StatusCode);
+
+        var route = "/api/v1/clusters/{name}/status";
+        var spans = await SpansAsync(collector, all => all.Any(s => s.Kind == ReceivedSpan.KindClient
+            && all.Any(r => r.SpanId == s.ParentSpanId && r.Attribute("http.route") == route)));
+        var request = Assert.Single(spans, s => s.Attribute("http.route") == route);
+        var call = Assert.Single(spans, s => s.ParentSpanId == request.SpanId && s.Kind == ReceivedSpan.KindClient);
+        Assert.StartsWith(sim.BaseAddress.ToString(), call.Attribute("url.full"), StringComparison.Ordinal);
+    }
+
     /// <summary>Every span received so far, once <paramref name="enough"/> holds for them; fails with what arrived after 15 s.</summary>
     private static async Task<IReadOnlyList<ReceivedSpan>> SpansAsync(WebhookReceiver collector, Func<IReadOnlyList<ReceivedSpan>, bool> enough)
     {
