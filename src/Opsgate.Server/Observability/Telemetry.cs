@@ -127,8 +127,8 @@ internal static class TelemetryExtensions
     }
 
     /// <summary>
-    /// Opsgate's configuration reads only OPSGATE_ variables (see OpsgateHost); the standard OTEL_ ones (headers, timeout,
-    /// service name, sampler) are what a collector's guide tells an operator to set, so they are passed to the SDK as they are.
+    /// Opsgate's configuration reads only OPSGATE_ variables (see OpsgateHost); the standard OTEL_ ones (endpoint, headers,
+    /// service name, batch delay) are what a collector's guide tells an operator to set, so they reach the SDK as they are.
     /// </summary>
     private static void AddStandardVariables(ConfigurationManager configuration)
     {
