@@ -32,7 +32,7 @@ internal sealed record KubeMeasurement(
 
 /// <summary>
 /// Both paths at the same offered load, below what either can take: the latency Opsgate adds when the 2 cores are not
-/// saturated by the 32 closed-loop clients (where the added p50 only restates the rate ratio, see bench/README.md).
+/// saturated by the 32 closed-loop clients (where the added p50 only restates the rate ratio: about 32 clients / rate).
 /// </summary>
 /// <param name="PerSecond">The rate asked for, shared by the clients: <c>--kube-paced</c> percent of the round's direct rate.</param>
 internal sealed record PacedKube(double PerSecond, LoadResult Direct, LoadResult Opsgate, TimeSplit Split)

@@ -268,8 +268,6 @@ internal sealed partial class AnsibleRunStep(
             ["unreachable_hosts"] = new JsonArray([.. unreachable.Select(h => (JsonNode)h)]),
             ["complete"] = run.Hosts.Complete,
             ["check"] = check,
-            ["plays"] = run.Hosts.Plays?.DeepClone(),
-            ["plays_total"] = run.Hosts.PlaysTotal,
         };
         RecordSources(outputs, inventory, source);
         var summary = new NewEvent("ansible.summary", context.StepOrder, outputs.DeepClone().AsObject());

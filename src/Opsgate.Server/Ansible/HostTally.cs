@@ -31,19 +31,11 @@ internal sealed class HostTally
     /// <summary>True once ansible's stats arrived.</summary>
     public bool Complete { get; private set; }
 
-    /// <summary>From the stats: per play started, its name, how many hosts got a result in it and how many failed in it.</summary>
-    public JsonArray? Plays { get; private set; }
-
-    /// <summary>From the stats: how many plays the playbook has (null: the plugin could not tell).</summary>
-    public int? PlaysTotal { get; private set; }
-
     public void Add(string kind, JsonObject e)
     {
         if (kind == "stats")
         {
             ApplyStats(e["hosts"] as JsonObject);
-            Plays = e["plays"] is JsonArray plays ? plays.DeepClone().AsArray() : null;
-            PlaysTotal = e["plays_total"] is JsonValue total && total.TryGetValue<int>(out var n) ? n : null;
             return;
         }
         if (e["host"]?.GetValue<string>() is not { } name)

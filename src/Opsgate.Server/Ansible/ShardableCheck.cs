@@ -10,8 +10,14 @@ namespace Opsgate.Server.Ansible;
 /// <c>serial</c> (batches cut per shard), <c>run_once</c>, the <c>add_host</c> and <c>pause</c> modules (ansible
 /// runs them once per play, like run_once), <c>any_errors_fatal</c> and <c>max_fail_percentage</c> (they stop hosts
 /// in other shards), host patterns with a subscript (<c>web[0]</c> picks another host in every shard), meta tasks
-/// ansible runs once with a condition (the condition is evaluated for one host of each shard), and plays marked by
-/// their author with <c>vars: {opsgate_shardable: false}</c> (cross-host facts, delegate_to another shard's host).
+/// ansible runs once with a condition (the condition is evaluated for one host of each shard), <c>meta:
+/// clear_host_errors</c> (it clears the errors of every host in the play, also those of other shards), and plays marked
+/// by their author with <c>vars: {opsgate_shardable: false}</c> (cross-host facts, delegate_to another shard's host).
+/// <para>
+/// Also refused: a play that may run hosts an earlier play does not (see <see cref="Covers"/>). ansible ends the whole
+/// run after a play in which every host failed, and a shard decides that over its own hosts: one whose hosts all
+/// failed in the first play would end before a later play reaches its other hosts, while one run goes on.
+/// </para>
 /// <para>
 /// The playbook is read with what it imports and includes, as far as that can be resolved without running it:
 /// <c>import_playbook</c>, <c>import_tasks</c>/<c>include_tasks</c> with a literal file, and roles by a literal name
@@ -31,10 +37,16 @@ internal sealed class ShardableCheck
     private static readonly HashSet<string> OncePerPlayModules = ["add_host", "pause"];
 
     /// <summary>The meta actions the linear strategy runs once for all hosts, with a condition evaluated for the first.</summary>
-    private static readonly HashSet<string> OnceMetaActions = ["end_play", "clear_host_errors", "clear_facts", "refresh_inventory", "end_batch"];
+    private static readonly HashSet<string> OnceMetaActions = ["end_play", "clear_facts", "refresh_inventory", "end_batch"];
 
     private readonly string? _root;
     private readonly HashSet<string> _read = new(StringComparer.Ordinal);
+
+    /// <summary>The plays in the order ansible runs them, imports followed.</summary>
+    private readonly List<PlayHosts> _plays = [];
+
+    /// <summary>A play's host pattern as written (null: unknown, an import not read); OwnVars: it sets play vars, which a templated pattern may use.</summary>
+    private sealed record PlayHosts(string Name, string? Pattern, bool OwnVars);
 
     private ShardableCheck(string? root) => _root = root is null ? null : Path.GetFullPath(root);
 
@@ -47,7 +59,42 @@ internal sealed class ShardableCheck
         var check = new ShardableCheck(path is null ? null : root ?? Path.GetDirectoryName(path));
         if (path is not null)
             check._read.Add(Path.GetFullPath(path));
-        return check.Playbook(playbookYaml, path is null ? null : Path.GetDirectoryName(Path.GetFullPath(path)));
+        return check.Playbook(playbookYaml, path is null ? null : Path.GetDirectoryName(Path.GetFullPath(path))) ?? check.PlaysApart();
+    }
+
+    /// <summary>The first play that may run a host an earlier play does not, or null.</summary>
+    private string? PlaysApart()
+    {
+        for (var later = 1; later < _plays.Count; later++)
+        {
+            for (var earlier = 0; earlier < later; earlier++)
+            {
+                var (p, q) = (_plays[earlier], _plays[later]);
+                if (!Covers(p, q))
+                    return $"{q.Name} (hosts: {q.Pattern ?? "unknown"}) may run hosts that the earlier {p.Name} (hosts: {p.Pattern ?? "unknown"}) does not: "
+                           + "ansible ends a run after a play in which every host failed, and each shard would decide that over its own hosts, "
+                           + "so a shard could stop before a play that one run goes on to";
+            }
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// Whether every host play <paramref name="q"/> runs is surely one that the earlier play <paramref name="p"/> ran:
+    /// the same pattern (templated only when neither play sets vars the template may read), or <paramref name="p"/>
+    /// runs <c>all</c> the inventory's hosts and <paramref name="q"/> names no host ansible adds outside it (localhost).
+    /// Anything else may differ: refused, without evaluating patterns against the inventory.
+    /// </summary>
+    private static bool Covers(PlayHosts p, PlayHosts q)
+    {
+        if (p.Pattern is null || q.Pattern is null)
+            return false;
+        var templated = q.Pattern.Contains("{{", StringComparison.Ordinal);
+        if (p.Pattern == q.Pattern)
+            return !templated || !(p.OwnVars || q.OwnVars);
+        return p.Pattern is "all" or "*" && !templated
+            && !q.Pattern.Contains("localhost", StringComparison.OrdinalIgnoreCase)
+            && !q.Pattern.Contains("127.0.0.1", StringComparison.Ordinal) && !q.Pattern.Contains("::1", StringComparison.Ordinal);
     }
 
     private string? Playbook(string yaml, string? dir)
@@ -58,7 +105,9 @@ internal sealed class ShardableCheck
         {
             if ((Text(play, "import_playbook") ?? Text(play, "ansible.builtin.import_playbook")) is { } imported)
             {
-                if (Read(dir, imported) is { } file && Playbook(file.Yaml, Path.GetDirectoryName(file.Path)) is { } inner)
+                if (Read(dir, imported) is not { } file)
+                    _plays.Add(new PlayHosts($"playbook imported from '{imported}'", null, false));
+                else if (Playbook(file.Yaml, Path.GetDirectoryName(file.Path)) is { } inner)
                     return inner;
                 continue;
             }
@@ -71,6 +120,7 @@ internal sealed class ShardableCheck
     private string? Play(YamlMappingNode play, string? dir)
     {
         var name = $"play '{Text(play, "name") ?? Text(play, "hosts") ?? "(unnamed)"}'";
+        _plays.Add(new PlayHosts(name, HostsPattern(play)?.Trim(), Has(play, "vars") || Has(play, "vars_files") || Has(play, "vars_prompt")));
         if (Has(play, "serial"))
             return $"{name} sets serial (its batches would be cut per shard)";
         if (Has(play, "max_fail_percentage"))
@@ -141,6 +191,8 @@ internal sealed class ShardableCheck
             var module = Module(key);
             if (OncePerPlayModules.Contains(module))
                 return $"{name} uses {module} (ansible runs it once per play; it would run once per shard)";
+            if (module == "meta" && value is YamlScalarNode { Value: "clear_host_errors" })
+                return $"{name} runs meta: clear_host_errors (it clears the errors of every host in the play, also those of other shards)";
             if (module == "meta" && value is YamlScalarNode { Value: { } action } && OnceMetaActions.Contains(action) && Has(task, "when"))
                 return $"{name} runs meta: {action} with a condition (ansible evaluates it for one host, which differs per shard)";
             if (module is "include_tasks" or "import_tasks")

@@ -13,8 +13,7 @@ namespace Opsgate.Server.Ansible;
 internal sealed record ShardRequest(int Requested, bool FailFast, string Inventory, ExpandedInventory? Expanded, string? SecretName, JsonObject ChildParams, TimeSpan Timeout);
 
 /// <summary>How one shard ended: its child job, and its ansible.run step's exit code and whether it got to ansible's stats.</summary>
-/// <param name="Plays">The plays it ran, from ansible's stats (null without them).</param>
-internal sealed record ShardEnd(JobRow Job, int? ExitCode, bool Complete, ShardPlays? Plays);
+internal sealed record ShardEnd(JobRow Job, int? ExitCode, bool Complete);
 
 /// <summary>How one sharded run ended, for the parent step's result.</summary>
 /// <param name="Hosts">Every host's figures, summed over the shards' host rows as <c>/hosts</c> sums them.</param>
@@ -68,18 +67,9 @@ internal sealed partial class ShardedRun(
             // The shard's one step keeps its outputs also when it failed (exit code 2, 4, an error).
             var output = (await store.GetAsync(child.Id, ct)) is { Steps: [var step, ..] } && step.Output is { } json ? JsonNode.Parse(json) as JsonObject : null;
             var exit = output?["exit_code"] is JsonValue code && code.TryGetValue<int>(out var value) ? value : (int?)null;
-            ends.Add(new ShardEnd(child, exit, output?["complete"]?.GetValue<bool>() == true, PlaysOf(child, output)));
+            ends.Add(new ShardEnd(child, exit, output?["complete"]?.GetValue<bool>() == true));
         }
         return new ShardedResult(ends, hosts, ends.All(e => e.Complete));
-    }
-
-    private static ShardPlays? PlaysOf(JobRow child, JsonObject? output)
-    {
-        if (output?["plays"] is not JsonArray plays)
-            return null;
-        var counts = plays.OfType<JsonObject>().Select(p => new PlayCount(
-            p["name"]?.GetValue<string>() ?? "", p["hosts"]?.GetValue<int>() ?? 0, p["failed"]?.GetValue<int>() ?? 0)).ToList();
-        return new ShardPlays(child.ShardIndex ?? 0, counts, output["plays_total"] is JsonValue total && total.TryGetValue<int>(out var n) ? n : null);
     }
 
     /// <summary>

@@ -76,42 +76,4 @@ internal static class Sharding
             return error;
         return codes.Contains(4) ? 4 : codes.Contains(2) ? 2 : codes.Contains(null) ? 1 : 0;
     }
-
-    /// <summary>
-    /// Why the shards' results may differ from one run's, or null. ansible ends a playbook after a play in which every
-    /// host failed; a shard decides that over its own hosts only. So a shard that stopped after play S (all its hosts
-    /// in S failed) matches one run only if every other shard stopped there too: none had a host in S that did not
-    /// fail, and none ran a task in a later play. Shards without play figures (no stats) are judged incomplete
-    /// elsewhere.
-    /// </summary>
-    public static string? StoppedApart(IReadOnlyList<ShardPlays> shards)
-    {
-        ShardPlays? first = null;
-        foreach (var shard in shards)
-        {
-            if (shard.Total is { } total && shard.Plays.Count < total && shard.Plays is [.., { Hosts: > 0 } last] && last.Failed == last.Hosts
-                && (first is null || shard.Plays.Count < first.Plays.Count))
-                first = shard;
-        }
-        if (first is null)
-            return null;
-        var at = first.Plays.Count - 1;
-        var play = first.Plays[at].Name;
-        foreach (var other in shards)
-        {
-            var why = other.Plays.Skip(at + 1).Any(p => p.Hosts > 0) ? "went on with later plays"
-                : other.Plays.Count > at && other.Plays[at] is { Hosts: > 0 } p && p.Failed < p.Hosts ? "had hosts in that play that did not fail"
-                : null;
-            if (why is not null)
-                return $"shard {first.Shard} stopped after play '{play}' because every one of its hosts in that play failed, while shard {other.Shard} {why}; "
-                       + "one ansible-playbook run stops only when every host of a play has failed, so these results differ from one run's: run this playbook with shards: 1";
-        }
-        return null;
-    }
 }
-
-/// <summary>One play as a shard ran it: how many of its hosts got a result in it, how many failed in it.</summary>
-internal sealed record PlayCount(string Name, int Hosts, int Failed);
-
-/// <summary>The plays a shard started, of how many the playbook has (null: unknown).</summary>
-internal sealed record ShardPlays(int Shard, IReadOnlyList<PlayCount> Plays, int? Total);

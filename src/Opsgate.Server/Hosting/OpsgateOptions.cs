@@ -1,6 +1,6 @@
 namespace Opsgate.Server.Hosting;
 
-/// <summary>Top-level settings. Every option is listed with its default in README.md.</summary>
+/// <summary>Top-level settings. Every option is listed with its default in docs/configuration.md (DocsCoverageTests checks it).</summary>
 internal sealed class OpsgateOptions
 {
     /// <summary>Where the embedded database, the secret key file and run directories live.</summary>

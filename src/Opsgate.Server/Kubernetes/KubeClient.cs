@@ -16,7 +16,9 @@ internal enum PatchType { Merge, StrategicMerge, Json }
 internal sealed record WatchEvent(string Type, JsonObject Object);
 
 /// <summary>
-/// A small Kubernetes REST client for one cluster (the official client package does not restore here).
+/// A small Kubernetes REST client for one cluster. KubernetesClient restores now; this one is kept for the rules on
+/// untrusted kubeconfigs (no exec plugins or local files from uploads) and a lean hot path over the few calls Opsgate
+/// makes (get, list, create, patch, delete, watch); worth revisiting if that surface grows.
 /// Every call is bounded by <see cref="Timeout"/>, retries included; only idempotent reads are retried.
 /// Error answers become <see cref="KubeApiException"/> carrying the API server's own message; failing to
 /// reach the server becomes <see cref="KubeUnreachableException"/> naming the cluster.

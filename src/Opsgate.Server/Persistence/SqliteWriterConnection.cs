@@ -9,7 +9,7 @@ namespace Opsgate.Server.Persistence;
 /// <summary>
 /// The one SQLite connection this process writes through (writers take turns, see <see cref="WriteTurns"/>), keeping
 /// every statement it has prepared. Microsoft.Data.Sqlite prepares a statement anew for each command, and parsing and
-/// planning were a fifth of the server's CPU in the job engine's writes (bench/README.md, Jobs); Dapper creates a
+/// planning were a fifth of the server's CPU in the job engine's writes (the jobs benchmark); Dapper creates a
 /// command per call, so the commands this connection hands out run the statement prepared for their text the first time.
 /// Used by one writer at a time only, like any SQLite connection.
 /// </summary>

@@ -20,12 +20,8 @@ public sealed class ShardParityTests
 
     private static readonly Dictionary<string, string> Cases = new(StringComparer.Ordinal)
     {
-        // Plays for the implicit localhost run once in one run; before, every shard ran them again.
+        // A play for the implicit localhost runs once in one run; before, every shard ran it again.
         ["localhost"] = """
-            - hosts: all
-              gather_facts: false
-              tasks:
-                - debug: {msg: "on {{ inventory_hostname }}"}
             - hosts: localhost
               gather_facts: false
               tasks:
@@ -33,10 +29,24 @@ public sealed class ShardParityTests
                   debug: {msg: local}
                 - name: local two
                   debug: {msg: again}
-            - hosts: h1
+            """,
+        // Every host of the second shard (h4, h5) fails in the first play, so that shard ends there; one run goes on,
+        // but without h4 and h5, and the later plays run only hosts of the first: the same figures.
+        ["shard-ends-early"] = """
+            - hosts: all
               gather_facts: false
               tasks:
-                - debug: {msg: "only h1"}
+                - name: break the middle shard
+                  fail: {msg: "boom {{ inventory_hostname }}"}
+                  when: inventory_hostname in ['h4', 'h5']
+            - hosts: all
+              gather_facts: false
+              tasks:
+                - debug: {msg: second}
+            - hosts: h6
+              gather_facts: false
+              tasks:
+                - debug: {msg: "only h6"}
             """,
         // Rescued and ignored failures, an unreachable host that is ignored: ansible says exit 0, no host failed.
         ["rescue-ignore"] = """
@@ -64,17 +74,6 @@ public sealed class ShardParityTests
                   when: inventory_hostname in ['h5', 'h7']
                 - name: after
                   debug: {msg: after}
-            """,
-        // meta: clear_host_errors at the end: the RECAP shows h3 failed, yet ansible exits 0.
-        ["clear-host-errors"] = """
-            - hosts: all
-              gather_facts: false
-              tasks:
-                - name: break h3
-                  fail: {msg: boom}
-                  when: inventory_hostname == 'h3'
-                - debug: {msg: after}
-                - meta: clear_host_errors
             """,
         // An ERROR after the first play: ansible stops with exit code 1 and prints no RECAP.
         ["error"] = """
@@ -149,9 +148,10 @@ public sealed class ShardParityTests
                 Assert.Contains(failures["h2"], f => f.GetProperty("task").GetString() == "tolerated" && f.GetProperty("ignored").GetBoolean() && !f.GetProperty("rescued").GetBoolean());
                 Assert.Contains(failures["h7"], f => f.GetProperty("kind").GetString() == "unreachable" && f.GetProperty("ignored").GetBoolean());
                 break;
-            case "clear-host-errors":
-                Assert.Equal(0, raw.ExitCode);
-                Assert.Equal(1, three.Hosts["h3"].Failed);
+            case "shard-ends-early":
+                Assert.Equal(2, raw.ExitCode);
+                Assert.Equal(2, three.Hosts["h6"].Ok);
+                Assert.Equal([1, 1], [three.Hosts["h4"].Failed, three.Hosts["h5"].Failed]);
                 break;
             case "error":
                 Assert.Equal(1, raw.ExitCode);
@@ -167,11 +167,11 @@ public sealed class ShardParityTests
 
     /// <summary>
     /// ansible ends the playbook after a play in which every host failed. One run over all the hosts stops after the
-    /// first play (its only host failed); the shards without that host would go on with the second play. The sharded
-    /// run says so and fails rather than report figures one run would not give.
+    /// first play (its only host failed); a shard without that host would go on with the second play. So the playbook
+    /// is refused for sharding at submit, naming both plays; one shard gives what ansible gives.
     /// </summary>
     [Fact]
-    public async Task Shards_that_stop_where_one_run_would_not_fail_the_run_with_the_reason()
+    public async Task A_play_for_hosts_an_earlier_play_lacks_is_refused_for_shards()
     {
         using var playbooks = new TempDir();
         await using var server = await StartAsync(Provider.Sqlite, playbooks, ("site.yml", """
@@ -194,11 +194,11 @@ public sealed class ShardParityTests
 
         var one = await RunAsync(server.Admin, stored, shards: 1);
         Assert.Equal(raw.Recap, one.Hosts);
-        var two = await RunAsync(server.Admin, stored, shards: 2);
-        Assert.Equal("failed", two.Status);
-        var detail = (await Jobs.GetAsync(server.Admin, two.Id)).Step("playbook").GetProperty("detail").GetString()!;
-        Assert.Contains("shard 0 stopped after play 'first' because every one of its hosts in that play failed, while shard 1 went on with later plays", detail, StringComparison.Ordinal);
-        Assert.Contains("run this playbook with shards: 1", detail, StringComparison.Ordinal);
+        using var response = await server.Admin.PostAsJsonAsync("/api/v1/jobs",
+            new { type = "ansible-playbook", @params = new { playbook = "site.yml", inventory = stored, shards = 2 } }, OpsgateServer.Json);
+        var detail = await Problem.AssertAsync(response, System.Net.HttpStatusCode.BadRequest);
+        Assert.Contains("play 'second' (hosts: all) may run hosts that the earlier play 'first' (hosts: h1) does not", detail, StringComparison.Ordinal);
+        Assert.Contains("run it with shards: 1", detail, StringComparison.Ordinal);
     }
 
     private sealed record Run(string Id, string Status, int? ExitCode, bool Complete, Dictionary<string, Recap> Hosts, JsonElement Summary);

@@ -223,6 +223,10 @@ public sealed class ShardTests
     [InlineData("""{"shards": 2, "playbook": "included.yml"}""", "task 'wait here' uses pause")]
     [InlineData("""{"shards": 2, "playbook": "role.yml"}""", "task 'stop all' sets any_errors_fatal (a failure would not stop the hosts of other shards) (in role 'strict')")]
     [InlineData("""{"shards": 2, "playbook": "imports.yml"}""", "task 'grow' uses add_host")]
+    [InlineData("""{"shards": 2, "playbook": "clear.yml"}""", "task 'forgive' runs meta: clear_host_errors (it clears the errors of every host in the play, also those of other shards)")]
+    [InlineData("""{"shards": 2, "playbook": "local.yml"}""", "play 'report' (hosts: localhost) may run hosts that the earlier play 'all' (hosts: all) does not")]
+    [InlineData("""{"shards": 2, "playbook": "templated.yml"}""", "play 'db' (hosts: {{ group }}) may run hosts that the earlier play 'web' (hosts: {{ group }}) does not")]
+    [InlineData("""{"shards": 2, "playbook": "unread.yml"}""", "play 'all' (hosts: all) may run hosts that the earlier playbook imported from '{{ which }}.yml' (hosts: unknown) does not")]
     public async Task Sharding_is_refused_at_submit_with_the_reason(string parameters, string reason)
     {
         using var playbooks = new TempDir();
@@ -238,7 +242,11 @@ public sealed class ShardTests
             ("endplay.yml", "- hosts: all\n  tasks:\n    - meta: end_play\n      when: inventory_hostname == 'h1'\n"),
             ("included.yml", "- hosts: all\n  tasks:\n    - include_tasks: tasks/wait.yml\n"),
             ("role.yml", "- hosts: all\n  roles: [strict]\n"),
-            ("imports.yml", "- import_playbook: add.yml\n"));
+            ("imports.yml", "- import_playbook: add.yml\n"),
+            ("clear.yml", "- hosts: all\n  tasks:\n    - name: forgive\n      meta: clear_host_errors\n"),
+            ("local.yml", "- hosts: all\n  tasks:\n    - debug: {msg: hi}\n- name: report\n  hosts: localhost\n  tasks:\n    - debug: {msg: done}\n"),
+            ("templated.yml", "- name: web\n  hosts: '{{ group }}'\n  vars: {group: web}\n  tasks: []\n- name: db\n  hosts: '{{ group }}'\n  vars: {group: db}\n  tasks: []\n"),
+            ("unread.yml", "- import_playbook: '{{ which }}.yml'\n- hosts: all\n  tasks: []\n"));
         Directory.CreateDirectory(Path.Combine(playbooks.Path, "tasks"));
         await File.WriteAllTextAsync(Path.Combine(playbooks.Path, "tasks", "wait.yml"), "- name: wait here\n  pause: {seconds: 1}\n");
         Directory.CreateDirectory(Path.Combine(playbooks.Path, "roles", "strict", "tasks"));

@@ -72,11 +72,6 @@ class CallbackModule(CallbackBase):
     def __init__(self, *args, **kwargs):
         super(CallbackModule, self).__init__(*args, **kwargs)
         self._seq = 0
-        # Per play: the hosts that got a result in it and those that failed in it (neither ignored nor rescued).
-        # ansible ends the whole playbook after a play in which every host failed; a sharded run compares this
-        # across its shards to tell whether each shard stopped where one run over all the hosts would have.
-        self._plays = []
-        self._plays_total = None
         self._out = None
         self._sock = None
         # Set before this side ends the stream, so the watcher tells a normal end from the server going away.
@@ -152,26 +147,13 @@ class CallbackModule(CallbackBase):
         if kind.startswith('item_'):
             data['item'] = CENSORED if r.get('_ansible_no_log') else _text(self._get_item_label(r))
         data.update(extra)
-        if kind.startswith('runner_'):
-            self._saw(data['host'], failed=kind in ('runner_failed', 'runner_unreachable') and not extra.get('ignored') and not extra.get('rescued'))
         self._emit(kind, **data)
 
     def v2_playbook_on_start(self, playbook):
-        try:
-            self._plays_total = len(playbook.get_plays())
-        except Exception:
-            self._plays_total = None
         self._emit('playbook_start', playbook=os.path.basename(playbook._file_name))
 
     def v2_playbook_on_play_start(self, play):
-        self._plays.append({'name': play.get_name().strip(), 'hosts': set(), 'failed': set()})
         self._emit('play_start', play=play.get_name().strip(), play_uuid=play._uuid)
-
-    def _saw(self, host, failed=False):
-        if self._plays:
-            self._plays[-1]['hosts'].add(host)
-            if failed:
-                self._plays[-1]['failed'].add(host)
 
     def v2_playbook_on_task_start(self, task, is_conditional):
         self._emit('task_start', **self._task(task))
@@ -214,8 +196,7 @@ class CallbackModule(CallbackBase):
                 'ok': s['ok'], 'changed': s['changed'], 'failures': s['failures'], 'skipped': s['skipped'],
                 'unreachable': s['unreachable'], 'rescued': s['rescued'], 'ignored': s['ignored'],
             }
-        plays = [{'name': p['name'], 'hosts': len(p['hosts']), 'failed': len(p['failed'])} for p in self._plays]
-        self._emit('stats', hosts=hosts, plays=plays, plays_total=self._plays_total)
+        self._emit('stats', hosts=hosts)
         if self._out is not None:
             self._done = True
             self._out.close()

@@ -1,28 +1,30 @@
-using Opsgate.Server.Engine.Runbooks;
+using System.ComponentModel;
 
 namespace Opsgate.Server.Engine.Steps;
 
 /// <summary><c>noop</c>: does nothing (benchmarks, tests, placeholders in runbooks being written).</summary>
-internal sealed class NoopStep : IStepExecutor
+internal sealed class NoopStep : StepExecutor<NoopStep.With>
 {
-    public string Kind => "noop";
-    public string Description => "Does nothing; records its message.";
-    public IReadOnlyList<StepInput> Inputs { get; } = [new("message", InputType.String, false, "recorded as the step's detail")];
+    internal sealed record With([Description("recorded as the step's detail")] string? Message);
 
-    public Task<StepOutcome> ExecuteAsync(StepContext context, CancellationToken cancellationToken) =>
-        Task.FromResult(new StepOutcome(context.OptionalString("message") ?? "done"));
+    public override string Kind => "noop";
+    public override string Description => "Does nothing; records its message.";
+
+    protected override Task<StepOutcome> ExecuteAsync(StepContext context, With with, CancellationToken cancellationToken) =>
+        Task.FromResult(new StepOutcome(with.Message ?? "done"));
 }
 
 /// <summary><c>sleep</c>: waits for a duration (a pause between steps; also how tests hold a job mid-run).</summary>
-internal sealed class SleepStep(TimeProvider time) : IStepExecutor
+internal sealed class SleepStep(TimeProvider time) : StepExecutor<SleepStep.With>
 {
-    public string Kind => "sleep";
-    public string Description => "Waits for the given duration.";
-    public IReadOnlyList<StepInput> Inputs { get; } = [new("duration", InputType.Duration, true, "how long, e.g. 30s or 5m")];
+    internal sealed record With([Description("how long, e.g. 30s or 5m")] TimeSpan Duration);
 
-    public async Task<StepOutcome> ExecuteAsync(StepContext context, CancellationToken cancellationToken)
+    public override string Kind => "sleep";
+    public override string Description => "Waits for the given duration.";
+
+    protected override async Task<StepOutcome> ExecuteAsync(StepContext context, With with, CancellationToken cancellationToken)
     {
-        var duration = Durations.Parse(context.String("duration"));
+        var duration = with.Duration;
         if (context.DryRun)
             return new StepOutcome($"would wait {duration}");
         await Task.Delay(duration, time, cancellationToken);

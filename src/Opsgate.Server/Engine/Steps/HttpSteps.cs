@@ -1,3 +1,4 @@
+using System.ComponentModel;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
@@ -13,35 +14,34 @@ namespace Opsgate.Server.Engine.Steps;
 /// <c>attempts</c>, anything else is final. Redirects are not followed (a 3xx is the answer). A dry run sends nothing
 /// and its outputs are null, so later steps still render.
 /// </summary>
-internal sealed class HttpCallStep(IHttpClientFactory http) : IStepExecutor
+internal sealed class HttpCallStep(IHttpClientFactory http) : StepExecutor<HttpCallStep.With>
 {
+    internal sealed record With(
+        [Description("http or https URL")] string Url,
+        [Description("GET (default), HEAD, POST, PUT, PATCH, DELETE or OPTIONS")] string? Method,
+        [Description("request headers, name: value")] JsonObject? Headers,
+        [Description("request body: a string is sent as text/plain, anything else as JSON")] JsonNode? Body,
+        [Description("the status that counts as success (default: any 2xx)")] int? ExpectStatus);
+
     public const int MaxBodyBytes = 64 * 1024;
     public static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(30);
 
     private static readonly string[] Methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
-    public string Kind => "http.call";
-    public string Description => "Send an HTTP request; outputs status and body.";
-    public IReadOnlyList<StepInput> Inputs { get; } =
-    [
-        new("url", InputType.String, true, "http or https URL"),
-        new("method", InputType.String, false, "GET (default), HEAD, POST, PUT, PATCH, DELETE or OPTIONS"),
-        new("headers", InputType.Object, false, "request headers, name: value"),
-        new("body", InputType.Any, false, "request body: a string is sent as text/plain, anything else as JSON"),
-        new("expect_status", InputType.Int, false, "the status that counts as success (default: any 2xx)"),
-    ];
+    public override string Kind => "http.call";
+    public override string Description => "Send an HTTP request; outputs status and body.";
 
-    public async Task<StepOutcome> ExecuteAsync(StepContext context, CancellationToken ct)
+    protected override async Task<StepOutcome> ExecuteAsync(StepContext context, With with, CancellationToken ct)
     {
-        var url = StepUrls.Parse(context);
-        var method = (context.OptionalString("method") ?? "GET").ToUpperInvariant();
+        var url = StepUrls.Parse(with.Url);
+        var method = (with.Method ?? "GET").ToUpperInvariant();
         if (!Methods.Contains(method, StringComparer.Ordinal))
             throw new StepFailedException($"method must be one of {string.Join(", ", Methods)}, not '{method}'");
-        int? expect = context.Inputs["expect_status"] is null ? null : context.Int("expect_status");
+        var expect = with.ExpectStatus;
         if (expect is < 100 or > 599)
             throw new StepFailedException($"expect_status must be an HTTP status between 100 and 599, not {expect}");
-        var headers = Headers(context.Inputs["headers"] as JsonObject);
-        var body = Body(context.Inputs["body"], headers);
+        var headers = Headers(with.Headers);
+        var body = Body(with.Body, headers);
         var target = $"{method} {StepUrls.Describe(url)}";
         var expected = expect?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "2xx";
         if (context.DryRun)
@@ -131,23 +131,22 @@ internal sealed class HttpCallStep(IHttpClientFactory http) : IStepExecutor
 }
 
 /// <summary><c>notify.webhook</c>: posts a runbook's message to a webhook in one of the notification formats, by the same code as job notifications.</summary>
-internal sealed class NotifyWebhookStep(IHttpClientFactory http, IOptions<NotificationsOptions> options) : IStepExecutor
+internal sealed class NotifyWebhookStep(IHttpClientFactory http, IOptions<NotificationsOptions> options) : StepExecutor<NotifyWebhookStep.With>
 {
-    public string Kind => "notify.webhook";
-    public string Description => "Post a message to a webhook (generic, slack, teams or zulip).";
-    public IReadOnlyList<StepInput> Inputs { get; } =
-    [
-        new("url", InputType.String, true, "the webhook's http or https URL"),
-        new("format", InputType.String, false, "generic (default), slack, teams or zulip (its Slack-compatible incoming webhook)"),
-        new("message", InputType.String, true, "the text to post"),
-    ];
+    internal sealed record With(
+        [Description("the webhook's http or https URL")] string Url,
+        [Description("generic (default), slack, teams or zulip (its Slack-compatible incoming webhook)")] string? Format,
+        [Description("the text to post")] string Message);
 
-    public async Task<StepOutcome> ExecuteAsync(StepContext context, CancellationToken ct)
+    public override string Kind => "notify.webhook";
+    public override string Description => "Post a message to a webhook (generic, slack, teams or zulip).";
+
+    protected override async Task<StepOutcome> ExecuteAsync(StepContext context, With with, CancellationToken ct)
     {
-        var url = StepUrls.Parse(context);
-        var formatName = context.OptionalString("format") ?? "generic";
+        var url = StepUrls.Parse(with.Url);
+        var formatName = with.Format ?? "generic";
         var format = WebhookFormats.Parse(formatName) ?? throw new StepFailedException($"format must be generic, slack, teams or zulip, not '{formatName}'");
-        var message = context.String("message");
+        var message = with.Message;
         // Only the origin: the path and query of a webhook URL are its credential.
         var where = $"a {format.Name()} message to {HttpDelivery.Origin(url)}";
         if (context.DryRun)
@@ -168,11 +167,7 @@ internal sealed class NotifyWebhookStep(IHttpClientFactory http, IOptions<Notifi
 
 internal static class StepUrls
 {
-    public static Uri Parse(StepContext context)
-    {
-        var url = context.String("url");
-        return HttpDelivery.TryParse(url, out var uri) ? uri : throw new StepFailedException("url must be an absolute http or https URL");
-    }
+    public static Uri Parse(string url) => HttpDelivery.TryParse(url, out var uri) ? uri : throw new StepFailedException("url must be an absolute http or https URL");
 
     /// <summary>Without the query, which may carry a token.</summary>
     public static string Describe(Uri url) => HttpDelivery.Origin(url) + url.AbsolutePath;

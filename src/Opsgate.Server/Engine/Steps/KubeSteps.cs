@@ -1,3 +1,4 @@
+using System.ComponentModel;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Opsgate.Server.Clusters;
@@ -12,13 +13,11 @@ namespace Opsgate.Server.Engine.Steps;
 /// </summary>
 internal sealed class KubeStepSupport(ClusterRegistry registry)
 {
-    public static readonly StepInput Cluster = new("cluster", InputType.String, true, "registered cluster name");
-    public static readonly StepInput Namespace = new("namespace", InputType.String, true, "namespace");
-    public static readonly StepTarget Target = new(Cluster.Name, Namespace.Name);
+    public const string ClusterDescription = "registered cluster name";
+    public const string NamespaceDescription = "namespace";
 
-    public async Task<KubeClient> ClientAsync(StepContext context, CancellationToken ct)
+    public async Task<KubeClient> ClientAsync(string name, CancellationToken ct)
     {
-        var name = context.String("cluster");
         var cluster = await registry.FindAsync(name, ct) ?? throw new StepFailedException($"cluster '{name}' is not registered");
         try
         {
@@ -58,25 +57,24 @@ internal sealed class KubeStepSupport(ClusterRegistry registry)
 }
 
 /// <summary><c>k8s.scale</c>: sets replicas of a deployment or statefulset through the scale subresource (idempotent).</summary>
-internal sealed class KubeScaleStep(KubeStepSupport kube) : IStepExecutor
+internal sealed class KubeScaleStep(KubeStepSupport kube) : StepExecutor<KubeScaleStep.With>
 {
-    public string Kind => "k8s.scale";
-    public StepTarget? Target => KubeStepSupport.Target;
-    public string Description => "Scale a deployment or statefulset.";
-    public IReadOnlyList<StepInput> Inputs { get; } =
-    [
-        KubeStepSupport.Cluster, KubeStepSupport.Namespace,
-        new("kind", InputType.String, true, "deployment or statefulset"),
-        new("name", InputType.String, true, "object name"),
-        new("replicas", InputType.Int, true, "desired replicas"),
-    ];
+    internal sealed record With(
+        [ClusterTarget, Description(KubeStepSupport.ClusterDescription)] string Cluster,
+        [NamespaceTarget, Description(KubeStepSupport.NamespaceDescription)] string Namespace,
+        [Description("deployment or statefulset")] string Kind,
+        [Description("object name")] string Name,
+        [Description("desired replicas")] int Replicas);
 
-    public async Task<StepOutcome> ExecuteAsync(StepContext context, CancellationToken ct)
+    public override string Kind => "k8s.scale";
+    public override string Description => "Scale a deployment or statefulset.";
+
+    protected override async Task<StepOutcome> ExecuteAsync(StepContext context, With with, CancellationToken ct)
     {
-        var (ns, kind, name, replicas) = (context.String("namespace"), context.String("kind"), context.String("name"), context.Int("replicas"));
+        var (ns, kind, name, replicas) = (with.Namespace, with.Kind, with.Name, with.Replicas);
         if (kind is not ("deployment" or "statefulset"))
             throw new StepFailedException($"kind must be deployment or statefulset, not '{kind}'");
-        var client = await kube.ClientAsync(context, ct);
+        var client = await kube.ClientAsync(with.Cluster, ct);
         await KubeStepSupport.CallAsync(() => client.ScaleAsync(KubeStepSupport.Resource(kind), ns, name, replicas, context.DryRun, ct));
         var what = $"{kind} {ns}/{name} to {replicas} replicas";
         return new StepOutcome(context.DryRun ? $"would scale {what} (server-side dry run passed)" : $"scaled {what}",
@@ -85,23 +83,22 @@ internal sealed class KubeScaleStep(KubeStepSupport kube) : IStepExecutor
 }
 
 /// <summary><c>k8s.delete</c>: deletes an object; an object already gone counts as deleted, so a re-run converges.</summary>
-internal sealed class KubeDeleteStep(KubeStepSupport kube) : IStepExecutor
+internal sealed class KubeDeleteStep(KubeStepSupport kube) : StepExecutor<KubeDeleteStep.With>
 {
-    public string Kind => "k8s.delete";
-    public StepTarget? Target => KubeStepSupport.Target;
-    public string Description => "Delete an object (already gone counts as done).";
-    public IReadOnlyList<StepInput> Inputs { get; } =
-    [
-        KubeStepSupport.Cluster, KubeStepSupport.Namespace,
-        new("kind", InputType.String, true, "pod, persistentvolumeclaim, deployment, statefulset, secret, serviceaccount, role, rolebinding"),
-        new("name", InputType.String, true, "object name"),
-    ];
+    internal sealed record With(
+        [ClusterTarget, Description(KubeStepSupport.ClusterDescription)] string Cluster,
+        [NamespaceTarget, Description(KubeStepSupport.NamespaceDescription)] string Namespace,
+        [Description("pod, persistentvolumeclaim, deployment, statefulset, secret, serviceaccount, role, rolebinding")] string Kind,
+        [Description("object name")] string Name);
 
-    public async Task<StepOutcome> ExecuteAsync(StepContext context, CancellationToken ct)
+    public override string Kind => "k8s.delete";
+    public override string Description => "Delete an object (already gone counts as done).";
+
+    protected override async Task<StepOutcome> ExecuteAsync(StepContext context, With with, CancellationToken ct)
     {
-        var (ns, kind, name) = (context.String("namespace"), context.String("kind"), context.String("name"));
+        var (ns, kind, name) = (with.Namespace, with.Kind, with.Name);
         var resource = KubeStepSupport.Resource(kind);
-        var client = await kube.ClientAsync(context, ct);
+        var client = await kube.ClientAsync(with.Cluster, ct);
         try
         {
             await KubeStepSupport.CallAsync(() => client.DeleteAsync(resource, ns, name, context.DryRun, ct));
@@ -115,17 +112,20 @@ internal sealed class KubeDeleteStep(KubeStepSupport kube) : IStepExecutor
 }
 
 /// <summary><c>k8s.restart</c>: rollout restart of a deployment.</summary>
-internal sealed class KubeRestartStep(KubeStepSupport kube, TimeProvider time) : IStepExecutor
+internal sealed class KubeRestartStep(KubeStepSupport kube, TimeProvider time) : StepExecutor<KubeRestartStep.With>
 {
-    public string Kind => "k8s.restart";
-    public StepTarget? Target => KubeStepSupport.Target;
-    public string Description => "Rollout restart of a deployment.";
-    public IReadOnlyList<StepInput> Inputs { get; } = [KubeStepSupport.Cluster, KubeStepSupport.Namespace, new("name", InputType.String, true, "deployment name")];
+    internal sealed record With(
+        [ClusterTarget, Description(KubeStepSupport.ClusterDescription)] string Cluster,
+        [NamespaceTarget, Description(KubeStepSupport.NamespaceDescription)] string Namespace,
+        [Description("deployment name")] string Name);
 
-    public async Task<StepOutcome> ExecuteAsync(StepContext context, CancellationToken ct)
+    public override string Kind => "k8s.restart";
+    public override string Description => "Rollout restart of a deployment.";
+
+    protected override async Task<StepOutcome> ExecuteAsync(StepContext context, With with, CancellationToken ct)
     {
-        var (ns, name) = (context.String("namespace"), context.String("name"));
-        var client = await kube.ClientAsync(context, ct);
+        var (ns, name) = (with.Namespace, with.Name);
+        var client = await kube.ClientAsync(with.Cluster, ct);
         await KubeStepSupport.CallAsync(() => client.RestartAsync(KubeResource.Deployments, ns, name, time.GetUtcNow(), context.DryRun, ct));
         return new StepOutcome(context.DryRun ? $"would restart deployment {ns}/{name}" : $"restarted deployment {ns}/{name}");
     }
@@ -136,38 +136,37 @@ internal sealed class KubeRestartStep(KubeStepSupport kube, TimeProvider time) :
 /// given, or read from a deployment's or statefulset's spec.selector. Re-evaluated from scratch on each
 /// check, so a resumed wait simply continues.
 /// </summary>
-internal sealed class KubeWaitStep(KubeStepSupport kube, TimeProvider time) : IStepExecutor
+internal sealed class KubeWaitStep(KubeStepSupport kube, TimeProvider time) : StepExecutor<KubeWaitStep.With>
 {
-    public string Kind => "k8s.wait";
-    public StepTarget? Target => KubeStepSupport.Target;
-    public string Description => "Wait until pods are gone or Ready.";
-    public IReadOnlyList<StepInput> Inputs { get; } =
-    [
-        KubeStepSupport.Cluster, KubeStepSupport.Namespace,
-        new("selector", InputType.String, false, "label selector of the pods"),
-        new("kind", InputType.String, false, "statefulset or deployment whose selector to use"),
-        new("name", InputType.String, false, "name of that object"),
-        new("condition", InputType.String, true, "gone or ready"),
-        new("count", InputType.Int, false, "Ready pods needed (default: the object's replicas)"),
-        new("timeout", InputType.Duration, false, "give up after this (default 5m)"),
-        new("interval", InputType.Duration, false, "time between checks (default 500ms)"),
-    ];
+    internal sealed record With(
+        [ClusterTarget, Description(KubeStepSupport.ClusterDescription)] string Cluster,
+        [NamespaceTarget, Description(KubeStepSupport.NamespaceDescription)] string Namespace,
+        [Description("label selector of the pods")] string? Selector,
+        [Description("statefulset or deployment whose selector to use")] string? Kind,
+        [Description("name of that object")] string? Name,
+        [Description("gone or ready")] string Condition,
+        [Description("Ready pods needed (default: the object's replicas)")] int? Count,
+        [Description("give up after this (default 5m)")] TimeSpan? Timeout,
+        [Description("time between checks (default 500ms)")] TimeSpan? Interval);
 
-    public async Task<StepOutcome> ExecuteAsync(StepContext context, CancellationToken ct)
+    public override string Kind => "k8s.wait";
+    public override string Description => "Wait until pods are gone or Ready.";
+
+    protected override async Task<StepOutcome> ExecuteAsync(StepContext context, With with, CancellationToken ct)
     {
-        var ns = context.String("namespace");
-        var condition = context.String("condition");
+        var ns = with.Namespace;
+        var condition = with.Condition;
         if (condition is not ("gone" or "ready"))
             throw new StepFailedException($"condition must be gone or ready, not '{condition}'");
-        var timeout = context.OptionalString("timeout") is { } t ? Durations.Parse(t) : TimeSpan.FromMinutes(5);
-        var interval = context.OptionalString("interval") is { } i ? Durations.Parse(i) : TimeSpan.FromMilliseconds(500);
-        var client = await kube.ClientAsync(context, ct);
+        var timeout = with.Timeout ?? TimeSpan.FromMinutes(5);
+        var interval = with.Interval ?? TimeSpan.FromMilliseconds(500);
+        var client = await kube.ClientAsync(with.Cluster, ct);
 
-        var selector = context.OptionalString("selector");
-        int? count = context.Inputs["count"] is null ? null : context.Int("count");
-        if (context.OptionalString("kind") is { } kind)
+        var selector = with.Selector;
+        var count = with.Count;
+        if (with.Kind is { } kind)
         {
-            var name = context.OptionalString("name") ?? throw new StepFailedException("name is required with kind");
+            var name = with.Name ?? throw new StepFailedException("name is required with kind");
             var owner = await KubeStepSupport.CallAsync(() => client.GetAsync(KubeStepSupport.Resource(kind), ns, name, ct));
             selector ??= Selector(owner) ?? throw new StepFailedException($"{kind} {ns}/{name} has no spec.selector.matchLabels");
             count ??= owner["spec"]?["replicas"]?.GetValue<int>() ?? 1;
