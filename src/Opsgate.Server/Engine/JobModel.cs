@@ -95,6 +95,9 @@ internal sealed class JobRow
 
     /// <summary>A retry on failed hosts: the job it was made from (see <c>Ansible/FailedHostsRetry.cs</c>).</summary>
     public string? RetryOf { get; set; }
+
+    /// <summary>The W3C traceparent of the span that queued the job (see <see cref="JobTracing"/>); null when there was none.</summary>
+    public string? TraceParent { get; set; }
 }
 
 internal sealed class StepRow

@@ -39,7 +39,8 @@ internal sealed partial class JobRunner(
             cancel.Cancel();
         });
         using var held = new HeldStepStart(store, owner, options.Value.StepStartHold, time);
-        var context = new RunContext(job, owner, held, stopping);
+        using var span = JobTracing.StartJob(job);
+        var context = new RunContext(job, owner, held, stopping) { Span = span };
         try
         {
             var runbook = catalog.Find(job.Type);
@@ -130,6 +131,8 @@ internal sealed partial class JobRunner(
         public StepWrite? LastStep { get; set; }
         /// <summary>The job's secret parameter values, masked in everything its steps report (see <see cref="JobSecrets"/>).</summary>
         public IReadOnlyList<string> Secrets { get; set; } = [];
+        /// <summary>This run's span (null when tracing is off).</summary>
+        public Activity? Span { get; init; }
     }
 
     private async Task RunStepsAsync(RunContext run, Runbook runbook, IReadOnlyList<StepRow> steps, CancellationToken ct)
@@ -161,6 +164,7 @@ internal sealed partial class JobRunner(
 
         foreach (var step in steps.Where(s => !StepStatus.IsDone(s.Status)))
         {
+            using var span = JobTracing.StartStep(step);
             var definition = runbook.Steps[step.StepOrder - 1];
             var executor = _executors[definition.Kind];
             JsonObject inputs;
@@ -362,6 +366,7 @@ internal sealed partial class JobRunner(
             LogLeaseLost(logger, job.Id);
             return;
         }
+        JobTracing.Finished(run.Span, status, error);
         // Child jobs (shards) are part of their parent's run: the parent is announced, and whatever of it is still
         // going stops with it (cancel, timeout, fail_fast, a failure).
         if (job.ParentId is null)

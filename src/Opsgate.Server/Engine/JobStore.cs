@@ -56,7 +56,7 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
     private const string JobColumns =
         "id, type, status, params, dry_run, actor, principal_id, source_ip, created_at, started_at, finished_at, attempt, lease_owner, " +
         "lease_expires_at, concurrency_key, cancel_requested, cancel_requested_by, deadline_at, approval_expires_at, decided_by, decision_comment, error, last_seq, " +
-        "parent_id, shard_index, shard_round, shard_hosts, relayed_seq, events_pruned_at, events_pruned_seq, scoped, submitter_namespaces, approver_namespaces, retry_of";
+        "parent_id, shard_index, shard_round, shard_hosts, relayed_seq, events_pruned_at, events_pruned_seq, scoped, submitter_namespaces, approver_namespaces, retry_of, trace_parent";
     private const string StepColumns = "job_id, step_order, name, kind, status, detail, attempts, started_at, finished_at, output";
     /// <summary>A job no running job holds the concurrency key of.</summary>
     private const string FreeKey =
@@ -121,15 +121,15 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
         await write.LaterAsync(
             """
             INSERT INTO jobs (id, type, status, params, dry_run, actor, principal_id, source_ip, created_at, concurrency_key, approval_expires_at,
-                parent_id, shard_index, shard_round, shard_hosts, last_seq, scoped, submitter_namespaces, secrets_sealed, retry_of)
+                parent_id, shard_index, shard_round, shard_hosts, last_seq, scoped, submitter_namespaces, secrets_sealed, retry_of, trace_parent)
             VALUES (@Id, @Type, @Status, @Params, @DryRun, @Actor, @PrincipalId, @SourceIp, @now, @ConcurrencyKey, @ApprovalExpiresAt,
-                @ParentId, @ShardIndex, @ShardRound, @ShardHosts, 1, @yes, @SubmitterNamespaces, @yes, @RetryOf)
+                @ParentId, @ShardIndex, @ShardRound, @ShardHosts, 1, @yes, @SubmitterNamespaces, @yes, @RetryOf, @traceParent)
             """,
             new
             {
                 job.Id, job.Type, job.Status, Params = job.Params.ToJsonString(), job.DryRun, job.Actor, job.PrincipalId, job.SourceIp, now, job.ConcurrencyKey,
                 job.ApprovalExpiresAt, job.ParentId, job.ShardIndex, job.ShardRound, job.ShardHosts, yes = true,
-                SubmitterNamespaces = ScopeHolder.ToJson(job.SubmitterNamespaces), job.RetryOf,
+                SubmitterNamespaces = ScopeHolder.ToJson(job.SubmitterNamespaces), job.RetryOf, traceParent = JobTracing.CurrentParent(),
             });
         foreach (var target in job.Targets.Distinct())
             await write.LaterAsync("INSERT INTO job_targets (job_id, cluster, namespace) VALUES (@Id, @Cluster, @Namespace)",

@@ -38,7 +38,7 @@ public static class OpsgateHost
         builder.AddPersistence();
         builder.AddAudit();
         builder.AddOpsgateAuth();
-        builder.AddOpsgateMetrics();
+        builder.AddOpsgateTelemetry();
         builder.AddHttpSurface();
         builder.AddSecrets();
         builder.AddKubernetes();
@@ -92,7 +92,9 @@ public static class OpsgateHost
             app = Build(args);
             await app.StartOpsgateAsync();
             var database = app.Services.GetRequiredService<Database>();
-            Console.WriteLine($"Opsgate listening on {string.Join(", ", app.ListeningAddresses())} (database: {database.Describe()}); API docs at /api/v1/docs");
+            var listening = $"Opsgate listening on {string.Join(", ", app.ListeningAddresses())} (database: {database.Describe()}); API docs at /api/v1/docs";
+            app.Services.GetRequiredService<StartupConsole>().Print(listening, listening,
+                ("Addresses", string.Join(", ", app.ListeningAddresses())), ("Database", database.Describe()));
             await app.WaitForShutdownAsync();
             return 0;
         }
@@ -144,7 +146,11 @@ public static class OpsgateHost
     private static void AddOpsgateLogging(this WebApplicationBuilder builder)
     {
         builder.Logging.ClearProviders();
-        if (builder.Configuration.GetValue<bool>("Logging:Json"))
+        // Each line logged inside a span (a request, a job, a step) carries its TraceId and SpanId among its scopes.
+        builder.Logging.Configure(o => o.ActivityTrackingOptions = ActivityTrackingOptions.TraceId | ActivityTrackingOptions.SpanId);
+        var json = builder.Configuration.GetValue<bool>("Logging:Json");
+        builder.Services.AddSingleton(sp => new StartupConsole(json, sp.GetRequiredService<TimeProvider>()));
+        if (json)
         {
             builder.Logging.AddJsonConsole(o =>
             {

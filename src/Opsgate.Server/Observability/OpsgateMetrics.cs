@@ -6,7 +6,7 @@ namespace Opsgate.Server.Observability;
 
 /// <summary>
 /// Opsgate's instruments. Names are already Prometheus names (snake_case, unit and <c>_total</c> suffixes)
-/// so the exporter prints them as they are.
+/// so the exporter prints them as they are (see <see cref="TelemetryExtensions"/>).
 /// </summary>
 internal sealed class OpsgateMetrics
 {
@@ -116,13 +116,6 @@ internal sealed class OpsgateMetrics
 
 internal static class MetricsExtensions
 {
-    public static void AddOpsgateMetrics(this WebApplicationBuilder builder)
-    {
-        builder.Services.AddMetrics();
-        builder.Services.AddSingleton<OpsgateMetrics>();
-        builder.Services.AddSingleton<PrometheusExporter>();
-    }
-
     /// <summary>
     /// Counts every request under its route template (never the raw path, which would explode label values)
     /// and logs refused and failed requests; successful ones are logged at Debug to keep the hot path quiet.
@@ -131,8 +124,6 @@ internal static class MetricsExtensions
     {
         var metrics = app.Services.GetRequiredService<OpsgateMetrics>();
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Opsgate.Requests");
-        // Start listening now: measurements made before the exporter exists would be lost.
-        _ = app.Services.GetRequiredService<PrometheusExporter>();
         app.Use(async (context, next) =>
         {
             var started = Stopwatch.GetTimestamp();
@@ -155,15 +146,6 @@ internal static class MetricsExtensions
                     RequestLog.Served(logger, context.Request.Method, endpoint, status, elapsed.TotalMilliseconds);
             }
         });
-    }
-
-    public static void MapMetricsEndpoint(this WebApplication app)
-    {
-        app.MapGet("/metrics", async (HttpContext context, PrometheusExporter exporter) =>
-        {
-            context.Response.ContentType = PrometheusExporter.ContentType;
-            await exporter.WriteAsync(context.Response.Body, context.RequestAborted);
-        }).AllowAnonymous().ExcludeFromDescription();
     }
 }
 

@@ -28,11 +28,17 @@ internal sealed class GitUnavailableException(string message, Exception inner) :
 /// </summary>
 internal sealed class GitRunner(IOptions<AnsibleOptions> options, PrivateDirectories directories)
 {
+    /// <summary>A span per git call (fetches can be the slow part of a run); only the subcommand is recorded, never an argument.</summary>
+    private static readonly ActivitySource Tracing = new("Opsgate.Git");
+
     /// <param name="knownHosts">SSH known_hosts file (host keys are accepted on first use and checked ever after).</param>
     /// <param name="indexFile">GIT_INDEX_FILE, for a checkout from a bare repository.</param>
     public async Task<string> RunAsync(IReadOnlyList<string> args, CredentialSecret? credential, string knownHosts, CancellationToken ct, string? indexFile = null)
     {
         var o = options.Value;
+        using var span = Tracing.StartActivity($"git {args[0]}", ActivityKind.Client);
+        span?.SetTag("process.executable.name", "git");
+        span?.SetTag("opsgate.git.command", args[0]);
         var dir = directories.Create("git"); // 0700
         var secrets = new List<string>();
         try
@@ -88,12 +94,13 @@ internal sealed class GitRunner(IOptions<AnsibleOptions> options, PrivateDirecto
             {
                 throw new GitUnavailableException($"git cannot be started: '{o.GitCommand}' (Ansible:GitCommand): {e.Message}", e);
             }
+            span?.SetTag("process.exit.code", result.ExitCode);
             if (result.TimedOut)
-                throw new GitException($"git {args[0]} did not finish within {o.GitTimeout} (Ansible:GitTimeout)");
+                throw Failed(span, new GitException($"git {args[0]} did not finish within {o.GitTimeout} (Ansible:GitTimeout)"));
             if (result.ExitCode != 0)
             {
                 var message = Scrub(result.Stderr, secrets, dir.FullName);
-                throw new GitException(message.Length == 0 ? $"git {args[0]} failed with exit code {result.ExitCode}" : message);
+                throw Failed(span, new GitException(message.Length == 0 ? $"git {args[0]} failed with exit code {result.ExitCode}" : message));
             }
             return result.Stdout;
         }
@@ -101,6 +108,13 @@ internal sealed class GitRunner(IOptions<AnsibleOptions> options, PrivateDirecto
         {
             dir.Delete(recursive: true);
         }
+    }
+
+    /// <summary>Marks the span failed with the message users see (already scrubbed of secrets) and returns the exception to throw.</summary>
+    private static GitException Failed(Activity? span, GitException e)
+    {
+        span?.SetStatus(ActivityStatusCode.Error, e.Message);
+        return e;
     }
 
     /// <summary>Bearer for a bare token; Basic for a token or password with a username (what GitHub, GitLab and Gitea take over https).</summary>

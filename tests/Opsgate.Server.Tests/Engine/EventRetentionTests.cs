@@ -75,7 +75,7 @@ public sealed class EventRetentionTests
 
     private static async Task<long> PrunedTotalAsync(OpsgateServer server)
     {
-        return (long)Scrape.Sum(await server.Admin.GetStringAsync("/metrics"), "opsgate_events_pruned_total ");
+        return (long)Scrape.Sum(await server.Admin.GetStringAsync("/metrics"), "opsgate_events_pruned_total{} ");
     }
 
     [Fact]
@@ -118,7 +118,7 @@ public sealed class EventRetentionTests
             await Task.Delay(200);
         }
         var metrics = await restarted.Admin.GetStringAsync("/metrics");
-        Assert.Contains($"opsgate_events_pruned_total {total - 100}", metrics, StringComparison.Ordinal);
+        Assert.Contains($"opsgate_events_pruned_total{{}} {total - 100}", metrics, StringComparison.Ordinal);
     }
 
     private static async Task<long> CountEventsAsync(OpsgateServer server, string id)

@@ -15,7 +15,10 @@ public sealed class MetricsTests
         Assert.Equal(HttpStatusCode.NoContent, (await server.Admin.DeleteAsync($"/api/v1/apikeys/{id}")).StatusCode);
         Assert.Equal(HttpStatusCode.Unauthorized, (await server.Client().GetAsync("/api/v1/apikeys")).StatusCode);
 
-        var response = await server.Client().GetAsync("/metrics");
+        // Asked as Prometheus asks (OpenMetrics first), the answer is still the text format, without OpenMetrics' _created series.
+        using var scrapeRequest = new HttpRequestMessage(HttpMethod.Get, "/metrics");
+        scrapeRequest.Headers.TryAddWithoutValidation("Accept", "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1");
+        var response = await server.Client().SendAsync(scrapeRequest);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("text/plain; version=0.0.4; charset=utf-8", response.Content.Headers.ContentType?.ToString());
         var scrape = await response.Content.ReadAsStringAsync();
@@ -26,15 +29,18 @@ public sealed class MetricsTests
         Assert.Contains("http_requests_total{endpoint=\"/api/v1/apikeys\",method=\"GET\",status=\"401\"} 1", lines);
         Assert.Contains("http_requests_total{endpoint=\"/api/v1/apikeys/{id}\",method=\"DELETE\",status=\"204\"} 1", lines);
         Assert.DoesNotContain(id, scrape, StringComparison.Ordinal);
+        Assert.DoesNotContain("_created", scrape, StringComparison.Ordinal);
+        Assert.DoesNotContain("otel_scope", scrape, StringComparison.Ordinal);
+        Assert.DoesNotContain("target_info", scrape, StringComparison.Ordinal);
         Assert.Contains("http_request_duration_seconds_bucket{endpoint=\"/api/v1/apikeys\",method=\"POST\",le=\"+Inf\"} 1", lines);
         Assert.Contains(lines, l => l.StartsWith("http_request_duration_seconds_sum{endpoint=\"/api/v1/apikeys/{id}\",method=\"DELETE\"} ", StringComparison.Ordinal));
         // Audited: the create, the revoke and the refused request.
-        Assert.Contains("opsgate_audit_entries_written_total 3", lines);
+        Assert.Contains("opsgate_audit_entries_written_total{} 3", lines);
         // Each of them waited for its entry's commit before answering.
-        Assert.Contains("opsgate_audit_wait_seconds_count 3", lines);
-        Assert.True(Scrape.Sum(scrape, "opsgate_audit_wait_seconds_sum ") > 0);
+        Assert.Contains("opsgate_audit_wait_seconds_count{} 3", lines);
+        Assert.True(Scrape.Sum(scrape, "opsgate_audit_wait_seconds_sum{} ") > 0);
         foreach (var basic in new[] { "process_cpu_seconds_total", "process_resident_memory_bytes", "process_start_time_seconds", "dotnet_gc_heap_bytes" })
-            Assert.Contains(lines, l => l.StartsWith(basic + " ", StringComparison.Ordinal));
+            Assert.Contains(lines, l => l.StartsWith(basic + "{} ", StringComparison.Ordinal));
 
         var (exitCode, lint) = await PromtoolCheckAsync(scrape);
         Assert.True(exitCode == 0 && lint.Length == 0, $"promtool check metrics exited {exitCode}: {lint}\n{scrape}");
@@ -76,10 +82,26 @@ public sealed class MetricsTests
         Assert.Contains("opsgate_job_duration_seconds_count{type=\"noop\"} 1", lines);
         Assert.DoesNotContain(lines, l => l.StartsWith("opsgate_job_duration_seconds_count{type=\"gated\"}", StringComparison.Ordinal));
         Assert.Contains("opsgate_job_start_latency_seconds_count{type=\"noop\"} 1", lines);
-        Assert.Contains(lines, l => l.StartsWith("opsgate_jobs_queued ", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("opsgate_jobs_queued{} ", StringComparison.Ordinal));
 
         var (exitCode, lint) = await PromtoolCheckAsync(scrape);
         Assert.True(exitCode == 0 && lint.Length == 0, $"promtool check metrics exited {exitCode}: {lint}\n{scrape}");
+    }
+
+    [Fact]
+    public async Task Metrics_RequireKey_puts_the_scrape_behind_a_viewer_key()
+    {
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, ["--Metrics:RequireKey=true"]);
+        var (_, key) = await server.CreateKeyAsync("prometheus", "viewer");
+
+        var refused = await server.Client().GetAsync("/metrics");
+        Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+        Assert.Equal("application/problem+json", refused.Content.Headers.ContentType?.MediaType);
+        Assert.DoesNotContain("http_requests_total", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+
+        var scraped = await server.Client(key).GetAsync("/metrics");
+        Assert.Equal(HttpStatusCode.OK, scraped.StatusCode);
+        Assert.Contains("http_requests_total{endpoint=\"/metrics\",method=\"GET\",status=\"401\"} 1", (await scraped.Content.ReadAsStringAsync()).Split('\n'));
     }
 
     /// <summary>Runs <c>promtool check metrics</c> (scripts/test.sh installs it) on <paramref name="scrape"/>; returns its exit code and everything it printed.</summary>
