@@ -11,14 +11,16 @@ namespace Opsgate.Server.Ansible;
 internal sealed partial class AnsibleRunStep
 {
     /// <summary>
-    /// The <c>project</c> and <c>credential</c> inputs name things that exist (and the credential is an SSH key):
-    /// checked at submit, so a typo is a 400 rather than a failed job.
+    /// The <c>project</c> and <c>credential</c> inputs name things that exist (and the credential is an SSH key), and
+    /// the project's playbook exists at the commit its ref resolves to: checked at submit, so a typo is a 400 rather
+    /// than a failed job.
     /// </summary>
     public async Task<(string Input, string Message)?> CheckProjectAsync(JsonObject inputs, CancellationToken ct)
     {
+        ProjectInfo? source = null;
         if (inputs["project"]?.GetValue<string>() is { } project)
         {
-            if (!Validate.IsDnsLabel(project) || await projects.FindAsync(project, ct) is null)
+            if (!Validate.IsDnsLabel(project) || (source = await projects.FindAsync(project, ct)) is null)
                 return ("project", $"project '{project}' does not exist");
             if (inputs["playbook_yaml"] is not null)
                 return ("playbook_yaml", "a run from a project takes playbook (a path in the project), not playbook_yaml");
@@ -30,7 +32,42 @@ internal sealed partial class AnsibleRunStep
             if (found.Kind != CredentialKinds.SshKey)
                 return ("credential", $"credential '{credential}' is a {found.Kind}; the machines of a playbook run take an ssh_key");
         }
+        // A shard's or a retry's project_commit is the one its original pinned, checked when it runs.
+        if (source is not null && inputs["playbook"]?.GetValue<string>() is { } playbook && inputs["project_commit"] is null
+            && await PlaybookProblemAsync(source, playbook, ct) is { } problem)
+            return ("playbook", problem);
         return null;
+    }
+
+    /// <summary>
+    /// Whether <paramref name="playbook"/> is in the project at the commit a run started now would pin: the ref is
+    /// fetched, as the run's first attempt does (which checks again, at the commit it pins). When git or the cache
+    /// cannot answer now, the submit goes on and the run's own fetch decides, as before this check existed.
+    /// </summary>
+    private async Task<string?> PlaybookProblemAsync(ProjectInfo project, string playbook, CancellationToken ct)
+    {
+        string commit;
+        CheckoutLease lease;
+        try
+        {
+            commit = await cache.SyncAsync(project, ct);
+            await projects.RecordSyncAsync(project.Id, commit, projects.Now(), ct);
+            // No job pins this commit yet: the lease keeps pruning off the checkout while it is looked at.
+            lease = await cache.LeaseAsync(project, commit, ct);
+        }
+        catch (Exception e) when (e is GitException || ProjectProblems.Handles(e))
+        {
+            return null;
+        }
+        using (lease)
+        {
+            return ProjectPaths.Resolve(ProjectPaths.RealPath(lease.Path), playbook, directoryAllowed: false, out _) switch
+            {
+                PathProblem.None => null,
+                PathProblem.Outside => $"playbook '{playbook}' is outside project '{project.Name}'",
+                _ => $"playbook '{playbook}' does not exist in project '{project.Name}' at commit {commit} (its ref {project.Ref ?? "HEAD"})",
+            };
+        }
     }
 
     /// <summary>

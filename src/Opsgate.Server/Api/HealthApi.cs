@@ -26,6 +26,9 @@ internal static class HealthApi
             .WithSummary("The process is up.");
         app.MapGet("/health/ready", Ready).Anonymous().WithTags("Health")
             .WithSummary("The database is reachable and migrated: 200, else 503.");
+        // pxbackup-ansible-runner's readiness route, so its probes and scripts keep working (its GET /health needs a token, as Opsgate's does).
+        app.MapGet("/ready", Ready).Anonymous().WithTags("Health")
+            .WithSummary("As /health/ready (pxbackup-ansible-runner's route).");
         app.MapGet("/health", Health).RequireRole(Role.Viewer, AccessScope.Global).WithTags("Health")
             .WithSummary("Health of each dependency.");
     }

@@ -72,8 +72,9 @@ internal static class JobsApi
 
         var ops = app.MapGroup("/ops/jobs").WithTags("apiops-compatible jobs");
         ops.MapPost("/pg-rebuild", PgRebuild).RequireRole(Role.Operator, AccessScope.Submit).Audited("job.submit", "job")
-            .WithSummary("apiops: submit a pg-rebuild job on the cluster named default (or the one given).");
-        ops.MapGet("/{id}", Get).RequireRole(Role.Viewer, AccessScope.Job).WithSummary("apiops: a job and its steps.");
+            .WithSummary("apiops: submit a pg-rebuild job on the cluster named default (or the one given); answers in apiops' status words.");
+        ops.MapGet("/{id}", GetInApiopsWords).RequireRole(Role.Viewer, AccessScope.Job)
+            .WithSummary("apiops: a job and its steps, with apiops' status words (pending, running, success, failed).");
 
         app.MapGet("/api/v1/runbooks", (JobSubmission submission) => TypedResults.Ok(submission.DescribeRunbooks()))
             .RequireRole(Role.Viewer, AccessScope.Global).WithTags("Jobs").WithSummary("Job types (runbooks) with their parameter schema.");
@@ -99,7 +100,10 @@ internal static class JobsApi
         };
         if (request.Cluster is not null)
             parameters["cluster"] = request.Cluster;
-        return await SubmitAsync(http, submission, "pg-rebuild", parameters, request.DryRun ?? dryRun);
+        var submitted = await SubmitAsync(http, submission, "pg-rebuild", parameters, request.DryRun ?? dryRun);
+        return submitted.Result is Created<JobView> created
+            ? TypedResults.Created(created.Location, ApiopsWords.Of(created.Value!))
+            : submitted;
     }
 
     private static async Task<Results<Ok<JobList>, ProblemHttpResult>> List(
@@ -133,6 +137,13 @@ internal static class JobsApi
         if (retries.Count > 0)
             view = view with { Retries = [.. retries.Select(r => new RetryJobView(r.Id, r.Status, r.CreatedAt))] };
         return TypedResults.Ok(view);
+    }
+
+    private static async Task<Results<Ok<JobView>, ProblemHttpResult>> GetInApiopsWords(
+        string id, HttpContext http, JobAccess access, JobStore store, JobSubmission submission, CancellationToken ct)
+    {
+        var answer = await Get(id, http, access, store, submission, ct);
+        return answer.Result is Ok<JobView> ok ? TypedResults.Ok(ApiopsWords.Of(ok.Value!)) : answer;
     }
 
     private static Task<Results<Ok<CommandResult>, ProblemHttpResult>> Cancel(string id, HttpContext http, JobAccess access, JobCommands commands) =>

@@ -183,7 +183,7 @@ internal sealed class RoleRequirementHandler : AuthorizationHandler<RoleRequirem
 /// cause, go through <see cref="RefusalTally"/>: the first of an address's minute is written the same way, the rest
 /// summed up.
 /// </summary>
-internal sealed class AuditedDenials(RefusalTally refusals) : IAuthorizationMiddlewareResultHandler
+internal sealed class AuditedDenials(RefusalTally refusals, IOptions<HttpOptions> limits) : IAuthorizationMiddlewareResultHandler
 {
     private readonly AuthorizationMiddlewareResultHandler _default = new();
 
@@ -192,6 +192,11 @@ internal sealed class AuditedDenials(RefusalTally refusals) : IAuthorizationMidd
         if (result.Succeeded)
         {
             await _default.HandleAsync(next, context, policy, result);
+            return;
+        }
+        if (context.GetEndpoint() is null)
+        {
+            await AnswerNoRouteAsync(context);
             return;
         }
         string detail;
@@ -224,6 +229,25 @@ internal sealed class AuditedDenials(RefusalTally refusals) : IAuthorizationMidd
             await context.TryWriteAuditAsync(AuditStatus.Denied, status, detail);
         var title = status switch { 401 => "Unauthorized", 403 => "Forbidden", _ => "Service unavailable" };
         await Problems.WriteAsync(context, status, title, detail);
+    }
+
+    /// <summary>
+    /// A path no route matches is a 404 whoever asks: the fallback policy would answer 401 to a caller without a key
+    /// and hide a mistyped path, while the routes are no secret (/openapi/v1.json lists them). Anyone can send these,
+    /// so a mutating one from an unidentified caller is tallied like a 401 rather than written one by one.
+    /// </summary>
+    private async Task AnswerNoRouteAsync(HttpContext context)
+    {
+        const int status = StatusCodes.Status404NotFound;
+        var detail = HttpSurface.DescribeStatus(context, status, limits.Value)!;
+        if (context.Request.IsMutating())
+        {
+            if (context.Principal() is null)
+                await refusals.AuditAsync(context, RefusalKind.Unauthenticated, status, detail);
+            else
+                await context.TryWriteAuditAsync(AuditStatus.Error, status, detail);
+        }
+        await Problems.WriteAsync(context, status, "Not Found", detail);
     }
 }
 

@@ -80,10 +80,11 @@ internal sealed class JobSubmission(RunbookCatalog catalog, IEnumerable<IStepExe
             }
             targets.Add(target);
         }
-        if (await CheckReferencesAsync(runbook, parameters, ct) is { } dangling)
-            return dangling;
+        // Use first: checking references may fetch a project with its credential, which the caller must be allowed to use.
         if (await StepUseCheck.CheckAsync(runbook, parameters, _executors, principal, ct) is { } forbidden)
             return new SubmitOutcome.Forbidden(forbidden);
+        if (await CheckReferencesAsync(runbook, parameters, ct) is { } dangling)
+            return dangling;
 
         var id = JobIds.New(new DateTimeOffset(store.Now()));
         await secrets.SealAsync(id, runbook, parameters, ct);

@@ -48,8 +48,9 @@ public static class OpsgateHost
         configureServices?.Invoke(builder.Services);
 
         var app = builder.Build();
-        app.UseHttpSurface();
+        // Metrics first: a request the exception handler or the status-code pages answer is counted with the status the client got.
         app.UseOpsgateMetrics();
+        app.UseHttpSurface();
         app.UseOpsgateAuth();
         app.MapHealthApi();
         app.MapMetricsEndpoint();

@@ -116,9 +116,13 @@ internal sealed class OpsgateMetrics
 
 internal static class MetricsExtensions
 {
+    /// <summary>The Swagger UI's files are served by a middleware, not an endpoint: one label for all of them.</summary>
+    private const string DocsPath = "/api/v1/docs";
+
     /// <summary>
     /// Counts every request under its route template (never the raw path, which would explode label values)
     /// and logs refused and failed requests; successful ones are logged at Debug to keep the hot path quiet.
+    /// Registered before the exception handler, so the status counted is the one the client got.
     /// </summary>
     public static void UseOpsgateMetrics(this WebApplication app)
     {
@@ -134,9 +138,11 @@ internal static class MetricsExtensions
             finally
             {
                 // A group's root route ("/api/v1/apikeys" + "/") has a trailing slash in its template; the label is the path users call.
-                var endpoint = (context.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText is { } route
+                // The exception handler clears the endpoint of a request that threw (a body refused while read); its feature keeps it.
+                var matched = context.GetEndpoint() ?? context.Features.Get<Microsoft.AspNetCore.Diagnostics.IExceptionHandlerFeature>()?.Endpoint;
+                var endpoint = (matched as RouteEndpoint)?.RoutePattern.RawText is { } route
                     ? "/" + route.Trim('/')
-                    : "unmatched";
+                    : context.Request.Path.StartsWithSegments(DocsPath) ? DocsPath : "unmatched";
                 var elapsed = Stopwatch.GetElapsedTime(started);
                 var status = context.Response.StatusCode;
                 metrics.HttpRequest(endpoint, context.Request.Method, status, elapsed.TotalSeconds);

@@ -165,6 +165,34 @@ public sealed class InventoryTests
     }
 
     [Fact]
+    public async Task An_INI_inventory_is_refused_saying_YAML_is_needed_and_a_bad_host_range_names_its_line()
+    {
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite);
+
+        var ini = await Problem.AssertAsync(await Post(server.Admin, "from-ini", "# fleet\n[web]\nweb1 ansible_host=10.0.0.1\nweb2\n\n[db]\ndb1\n"), HttpStatusCode.BadRequest);
+        Assert.StartsWith("hosts: line 2 ('[web]') reads as an INI inventory, but hosts must be Ansible YAML", ini, StringComparison.Ordinal);
+        Assert.Contains("ansible-inventory -i FILE --list --yaml", ini, StringComparison.Ordinal);
+        var hostLine = await Problem.AssertAsync(await Post(server.Admin, "from-ini", "web1 ansible_host=10.0.0.1 ansible_port=2222\n"), HttpStatusCode.BadRequest);
+        Assert.StartsWith("hosts: line 1 ('web1 ansible_host=10.0.0.1 ansible_port=2222') reads as an INI inventory", hostLine, StringComparison.Ordinal);
+
+        foreach (var (range, why) in new[]
+        {
+            ("web[a:]", "has a range without an end"),
+            ("web[1:3:0]", "has a range whose step is not a whole number above 0"),
+            ("web[01:3]", "has a zero-padded range whose begin and end differ in length"),
+            ("web[1:c]", "has a range whose begin and end are not both numbers or both single letters"),
+        })
+        {
+            var detail = await Problem.AssertAsync(
+                await Post(server.Admin, "ranges", $"all:\n  children:\n    web:\n      hosts:\n        ok1:\n        \"{range}\":\n"), HttpStatusCode.BadRequest);
+            Assert.Equal($"hosts: line 6, column 9: host '{range}' {why}", detail);
+        }
+        // A good range is stored as ansible expands it.
+        Assert.Equal(HttpStatusCode.Created, (await Post(server.Admin, "ranges", "all:\n  hosts:\n    web[01:03]:\n")).StatusCode);
+        Assert.Equal(3, (await server.Admin.GetFromJsonAsync<JsonElement>("/api/v1/inventories/ranges/hosts")).GetProperty("total").GetInt32());
+    }
+
+    [Fact]
     public async Task A_viewer_reads_inventories_an_operator_stores_and_deletes_them_and_the_audit_log_never_holds_their_contents()
     {
         await using var server = await OpsgateServer.StartAsync(Provider.Sqlite);

@@ -179,7 +179,7 @@ public sealed class ProjectTests
     public async Task Bad_repositories_refs_urls_and_playbook_paths_are_refused_with_a_reason()
     {
         using var repo = await GitRepo.CreateAsync();
-        await repo.CommitAsync("one", ("site.yml", Playbook("one")));
+        var commit = await repo.CommitAsync("one", ("site.yml", Playbook("one")));
         await repo.TagAsync("v1");
         using var outside = new TempDir();
         await File.WriteAllTextAsync(Path.Combine(outside.Path, "evil.yml"), Playbook("evil"));
@@ -221,19 +221,41 @@ public sealed class ProjectTests
         response = await server.Admin.PostAsJsonAsync("/api/v1/jobs", new { type = "ansible-playbook", @params = new { project = "p", playbook = "site.yml", inventory, credential = "nope" } }, OpsgateServer.Json);
         Assert.Contains("steps.playbook.credential: credential 'nope' does not exist", await Problem.AssertAsync(response, HttpStatusCode.BadRequest), StringComparison.Ordinal);
 
-        // A playbook path that leaves the checkout fails the step, saying so; nothing outside runs.
+        // A playbook path that leaves the checkout, or is not in it at the commit the ref names, is a 400 at submit; no job.
         foreach (var (path, why) in new[]
                  {
                      ($"../../../../../../..{outside.Path}/evil.yml", "is outside project 'p'"),
                      ($"{outside.Path}/evil.yml", "is outside project 'p'"),
-                     ("missing.yml", "does not exist in project 'p'"),
+                     ("missing.yml", $"does not exist in project 'p' at commit {commit} (its ref v1)"),
                  })
         {
-            var (job, events) = await RunAsync(server, new { project = "p", playbook = path, inventory });
-            Assert.Equal("failed", job.Status());
-            Assert.Contains($"playbook '{path}' {why}", job.Step("playbook").GetProperty("detail").GetString(), StringComparison.Ordinal);
-            Assert.DoesNotContain(events, e => e.Type == "ansible.playbook_start");
+            response = await server.Admin.PostAsJsonAsync("/api/v1/jobs", new { type = "ansible-playbook", @params = new { project = "p", playbook = path, inventory } }, OpsgateServer.Json);
+            Assert.Equal($"steps.playbook.playbook: playbook '{path}' {why}", await Problem.AssertAsync(response, HttpStatusCode.BadRequest));
         }
+        Assert.Empty((await server.Admin.GetFromJsonAsync<JsonElement>("/api/v1/jobs")).GetProperty("items").EnumerateArray());
+
+        // The playbook that is there runs.
+        var (job, events) = await RunAsync(server, new { project = "p", playbook = "site.yml", inventory });
+        Assert.True(job.Status() == "succeeded", job.ToString());
+        Assert.Contains(events, e => e.Type == "ansible.playbook_start");
+    }
+
+    [Fact]
+    public async Task A_playbook_added_to_the_branch_after_the_last_sync_is_found_at_submit()
+    {
+        using var repo = await GitRepo.CreateAsync();
+        await repo.CommitAsync("one", ("site.yml", Playbook("one")));
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, [repo.AllowArg]);
+        await CreateProjectAsync(server, "p", "file://" + repo.Bare, "main");
+        var inventory = await StoreInventoryAsync(server.Admin, Inventory(["h1"]));
+        var response = await server.Admin.PostAsJsonAsync("/api/v1/jobs", new { type = "ansible-playbook", @params = new { project = "p", playbook = "new.yml", inventory } }, OpsgateServer.Json);
+        Assert.Contains("playbook 'new.yml' does not exist in project 'p' at commit", await Problem.AssertAsync(response, HttpStatusCode.BadRequest), StringComparison.Ordinal);
+
+        // The ref moved on with the playbook: the submit fetches it, and the run pins and runs that commit.
+        await repo.CommitAsync("two", ("new.yml", Playbook("two")));
+        var (job, events) = await RunAsync(server, new { project = "p", playbook = "new.yml", inventory });
+        Assert.True(job.Status() == "succeeded", job.ToString());
+        Assert.True(Said(events, "release two"));
     }
 
     [Fact]

@@ -28,6 +28,7 @@ public sealed class HealthApiTests
         var ready = await GetJsonAsync(anonymous, "/health/ready", HttpStatusCode.ServiceUnavailable);
         Assert.Equal("not ready", ready.GetProperty("status").GetString());
         Assert.Equal("migrations pending", ready.GetProperty("database").GetString());
+        Assert.Equal("migrations pending", (await GetJsonAsync(anonymous, "/ready", HttpStatusCode.ServiceUnavailable)).GetProperty("database").GetString());
         report = await GetJsonAsync(server.Admin, "/health", HttpStatusCode.ServiceUnavailable);
         Assert.Equal("unhealthy: migrations pending", report.GetProperty("services").GetProperty("database").GetString());
         Assert.Equal(HttpStatusCode.OK, (await anonymous.GetAsync("/health/live")).StatusCode);
@@ -45,6 +46,38 @@ public sealed class HealthApiTests
         var ready = await GetJsonAsync(anonymous, "/health/ready", HttpStatusCode.ServiceUnavailable);
         Assert.Equal("unreachable", ready.GetProperty("database").GetString());
         Assert.Equal(HttpStatusCode.OK, (await anonymous.GetAsync("/health/live")).StatusCode);
+    }
+
+    [Fact]
+    public async Task Pxbackup_runners_ready_route_answers_without_a_key_like_health_ready()
+    {
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite);
+        var ready = await GetJsonAsync(server.Client(), "/ready", HttpStatusCode.OK);
+        Assert.Equal("ready", ready.GetProperty("status").GetString());
+        Assert.Equal("connected", ready.GetProperty("database").GetString());
+        Assert.True(ready.TryGetProperty("timestamp", out _), ready.ToString());
+        // Its /health, like Opsgate's, wants a credential.
+        await Problem.AssertAsync(await server.Client().GetAsync("/health"), HttpStatusCode.Unauthorized);
+    }
+
+    [Fact]
+    public async Task A_path_no_route_matches_is_a_404_without_a_key_too()
+    {
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite);
+        var anonymous = server.Client();
+        var detail = await Problem.AssertAsync(await anonymous.GetAsync("/api/v1/jbos"), HttpStatusCode.NotFound);
+        Assert.Equal("there is no GET /api/v1/jbos in this API; the endpoints are listed at /api/v1/docs", detail);
+        await Problem.AssertAsync(await server.Client("not-a-key").GetAsync("/readyz"), HttpStatusCode.NotFound);
+        for (var i = 0; i < 5; i++)
+            await Problem.AssertAsync(await anonymous.PostAsync("/api/v1/nothing-here", new StringContent("{}")), HttpStatusCode.NotFound);
+        // An existing route still wants the key.
+        await Problem.AssertAsync(await anonymous.GetAsync("/api/v1/jobs"), HttpStatusCode.Unauthorized);
+
+        // Anyone can send these: the anonymous POSTs leave one entry this minute, as 401s do, not one each.
+        var audit = await server.Admin.GetFromJsonAsync<JsonElement>("/api/v1/audit?actor=anonymous&limit=100");
+        var entry = Assert.Single(audit.GetProperty("items").EnumerateArray());
+        Assert.Equal(404, entry.GetProperty("http_status").GetInt32());
+        Assert.Equal("POST /api/v1/nothing-here", entry.GetProperty("action").GetString());
     }
 
     private static async Task<JsonElement> GetJsonAsync(HttpClient client, string path, HttpStatusCode status)

@@ -58,8 +58,10 @@ public sealed class JobEngineTests
         var pod = sim.Store.Get("v1", "pods", "prod", "postgres-0")!;
         Assert.Contains(pod["status"]!["conditions"]!.AsArray(), c => c!["type"]!.GetValue<string>() == "Ready" && c["status"]!.GetValue<string>() == "True");
 
+        // apiops' words on apiops' route: a script polling for "success" stops.
         var apiops = await server.Admin.GetFromJsonAsync<JsonElement>($"/ops/jobs/{id}");
-        Assert.Equal("succeeded", apiops.Status());
+        Assert.Equal("success", apiops.Status());
+        Assert.All(apiops.StepStatuses(), s => Assert.Equal("success", s));
         var audit = await server.Admin.GetFromJsonAsync<JsonElement>($"/api/v1/audit?limit=100");
         var forJob = audit.GetProperty("items").EnumerateArray().Where(e => e.GetProperty("job_id").GetString() == id).Select(e => e.GetProperty("action").GetString()).ToList();
         Assert.Contains("job.submit", forJob);

@@ -106,11 +106,35 @@ public sealed class TemplatesTests
     [InlineData("{{ params.x | upper }}", "is not a template expression")]
     [InlineData("{{ steps.a.id }}", "is not a template expression")]
     [InlineData("a-{{ params.x", "without a closing '}}'")]
+    [InlineData("{{ inventory_hostname }}", "between {% raw %} and {% endraw %}")]
+    [InlineData("{% raw %}{{ inventory_hostname }}", "'{% raw %}' without a closing '{% endraw %}'")]
+    [InlineData("{{ params.x }}{% endraw %}", "'{% endraw %}' without a '{% raw %}' before it")]
     public void A_malformed_expression_is_refused(string text, string expected)
     {
         var e = Assert.Throws<TemplateException>(() => Templates.References(text));
 
         Assert.Contains(expected, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Text_between_raw_and_endraw_is_kept_as_it_is_without_the_markers()
+    {
+        var rendered = Render("""{"yaml": "{{ params.statefulset }}: {% raw %}{{ inventory_hostname }}{% if x %}{% endraw %}!", "only": "{%raw%}{{ item }}{%  endraw  %}"}""")!;
+
+        Assert.Equal("postgres: {{ inventory_hostname }}{% if x %}!", rendered["yaml"]!.GetValue<string>());
+        Assert.Equal("{{ item }}", rendered["only"]!.GetValue<string>());
+        Assert.Equal(["params.statefulset"], Templates.References(JsonNode.Parse("""{"a": "{{ params.statefulset }}{% raw %}{{ params.nope }}{% endraw %}"}""")).Select(r => r.ToString()));
+    }
+
+    [Fact]
+    public void A_parameters_value_is_not_rendered_again()
+    {
+        var parameters = new JsonObject { ["playbook"] = "- debug: {msg: \"{{ inventory_hostname }}\"}" };
+
+        var rendered = Templates.Render(JsonNode.Parse("""{"p": "{{ params.playbook }}", "q": "x {{ params.playbook }}"}"""), parameters, NoOutputs)!;
+
+        Assert.Equal("- debug: {msg: \"{{ inventory_hostname }}\"}", rendered["p"]!.GetValue<string>());
+        Assert.Equal("x - debug: {msg: \"{{ inventory_hostname }}\"}", rendered["q"]!.GetValue<string>());
     }
 
     [Fact]

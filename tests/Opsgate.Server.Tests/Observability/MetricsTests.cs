@@ -47,6 +47,21 @@ public sealed class MetricsTests
     }
 
     [Fact]
+    public async Task A_body_refused_while_it_is_read_counts_as_the_400_the_client_got()
+    {
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite);
+        foreach (var body in new[] { "{\"name\":\"k\",\"role\":\"viewer\",\"colour\":\"red\"}", "{\"name\":" })
+        {
+            using var content = new StringContent(body, System.Text.Encoding.UTF8, "application/json");
+            Assert.Equal(HttpStatusCode.BadRequest, (await server.Admin.PostAsync("/api/v1/apikeys", content)).StatusCode);
+        }
+
+        var lines = (await server.Client().GetStringAsync("/metrics")).Split('\n');
+        Assert.Contains("http_requests_total{endpoint=\"/api/v1/apikeys\",method=\"POST\",status=\"400\"} 2", lines);
+        Assert.DoesNotContain(lines, l => l.StartsWith("http_requests_total{endpoint=\"/api/v1/apikeys\",method=\"POST\",status=\"200\"}", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Methods_a_client_makes_up_share_one_label()
     {
         await using var server = await OpsgateServer.StartAsync(Provider.Sqlite);

@@ -91,7 +91,15 @@ internal sealed class InventoryStore(Database database, InventoryExpander expand
     {
         var yaml = InventoryYaml.Merge(request.Hosts, request.Vars);
         // Seconds for a large inventory: done before the write turn is taken. ansible checks the real values.
-        var expanded = await expander.ExpandAsync(yaml, ct);
+        ExpandedInventory expanded;
+        try
+        {
+            expanded = await expander.ExpandAsync(yaml, ct);
+        }
+        catch (InventoryException e) when (!e.ServerSide && InventoryYaml.MalformedHostRange(request.Hosts) is { } range)
+        {
+            throw new InventoryYamlException("hosts", range);
+        }
         var texts = secrets.Seal(request.Hosts, request.Vars, yaml, expanded.List.ToJsonString(), refusePlaceholders: true);
         return (await InsertAsync(request, texts, expanded, null, onlyIfChanged: false, actor, ct)).Version;
     }

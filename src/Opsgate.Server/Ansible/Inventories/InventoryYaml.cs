@@ -104,6 +104,33 @@ internal static partial class InventoryYaml
         return Save(root);
     }
 
+    /// <summary>
+    /// The first host in <paramref name="hosts"/> (a group's <c>hosts:</c>, at any depth of <c>children:</c>) whose range
+    /// ansible cannot expand, with its line; null when there is none. For after ansible refused the inventory: its
+    /// message names neither the host nor the line.
+    /// </summary>
+    public static string? MalformedHostRange(string hosts)
+    {
+        string? Visit(YamlMappingNode groups)
+        {
+            foreach (var group in groups.Children.Values.OfType<YamlMappingNode>())
+            {
+                if (group.Children.TryGetValue(new YamlScalarNode("hosts"), out var members) && members is YamlMappingNode hostMap)
+                {
+                    foreach (var key in hostMap.Children.Keys.OfType<YamlScalarNode>())
+                    {
+                        if (key.Value is { } host && HostRanges.Problem(host) is { } problem)
+                            return $"{At(key)}host '{host}' {problem}";
+                    }
+                }
+                if (group.Children.TryGetValue(new YamlScalarNode("children"), out var children) && children is YamlMappingNode childMap && Visit(childMap) is { } found)
+                    return found;
+            }
+            return null;
+        }
+        return Visit(ParseMapping("hosts", hosts, "a mapping of groups"));
+    }
+
     private static YamlMappingNode ParseMapping(string field, string text, string expected)
     {
         YamlStream stream;
@@ -113,7 +140,7 @@ internal static partial class InventoryYaml
         }
         catch (SafeYamlException e)
         {
-            throw new InventoryYamlException(field, $"not valid YAML at line {e.Line}, column {e.Column}: {e.Reason}");
+            throw new InventoryYamlException(field, IniHint(field, text) ?? $"not valid YAML at line {e.Line}, column {e.Column}: {e.Reason}");
         }
         if (stream.Documents.Count == 0)
             throw new InventoryYamlException(field, $"is empty: it must be {expected}");
@@ -121,7 +148,7 @@ internal static partial class InventoryYaml
             throw new InventoryYamlException(field, $"{At(stream.Documents[1].RootNode)}holds more than one YAML document");
         var rootNode = stream.Documents[0].RootNode;
         if (rootNode is not YamlMappingNode root)
-            throw new InventoryYamlException(field, $"{At(rootNode)}must be {expected}");
+            throw new InventoryYamlException(field, IniHint(field, text) ?? $"{At(rootNode)}must be {expected}");
         foreach (var key in root.Children.Keys)
         {
             if (key is not YamlScalarNode { Value.Length: > 0 })
@@ -129,6 +156,28 @@ internal static partial class InventoryYaml
         }
         return root;
     }
+
+    /// <summary>
+    /// For hosts that are not a YAML mapping but read as ansible's INI format (a <c>[group]</c> header, or a host line with
+    /// <c>name=value</c> variables): stored inventories are Ansible YAML, which Opsgate merges vars into and seals secrets
+    /// in, so say that and how to get there rather than report a YAML syntax error.
+    /// </summary>
+    private static string? IniHint(string field, string text)
+    {
+        if (field != "hosts")
+            return null;
+        var lines = text.Split('\n').Select((l, i) => (Text: l.Trim(), Line: i + 1)).Where(l => l.Text.Length > 0 && l.Text[0] is not ('#' or ';'));
+        if (lines.FirstOrDefault(l => IniSection().IsMatch(l.Text) || IniHostLine().IsMatch(l.Text)) is not { Text: not null } ini)
+            return null;
+        return $"line {ini.Line} ('{(ini.Text.Length <= 60 ? ini.Text : ini.Text[..60] + "…")}') reads as an INI inventory, but hosts must be Ansible YAML " +
+            "(all: {hosts: ..., children: ...}): convert it with 'ansible-inventory -i FILE --list --yaml', or store it from a file in a project (source), which may be INI";
+    }
+
+    [GeneratedRegex(@"^\[[^\[\]\s]+\]$", RegexOptions.CultureInvariant)]
+    private static partial Regex IniSection();
+
+    [GeneratedRegex(@"^[^\s:=#{}\[\]]+(\s+[A-Za-z_][A-Za-z0-9_]*=\S*)+$", RegexOptions.CultureInvariant)]
+    private static partial Regex IniHostLine();
 
     /// <summary>Every group named in the inventory: top-level keys and the keys of every <c>children:</c>, at any depth.</summary>
     private static HashSet<string> GroupsOf(YamlMappingNode root)

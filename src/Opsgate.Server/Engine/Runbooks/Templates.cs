@@ -19,6 +19,11 @@ internal sealed class TemplateException(string message) : Exception(message);
 /// exactly one expression becomes the referenced value with its JSON type (<c>replicas: "{{ params.n }}"</c> is a number);
 /// expressions inside longer strings are replaced by their text. There is deliberately nothing else: no filters, no
 /// logic, so that every reference can be checked when a runbook loads.
+/// <para>
+/// <c>{% raw %}...{% endraw %}</c> (Jinja's own escape) keeps the text between the markers as it is and drops the
+/// markers, so text for another template engine (an inline playbook's <c>{{ inventory_hostname }}</c> for ansible)
+/// passes through. Values substituted for expressions are never scanned again, so a parameter may hold such text as it is.
+/// </para>
 /// </summary>
 internal static partial class Templates
 {
@@ -48,7 +53,8 @@ internal static partial class Templates
 
     /// <summary>What one string refers to.</summary>
     /// <exception cref="TemplateException">An expression is malformed.</exception>
-    public static IReadOnlyList<TemplateReference> References(string text) => Parse(text).Select(e => e.Reference).ToList();
+    public static IReadOnlyList<TemplateReference> References(string text) =>
+        Parse(text).Where(p => p.Reference is not null).Select(p => p.Reference!).ToList();
 
     /// <summary>True when the tree refers to a step output, so it can only be rendered (and checked) when the job runs.</summary>
     public static bool UsesStepOutputs(JsonNode? template) => References(template).Any(r => r.IsStepOutput);
@@ -76,21 +82,15 @@ internal static partial class Templates
 
     private static JsonNode? SubstituteString(string text, JsonObject parameters, IReadOnlyDictionary<string, JsonObject> stepOutputs)
     {
-        var expressions = Parse(text);
-        if (expressions.Count == 0)
-            return JsonValue.Create(text);
-        if (expressions.Count == 1 && expressions[0].Length == text.Length)
-            return Resolve(expressions[0].Reference, parameters, stepOutputs)?.DeepClone();
+        var parts = Parse(text);
+        if (parts is [{ Reference: { } only }])
+            return Resolve(only, parameters, stepOutputs)?.DeepClone();
+        if (parts is [] or [{ Reference: null }])
+            return JsonValue.Create(parts is [] ? "" : parts[0].Text);
 
         var result = new StringBuilder();
-        var at = 0;
-        foreach (var expression in expressions)
-        {
-            result.Append(text, at, expression.Index - at);
-            result.Append(AsText(Resolve(expression.Reference, parameters, stepOutputs)));
-            at = expression.Index + expression.Length;
-        }
-        result.Append(text, at, text.Length - at);
+        foreach (var part in parts)
+            result.Append(part.Reference is { } reference ? AsText(Resolve(reference, parameters, stepOutputs)) : part.Text);
         return JsonValue.Create(result.ToString());
     }
 
@@ -135,32 +135,67 @@ internal static partial class Templates
         }
     }
 
-    private readonly record struct Expression(int Index, int Length, TemplateReference Reference);
+    /// <summary>A piece of a template string: literal text, or an expression (<see cref="Reference"/> set).</summary>
+    private readonly record struct Part(string Text, TemplateReference? Reference);
 
-    private static List<Expression> Parse(string text)
+    /// <summary>The string as literal text and expressions, in order; <c>{% raw %}</c> blocks are literal, without their markers.</summary>
+    private static List<Part> Parse(string text)
     {
-        var found = new List<Expression>();
+        var parts = new List<Part>();
+        var literal = new StringBuilder();
+        // Most strings have no block at all: spare them the two regular expressions.
+        var blocks = text.Contains("{%", StringComparison.Ordinal);
         var at = 0;
-        while (text.IndexOf("{{", at, StringComparison.Ordinal) is var open and >= 0)
+        while (at < text.Length)
         {
-            var close = text.IndexOf("}}", open + 2, StringComparison.Ordinal);
-            if (close < 0)
+            var open = text.IndexOf("{{", at, StringComparison.Ordinal);
+            var raw = blocks ? RawOpen().Match(text, at) : Match.Empty;
+            var endRaw = blocks ? RawClose().Match(text, at) : Match.Empty;
+            var next = Math.Min(open < 0 ? text.Length : open, Math.Min(raw.Success ? raw.Index : text.Length, endRaw.Success ? endRaw.Index : text.Length));
+            literal.Append(text, at, next - at);
+            at = next;
+            if (at == text.Length)
+                break;
+            if (endRaw.Success && endRaw.Index == at)
+                throw new TemplateException($"'{endRaw.Value}' without a '{{% raw %}}' before it");
+            if (raw.Success && raw.Index == at)
+            {
+                var close = RawClose().Match(text, raw.Index + raw.Length);
+                if (!close.Success)
+                    throw new TemplateException($"'{raw.Value}' without a closing '{{% endraw %}}'");
+                literal.Append(text, raw.Index + raw.Length, close.Index - raw.Index - raw.Length);
+                at = close.Index + close.Length;
+                continue;
+            }
+            var end = text.IndexOf("}}", open + 2, StringComparison.Ordinal);
+            if (end < 0)
                 throw new TemplateException($"'{text}' has a '{{{{' without a closing '}}}}'");
-            var inner = text[(open + 2)..close];
+            var inner = text[(open + 2)..end];
             var match = Expr().Match(inner);
             if (!match.Success)
             {
                 throw new TemplateException(
-                    $"'{{{{{inner}}}}}' is not a template expression: use {{{{ params.NAME }}}} or {{{{ steps.STEP.outputs.KEY }}}}");
+                    $"'{{{{{inner}}}}}' is not a template expression: use {{{{ params.NAME }}}} or {{{{ steps.STEP.outputs.KEY }}}}, " +
+                    "or put text for another template engine (ansible's Jinja) between {% raw %} and {% endraw %}");
             }
-            var reference = match.Groups["param"].Success
+            if (literal.Length > 0)
+                parts.Add(new Part(literal.ToString(), null));
+            literal.Clear();
+            parts.Add(new Part("", match.Groups["param"].Success
                 ? new TemplateReference(false, match.Groups["param"].Value, null)
-                : new TemplateReference(true, match.Groups["step"].Value, match.Groups["key"].Value);
-            found.Add(new Expression(open, close + 2 - open, reference));
-            at = close + 2;
+                : new TemplateReference(true, match.Groups["step"].Value, match.Groups["key"].Value)));
+            at = end + 2;
         }
-        return found;
+        if (literal.Length > 0)
+            parts.Add(new Part(literal.ToString(), null));
+        return parts;
     }
+
+    [GeneratedRegex(@"\{%\s*raw\s*%\}", RegexOptions.CultureInvariant)]
+    private static partial Regex RawOpen();
+
+    [GeneratedRegex(@"\{%\s*endraw\s*%\}", RegexOptions.CultureInvariant)]
+    private static partial Regex RawClose();
 
     [GeneratedRegex(@"^\s*(params\.(?<param>[a-z_][a-z0-9_]*)|steps\.(?<step>[a-z_][a-z0-9_]*)\.outputs\.(?<key>[A-Za-z_][A-Za-z0-9_-]*))\s*$", RegexOptions.CultureInvariant)]
     private static partial Regex Expr();

@@ -37,14 +37,16 @@ internal interface IStepExecutor
     StepTarget? Target => null;
 
     /// <summary>
-    /// Checks, when a job is submitted, what the rendered inputs refer to (a stored inventory, a project), so a
-    /// dangling reference is a 400 and never a failed job. Null when all is well, else the input and why.
+    /// Checks, when a job is submitted (after <see cref="CheckUseAsync"/>), what the rendered inputs refer to (a stored
+    /// inventory, a project and the playbook in it), so a dangling reference is a 400 and never a failed job. Null when
+    /// all is well, else the input and why.
     /// </summary>
     Task<(string Input, string Message)?> CheckReferencesAsync(JsonObject inputs, CancellationToken ct) => Task.FromResult<(string, string)?>(null);
 
     /// <summary>
-    /// Checks, when a job is submitted (after <see cref="CheckReferencesAsync"/>), that <paramref name="principal"/> may
-    /// use what the rendered inputs name (a credential). Null when it may, else a refusal naming the thing: a 403.
+    /// Checks, when a job is submitted (before <see cref="CheckReferencesAsync"/>), that <paramref name="principal"/> may
+    /// use what the rendered inputs name (a credential). Null when it may, else a refusal naming the thing: a 403. A
+    /// name that does not exist is not refused here: <see cref="CheckReferencesAsync"/> answers it.
     /// </summary>
     Task<string?> CheckUseAsync(JsonObject inputs, Principal principal, CancellationToken ct) => Task.FromResult<string?>(null);
 
