@@ -23,7 +23,7 @@ public sealed class ArchitectureTests(ITestOutputHelper output)
     private static readonly string[] KnownCycles =
     [
         "Ansible Api Projects",
-        "Audit Auth Clusters Engine Hosting Http Persistence Secrets",
+        "Audit Auth Clusters Engine Hosting Http Observability Persistence Secrets",
     ];
 
     [Fact]
