@@ -21,7 +21,7 @@ internal sealed record RawRun(double Seconds, int ExitCode, string Stdout, strin
 /// </summary>
 internal static partial class RawAnsible
 {
-    /// <summary>AnsibleProcess.SafePath.</summary>
+    /// <summary>ChildProcess.SafePath.</summary>
     private const string SafePath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
     /// <summary>A run directory as AnsibleProcess prepares one; <c>inventory.yml</c> holds <paramref name="inventory"/>.</summary>

@@ -14,6 +14,7 @@ internal static class AnsibleExtensions
         services.AddOptions<AnsibleOptions>().Bind(builder.Configuration.GetSection(AnsibleOptions.Section));
         services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<AnsibleOptions>, AnsibleOptionsValidator>();
         services.AddSingleton<AnsibleSandbox>();
+        services.AddSingleton<Api.IHealthPart>(sp => sp.GetRequiredService<AnsibleSandbox>());
         services.AddHostedService<AnsibleSandboxProbe>();
         services.AddSingleton<AnsibleProcess>();
         services.AddSingleton<AnsibleResults>();
@@ -23,6 +24,7 @@ internal static class AnsibleExtensions
         services.AddSingleton<InventorySealer>();
         services.AddSingleton<ShardedRun>();
         services.AddSingleton<FailedHostsRetry>();
+        services.AddSingleton<Api.IHostsRetry>(sp => sp.GetRequiredService<FailedHostsRetry>());
         services.AddSingleton<InventorySources>();
         services.AddStepExecutor<AnsibleRunStep>();
     }

@@ -14,12 +14,6 @@ internal sealed class AnsibleOptions
     /// <summary>Limit for expanding one inventory with ansible-inventory.</summary>
     public TimeSpan InventoryTimeout { get; set; } = TimeSpan.FromMinutes(2);
 
-    /// <summary>The git binary, for projects: a name looked up on PATH, or a full path.</summary>
-    public string GitCommand { get; set; } = "git";
-
-    /// <summary>Limit for one git command (ls-remote, fetch, checkout) of a project.</summary>
-    public TimeSpan GitTimeout { get; set; } = TimeSpan.FromMinutes(2);
-
     /// <summary>Directory that <c>playbook</c> paths of ansible.run steps without a <c>project</c> are relative to. Default: none, only projects and inline playbooks.</summary>
     public string? PlaybookDirectory { get; set; }
 
@@ -72,10 +66,6 @@ internal sealed class AnsibleOptionsValidator : Microsoft.Extensions.Options.IVa
             return Fail("Ansible:InventoryCommand must name the ansible-inventory binary");
         if (options.InventoryTimeout < TimeSpan.FromSeconds(1))
             return Fail($"Ansible:InventoryTimeout must be at least 00:00:01, not {options.InventoryTimeout}");
-        if (string.IsNullOrWhiteSpace(options.GitCommand))
-            return Fail("Ansible:GitCommand must name the git binary");
-        if (options.GitTimeout < TimeSpan.FromSeconds(1))
-            return Fail($"Ansible:GitTimeout must be at least 00:00:01, not {options.GitTimeout}");
         if (options.PlaybookDirectory is { Length: > 0 } dir && !Directory.Exists(dir))
             return Fail($"Ansible:PlaybookDirectory '{Path.GetFullPath(dir)}' does not exist");
         if (options.RunTimeout < TimeSpan.FromSeconds(1))

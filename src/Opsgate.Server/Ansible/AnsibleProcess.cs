@@ -42,8 +42,6 @@ internal enum AnsibleStop { Cancelled, TimedOut, LeaseLost, WriteFailed }
 internal sealed partial class AnsibleProcess(
     JobStore store, IOptions<AnsibleOptions> options, PrivateDirectories directories, AnsibleSandbox sandbox, ILogger<AnsibleProcess> logger)
 {
-    /// <summary>The PATH ansible runs with; the server's own PATH may hold shims (pyenv) or writable directories.</summary>
-    internal const string SafePath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
     private static readonly TimeSpan DrainLimit = TimeSpan.FromSeconds(5);
 
@@ -241,7 +239,7 @@ internal sealed partial class AnsibleProcess(
     internal static void ScrubEnvironment(IDictionary<string, string?> env, string home, string config, string temp)
     {
         env.Clear();
-        env["PATH"] = SafePath;
+        env["PATH"] = ChildProcess.SafePath;
         env["HOME"] = home;
         env["LANG"] = env["LC_ALL"] = "C.UTF-8"; // ansible refuses to run without a UTF-8 locale
         env["PYTHONUNBUFFERED"] = "1";
@@ -251,10 +249,6 @@ internal sealed partial class AnsibleProcess(
         env["ANSIBLE_INVENTORY_ENABLED"] = "yaml";
         env["ANSIBLE_INVENTORY_UNPARSED_FAILED"] = "True";
     }
-
-    internal static string FindOnSafePath(string name) =>
-        SafePath.Split(':').Select(d => Path.Combine(d, name)).FirstOrDefault(File.Exists)
-        ?? throw new InvalidOperationException($"'{name}' was not found in {SafePath}; it is needed to run ansible-playbook");
 
     /// <summary>SIGINT (ansible stops like on Ctrl-C), then SIGTERM, then SIGKILL, to the whole process group.</summary>
     private async Task StopAsync(Process process, AnsibleRunRequest run, AnsibleOptions o)
@@ -299,11 +293,11 @@ internal sealed partial class AnsibleProcess(
         {
             try
             {
-                var psi = new ProcessStartInfo(FindOnSafePath("ssh"));
+                var psi = new ProcessStartInfo(ChildProcess.FindOnSafePath("ssh"));
                 foreach (var arg in new[] { "-O", "exit", "-o", "ControlPath=" + socket, "opsgate-control-master" })
                     psi.ArgumentList.Add(arg);
                 psi.Environment.Clear();
-                psi.Environment["PATH"] = SafePath;
+                psi.Environment["PATH"] = ChildProcess.SafePath;
                 var ssh = await ChildProcess.RunAsync(psi, TimeSpan.FromSeconds(5), CancellationToken.None);
                 if (ssh.TimedOut)
                     throw new IOException("ssh -O exit did not finish within 5 s");

@@ -20,7 +20,7 @@ internal sealed record SandboxPaths(string RunDirectory, string? SocketDirectory
 /// </summary>
 internal sealed partial class AnsibleSandbox(
     IOptions<AnsibleOptions> options, IOptions<OpsgateOptions> opsgate, IOptions<SecretsOptions> secrets, IConfiguration configuration,
-    PrivateDirectories directories, ILogger<AnsibleSandbox> logger)
+    PrivateDirectories directories, ILogger<AnsibleSandbox> logger) : Api.IHealthPart
 {
     public const string Auto = "auto", Bubblewrap = "bubblewrap", None = "none";
 
@@ -31,6 +31,10 @@ internal sealed partial class AnsibleSandbox(
 
     /// <summary>The <c>ansible_sandbox</c> line of <c>/health</c>.</summary>
     public string Health => _state.Value.Health;
+
+    string Api.IHealthPart.Name => "ansible_sandbox";
+
+    string Api.IHealthPart.State => Health;
 
     /// <summary>
     /// Decides once: <c>bubblewrap</c> that cannot run stops start-up; <c>auto</c> without a working bwrap warns and runs
@@ -57,14 +61,14 @@ internal sealed partial class AnsibleSandbox(
     /// <summary>Null when bwrap is on the safe PATH and sets up a sandbox like a run's; else what is wrong.</summary>
     private static string? TryBwrap(out string? bwrap)
     {
-        bwrap = AnsibleProcess.SafePath.Split(':').Select(d => Path.Combine(d, "bwrap")).FirstOrDefault(File.Exists);
+        bwrap = ChildProcess.SafePath.Split(':').Select(d => Path.Combine(d, "bwrap")).FirstOrDefault(File.Exists);
         if (bwrap is null)
-            return $"bwrap (Debian package bubblewrap) was not found in {AnsibleProcess.SafePath}";
+            return $"bwrap (Debian package bubblewrap) was not found in {ChildProcess.SafePath}";
         var psi = new ProcessStartInfo(bwrap);
         foreach (var arg in new[] { "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--unshare-pid", "--", "true" })
             psi.ArgumentList.Add(arg);
         psi.Environment.Clear();
-        psi.Environment["PATH"] = AnsibleProcess.SafePath;
+        psi.Environment["PATH"] = ChildProcess.SafePath;
         try
         {
             // Start-up is synchronous here; the probe is one short process.
@@ -89,7 +93,7 @@ internal sealed partial class AnsibleSandbox(
         // setsid makes ansible-playbook the leader of a new session and process group with its own pid, so signals can
         // reach the whole group (and the callback plugin's killpg reaches ansible's, not the sandbox's first process's);
         // --wait keeps the exit code should setsid ever need to fork.
-        List<string> command = [AnsibleProcess.FindOnSafePath("setsid"), "--wait", psi.FileName, .. psi.ArgumentList];
+        List<string> command = [ChildProcess.FindOnSafePath("setsid"), "--wait", psi.FileName, .. psi.ArgumentList];
         psi.ArgumentList.Clear();
         if (Bwrap is { } bwrap)
         {

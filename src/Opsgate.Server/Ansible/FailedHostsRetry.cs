@@ -20,8 +20,13 @@ namespace Opsgate.Server.Ansible;
 /// </summary>
 internal sealed class FailedHostsRetry(
     RunbookCatalog catalog, AnsibleResults results, InventoryStore inventories, ProjectStore projects, JobSecrets secrets, JobSubmission submission)
+    : IHostsRetry
 {
     public const string Failed = "failed";
+
+    public string Hosts => Failed;
+
+    public string Description => "retry on the failed and unreachable hosts";
 
     public async Task<Results<Created<JobView>, ProblemHttpResult>> StartAsync(HttpContext http, JobRow original, CancellationToken ct)
     {

@@ -31,7 +31,7 @@ internal sealed class SshAgent : IAsyncDisposable
     /// <exception cref="StepFailedException">The agent did not start, or refused the key (the message has ssh-add's reason, never the key).</exception>
     public static async Task<SshAgent> StartAsync(string socket, string privateKey, TimeSpan lifetime, CancellationToken ct)
     {
-        var psi = new ProcessStartInfo(AnsibleProcess.FindOnSafePath("ssh-agent"))
+        var psi = new ProcessStartInfo(ChildProcess.FindOnSafePath("ssh-agent"))
         {
             UseShellExecute = false, RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true,
         };
@@ -39,7 +39,7 @@ internal sealed class SshAgent : IAsyncDisposable
         foreach (var arg in new[] { "-D", "-a", socket })
             psi.ArgumentList.Add(arg);
         psi.Environment.Clear();
-        psi.Environment["PATH"] = AnsibleProcess.SafePath;
+        psi.Environment["PATH"] = ChildProcess.SafePath;
         var process = Process.Start(psi) ?? throw new InvalidOperationException("ssh-agent did not start");
         var agent = new SshAgent(process, socket);
         try
@@ -69,12 +69,12 @@ internal sealed class SshAgent : IAsyncDisposable
 
     private async Task AddAsync(string privateKey, TimeSpan lifetime, CancellationToken ct)
     {
-        var psi = new ProcessStartInfo(AnsibleProcess.FindOnSafePath("ssh-add"));
+        var psi = new ProcessStartInfo(ChildProcess.FindOnSafePath("ssh-add"));
         var seconds = (long)Math.Ceiling(Math.Min(lifetime.TotalSeconds, int.MaxValue));
         foreach (var arg in new[] { "-q", "-t", seconds.ToString(CultureInfo.InvariantCulture), "-" })
             psi.ArgumentList.Add(arg);
         psi.Environment.Clear();
-        psi.Environment["PATH"] = AnsibleProcess.SafePath;
+        psi.Environment["PATH"] = ChildProcess.SafePath;
         psi.Environment["SSH_AUTH_SOCK"] = Socket;
         // A key with a passphrase would make ssh-add ask for it; there is no one to ask.
         psi.Environment["SSH_ASKPASS_REQUIRE"] = "never";

@@ -4,7 +4,6 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.Protocols;
 using Microsoft.IdentityModel.Protocols.OpenIdConnect;
-using Opsgate.Server.Ansible;
 using Opsgate.Server.Audit;
 using Opsgate.Server.Auth;
 using Opsgate.Server.Persistence;
@@ -16,6 +15,17 @@ internal sealed record LiveResponse(string Status);
 internal sealed record ReadyResponse(string Status, string Database, DateTime Timestamp);
 
 internal sealed record HealthResponse(string Status, IReadOnlyDictionary<string, string> Services, DateTime Timestamp);
+
+/// <summary>
+/// A line of <c>/health</c> that a feature reports itself: its name and its state (<c>healthy</c>, <c>disabled: why</c>,
+/// <c>unhealthy: why</c>). Features register theirs in DI, so the health report needs to know none of them.
+/// </summary>
+internal interface IHealthPart
+{
+    string Name { get; }
+
+    string State { get; }
+}
 
 /// <summary>Liveness and readiness for orchestrators (no auth) and a per-dependency report (authenticated).</summary>
 internal static class HealthApi
@@ -43,7 +53,7 @@ internal static class HealthApi
     }
 
     private static async Task<Results<Ok<HealthResponse>, JsonHttpResult<HealthResponse>>> Health(
-        Database database, Migrator migrator, AuditWriter audit, AnsibleSandbox sandbox, IServiceProvider services, IOptions<AuthOptions> auth, TimeProvider time,
+        Database database, Migrator migrator, AuditWriter audit, IEnumerable<IHealthPart> parts, IServiceProvider services, IOptions<AuthOptions> auth, TimeProvider time,
         CancellationToken ct)
     {
         var db = await DatabaseStateAsync(database, migrator, ct);
@@ -52,8 +62,9 @@ internal static class HealthApi
             ["database"] = db == "connected" ? "healthy" : $"unhealthy: {db}",
             ["audit_log"] = audit.IsRunning ? "healthy" : "unhealthy: writer stopped",
             ["oidc"] = await OidcStateAsync(services, auth.Value, ct),
-            ["ansible_sandbox"] = sandbox.Health,
         };
+        foreach (var part in parts)
+            report[part.Name] = part.State;
         // "disabled: ..." says what is off and why (runs that are not sandboxed) without failing the check.
         var healthy = report.Values.All(v => v is "healthy" or "disabled" || v.StartsWith("healthy: ", StringComparison.Ordinal) || v.StartsWith("disabled: ", StringComparison.Ordinal));
         var response = new HealthResponse(healthy ? "healthy" : "unhealthy", report, time.GetUtcNow().UtcDateTime);

@@ -20,6 +20,21 @@ internal sealed record DecisionRequest(string? Comment = null);
 /// <summary>POST /api/v1/jobs/{id}/retry: no body (or no hosts) runs a failed job again in place; hosts "failed" starts a new job on its failed hosts.</summary>
 internal sealed record RetryRequest(string? Hosts = null);
 
+/// <summary>
+/// A retry on part of a job's hosts (<c>{"hosts": "failed"}</c>), offered by the feature that knows a job's hosts
+/// (Ansible registers its own), so the jobs API needs to know none of them.
+/// </summary>
+internal interface IHostsRetry
+{
+    /// <summary>The value of <c>hosts</c> it answers to.</summary>
+    string Hosts { get; }
+
+    /// <summary>What it retries on, for the message when <c>hosts</c> names none.</summary>
+    string Description { get; }
+
+    Task<Results<Created<JobView>, ProblemHttpResult>> StartAsync(HttpContext http, JobRow original, CancellationToken ct);
+}
+
 internal sealed record StepView(string Name, int Order, string Kind, string Status, string? Detail, int Attempts, DateTime? StartedAt, DateTime? FinishedAt, JsonNode? Output);
 
 internal sealed record JobView(
@@ -151,11 +166,11 @@ internal static class JobsApi
 
     /// <summary>
     /// Without hosts, the failed job runs again in place from its failed step (200). With <c>hosts: "failed"</c>, a new
-    /// job runs over the original's failed and unreachable hosts (201, see <see cref="FailedHostsRetry"/>), audited with
+    /// job runs over the original's failed and unreachable hosts (201, see <see cref="IHostsRetry"/>; Ansible offers "failed"), audited with
     /// the original as the resource and the new job's id.
     /// </summary>
     private static async Task<Results<Ok<CommandResult>, Created<JobView>, ProblemHttpResult>> Retry(
-        string id, HttpContext http, JobAccess access, JobCommands commands, FailedHostsRetry failedHosts, [FromBody] RetryRequest? request)
+        string id, HttpContext http, JobAccess access, JobCommands commands, [FromServices] IEnumerable<IHostsRetry> hostRetries, [FromBody] RetryRequest? request)
     {
         if (request?.Hosts is null)
         {
@@ -166,12 +181,12 @@ internal static class JobsApi
         http.Audit().ResourceName = id.Length <= 64 ? id : id[..64];
         if (JobIds.IsValid(id))
             http.Audit().JobId = id;
-        if (request.Hosts != FailedHostsRetry.Failed)
-            return Problems.Invalid("hosts", $"must be \"{FailedHostsRetry.Failed}\" (retry on the failed and unreachable hosts), or left out to retry the job in place");
+        if (hostRetries.FirstOrDefault(r => r.Hosts == request.Hosts) is not { } retry)
+            return Problems.Invalid("hosts", $"must be {string.Concat(hostRetries.Select(r => $"\"{r.Hosts}\" ({r.Description}), or "))}left out to retry the job in place");
         var (grant, refused) = await access.CheckAsync(http, id, JobAction.Retry);
         if (grant is null)
             return refused!;
-        var started = await failedHosts.StartAsync(http, grant.Job, http.RequestAborted);
+        var started = await retry.StartAsync(http, grant.Job, http.RequestAborted);
         // The submit path records the new job's id as the resource, and its parameters (redacted) as the body: this
         // entry is about the original, and what was asked was the retry.
         http.SetAuditBody(request);

@@ -13,6 +13,14 @@ internal readonly record struct ChildProcessResult(int ExitCode, string Stdout, 
 /// </summary>
 internal static class ChildProcess
 {
+    /// <summary>The PATH child processes (ansible, git, ssh-agent, bwrap) run with; the server's own PATH may hold shims (pyenv) or writable directories.</summary>
+    internal const string SafePath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+    /// <summary>The full path of <paramref name="name"/> on <see cref="SafePath"/>.</summary>
+    internal static string FindOnSafePath(string name) =>
+        SafePath.Split(':').Select(d => Path.Combine(d, name)).FirstOrDefault(File.Exists)
+        ?? throw new InvalidOperationException($"'{name}' was not found in {SafePath}; it is needed to run ansible-playbook");
+
     /// <summary>
     /// Throws what <see cref="Process.Start(ProcessStartInfo)"/> throws (a missing binary is a
     /// <see cref="System.ComponentModel.Win32Exception"/>) and <see cref="OperationCanceledException"/> when

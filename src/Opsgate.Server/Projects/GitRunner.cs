@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using Microsoft.Extensions.Options;
-using Opsgate.Server.Ansible;
 using Opsgate.Server.Hosting;
 
 namespace Opsgate.Server.Projects;
@@ -26,7 +25,7 @@ internal sealed class GitUnavailableException(string message, Exception inner) :
 /// a command line: an SSH key is a 0600 file in that directory named by GIT_SSH_COMMAND; a token or password is an
 /// <c>http.extraHeader</c> given through GIT_CONFIG_COUNT/KEY/VALUE. The directory is deleted when git is done.
 /// </summary>
-internal sealed class GitRunner(IOptions<AnsibleOptions> options, PrivateDirectories directories)
+internal sealed class GitRunner(IOptions<ProjectOptions> options, PrivateDirectories directories)
 {
     /// <summary>A span per git call (fetches can be the slow part of a run); only the subcommand is recorded, never an argument.</summary>
     private static readonly ActivitySource Tracing = new("Opsgate.Git");
@@ -48,7 +47,7 @@ internal sealed class GitRunner(IOptions<AnsibleOptions> options, PrivateDirecto
                 psi.ArgumentList.Add(arg);
             var env = psi.Environment;
             env.Clear();
-            env["PATH"] = AnsibleProcess.SafePath;
+            env["PATH"] = ChildProcess.SafePath;
             env["HOME"] = dir.FullName;
             env["LANG"] = env["LC_ALL"] = "C.UTF-8";
             env["GIT_CONFIG_NOSYSTEM"] = "1";

@@ -11,7 +11,7 @@ internal static class ProjectsExtensions
         services.AddSingleton<GitRunner>();
         services.AddSingleton<ProjectCache>();
         services.AddSingleton<LocalRepositories>();
-        services.AddOptions<ProjectOptions>().Bind(builder.Configuration.GetSection(Ansible.AnsibleOptions.Section)).ValidateOnStart();
+        services.AddOptions<ProjectOptions>().Bind(builder.Configuration.GetSection(ProjectOptions.Section)).ValidateOnStart();
         services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<ProjectOptions>, ProjectOptionsValidator>();
     }
 }

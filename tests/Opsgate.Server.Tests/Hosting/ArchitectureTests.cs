@@ -22,7 +22,6 @@ public sealed class ArchitectureTests(ITestOutputHelper output)
     /// </summary>
     private static readonly string[] KnownCycles =
     [
-        "Ansible Api Projects",
         "Audit Auth Clusters Engine Hosting Http Observability Persistence Secrets",
     ];
 
