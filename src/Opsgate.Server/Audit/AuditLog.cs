@@ -62,9 +62,9 @@ internal sealed class AuditLog(Database database, AuditWriter writer)
         }
         if (query.Reader is { Namespaces: { } namespaces } reader)
         {
-            sql.Append(" AND (principal_id = @readerId OR ").Append(Engine.JobStore.InNamespaces(database.Dialect, "namespace"))
+            sql.Append(" AND (principal_id = @readerId OR ").Append(ScopeSql.InNamespaces(database.Dialect, "namespace"))
                 .Append(" OR (job_id IS NOT NULL AND EXISTS (SELECT 1 FROM jobs WHERE jobs.id = audit_log.job_id AND ")
-                .Append(Engine.JobStore.WithinNamespaces(database.Dialect)).Append(")))");
+                .Append(ScopeSql.JobWithinNamespaces(database.Dialect)).Append(")))");
             parameters.Add("readerId", reader.PrincipalId);
             parameters.Add("namespaces", namespaces.ToArray());
             parameters.Add("scopedYes", true);
@@ -91,7 +91,7 @@ internal sealed class AuditLog(Database database, AuditWriter writer)
     {
         await writer.FlushAsync(ct);
         await using var connection = await database.OpenAsync(ct);
-        var within = namespaces is null ? "" : " AND " + Engine.JobStore.InNamespaces(database.Dialect, "namespace");
+        var within = namespaces is null ? "" : " AND " + ScopeSql.InNamespaces(database.Dialect, "namespace");
         var rows = await connection.QueryAsync<AuditEntry>(new CommandDefinition(
             $"""
             SELECT {Columns} FROM audit_log WHERE id IN (

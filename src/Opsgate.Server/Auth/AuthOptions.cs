@@ -35,3 +35,36 @@ internal sealed class OidcOptions
 
     public bool RequireHttpsMetadata { get; set; } = true;
 }
+
+/// <summary>Checks the <c>Auth</c> settings at start; a failure names the key.</summary>
+internal sealed class AuthOptionsValidator : Microsoft.Extensions.Options.IValidateOptions<AuthOptions>
+{
+    public Microsoft.Extensions.Options.ValidateOptionsResult Validate(string? name, AuthOptions options)
+    {
+        if (options.BootstrapAdminKey is { } key && (key.Length < 16 || key.Any(char.IsWhiteSpace)))
+            return Fail("Auth:BootstrapAdminKey", "must be at least 16 characters without whitespace");
+        if (options.KeyCacheTtl < TimeSpan.Zero || options.KeyCacheTtl > TimeSpan.FromMinutes(10))
+            return Fail("Auth:KeyCacheTtl", $"must be between 00:00:00 and 00:10:00, not {options.KeyCacheTtl}");
+        var oidc = options.Oidc;
+        if (oidc.Authority is { Length: > 0 } authority)
+        {
+            if (!Uri.TryCreate(authority, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+                return Fail("Auth:Oidc:Authority", $"must be an absolute http(s) URL, not '{authority}'");
+            // JwtBearer refuses plain-http metadata only when the first token arrives, as a 500 on every request.
+            if (uri.Scheme == "http" && oidc.RequireHttpsMetadata)
+                return Fail("Auth:Oidc:Authority", $"must use https, not '{authority}' (set Auth:Oidc:RequireHttpsMetadata=false only for local testing)");
+            if (string.IsNullOrWhiteSpace(oidc.Audience))
+                return Fail("Auth:Oidc:Audience", "is required when Auth:Oidc:Authority is set");
+            if (string.IsNullOrWhiteSpace(oidc.RoleClaim))
+                return Fail("Auth:Oidc:RoleClaim", "must name the claim that carries roles (e.g. realm_access.roles or groups)");
+            foreach (var (group, role) in oidc.RoleMap)
+            {
+                if (!Roles.TryParse(role, out _))
+                    return Fail($"Auth:Oidc:RoleMap:{group}", $"must be one of {Roles.AllNames}, not '{role}'");
+            }
+        }
+        return Microsoft.Extensions.Options.ValidateOptionsResult.Success;
+    }
+
+    private static Microsoft.Extensions.Options.ValidateOptionsResult Fail(string key, string problem) => Microsoft.Extensions.Options.ValidateOptionsResult.Fail($"{key} {problem}");
+}

@@ -207,7 +207,7 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
     {
         var sql = new System.Text.StringBuilder($"SELECT {JobColumns} FROM jobs WHERE 1=1");
         if (namespaces is not null)
-            sql.Append(" AND ").Append(WithinNamespaces(database.Dialect));
+            sql.Append(" AND ").Append(ScopeSql.JobWithinNamespaces(database.Dialect));
         if (status is not null)
             sql.Append(" AND status = @status");
         if (type is not null)

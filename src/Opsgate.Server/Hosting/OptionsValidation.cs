@@ -1,5 +1,4 @@
 using Microsoft.Extensions.Options;
-using Opsgate.Server.Auth;
 
 namespace Opsgate.Server.Hosting;
 
@@ -8,8 +7,7 @@ namespace Opsgate.Server.Hosting;
 /// knows which <c>OPSGATE_</c> variable or file entry to fix.
 /// </summary>
 internal sealed class OptionsValidator :
-    IValidateOptions<DatabaseOptions>, IValidateOptions<HttpOptions>, IValidateOptions<RateLimitOptions>,
-    IValidateOptions<AuthOptions>
+    IValidateOptions<DatabaseOptions>, IValidateOptions<HttpOptions>, IValidateOptions<RateLimitOptions>
 {
     public ValidateOptionsResult Validate(string? name, DatabaseOptions options)
     {
@@ -34,33 +32,6 @@ internal sealed class OptionsValidator :
             return Fail("RateLimit:PermitsPerSecond", $"must be at least 1, not {options.PermitsPerSecond}");
         if (options.Burst < 1)
             return Fail("RateLimit:Burst", $"must be at least 1, not {options.Burst}");
-        return ValidateOptionsResult.Success;
-    }
-
-    public ValidateOptionsResult Validate(string? name, AuthOptions options)
-    {
-        if (options.BootstrapAdminKey is { } key && (key.Length < 16 || key.Any(char.IsWhiteSpace)))
-            return Fail("Auth:BootstrapAdminKey", "must be at least 16 characters without whitespace");
-        if (options.KeyCacheTtl < TimeSpan.Zero || options.KeyCacheTtl > TimeSpan.FromMinutes(10))
-            return Fail("Auth:KeyCacheTtl", $"must be between 00:00:00 and 00:10:00, not {options.KeyCacheTtl}");
-        var oidc = options.Oidc;
-        if (oidc.Authority is { Length: > 0 } authority)
-        {
-            if (!Uri.TryCreate(authority, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
-                return Fail("Auth:Oidc:Authority", $"must be an absolute http(s) URL, not '{authority}'");
-            // JwtBearer refuses plain-http metadata only when the first token arrives, as a 500 on every request.
-            if (uri.Scheme == "http" && oidc.RequireHttpsMetadata)
-                return Fail("Auth:Oidc:Authority", $"must use https, not '{authority}' (set Auth:Oidc:RequireHttpsMetadata=false only for local testing)");
-            if (string.IsNullOrWhiteSpace(oidc.Audience))
-                return Fail("Auth:Oidc:Audience", "is required when Auth:Oidc:Authority is set");
-            if (string.IsNullOrWhiteSpace(oidc.RoleClaim))
-                return Fail("Auth:Oidc:RoleClaim", "must name the claim that carries roles (e.g. realm_access.roles or groups)");
-            foreach (var (group, role) in oidc.RoleMap)
-            {
-                if (!Roles.TryParse(role, out _))
-                    return Fail($"Auth:Oidc:RoleMap:{group}", $"must be one of {Roles.AllNames}, not '{role}'");
-            }
-        }
         return ValidateOptionsResult.Success;
     }
 

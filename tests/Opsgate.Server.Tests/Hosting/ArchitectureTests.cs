@@ -22,7 +22,7 @@ public sealed class ArchitectureTests(ITestOutputHelper output)
     /// </summary>
     private static readonly string[] KnownCycles =
     [
-        "Audit Auth Clusters Engine Hosting Http Observability Persistence Secrets",
+        "Audit Auth Http Observability",
     ];
 
     [Fact]
