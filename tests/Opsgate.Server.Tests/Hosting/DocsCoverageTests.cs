@@ -13,13 +13,13 @@ namespace Opsgate.Server.Tests.Hosting;
 
 /// <summary>
 /// The reference pages keep up with the code: every configuration key the server binds is in docs/configuration.md,
-/// and every registered step kind, with exactly its inputs, is in the step-kind reference of docs/jobs-and-runbooks.md.
+/// and every registered step kind, with exactly its inputs, is in the step-kind reference, docs/step-kinds.md.
 /// Both lists come from the host as Opsgate builds it, so a new option or step kind fails here until it is documented.
 /// </summary>
 public sealed partial class DocsCoverageTests
 {
     private const string ConfigurationPage = "configuration.md";
-    private const string StepKindPage = "jobs-and-runbooks.md";
+    private const string StepKindPage = "step-kinds.md";
 
     [Fact]
     public async Task Every_configuration_key_the_server_binds_is_on_the_configuration_page()
@@ -131,7 +131,7 @@ public sealed partial class DocsCoverageTests
             .SelectMany(l => Code().Matches(l.Split('|')[1]).Select(m => Placeholder().Replace(m.Groups[1].Value, "<>")))
             .ToHashSet(StringComparer.OrdinalIgnoreCase);
 
-    /// <summary>Each <c>### `kind`</c> heading of the page with the inputs in the first column of the table under it.</summary>
+    /// <summary>Each <c>## `kind`</c> heading of the page with the inputs in the first column of the table under it.</summary>
     private static Dictionary<string, List<string>> DocumentedStepKinds(string page)
     {
         var kinds = new Dictionary<string, List<string>>(StringComparer.Ordinal);
@@ -158,7 +158,7 @@ public sealed partial class DocsCoverageTests
     [GeneratedRegex("<[^>]*>")]
     private static partial Regex Placeholder();
 
-    [GeneratedRegex(@"^### `([a-z0-9._-]+)`\s*$")]
+    [GeneratedRegex(@"^## `([a-z0-9._-]+)`\s*$")]
     private static partial Regex StepKindHeading();
 
     /// <summary>A configuration provider that holds nothing and notes every path asked for (values and children).</summary>
