@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Options;
+
 namespace Opsgate.Server.Auth;
 
 internal sealed class AuthOptions
@@ -37,9 +39,9 @@ internal sealed class OidcOptions
 }
 
 /// <summary>Checks the <c>Auth</c> settings at start; a failure names the key.</summary>
-internal sealed class AuthOptionsValidator : Microsoft.Extensions.Options.IValidateOptions<AuthOptions>
+internal sealed class AuthOptionsValidator : IValidateOptions<AuthOptions>
 {
-    public Microsoft.Extensions.Options.ValidateOptionsResult Validate(string? name, AuthOptions options)
+    public ValidateOptionsResult Validate(string? name, AuthOptions options)
     {
         if (options.BootstrapAdminKey is { } key && (key.Length < 16 || key.Any(char.IsWhiteSpace)))
             return Fail("Auth:BootstrapAdminKey", "must be at least 16 characters without whitespace");
@@ -63,8 +65,8 @@ internal sealed class AuthOptionsValidator : Microsoft.Extensions.Options.IValid
                     return Fail($"Auth:Oidc:RoleMap:{group}", $"must be one of {Roles.AllNames}, not '{role}'");
             }
         }
-        return Microsoft.Extensions.Options.ValidateOptionsResult.Success;
+        return ValidateOptionsResult.Success;
     }
 
-    private static Microsoft.Extensions.Options.ValidateOptionsResult Fail(string key, string problem) => Microsoft.Extensions.Options.ValidateOptionsResult.Fail($"{key} {problem}");
+    private static ValidateOptionsResult Fail(string key, string problem) => ValidateOptionsResult.Fail($"{key} {problem}");
 }

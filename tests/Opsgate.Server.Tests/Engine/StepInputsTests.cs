@@ -64,5 +64,9 @@ public sealed class StepInputsTests
         Assert.Equal(new StepTarget("cluster", "namespace"), StepInputs<KubeWaitStep.With>.Target);
         Assert.Null(StepInputs<SleepStep.With>.Target);
         Assert.Equal(InputType.Duration, Assert.Single(StepInputs<SleepStep.With>.Declared).Type);
+        // Attribute text cannot embed the limits the step enforces: the descriptions must name the same ones.
+        var ansible = StepInputs<Opsgate.Server.Ansible.AnsibleRunStep.With>.Declared.ToDictionary(i => i.Name, i => i.Description);
+        Assert.Contains($"1..{Opsgate.Server.Ansible.AnsibleRunStep.MaxForks}", ansible["forks"], StringComparison.Ordinal);
+        Assert.Contains($"1..{Opsgate.Server.Ansible.Sharding.MaxShards}", ansible["shards"], StringComparison.Ordinal);
     }
 }
