@@ -1,10 +1,8 @@
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Opsgate.Server.Access;
 using Opsgate.Server.Ansible.Inventories;
-using Opsgate.Server.Api;
-using Opsgate.Server.Auth;
-using Opsgate.Server.Engine;
-using Opsgate.Server.Http;
+using Opsgate.Server.Jobs;
 
 namespace Opsgate.Server.Ansible;
 

@@ -164,7 +164,7 @@ internal sealed partial class AnsibleProcess(
         }
 
         var callbacks = Sub("callback_plugins");
-        await using (var plugin = typeof(AnsibleProcess).Assembly.GetManifestResourceStream(AnsibleExtensions.CallbackResource)
+        await using (var plugin = typeof(AnsibleProcess).Assembly.GetManifestResourceStream(AnsibleFeature.CallbackResource)
                      ?? throw new InvalidOperationException("the Ansible callback plugin is missing from the build"))
         await using (var file = File.Create(Path.Combine(callbacks, "opsgate_events.py")))
             await plugin.CopyToAsync(file, ct);

@@ -1,8 +1,9 @@
 using System.Text.Json.Nodes;
-using Opsgate.Server.Auth;
+using Opsgate.Server.Access;
+using Opsgate.Server.Credentials;
 using Opsgate.Server.Engine;
 using Opsgate.Server.Engine.Steps;
-using Opsgate.Server.Http;
+using Opsgate.Server.Hosting;
 using Opsgate.Server.Projects;
 
 namespace Opsgate.Server.Ansible;
@@ -80,7 +81,7 @@ internal sealed partial class AnsibleRunStep
             && await credentials.FindAsync(name, ct) is { } machine && machine.Use.Refusal(name, principal) is { } refused)
             return refused;
         if (inputs["project"]?.GetValue<string>() is { } projectRef && Validate.IsDnsLabel(projectRef) && await projects.FindAsync(projectRef, ct) is { } project)
-            return await credentials.FetchRefusalAsync(project, principal, ct);
+            return await credentials.FetchRefusalAsync(project.Name, project.Credential, principal, ct);
         return null;
     }
 

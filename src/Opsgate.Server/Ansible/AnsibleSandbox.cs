@@ -20,7 +20,7 @@ internal sealed record SandboxPaths(string RunDirectory, string? SocketDirectory
 /// </summary>
 internal sealed partial class AnsibleSandbox(
     IOptions<AnsibleOptions> options, IOptions<OpsgateOptions> opsgate, IOptions<SecretsOptions> secrets, IConfiguration configuration,
-    PrivateDirectories directories, ILogger<AnsibleSandbox> logger) : Api.IHealthPart
+    PrivateDirectories directories, ILogger<AnsibleSandbox> logger) : Observability.IHealthPart
 {
     public const string Auto = "auto", Bubblewrap = "bubblewrap", None = "none";
 
@@ -32,9 +32,9 @@ internal sealed partial class AnsibleSandbox(
     /// <summary>The <c>ansible_sandbox</c> line of <c>/health</c>.</summary>
     public string Health => _state.Value.Health;
 
-    string Api.IHealthPart.Name => "ansible_sandbox";
+    string Observability.IHealthPart.Name => "ansible_sandbox";
 
-    string Api.IHealthPart.State => Health;
+    string Observability.IHealthPart.State => Health;
 
     /// <summary>
     /// Decides once: <c>bubblewrap</c> that cannot run stops start-up; <c>auto</c> without a working bwrap warns and runs

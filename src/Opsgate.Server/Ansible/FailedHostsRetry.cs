@@ -1,11 +1,11 @@
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Opsgate.Server.Ansible.Inventories;
-using Opsgate.Server.Api;
 using Opsgate.Server.Engine;
 using Opsgate.Server.Engine.Runbooks;
 using Opsgate.Server.Engine.Steps;
 using Opsgate.Server.Http;
+using Opsgate.Server.Jobs;
 using Opsgate.Server.Projects;
 
 namespace Opsgate.Server.Ansible;

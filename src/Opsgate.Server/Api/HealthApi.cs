@@ -4,8 +4,10 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.Protocols;
 using Microsoft.IdentityModel.Protocols.OpenIdConnect;
+using Opsgate.Server.Access;
 using Opsgate.Server.Audit;
 using Opsgate.Server.Auth;
+using Opsgate.Server.Observability;
 using Opsgate.Server.Persistence;
 
 namespace Opsgate.Server.Api;
@@ -15,17 +17,6 @@ internal sealed record LiveResponse(string Status);
 internal sealed record ReadyResponse(string Status, string Database, DateTime Timestamp);
 
 internal sealed record HealthResponse(string Status, IReadOnlyDictionary<string, string> Services, DateTime Timestamp);
-
-/// <summary>
-/// A line of <c>/health</c> that a feature reports itself: its name and its state (<c>healthy</c>, <c>disabled: why</c>,
-/// <c>unhealthy: why</c>). Features register theirs in DI, so the health report needs to know none of them.
-/// </summary>
-internal interface IHealthPart
-{
-    string Name { get; }
-
-    string State { get; }
-}
 
 /// <summary>Liveness and readiness for orchestrators (no auth) and a per-dependency report (authenticated).</summary>
 internal static class HealthApi

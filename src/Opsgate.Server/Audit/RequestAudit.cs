@@ -4,9 +4,8 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Http.Json;
-using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Options;
-using Opsgate.Server.Auth;
+using Opsgate.Server.Access;
 using Opsgate.Server.Observability;
 
 namespace Opsgate.Server.Audit;

@@ -1,6 +1,7 @@
 using System.Text.Encodings.Web;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.Extensions.Options;
+using Opsgate.Server.Access;
 
 namespace Opsgate.Server.Auth;
 

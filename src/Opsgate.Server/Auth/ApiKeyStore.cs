@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using Dapper;
 using Microsoft.Extensions.Options;
+using Opsgate.Server.Access;
 using Opsgate.Server.Persistence;
 
 namespace Opsgate.Server.Auth;

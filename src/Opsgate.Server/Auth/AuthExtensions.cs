@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.RateLimiting;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
+using Opsgate.Server.Access;
 using Opsgate.Server.Audit;
 using Opsgate.Server.Hosting;
 using Opsgate.Server.Http;
@@ -24,6 +25,10 @@ internal static class AuthExtensions
         var services = builder.Services;
         services.AddSingleton<ApiKeyStore>();
         services.AddSingleton<BootstrapKey>();
+        services.AddStartupTask((sp, ct) => sp.GetRequiredService<BootstrapKey>().EnsureAsync(ct));
+        // Registered after the audit writer (AddAudit comes first) so it stops before it: its last summaries are written on the way out.
+        services.AddSingleton<RefusalTally>();
+        services.AddHostedService(sp => sp.GetRequiredService<RefusalTally>());
 
         var oidc = new OidcOptions();
         builder.Configuration.GetSection("Auth:Oidc").Bind(oidc);
@@ -49,6 +54,8 @@ internal static class AuthExtensions
         services.AddOptions<RateLimiterOptions>().Configure<IOptions<RateLimitOptions>, RefusalTally>((o, limits, refusals) => ConfigureRateLimits(o, limits.Value, refusals));
     }
 
+    public static void MapAuth(this WebApplication app) => app.MapApiKeysApi();
+
     public static void UseOpsgateAuth(this WebApplication app)
     {
         app.UseAuthentication();
@@ -56,17 +63,6 @@ internal static class AuthExtensions
         app.UseRateLimiter();
         app.UseAuthorization();
     }
-
-    /// <summary>The route's least role and namespace scope (see <see cref="AccessRule"/>): every route declares both.</summary>
-    public static RouteHandlerBuilder RequireRole(this RouteHandlerBuilder builder, Role role, AccessScope scope) =>
-        builder.RequireAuthorization(Roles.Policy(role)).WithMetadata(new AccessRule(role, scope));
-
-    public static RouteGroupBuilder RequireRole(this RouteGroupBuilder builder, Role role, AccessScope scope) =>
-        builder.RequireAuthorization(Roles.Policy(role)).WithMetadata(new AccessRule(role, scope));
-
-    /// <summary>A route anyone may call, without credentials.</summary>
-    public static RouteHandlerBuilder Anonymous(this RouteHandlerBuilder builder) =>
-        builder.AllowAnonymous().WithMetadata(new AccessRule(null, AccessScope.Public));
 
     private static void ConfigureOidc(JwtBearerOptions o, OidcOptions oidc)
     {
@@ -239,7 +235,7 @@ internal sealed class AuditedDenials(RefusalTally refusals, IOptions<HttpOptions
     private async Task AnswerNoRouteAsync(HttpContext context)
     {
         const int status = StatusCodes.Status404NotFound;
-        var detail = HttpSurface.DescribeStatus(context, status, limits.Value)!;
+        var detail = Problems.DescribeStatus(context, status, limits.Value)!;
         if (context.Request.IsMutating())
         {
             if (context.Principal() is null)

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using Opsgate.Server.Access;
 
 namespace Opsgate.Server.Auth;
 

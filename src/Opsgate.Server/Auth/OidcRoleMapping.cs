@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Opsgate.Server.Access;
 
 namespace Opsgate.Server.Auth;
 

@@ -1,6 +1,5 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Opsgate.Server.Clusters;
 using Opsgate.Server.Engine.Runbooks;
 using Opsgate.Server.Engine.Steps;
 
@@ -27,7 +26,7 @@ internal sealed record ScopeHolder(string Who, IReadOnlyList<string>? Namespaces
 /// only learns from an earlier step's output is held to the same allowlists: the cluster's, the submitter's and,
 /// for a job that needed approval, the approver's.
 /// </summary>
-internal sealed class JobScope(ClusterRegistry clusters, IEnumerable<IStepExecutor> executors)
+internal sealed class JobScope(IClusterAllowlists clusters, IEnumerable<IStepExecutor> executors)
 {
     private readonly Dictionary<string, IStepExecutor> _executors = executors.ToDictionary(e => e.Kind, StringComparer.Ordinal);
 
@@ -63,9 +62,9 @@ internal sealed class JobScope(ClusterRegistry clusters, IEnumerable<IStepExecut
     /// <summary>Null when a step may act on <paramref name="target"/>; otherwise why not, naming the namespace and whose allowlist refused it.</summary>
     public async Task<Refusal?> CheckAsync(JobTarget target, IEnumerable<ScopeHolder> holders, CancellationToken ct)
     {
-        if (await clusters.FindAsync(target.Cluster, ct) is not { } cluster)
+        if (await clusters.AllowsAsync(target.Cluster, target.Namespace, ct) is not { } allowed)
             return new Refusal(RefusalKind.UnknownCluster, $"cluster '{target.Cluster}' is not registered");
-        if (!cluster.Allows(target.Namespace))
+        if (!allowed)
             return new Refusal(RefusalKind.Forbidden, $"namespace '{target.Namespace}' is not in the allowlist of cluster '{target.Cluster}'");
         foreach (var holder in holders)
         {
@@ -89,3 +88,10 @@ internal sealed class JobScope(ClusterRegistry clusters, IEnumerable<IStepExecut
 internal enum RefusalKind { UnknownCluster, Forbidden }
 
 internal sealed record Refusal(RefusalKind Kind, string Message);
+
+/// <summary>The clusters jobs may target, as the engine sees them: names and namespace allowlists (the Kubernetes feature keeps them).</summary>
+internal interface IClusterAllowlists
+{
+    /// <summary>Null when no cluster has that name; otherwise whether its allowlist holds the namespace.</summary>
+    Task<bool?> AllowsAsync(string cluster, string ns, CancellationToken ct);
+}

@@ -1,5 +1,4 @@
 using Dapper;
-using Opsgate.Server.Persistence;
 
 namespace Opsgate.Server.Engine;
 

@@ -1,6 +1,5 @@
 using System.Text.Json.Nodes;
-using Opsgate.Server.Auth;
-using Opsgate.Server.Clusters;
+using Opsgate.Server.Access;
 using Opsgate.Server.Engine.Runbooks;
 using Opsgate.Server.Engine.Steps;
 

@@ -3,18 +3,17 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Configuration.CommandLine;
 using Microsoft.Extensions.Options;
 using Opsgate.Server.Ansible;
-using Opsgate.Server.Ansible.Inventories;
 using Opsgate.Server.Api;
 using Opsgate.Server.Audit;
 using Opsgate.Server.Auth;
-using Opsgate.Server.Clusters;
+using Opsgate.Server.Credentials;
 using Opsgate.Server.Engine;
+using Opsgate.Server.Jobs;
 using Opsgate.Server.Kubernetes;
-using Opsgate.Server.Secrets;
-using Opsgate.Server.Http;
 using Opsgate.Server.Observability;
 using Opsgate.Server.Persistence;
 using Opsgate.Server.Projects;
+using Opsgate.Server.Secrets;
 
 namespace Opsgate.Server.Hosting;
 
@@ -43,7 +42,9 @@ public static class OpsgateHost
         builder.AddSecrets();
         builder.AddKubernetes();
         builder.AddJobEngine();
+        builder.AddJobs();
         builder.AddAnsible();
+        builder.AddCredentials();
         builder.AddProjects();
         configureServices?.Invoke(builder.Services);
 
@@ -52,33 +53,27 @@ public static class OpsgateHost
         app.UseOpsgateMetrics();
         app.UseHttpSurface();
         app.UseOpsgateAuth();
-        app.MapHealthApi();
+        app.MapHttpSurface();
         app.MapMetricsEndpoint();
-        app.MapDocs();
-        app.MapApiKeysApi();
-        app.MapAuditApi();
-        app.MapClustersApi();
-        app.MapKubeOpsApi();
-        app.MapJobsApi();
-        app.MapAnsibleApi();
-        app.MapCredentialsApi();
-        app.MapProjectsApi();
+        app.MapAuth();
+        app.MapAudit();
+        app.MapKubernetes();
+        app.MapJobs();
+        app.MapAnsible();
+        app.MapCredentials();
+        app.MapProjects();
         return app;
     }
 
-    /// <summary>Validates settings, migrates the database (sealing old inventory versions), installs the bootstrap key, then starts listening.</summary>
+    /// <summary>Runs the features' start-up checks (settings), migrates the database, runs their start-up tasks, then starts listening.</summary>
     public static async Task StartOpsgateAsync(this WebApplication app, CancellationToken cancellationToken = default)
     {
-        ValidateOptions(app.Services);
-        app.Services.GetRequiredService<ClusterRegistry>().ValidateConfigured();
-        app.Services.GetRequiredService<Engine.Runbooks.RunbookCatalog>().Validate();
+        foreach (var check in app.Services.GetServices<StartupCheck>())
+            check.Run(app.Services);
+        ValidateUrls(app.Services.GetRequiredService<IConfiguration>()["urls"]);
         await app.Services.GetRequiredService<Migrator>().MigrateAsync(cancellationToken);
-        await app.Services.GetRequiredService<Engine.JobSecrets>().SealStoredJobsAsync(app.Services.GetRequiredService<Engine.Runbooks.RunbookCatalog>(), cancellationToken);
-        await app.Services.GetRequiredService<InventorySealer>().SealOldVersionsAsync(cancellationToken);
-        await app.Services.GetRequiredService<BootstrapKey>().EnsureAsync(cancellationToken);
-        // What a killed process of this data dir left (SSH keys, extra vars) goes before any job runs again.
-        app.Services.GetRequiredService<PrivateDirectories>().Sweep();
-        app.Services.GetRequiredService<ProjectCache>().SweepLeftovers();
+        foreach (var task in app.Services.GetServices<StartupTask>())
+            await task.Run(app.Services, cancellationToken);
         await app.StartAsync(cancellationToken);
     }
 
@@ -141,7 +136,16 @@ public static class OpsgateHost
         builder.Services.AddSingleton<IValidateOptions<HttpOptions>>(sp => sp.GetRequiredService<OptionsValidator>());
         builder.Services.AddSingleton<IValidateOptions<RateLimitOptions>>(sp => sp.GetRequiredService<OptionsValidator>());
         builder.Services.AddSingleton<IValidateOptions<AuthOptions>, AuthOptionsValidator>();
+        builder.Services.AddOptionsCheck<OpsgateOptions>().AddOptionsCheck<DatabaseOptions>().AddOptionsCheck<HttpOptions>()
+            .AddOptionsCheck<RateLimitOptions>().AddOptionsCheck<AuthOptions>();
+        // What a killed process of this data dir left (SSH keys, extra vars) goes before any job runs again.
+        builder.Services.AddStartupTask((sp, _) =>
+        {
+            sp.GetRequiredService<PrivateDirectories>().Sweep();
+            return Task.CompletedTask;
+        });
         builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<ListeningAddress>();
     }
 
     private static void AddOpsgateLogging(this WebApplicationBuilder builder)
@@ -170,21 +174,6 @@ public static class OpsgateHost
                 o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
             });
         }
-    }
-
-    private static void ValidateOptions(IServiceProvider services)
-    {
-        _ = services.GetRequiredService<IOptions<OpsgateOptions>>().Value;
-        _ = services.GetRequiredService<IOptions<DatabaseOptions>>().Value;
-        _ = services.GetRequiredService<IOptions<HttpOptions>>().Value;
-        _ = services.GetRequiredService<IOptions<RateLimitOptions>>().Value;
-        _ = services.GetRequiredService<IOptions<AuthOptions>>().Value;
-        _ = services.GetRequiredService<IOptions<KubeOptions>>().Value;
-        _ = services.GetRequiredService<IOptions<JobsOptions>>().Value;
-        _ = services.GetRequiredService<IOptions<Engine.Notifications.NotificationsOptions>>().Value;
-        _ = services.GetRequiredService<IOptions<Ansible.AnsibleOptions>>().Value;
-        _ = services.GetRequiredService<LocalSecretStore>();
-        ValidateUrls(services.GetRequiredService<IConfiguration>()["urls"]);
     }
 
     /// <summary>Kestrel parses --urls only while binding, where a bad one is an unhandled crash; parse them the same way first.</summary>

@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
 
 namespace Opsgate.Server.Hosting;
 
@@ -39,4 +41,10 @@ internal sealed class StartupConsole(bool json, TimeProvider time)
         // One write per line: the console logger writes from its own thread, and Console.Out keeps whole writes apart.
         Console.Out.Write(Encoding.UTF8.GetString(buffer.ToArray()) + Environment.NewLine);
     }
+}
+
+/// <summary>The first address the server listens on: the root of links in what it sends out when no public URL is configured.</summary>
+internal sealed class ListeningAddress(IServer server)
+{
+    public string First => server.Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault() ?? "";
 }

@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
+using Opsgate.Server.Hosting;
 
 namespace Opsgate.Server.Http;
 
@@ -30,4 +31,22 @@ internal static class Problems
         await context.RequestServices.GetRequiredService<IProblemDetailsService>()
             .WriteAsync(new ProblemDetailsContext { HttpContext = context, ProblemDetails = problem });
     }
+
+    /// <summary>Plain words for the statuses the framework sets on its own; null when there is nothing to add.</summary>
+    public static string? DescribeStatus(HttpContext context, int status, HttpOptions limits)
+    {
+        var request = context.Request;
+        return status switch
+        {
+            StatusCodes.Status404NotFound => $"there is no {request.Method} {Truncate(request.Path, 200)} in this API; the endpoints are listed at /api/v1/docs",
+            StatusCodes.Status405MethodNotAllowed => $"{Truncate(request.Path, 200)} does not accept {request.Method}",
+            StatusCodes.Status413PayloadTooLarge => $"the request body is larger than the limit of {limits.MaxRequestBodyBytes} bytes (Http:MaxRequestBodyBytes)",
+            StatusCodes.Status415UnsupportedMediaType => request.ContentType is { Length: > 0 } type
+                ? $"Content-Type: the body must be JSON sent as application/json, not {Truncate(type, 100)}"
+                : "Content-Type: the body must be JSON sent as application/json, but the request has no Content-Type",
+            _ => null,
+        };
+    }
+
+    private static string Truncate(string? value, int max) => value is null || value.Length <= max ? value ?? "" : value[..max] + "…";
 }

@@ -4,7 +4,7 @@ using OpenTelemetry.Exporter;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
-using Opsgate.Server.Auth;
+using Opsgate.Server.Access;
 using Opsgate.Server.Hosting;
 
 namespace Opsgate.Server.Observability;

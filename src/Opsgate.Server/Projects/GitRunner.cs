@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using Microsoft.Extensions.Options;
+using Opsgate.Server.Credentials;
 using Opsgate.Server.Hosting;
 
 namespace Opsgate.Server.Projects;

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Options;
+using Opsgate.Server.Credentials;
 using Opsgate.Server.Hosting;
 
 namespace Opsgate.Server.Projects;

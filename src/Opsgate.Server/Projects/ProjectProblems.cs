@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Http.HttpResults;
+using Opsgate.Server.Credentials;
 
 namespace Opsgate.Server.Projects;
 

@@ -143,6 +143,8 @@ internal static class SecretsExtensions
         builder.Services.AddOptions<SecretsOptions>().Bind(builder.Configuration.GetSection(SecretsOptions.Section));
         builder.Services.AddSingleton<LocalSecretStore>();
         builder.Services.AddSingleton<ISecretStore>(sp => sp.GetRequiredService<LocalSecretStore>());
+        // The key is read (or made) at start, so a bad Secrets: setting stops start-up rather than the first secret's use.
+        builder.Services.AddStartupCheck(sp => sp.GetRequiredService<LocalSecretStore>());
         builder.Services.AddSingleton<SecretVariables>();
     }
 }

@@ -51,7 +51,7 @@ public sealed class AnsibleCrashTests
         await using (var first = await OpsgateProcess.StartReadyAsync(work.Path, environment: environment))
         {
             var admin = first.Client(OpsgateServer.AdminKey);
-            id = await Jobs.SubmitAsync(admin, "ansible-playbook",
+            id = await TestJobs.SubmitAsync(admin, "ansible-playbook",
                 new { playbook = "slow.yml", inventory = await StoreInventoryAsync(admin, inventory), extra_vars = new { rounds_file = rounds, api_token = secret } });
             // Mid-run: every host got past the first task and the wait is going.
             before = await ReadEventsAsync(admin, id, e => e.Type == "ansible.item_ok" && e.Str("task") == "wait", timeout: TimeSpan.FromSeconds(90));
@@ -83,7 +83,7 @@ public sealed class AnsibleCrashTests
         Assert.Empty(FilesContaining(Path.Combine(second.DataDir, "run"), secret));
         Assert.Empty(OldTempPrefixes.SelectMany(prefix => Directory.EnumerateDirectories(Path.GetTempPath(), prefix + "*")).SelectMany(d => FilesContaining(d, secret)));
         var client = second.Client(OpsgateServer.AdminKey);
-        var job = await Jobs.WaitAsync(client, id, timeout: TimeSpan.FromSeconds(60));
+        var job = await TestJobs.WaitAsync(client, id, timeout: TimeSpan.FromSeconds(60));
         Assert.Equal("failed", job.Status());
         Assert.Contains("the server stopped during the playbook run; it was not re-run automatically (a playbook may not be safe to run twice): retry the job to run it again",
             job.GetProperty("error").GetString(), StringComparison.Ordinal);
@@ -105,7 +105,7 @@ public sealed class AnsibleCrashTests
         await File.WriteAllTextAsync(rounds, "1");
         using var retry = await client.PostAsync($"/api/v1/jobs/{id}/retry", null);
         Assert.Equal(HttpStatusCode.OK, retry.StatusCode);
-        job = await Jobs.WaitAsync(client, id, j => j.Status() is "succeeded" or "failed" && j.GetProperty("attempt").GetInt32() == 3, TimeSpan.FromSeconds(90));
+        job = await TestJobs.WaitAsync(client, id, j => j.Status() is "succeeded" or "failed" && j.GetProperty("attempt").GetInt32() == 3, TimeSpan.FromSeconds(90));
         Assert.Equal("succeeded", job.Status());
         var results = await client.GetStringAsync($"/api/v1/jobs/{id}/hosts");
         foreach (var host in new[] { "h1", "h2", "h3", "h4" })
@@ -135,7 +135,7 @@ public sealed class AnsibleCrashTests
         await using (var first = await OpsgateProcess.StartReadyAsync(work.Path, environment: environment))
         {
             var admin = first.Client(OpsgateServer.AdminKey);
-            id = await Jobs.SubmitAsync(admin, "ansible-playbook",
+            id = await TestJobs.SubmitAsync(admin, "ansible-playbook",
                 new { playbook = "slow.yml", inventory = await StoreInventoryAsync(admin, Inventory(["h1", "h2", "h3", "h4"])), extra_vars = new { rounds_file = rounds }, shards = 2 });
             // Both shards are mid-run, and their events reached the parent's stream.
             var waiting = new HashSet<int>();
@@ -161,7 +161,7 @@ public sealed class AnsibleCrashTests
 
         await using var second = await OpsgateProcess.StartReadyAsync(work.Path, environment: environment);
         var client = second.Client(OpsgateServer.AdminKey);
-        var job = await Jobs.WaitAsync(client, id, timeout: TimeSpan.FromSeconds(90));
+        var job = await TestJobs.WaitAsync(client, id, timeout: TimeSpan.FromSeconds(90));
         Assert.Equal("failed", job.Status());
         var error = job.GetProperty("error").GetString()!;
         Assert.Contains("shard 0 (job ", error, StringComparison.Ordinal);
@@ -188,7 +188,7 @@ public sealed class AnsibleCrashTests
         await File.WriteAllTextAsync(rounds, "1");
         using var retry = await client.PostAsync($"/api/v1/jobs/{id}/retry", null);
         Assert.Equal(HttpStatusCode.OK, retry.StatusCode);
-        job = await Jobs.WaitAsync(client, id, j => j.Status() is "succeeded" or "failed" && j.GetProperty("attempt").GetInt32() == 3, TimeSpan.FromSeconds(120));
+        job = await TestJobs.WaitAsync(client, id, j => j.Status() is "succeeded" or "failed" && j.GetProperty("attempt").GetInt32() == 3, TimeSpan.FromSeconds(120));
         Assert.Equal("succeeded", job.Status());
         var again = job.GetProperty("children").EnumerateArray().ToList();
         Assert.Equal(2, again.Count);

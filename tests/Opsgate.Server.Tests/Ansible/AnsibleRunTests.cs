@@ -56,9 +56,9 @@ public sealed class AnsibleRunTests
         var range = count == 1 ? "n001:" : $"n[001:{count:000}]:";
         var inventory = await StoreInventoryAsync(server.Admin, "all:\n  vars: {" + LocalVars + "}\n  hosts:\n    " + range + "\n");
 
-        var id = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "site.yml", inventory, forks = 50 });
+        var id = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "site.yml", inventory, forks = 50 });
         var events = await ReadEventsAsync(server.Admin, id, timeout: TimeSpan.FromMinutes(4));
-        var job = await Jobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromMinutes(1));
+        var job = await TestJobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromMinutes(1));
 
         Assert.True(job.Status() == "succeeded", job.ToString());
         Assert.Equal(Enumerable.Range(1, events.Count).Select(i => (long)i), events.Select(e => e.Id));
@@ -86,9 +86,9 @@ public sealed class AnsibleRunTests
         var inventory = await StoreInventoryAsync(server.Admin, Inventory(hosts,
             $"down: {{ansible_connection: ssh, ansible_host: 127.0.0.1, ansible_port: {ClosedPort()}, ansible_user: nobody, ansible_ssh_common_args: '-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'}}"));
 
-        var id = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "site.yml", inventory, extra_vars = new { release = "r42" }, forks = 10 });
+        var id = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "site.yml", inventory, extra_vars = new { release = "r42" }, forks = 10 });
         var events = await ReadEventsAsync(server.Admin, id);
-        var job = await Jobs.WaitAsync(server.Admin, id);
+        var job = await TestJobs.WaitAsync(server.Admin, id);
 
         Assert.Equal("failed", job.Status());
         var detail = job.Step("playbook").GetProperty("detail").GetString()!;
@@ -155,11 +155,11 @@ public sealed class AnsibleRunTests
             """));
         var inventory = await StoreInventoryAsync(server.Admin, Inventory(["a", "b"]));
 
-        var checkRun = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "write.yml", inventory, check = true });
-        var dryRun = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "write.yml", inventory }, dryRun: true);
+        var checkRun = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "write.yml", inventory, check = true });
+        var dryRun = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "write.yml", inventory }, dryRun: true);
         foreach (var id in new[] { checkRun, dryRun })
         {
-            var job = await Jobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(60));
+            var job = await TestJobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(60));
             Assert.True(job.Status() == "succeeded", job.ToString());
             Assert.StartsWith("check mode: playbook ran on 2 hosts, 2 changed", job.Step("playbook").GetProperty("detail").GetString(), StringComparison.Ordinal);
             var results = await server.Admin.GetFromJsonAsync<JsonElement>($"/api/v1/jobs/{id}/hosts");
@@ -167,8 +167,8 @@ public sealed class AnsibleRunTests
         }
         Assert.Empty(Directory.GetFiles(target.Path));
 
-        var real = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "write.yml", inventory, limit = "b" });
-        var done = await Jobs.WaitAsync(server.Admin, real, timeout: TimeSpan.FromSeconds(60));
+        var real = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "write.yml", inventory, limit = "b" });
+        var done = await TestJobs.WaitAsync(server.Admin, real, timeout: TimeSpan.FromSeconds(60));
         Assert.True(done.Status() == "succeeded", done.ToString());
         Assert.Equal(["motd-b"], Directory.GetFiles(target.Path).Select(Path.GetFileName));
         Assert.Equal("managed by opsgate\n", await File.ReadAllTextAsync(Path.Combine(target.Path, "motd-b")));
@@ -189,19 +189,19 @@ public sealed class AnsibleRunTests
                   wait_for: {path: "{{open}}", timeout: 60}
                 - debug: {msg: after}
             """));
-        var id = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "gate.yml", inventory = await StoreInventoryAsync(server.Admin, Inventory(["h1", "h2"])) });
+        var id = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "gate.yml", inventory = await StoreInventoryAsync(server.Admin, Inventory(["h1", "h2"])) });
 
         // The results of the first task and the start of the second are on the stream while ansible is blocked in it.
         var early = await ReadEventsAsync(server.Admin, id, e => e.Type == "ansible.task_start" && e.Str("name") == "wait for the test");
         Assert.Equal(2, early.Count(e => e.Type == "ansible.runner_ok" && e.Str("message") == "before"));
-        Assert.Equal("running", (await Jobs.GetAsync(server.Admin, id)).Status());
+        Assert.Equal("running", (await TestJobs.GetAsync(server.Admin, id)).Status());
         Assert.DoesNotContain(early, e => e.Type == "ansible.stats");
 
         await File.WriteAllTextAsync(open, "");
         var rest = await ReadEventsAsync(server.Admin, id, after: early[^1].Id);
         Assert.Equal(early[^1].Id + 1, rest[0].Id);
         Assert.Equal(2, rest.Count(e => e.Type == "ansible.runner_ok" && e.Str("message") == "after"));
-        Assert.Equal("succeeded", (await Jobs.WaitAsync(server.Admin, id)).Status());
+        Assert.Equal("succeeded", (await TestJobs.WaitAsync(server.Admin, id)).Status());
     }
 
     [Fact]
@@ -217,7 +217,7 @@ public sealed class AnsibleRunTests
                 - name: hang
                   wait_for: {path: /nonexistent/never, timeout: 300}
             """));
-        var id = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = $"{marker}.yml", inventory = await StoreInventoryAsync(server.Admin, Inventory(["h1", "h2"])) });
+        var id = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = $"{marker}.yml", inventory = await StoreInventoryAsync(server.Admin, Inventory(["h1", "h2"])) });
         await ReadEventsAsync(server.Admin, id, e => e.Type == "ansible.task_start" && e.Str("name") == "hang");
         var leader = Assert.Single(ProcessesWith(marker), pid => ProcessGroup(pid).Contains(pid));
         // The module processes run in ansible's process group too.
@@ -226,7 +226,7 @@ public sealed class AnsibleRunTests
         var watch = Stopwatch.StartNew();
         var cancel = await server.Admin.PostAsync($"/api/v1/jobs/{id}/cancel", null);
         Assert.Equal(HttpStatusCode.OK, cancel.StatusCode);
-        var job = await Jobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(20));
+        var job = await TestJobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(20));
         Assert.Equal("cancelled", job.Status());
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(15), $"cancel took {watch.Elapsed}");
         Assert.Empty(ProcessGroup(leader));
@@ -259,25 +259,25 @@ public sealed class AnsibleRunTests
         await using var server = await StartAsync(Provider.Sqlite, playbooks, [$"--Jobs:RunbookDirectory={runbooks.Path}"],
             ("ok.yml", "- hosts: all\n  gather_facts: false\n  tasks: [{debug: {msg: hi}}]\n"), ("broken.yml", "- hosts: all\n  tasks: [{nosuchmodule_xyz: {}}]\n"));
 
-        var badInventory = await Jobs.SubmitAsync(server.Admin, "ansible-inline", new { playbook = "ok.yml", inventory_yaml = "all:\n  hosts: [unclosed\n" });
-        var job = await Jobs.WaitAsync(server.Admin, badInventory, timeout: TimeSpan.FromSeconds(30));
+        var badInventory = await TestJobs.SubmitAsync(server.Admin, "ansible-inline", new { playbook = "ok.yml", inventory_yaml = "all:\n  hosts: [unclosed\n" });
+        var job = await TestJobs.WaitAsync(server.Admin, badInventory, timeout: TimeSpan.FromSeconds(30));
         Assert.Equal("failed", job.Status());
         Assert.Contains("ansible-playbook failed with exit code", job.Step("playbook").GetProperty("detail").GetString(), StringComparison.Ordinal);
         Assert.Contains("inventory", job.Step("playbook").GetProperty("detail").GetString(), StringComparison.OrdinalIgnoreCase);
 
-        var inline = await Jobs.SubmitAsync(server.Admin, "ansible-inline", new { playbook = "ok.yml", inventory_yaml = Inventory(["h1"]) });
-        job = await Jobs.WaitAsync(server.Admin, inline, timeout: TimeSpan.FromSeconds(30));
+        var inline = await TestJobs.SubmitAsync(server.Admin, "ansible-inline", new { playbook = "ok.yml", inventory_yaml = Inventory(["h1"]) });
+        job = await TestJobs.WaitAsync(server.Admin, inline, timeout: TimeSpan.FromSeconds(30));
         Assert.True(job.Status() == "succeeded", job.ToString());
         Assert.False(job.Step("playbook").GetProperty("output").TryGetProperty("inventory", out _));
 
         var inventory = await StoreInventoryAsync(server.Admin, Inventory(["h1"]));
-        var badPlaybook = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "broken.yml", inventory });
-        job = await Jobs.WaitAsync(server.Admin, badPlaybook, timeout: TimeSpan.FromSeconds(30));
+        var badPlaybook = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "broken.yml", inventory });
+        job = await TestJobs.WaitAsync(server.Admin, badPlaybook, timeout: TimeSpan.FromSeconds(30));
         Assert.Equal("failed", job.Status());
         Assert.Contains("nosuchmodule_xyz", job.Step("playbook").GetProperty("detail").GetString(), StringComparison.Ordinal);
 
-        var escape = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "../../etc/passwd", inventory });
-        job = await Jobs.WaitAsync(server.Admin, escape);
+        var escape = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "../../etc/passwd", inventory });
+        job = await TestJobs.WaitAsync(server.Admin, escape);
         Assert.Equal("failed", job.Status());
         Assert.Contains("outside the playbook directory", job.Step("playbook").GetProperty("detail").GetString(), StringComparison.Ordinal);
 

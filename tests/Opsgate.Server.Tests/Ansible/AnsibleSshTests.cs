@@ -29,9 +29,9 @@ public sealed class AnsibleSshTests
             """));
         var inventory = await StoreInventoryAsync(server.Admin, $"all:\n  hosts:\n    s1: {ssh.HostVars}\n    s2: {ssh.HostVars}\n");
 
-        var id = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "ssh.yml", inventory });
+        var id = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "ssh.yml", inventory });
         var events = await ReadEventsAsync(server.Admin, id);
-        var job = await Jobs.WaitAsync(server.Admin, id);
+        var job = await TestJobs.WaitAsync(server.Admin, id);
         Assert.True(job.Status() == "succeeded", job.ToString());
         Assert.Contains(events, e => e.Type == "ansible.runner_ok" && e.Str("message") == "s2 is root");
 

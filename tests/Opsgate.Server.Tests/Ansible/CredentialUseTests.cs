@@ -35,7 +35,7 @@ public sealed class CredentialUseTests
         var body = await response.Content.ReadAsStringAsync();
         Assert.True(response.StatusCode == HttpStatusCode.Created, $"submit with {credential}: {(int)response.StatusCode} {body}");
         var id = JsonDocument.Parse(body).RootElement.GetProperty("job_id").GetString()!;
-        Assert.Equal("succeeded", (await Jobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(120))).Status());
+        Assert.Equal("succeeded", (await TestJobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(120))).Status());
     }
 
     private static async Task<long> JobCountAsync(OpsgateServer server)
@@ -91,7 +91,7 @@ public sealed class CredentialUseTests
         // (The legacy row has no secret in the store, so its run fails at the step; the submit is what the rule decides.)
         var legacy = await SubmitAsync(ciBot, inventory, "legacy");
         Assert.Equal(HttpStatusCode.Created, legacy.StatusCode);
-        await Jobs.WaitAsync(server.Admin, (await legacy.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("job_id").GetString()!);
+        await TestJobs.WaitAsync(server.Admin, (await legacy.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("job_id").GetString()!);
 
         // Restricted to admins and the key "ci": another operator key is refused at submit, naming the credential; no job is made.
         var before = await JobCountAsync(server);

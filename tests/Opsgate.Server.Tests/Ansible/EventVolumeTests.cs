@@ -48,7 +48,7 @@ public sealed class EventVolumeTests
     }
 
     internal static async Task<string> SubmitAsync(OpsgateServer server) =>
-        await Jobs.SubmitAsync(server.Admin, "ansible-playbook",
+        await TestJobs.SubmitAsync(server.Admin, "ansible-playbook",
             new { playbook = "run.yml", inventory = await AnsibleFixture.StoreInventoryAsync(server.Admin, "all:\n  hosts:\n    web0001:\n") });
 
     [Theory]
@@ -68,7 +68,7 @@ public sealed class EventVolumeTests
         var normal = SseReader.ReadAllAsync(server.Admin, $"/api/v1/jobs/{id}/events", null);
 
         // The run ends while the slow client reads nothing: the server never waits for it.
-        var job = await Jobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromMinutes(3));
+        var job = await TestJobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromMinutes(3));
         Assert.Equal("succeeded", job.Status());
 
         var rest = await slow.ReadAsync(max: int.MaxValue);
@@ -97,7 +97,7 @@ public sealed class EventVolumeTests
         List<SseEvent> first;
         await using (var reader = await SseReader.OpenAsync(server.Admin, $"/api/v1/jobs/{id}/events"))
             first = await reader.ReadAsync(max: 3_000);
-        Assert.Equal("running", (await Jobs.GetAsync(server.Admin, id)).Status()); // mid-run, not after the end
+        Assert.Equal("running", (await TestJobs.GetAsync(server.Admin, id)).Status()); // mid-run, not after the end
 
         var rest = await SseReader.ReadAllAsync(server.Admin, $"/api/v1/jobs/{id}/events", first[^1].Id);
         var all = first.Concat(rest).ToList();
@@ -127,7 +127,7 @@ public sealed class EventVolumeTests
         using var dir = new TempDir();
         await using var server = await StartAsync(Provider.Sqlite, dir, new { lines });
         var id = await SubmitAsync(server);
-        await Jobs.WaitAsync(server.Admin, id);
+        await TestJobs.WaitAsync(server.Admin, id);
         var events = await SseReader.ReadAllAsync(server.Admin, $"/api/v1/jobs/{id}/events", null);
 
         var ok = Assert.Single(events, e => e.Type == "ansible.runner_ok").Body;
@@ -161,7 +161,7 @@ public sealed class EventVolumeTests
         using var dir = new TempDir();
         await using var server = await StartAsync(Provider.Sqlite, dir, new { lines });
         var id = await SubmitAsync(server);
-        await Jobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromMinutes(2));
+        await TestJobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromMinutes(2));
         var events = await SseReader.ReadAllAsync(server.Admin, $"/api/v1/jobs/{id}/events", null);
 
         Assert.Equal(["web1", "web2"], events.Where(e => e.Type == "ansible.runner_ok").Select(e => e.Body.GetProperty("host").GetString()));

@@ -35,8 +35,8 @@ public sealed class InlinePlaybookTests
         await using var server = await StartAsync(Provider.Sqlite, playbooks, [$"--Jobs:RunbookDirectory={runbooks.Path}"]);
         var inventory = await StoreInventoryAsync(server.Admin, Inventory([], $"h1: {{out_dir: {machines.Path}}}", $"h2: {{out_dir: {machines.Path}}}"));
 
-        var id = await Jobs.SubmitAsync(server.Admin, "greet", new { greeting = "hello", inventory });
-        var job = await Jobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(60));
+        var id = await TestJobs.SubmitAsync(server.Admin, "greet", new { greeting = "hello", inventory });
+        var job = await TestJobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(60));
 
         Assert.True(job.Status() == "succeeded", job.ToString());
         Assert.Equal("hello from h1", await File.ReadAllTextAsync(Path.Combine(machines.Path, "h1.txt")));

@@ -111,10 +111,10 @@ public sealed class InventorySecretTests
         Assert.Contains("placeholder shown for a secret value", await Problem.AssertAsync(echoed, HttpStatusCode.BadRequest), StringComparison.Ordinal);
 
         // One run, and a run in two shards (each shard's inventory is in its job's parameters: placeholders only).
-        var single = await Jobs.SubmitAsync(operatorClient, "ansible-playbook", new { playbook = "reveal.yml", inventory = "vault", extra_vars = new { out_dir = output.Path } });
+        var single = await TestJobs.SubmitAsync(operatorClient, "ansible-playbook", new { playbook = "reveal.yml", inventory = "vault", extra_vars = new { out_dir = output.Path } });
         await AssertRevealedAsync(server, single, output.Path, markers);
         var shardDir = Directory.CreateDirectory(Path.Combine(output.Path, "shards")).FullName;
-        var sharded = await Jobs.SubmitAsync(operatorClient, "ansible-playbook", new { playbook = "reveal.yml", inventory = "vault", shards = 2, extra_vars = new { out_dir = shardDir } });
+        var sharded = await TestJobs.SubmitAsync(operatorClient, "ansible-playbook", new { playbook = "reveal.yml", inventory = "vault", shards = 2, extra_vars = new { out_dir = shardDir } });
         await AssertRevealedAsync(server, sharded, shardDir, markers);
 
         foreach (var (role, client) in new[] { ("viewer", viewer), ("operator", operatorClient), ("admin", server.Admin) })
@@ -163,9 +163,9 @@ public sealed class InventorySecretTests
 
         // A job submitted by hand cannot borrow a version's secret values for an inventory of its own.
         var redacted = (await server.Admin.GetFromJsonAsync<JsonElement>("/api/v1/inventories/lost")).GetProperty("hosts").GetString();
-        var borrowed = await Jobs.SubmitAsync(server.Admin, "ansible-shard",
+        var borrowed = await TestJobs.SubmitAsync(server.Admin, "ansible-shard",
             new { playbook = "reveal.yml", inventory = redacted, inventory_secrets = secretName, extra_vars = new { out_dir = output.Path } });
-        var refused = await Jobs.WaitAsync(server.Admin, borrowed, timeout: TimeSpan.FromSeconds(120));
+        var refused = await TestJobs.WaitAsync(server.Admin, borrowed, timeout: TimeSpan.FromSeconds(120));
         Assert.True(refused.Status() == "failed", refused.ToString());
         Assert.Contains("inventory_secrets is only for the shards of a sharded run", refused.GetProperty("error").GetString(), StringComparison.Ordinal);
 
@@ -173,8 +173,8 @@ public sealed class InventorySecretTests
         await using (var connection = await server.OpenDatabaseAsync())
             Assert.Equal(1, await connection.ExecuteAsync("DELETE FROM secrets WHERE name LIKE 'inventory/%'"));
 
-        var id = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "reveal.yml", inventory = "lost", extra_vars = new { out_dir = output.Path } });
-        var job = await Jobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(120));
+        var id = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "reveal.yml", inventory = "lost", extra_vars = new { out_dir = output.Path } });
+        var job = await TestJobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(120));
         Assert.True(job.Status() == "failed", job.ToString());
         var error = job.GetProperty("error").GetString()!;
         Assert.Contains("inventory 'lost' version '1'", error, StringComparison.Ordinal);
@@ -225,7 +225,7 @@ public sealed class InventorySecretTests
             var detail = await after.Admin.GetFromJsonAsync<JsonElement>("/api/v1/inventories/legacy");
             Assert.Equal(4, CountOf(detail.GetProperty("hosts").GetString()!, Redacted));
             Assert.Equal(2, CountOf(detail.GetProperty("vars").GetString()!, Redacted));
-            var id = await Jobs.SubmitAsync(after.Admin, "ansible-playbook", new { playbook = "reveal.yml", inventory = "legacy", extra_vars = new { out_dir = output.Path } });
+            var id = await TestJobs.SubmitAsync(after.Admin, "ansible-playbook", new { playbook = "reveal.yml", inventory = "legacy", extra_vars = new { out_dir = output.Path } });
             await AssertRevealedAsync(after, id, output.Path, markers);
         }
 
@@ -277,8 +277,8 @@ public sealed class InventorySecretTests
         Assert.True(rotated.GetProperty("changed").GetBoolean(), rotated.ToString());
         Assert.Equal("2", rotated.GetProperty("inventory").GetProperty("version").GetString());
 
-        var id = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "pw.yml", inventory = "dyn", extra_vars = new { out_dir = output.Path } });
-        var job = await Jobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromMinutes(3));
+        var id = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "pw.yml", inventory = "dyn", extra_vars = new { out_dir = output.Path } });
+        var job = await TestJobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromMinutes(3));
         Assert.True(job.Status() == "succeeded", job.ToString());
         Assert.Equal($"{second} app", await File.ReadAllTextAsync(Path.Combine(output.Path, "s1.txt")));
         await using var connection = await server.OpenDatabaseAsync();
@@ -288,7 +288,7 @@ public sealed class InventorySecretTests
     /// <summary>The job succeeded and each host's file holds the real values.</summary>
     private static async Task AssertRevealedAsync(OpsgateServer server, string jobId, string dir, Markers markers)
     {
-        var job = await Jobs.WaitAsync(server.Admin, jobId, timeout: TimeSpan.FromMinutes(3));
+        var job = await TestJobs.WaitAsync(server.Admin, jobId, timeout: TimeSpan.FromMinutes(3));
         Assert.True(job.Status() == "succeeded", job.ToString());
         foreach (var host in new[] { "h1", "h2" })
             Assert.Equal(markers.Expected(host), await File.ReadAllTextAsync(Path.Combine(dir, host + ".txt")));

@@ -202,9 +202,9 @@ public sealed class InventorySourceTests
 
     private static async Task<(JsonElement Job, List<SseEvent> Events, List<string> Hosts)> RunAsync(OpsgateServer server, object parameters)
     {
-        var id = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", parameters);
+        var id = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook", parameters);
         var events = await ReadEventsAsync(server.Admin, id, timeout: RunLimit);
-        var job = await Jobs.WaitAsync(server.Admin, id, timeout: RunLimit);
+        var job = await TestJobs.WaitAsync(server.Admin, id, timeout: RunLimit);
         var hosts = (await server.Admin.GetFromJsonAsync<JsonElement>($"/api/v1/jobs/{id}/hosts")).EnumerateObject().Select(p => p.Name).Order(StringComparer.Ordinal).ToList();
         return (job, events, hosts);
     }

@@ -82,9 +82,9 @@ public sealed class InventoryTagTests
         var inventory = await StoreInventoryAsync(server.Admin, await TaggedInventoryAsync("h1", "h2", "h3"), vars: "all:\n  y: !unsafe '{{ y_raw }}'\n");
         foreach (var shards in new[] { 1, 2 })
         {
-            var id = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "show.yml", inventory, shards });
+            var id = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "show.yml", inventory, shards });
             var events = await ReadEventsAsync(server.Admin, id, timeout: RunLimit);
-            var job = await Jobs.WaitAsync(server.Admin, id, timeout: RunLimit);
+            var job = await TestJobs.WaitAsync(server.Admin, id, timeout: RunLimit);
             Assert.True(job.Status() == "succeeded", $"shards: {shards}: {job}");
             Assert.Equal(["h1", "h2", "h3"], events.Where(e => e.Type == "ansible.runner_ok" && e.Str("message") == Expected).Select(e => e.Str("host")).Order(StringComparer.Ordinal));
             Assert.Equal(3, events.Count(e => e.Type == "ansible.runner_ok" && e.Str("message") == "y={{ y_raw }}"));
@@ -108,9 +108,9 @@ public sealed class InventoryTagTests
         Assert.Contains("v: !vault |", yaml, StringComparison.Ordinal);
         foreach (var shards in new[] { 1, 2 })
         {
-            var id = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "show.yml", inventory = "fleet", shards });
+            var id = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "show.yml", inventory = "fleet", shards });
             var events = await ReadEventsAsync(server.Admin, id, timeout: RunLimit);
-            var job = await Jobs.WaitAsync(server.Admin, id, timeout: RunLimit);
+            var job = await TestJobs.WaitAsync(server.Admin, id, timeout: RunLimit);
             Assert.True(job.Status() == "succeeded", $"shards: {shards}: {job} {string.Join("\n", events.Where(e => e.Type == "ansible.output").Select(e => e.Str("text")))}");
             Assert.Equal(["h1", "h2"], events.Where(e => e.Type == "ansible.runner_ok" && e.Str("message") == Expected).Select(e => e.Str("host")).Order(StringComparer.Ordinal));
         }

@@ -252,11 +252,11 @@ public sealed class InventoryTests
         Assert.Empty((await server.Admin.GetFromJsonAsync<JsonElement>("/api/v1/jobs")).GetProperty("items").EnumerateArray());
 
         // A job waiting for approval holds on to its inventory.
-        var waiting = await Jobs.SubmitAsync(server.Admin, "approved-playbook", new { inventory });
+        var waiting = await TestJobs.SubmitAsync(server.Admin, "approved-playbook", new { inventory });
         var refused = await Problem.AssertAsync(await server.Admin.DeleteAsync("/api/v1/inventories/known"), HttpStatusCode.Conflict);
         Assert.Contains($"used by job {waiting}", refused, StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.OK, (await server.Admin.PostAsync($"/api/v1/jobs/{waiting}/cancel", null)).StatusCode);
-        await Jobs.WaitAsync(server.Admin, waiting);
+        await TestJobs.WaitAsync(server.Admin, waiting);
         Assert.Equal(HttpStatusCode.NoContent, (await server.Admin.DeleteAsync("/api/v1/inventories/known")).StatusCode);
     }
 
@@ -274,10 +274,10 @@ public sealed class InventoryTests
         var name = await StoreInventoryAsync(server.Admin, v1, vars: new { all = new { greeting = "hello" }, web = new { greeting = "hi" } });
         await StoreInventoryAsync(server.Admin, "all:\n  vars: {" + LocalVars + ", greeting: hey}\n  hosts:\n    other:\n", name);
 
-        var latest = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "greet.yml", inventory = name });
-        var pinned = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "greet.yml", inventory = name, inventory_version = "1" });
+        var latest = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "greet.yml", inventory = name });
+        var pinned = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "greet.yml", inventory = name, inventory_version = "1" });
 
-        var job = await Jobs.WaitAsync(server.Admin, pinned, timeout: TimeSpan.FromSeconds(60));
+        var job = await TestJobs.WaitAsync(server.Admin, pinned, timeout: TimeSpan.FromSeconds(60));
         Assert.True(job.Status() == "succeeded", job.ToString());
         Assert.True(job.Step("playbook").GetProperty("output").TryGetProperty("inventory", out var used), job.ToString());
         Assert.Equal((name, "1", 3), (used.GetProperty("name").GetString(), used.GetProperty("version").GetString(), used.GetProperty("hosts").GetInt32()));
@@ -291,7 +291,7 @@ public sealed class InventoryTests
         Assert.Equal(used.GetProperty("id").GetInt64(), summary.GetProperty("id").GetInt64());
         Assert.Equal("1", summary.GetProperty("version").GetString());
 
-        job = await Jobs.WaitAsync(server.Admin, latest, timeout: TimeSpan.FromSeconds(60));
+        job = await TestJobs.WaitAsync(server.Admin, latest, timeout: TimeSpan.FromSeconds(60));
         Assert.True(job.Status() == "succeeded", job.ToString());
         Assert.Equal("2", job.Step("playbook").GetProperty("output").GetProperty("inventory").GetProperty("version").GetString());
         Assert.Equal(["other"], (await server.Admin.GetFromJsonAsync<JsonElement>($"/api/v1/jobs/{latest}/hosts")).EnumerateObject().Select(p => p.Name));

@@ -53,8 +53,8 @@ public sealed class LocalRepositoryTests
         Assert.Equal(HttpStatusCode.Created, (await CreateProjectAsync(server, "by-path", copy)).StatusCode);
         Assert.Equal(HttpStatusCode.Created, (await CreateProjectAsync(server, "by-url", "file://" + copy)).StatusCode);
         var inventory = await StoreInventoryAsync(server.Admin, Inventory(["h1"]));
-        var id = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { project = "by-url", playbook = "site.yml", inventory });
-        Assert.Equal("succeeded", (await Jobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(120))).Status());
+        var id = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook", new { project = "by-url", playbook = "site.yml", inventory });
+        Assert.Equal("succeeded", (await TestJobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(120))).Status());
 
         foreach (var url in new[] { Path.Combine(inside, "escape.git"), "file://" + Path.Combine(inside, "escape.git"), outside.Bare, $"{inside}/../../{Path.GetFileName(Path.GetDirectoryName(outside.Bare))}/origin.git" })
         {
@@ -84,8 +84,8 @@ public sealed class LocalRepositoryTests
         Assert.Contains(Setting, detail, StringComparison.Ordinal);
 
         // A run of it fails at once, naming the setting: no retries of something only the settings can change.
-        var run = await Jobs.SubmitAsync(after.Admin, "ansible-playbook", new { project = "cmdb", playbook = "site.yml", inventory = "fleet" });
-        var job = await Jobs.WaitAsync(after.Admin, run, timeout: TimeSpan.FromSeconds(60));
+        var run = await TestJobs.SubmitAsync(after.Admin, "ansible-playbook", new { project = "cmdb", playbook = "site.yml", inventory = "fleet" });
+        var job = await TestJobs.WaitAsync(after.Admin, run, timeout: TimeSpan.FromSeconds(60));
         Assert.Equal("failed", job.Status());
         Assert.Equal(1, job.Step("playbook").GetProperty("attempts").GetInt32());
         Assert.Contains(Setting, job.Step("playbook").GetProperty("detail").GetString(), StringComparison.Ordinal);

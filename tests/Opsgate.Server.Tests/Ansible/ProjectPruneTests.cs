@@ -55,16 +55,16 @@ public sealed class ProjectPruneTests
 
         // A run of c1 that stays running (ansible waits for a file) until the end of the test.
         var release = Path.Combine(signal.Path, "go");
-        var slow = await Jobs.SubmitAsync(server.Admin, "ansible-playbook",
+        var slow = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook",
             new { project = "main", playbook = "slow.yml", inventory, extra_vars = new { release_file = release } });
         await ReadEventsAsync(server.Admin, slow, until: e => e.Type == "project.pinned", timeout: RunLimit);
         await WaitForAsync(() => Directory.Exists(Path.Combine(checkouts, c1)));
 
         async Task<string> RunAtHeadAsync(string release, string? project = "main")
         {
-            var id = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { project, playbook = "site.yml", inventory });
+            var id = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook", new { project, playbook = "site.yml", inventory });
             var events = await ReadEventsAsync(server.Admin, id, timeout: RunLimit);
-            var job = await Jobs.WaitAsync(server.Admin, id, timeout: RunLimit);
+            var job = await TestJobs.WaitAsync(server.Admin, id, timeout: RunLimit);
             Assert.True(job.Status() == "succeeded", job.ToString());
             Assert.Contains(events, e => e.Type == "ansible.runner_ok" && e.Str("message") == "release " + release);
             return job.Step("playbook").GetProperty("output").GetProperty("project_commit").GetString()!;
@@ -75,8 +75,8 @@ public sealed class ProjectPruneTests
         var c2 = await repo.CommitAsync("two", ("site.yml", Site("two")));
         Assert.Equal(c2, await RunAtHeadAsync("two"));
         // A job waiting for approval that will run c2 (a project_commit parameter): c2 stays while it waits.
-        var held = await Jobs.SubmitAsync(server.Admin, "held-commit-run", new { project_commit = c2, inventory });
-        Assert.Equal("waiting_approval", (await Jobs.GetAsync(server.Admin, held)).Status());
+        var held = await TestJobs.SubmitAsync(server.Admin, "held-commit-run", new { project_commit = c2, inventory });
+        Assert.Equal("waiting_approval", (await TestJobs.GetAsync(server.Admin, held)).Status());
         var c3 = await repo.CommitAsync("three", ("site.yml", Site("three")));
         Assert.Equal(c3, await RunAtHeadAsync("three"));
         var c4 = await repo.CommitAsync("four", ("site.yml", Site("four")));
@@ -93,7 +93,7 @@ public sealed class ProjectPruneTests
         // The running playbook's checkout was never touched: its include, read only now, is there.
         await File.WriteAllTextAsync(release, "");
         var slowEvents = await ReadEventsAsync(server.Admin, slow, timeout: RunLimit);
-        var slowJob = await Jobs.WaitAsync(server.Admin, slow, timeout: RunLimit);
+        var slowJob = await TestJobs.WaitAsync(server.Admin, slow, timeout: RunLimit);
         Assert.True(slowJob.Status() == "succeeded", slowJob.ToString());
         Assert.Contains(slowEvents, e => e.Type == "ansible.runner_ok" && e.Str("message") == "later");
         Assert.Equal(c1, slowJob.Step("playbook").GetProperty("output").GetProperty("project_commit").GetString());

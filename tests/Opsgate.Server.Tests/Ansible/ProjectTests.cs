@@ -32,9 +32,9 @@ public sealed class ProjectTests
 
     private static async Task<(JsonElement Job, List<SseEvent> Events)> RunAsync(OpsgateServer server, object parameters)
     {
-        var id = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", parameters);
+        var id = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook", parameters);
         var events = await ReadEventsAsync(server.Admin, id, timeout: RunLimit);
-        return (await Jobs.WaitAsync(server.Admin, id, timeout: RunLimit), events);
+        return (await TestJobs.WaitAsync(server.Admin, id, timeout: RunLimit), events);
     }
 
     /// <summary>The commit the run recorded, and the same on its project.pinned and ansible.summary events.</summary>
@@ -121,15 +121,15 @@ public sealed class ProjectTests
         Assert.Equal(3, children.Count);
         foreach (var child in children)
         {
-            var shard = await Jobs.WaitAsync(server.Admin, child, timeout: RunLimit);
+            var shard = await TestJobs.WaitAsync(server.Admin, child, timeout: RunLimit);
             Assert.Equal(one, shard.Step("playbook").GetProperty("output").GetProperty("project_commit").GetString());
         }
         Assert.Equal(3, events.Count(e => e.Type == "ansible.runner_ok" && e.Str("message") == "release one"));
 
         // A commit handed in by hand (not a shard of a parent that pinned it) is refused: the project's ref decides.
-        var byHand = await Jobs.SubmitAsync(server.Admin, "ansible-shard",
+        var byHand = await TestJobs.SubmitAsync(server.Admin, "ansible-shard",
             new { project = "main", project_commit = one, playbook = "site.yml", inventory = Inventory(["h1"]) });
-        var refused = await Jobs.WaitAsync(server.Admin, byHand, timeout: RunLimit);
+        var refused = await TestJobs.WaitAsync(server.Admin, byHand, timeout: RunLimit);
         Assert.Equal("failed", refused.Status());
         Assert.Contains("only for the shards of a sharded run", refused.GetProperty("error").GetString(), StringComparison.Ordinal);
 
@@ -167,7 +167,7 @@ public sealed class ProjectTests
         var id = job.GetProperty("job_id").GetString()!;
         Assert.Equal(HttpStatusCode.OK, (await server.Admin.PostAsync($"/api/v1/jobs/{id}/retry", null)).StatusCode);
         var events = await ReadEventsAsync(server.Admin, id, timeout: RunLimit);
-        job = await Jobs.WaitAsync(server.Admin, id, timeout: RunLimit);
+        job = await TestJobs.WaitAsync(server.Admin, id, timeout: RunLimit);
         Assert.True(job.Status() == "succeeded", job.ToString());
         Assert.True(Said(events, "release one"));
         Assert.False(Said(events, "release two"));
@@ -405,7 +405,7 @@ public sealed class ProjectTests
         var inventory = await StoreInventoryAsync(server.Admin, Inventory(["h1"]));
 
         // A job waiting for approval names both, the project by its id: neither can go while it waits.
-        var waiting = await Jobs.SubmitAsync(server.Admin, "approved-project-run", new { project, credential = "held", inventory });
+        var waiting = await TestJobs.SubmitAsync(server.Admin, "approved-project-run", new { project, credential = "held", inventory });
         var projectRefused = await Problem.AssertAsync(await server.Admin.DeleteAsync("/api/v1/projects/held-site"), HttpStatusCode.Conflict);
         Assert.Equal($"project 'held-site' is used by job {waiting}, which has not finished; delete it after the job ends (or cancel the job)", projectRefused);
         var credentialRefused = await Problem.AssertAsync(await server.Admin.DeleteAsync("/api/v1/credentials/held"), HttpStatusCode.Conflict);
@@ -415,11 +415,11 @@ public sealed class ProjectTests
         Assert.Equal(409, audit.GetProperty("items")[0].GetProperty("http_status").GetInt32());
 
         // Named by its name, the same; once no unfinished job names them, both can go.
-        var byName = await Jobs.SubmitAsync(server.Admin, "approved-project-run", new { project = "held-site", credential = "held", inventory });
+        var byName = await TestJobs.SubmitAsync(server.Admin, "approved-project-run", new { project = "held-site", credential = "held", inventory });
         foreach (var job in new[] { waiting, byName })
         {
             Assert.Equal(HttpStatusCode.OK, (await server.Admin.PostAsync($"/api/v1/jobs/{job}/cancel", null)).StatusCode);
-            await Jobs.WaitAsync(server.Admin, job);
+            await TestJobs.WaitAsync(server.Admin, job);
             if (job == waiting)
                 Assert.Contains($"used by job {byName}", await Problem.AssertAsync(await server.Admin.DeleteAsync("/api/v1/projects/held-site"), HttpStatusCode.Conflict), StringComparison.Ordinal);
         }
@@ -436,13 +436,13 @@ public sealed class ProjectTests
         await CreateProjectAsync(server, "shared", repo.Bare, "main");
 
         var inventory = await StoreInventoryAsync(server.Admin, Inventory(["h1"]));
-        var submits = Enumerable.Range(0, 4).Select(_ => Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { project = "shared", playbook = "site.yml", inventory })).ToList();
+        var submits = Enumerable.Range(0, 4).Select(_ => TestJobs.SubmitAsync(server.Admin, "ansible-playbook", new { project = "shared", playbook = "site.yml", inventory })).ToList();
         var syncs = Enumerable.Range(0, 3).Select(_ => server.Admin.PostAsync("/api/v1/projects/shared/sync", null)).ToList();
         foreach (var sync in await Task.WhenAll(syncs))
             Assert.Equal(commit, (await sync.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("commit").GetString());
         foreach (var id in await Task.WhenAll(submits))
         {
-            var job = await Jobs.WaitAsync(server.Admin, id, timeout: RunLimit);
+            var job = await TestJobs.WaitAsync(server.Admin, id, timeout: RunLimit);
             Assert.True(job.Status() == "succeeded", job.ToString());
             Assert.Equal(commit, job.Step("playbook").GetProperty("output").GetProperty("project_commit").GetString());
         }

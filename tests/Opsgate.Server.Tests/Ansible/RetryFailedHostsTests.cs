@@ -87,11 +87,11 @@ public sealed class RetryFailedHostsTests
         Assert.True(created.StatusCode == HttpStatusCode.Created, await created.Content.ReadAsStringAsync());
         var inventory = await StoreInventoryAsync(server.Admin, Hosts("first"), "fleet");
 
-        var original = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new
+        var original = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook", new
         {
             playbook = "site.yml", project = "site", inventory, forks = 6, extra_vars = new { db_password = "retry-s3cret-value" },
         });
-        var done = await Jobs.WaitAsync(server.Admin, original, timeout: RunLimit);
+        var done = await TestJobs.WaitAsync(server.Admin, original, timeout: RunLimit);
         Assert.Equal("failed", done.Status());
         var originalHosts = await HostsOfAsync(server.Admin, original);
         Assert.Equal(6, originalHosts.EnumerateObject().Count());
@@ -113,7 +113,7 @@ public sealed class RetryFailedHostsTests
         Assert.DoesNotContain("retry-s3cret-value", retry.GetRawText(), StringComparison.Ordinal);
 
         var events = await ReadEventsAsync(server.Admin, retryId, timeout: RunLimit);
-        var retried = await Jobs.WaitAsync(server.Admin, retryId, timeout: RunLimit);
+        var retried = await TestJobs.WaitAsync(server.Admin, retryId, timeout: RunLimit);
         Assert.Equal("failed", retried.Status()); // the old version still breaks h2 and h4, and gone is still gone
 
         // Only the failed and unreachable hosts ran, on the first inventory version and the first commit, and the
@@ -132,22 +132,22 @@ public sealed class RetryFailedHostsTests
         Assert.Equal("1", events.Last(e => e.Type == "ansible.summary").Body.GetProperty("inventory").GetProperty("version").GetString());
 
         // The original lists its retry; the retry, its original.
-        var originalNow = await Jobs.GetAsync(server.Admin, original);
+        var originalNow = await TestJobs.GetAsync(server.Admin, original);
         Assert.Equal([retryId], originalNow.GetProperty("retries").EnumerateArray().Select(r => r.GetProperty("job_id").GetString()));
         Assert.Equal("failed", originalNow.GetProperty("retries")[0].GetProperty("status").GetString());
-        Assert.Equal(original, (await Jobs.GetAsync(server.Admin, retryId)).GetProperty("retry_of").GetString());
+        Assert.Equal(original, (await TestJobs.GetAsync(server.Admin, retryId)).GetProperty("retry_of").GetString());
 
         // A retry of the retry narrows to what failed in it, still on the original's version and commit.
         var again = await RetryFailedAsync(server.Admin, retryId);
         Assert.Equal("gone,h2,h4", again.GetProperty("params").GetProperty("limit").GetString());
         Assert.Equal(one, again.GetProperty("params").GetProperty("project_commit").GetString());
-        var againDone = await Jobs.WaitAsync(server.Admin, again.GetProperty("job_id").GetString()!, timeout: RunLimit);
+        var againDone = await TestJobs.WaitAsync(server.Admin, again.GetProperty("job_id").GetString()!, timeout: RunLimit);
         Assert.Equal(["gone", "h2", "h4"], Names(await HostsOfAsync(server.Admin, again.GetProperty("job_id").GetString()!)));
         Assert.Equal("failed", againDone.Status());
 
         // The commit parameter is for retries only: a job given one by hand fails saying so, before ansible runs.
-        var byHand = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "site.yml", project = "site", project_commit = one, inventory });
-        var refused = await Jobs.WaitAsync(server.Admin, byHand, timeout: RunLimit);
+        var byHand = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "site.yml", project = "site", project_commit = one, inventory });
+        var refused = await TestJobs.WaitAsync(server.Admin, byHand, timeout: RunLimit);
         Assert.Equal("failed", refused.Status());
         Assert.Contains("project_commit is only for the shards of a sharded run and retries on failed hosts", refused.GetProperty("error").GetString(), StringComparison.Ordinal);
 
@@ -160,7 +160,7 @@ public sealed class RetryFailedHostsTests
         var inPlace = await RetryAsync(server.Admin, original, null);
         Assert.Equal(HttpStatusCode.OK, inPlace.StatusCode);
         Assert.Equal("pending", (await inPlace.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("status").GetString());
-        Assert.Equal("failed", (await Jobs.WaitAsync(server.Admin, original, timeout: RunLimit)).Status());
+        Assert.Equal("failed", (await TestJobs.WaitAsync(server.Admin, original, timeout: RunLimit)).Status());
     }
 
     [Fact]
@@ -183,8 +183,8 @@ public sealed class RetryFailedHostsTests
             ("slow.yml", "- hosts: all\n  gather_facts: false\n  tasks: [{command: sleep 60}]\n"));
         var inventory = await StoreInventoryAsync(server.Admin, Inventory(["h1", "h2"]));
 
-        var failed = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "fail.yml", inventory });
-        Assert.Equal("failed", (await Jobs.WaitAsync(server.Admin, failed, timeout: RunLimit)).Status());
+        var failed = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "fail.yml", inventory });
+        Assert.Equal("failed", (await TestJobs.WaitAsync(server.Admin, failed, timeout: RunLimit)).Status());
 
         // Anything but "failed" names the field; so do a wrong type and an unknown member.
         Assert.Contains("hosts: must be \"failed\"", await Problem.AssertAsync(await RetryAsync(server.Admin, failed, new { hosts = "all" }), HttpStatusCode.BadRequest), StringComparison.Ordinal);
@@ -197,29 +197,29 @@ public sealed class RetryFailedHostsTests
         var (_, operatorKey) = await server.CreateKeyAsync("operator", "operator");
         var retry = await RetryFailedAsync(server.Client(operatorKey), failed);
         Assert.Equal("h2", retry.GetProperty("params").GetProperty("limit").GetString());
-        Assert.Equal("failed", (await Jobs.WaitAsync(server.Admin, retry.GetProperty("job_id").GetString()!, timeout: RunLimit)).Status());
+        Assert.Equal("failed", (await TestJobs.WaitAsync(server.Admin, retry.GetProperty("job_id").GetString()!, timeout: RunLimit)).Status());
 
         // A job that succeeded has no failed hosts.
-        var fine = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "ok.yml", inventory });
-        Assert.Equal("succeeded", (await Jobs.WaitAsync(server.Admin, fine, timeout: RunLimit)).Status());
+        var fine = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "ok.yml", inventory });
+        Assert.Equal("succeeded", (await TestJobs.WaitAsync(server.Admin, fine, timeout: RunLimit)).Status());
         Assert.Contains($"job {fine} has no failed or unreachable hosts",
             await Problem.AssertAsync(await RetryAsync(server.Admin, fine, new { hosts = "failed" }), HttpStatusCode.Conflict), StringComparison.Ordinal);
 
         // A runbook whose ansible.run step has a fixed limit (none) cannot be narrowed to the failed hosts.
-        var fixedRun = await Jobs.SubmitAsync(server.Admin, "ansible-fixed", new { inventory });
-        Assert.Equal("failed", (await Jobs.WaitAsync(server.Admin, fixedRun, timeout: RunLimit)).Status());
+        var fixedRun = await TestJobs.SubmitAsync(server.Admin, "ansible-fixed", new { inventory });
+        Assert.Equal("failed", (await TestJobs.WaitAsync(server.Admin, fixedRun, timeout: RunLimit)).Status());
         Assert.Contains("does not take limit from a parameter",
             await Problem.AssertAsync(await RetryAsync(server.Admin, fixedRun, new { hosts = "failed" }), HttpStatusCode.BadRequest), StringComparison.Ordinal);
 
         // A running job cannot be retried on its failed hosts (nor in place).
-        var slow = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "slow.yml", inventory });
-        await Jobs.WaitAsync(server.Admin, slow, j => j.Status() == "running", RunLimit);
+        var slow = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "slow.yml", inventory });
+        await TestJobs.WaitAsync(server.Admin, slow, j => j.Status() == "running", RunLimit);
         Assert.Contains($"job {slow} is running",
             await Problem.AssertAsync(await RetryAsync(server.Admin, slow, new { hosts = "failed" }), HttpStatusCode.Conflict), StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.OK, (await server.Admin.PostAsync($"/api/v1/jobs/{slow}/cancel", null)).StatusCode);
-        await Jobs.WaitAsync(server.Admin, slow, timeout: RunLimit);
+        await TestJobs.WaitAsync(server.Admin, slow, timeout: RunLimit);
         // Only the operator's retry made a job; every refusal made none.
-        Assert.Single((await Jobs.GetAsync(server.Admin, failed)).GetProperty("retries").EnumerateArray());
+        Assert.Single((await TestJobs.GetAsync(server.Admin, failed)).GetProperty("retries").EnumerateArray());
     }
 
     [Fact]
@@ -251,25 +251,25 @@ public sealed class RetryFailedHostsTests
         var created = await server.Admin.PostAsJsonAsync("/api/v1/credentials",
             new { name = "admin-key", kind = "ssh_key", secret = await SshTarget.NewKeyAsync(keys), use = new { min_role = "admin" } }, OpsgateServer.Json);
         Assert.Equal(HttpStatusCode.Created, created.StatusCode);
-        var original = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "fail.yml", inventory, credential = "admin-key" });
-        Assert.Equal("failed", (await Jobs.WaitAsync(server.Admin, original, timeout: RunLimit)).Status());
+        var original = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "fail.yml", inventory, credential = "admin-key" });
+        Assert.Equal("failed", (await TestJobs.WaitAsync(server.Admin, original, timeout: RunLimit)).Status());
         Assert.Contains("admin-key", await Problem.AssertAsync(await RetryAsync(operatorClient, original, new { hosts = "failed" }), HttpStatusCode.Forbidden), StringComparison.Ordinal);
-        Assert.Equal(JsonValueKind.Null, (await Jobs.GetAsync(server.Admin, original)).GetProperty("retries").ValueKind); // the refusal made no job
+        Assert.Equal(JsonValueKind.Null, (await TestJobs.GetAsync(server.Admin, original)).GetProperty("retries").ValueKind); // the refusal made no job
         var byAdmin = await RetryFailedAsync(server.Admin, original);
         Assert.Equal("admin-key", byAdmin.GetProperty("params").GetProperty("credential").GetString());
-        Assert.Equal("failed", (await Jobs.WaitAsync(server.Admin, byAdmin.GetProperty("job_id").GetString()!, timeout: RunLimit)).Status());
+        Assert.Equal("failed", (await TestJobs.WaitAsync(server.Admin, byAdmin.GetProperty("job_id").GetString()!, timeout: RunLimit)).Status());
 
         // A runbook that needs approval: its retry waits for approval too, and runs only the failed host once approved.
-        var gated = await Jobs.SubmitAsync(server.Admin, "ansible-gated", new { inventory });
+        var gated = await TestJobs.SubmitAsync(server.Admin, "ansible-gated", new { inventory });
         Assert.Equal(HttpStatusCode.OK, (await approver.PostAsync($"/api/v1/jobs/{gated}/approve", null)).StatusCode);
-        Assert.Equal("failed", (await Jobs.WaitAsync(server.Admin, gated, timeout: RunLimit)).Status());
+        Assert.Equal("failed", (await TestJobs.WaitAsync(server.Admin, gated, timeout: RunLimit)).Status());
         var retry = await RetryFailedAsync(operatorClient, gated);
         var retryId = retry.GetProperty("job_id").GetString()!;
         Assert.Equal("waiting_approval", retry.Status());
         Assert.Equal("h2", retry.GetProperty("params").GetProperty("limit").GetString());
         Assert.Equal("1", retry.GetProperty("params").GetProperty("inventory_version").GetString());
         Assert.Equal(HttpStatusCode.OK, (await approver.PostAsync($"/api/v1/jobs/{retryId}/approve", null)).StatusCode);
-        Assert.Equal("failed", (await Jobs.WaitAsync(server.Admin, retryId, timeout: RunLimit)).Status());
+        Assert.Equal("failed", (await TestJobs.WaitAsync(server.Admin, retryId, timeout: RunLimit)).Status());
         Assert.Equal(["h2"], Names(await HostsOfAsync(server.Admin, retryId)));
     }
 
@@ -283,8 +283,8 @@ public sealed class RetryFailedHostsTests
             ("site.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: {msg: hi}\n    - fail: {msg: \"broken {{ inventory_hostname }}\"}\n      when: inventory_hostname in ['h2', 'h5']\n"));
         var inventory = await StoreInventoryAsync(server.Admin, Inventory(["h1", "h2", "h3", "h4", "h5", "h6"]));
 
-        var original = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "site.yml", inventory, shards = 3 });
-        var done = await Jobs.WaitAsync(server.Admin, original, timeout: RunLimit);
+        var original = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "site.yml", inventory, shards = 3 });
+        var done = await TestJobs.WaitAsync(server.Admin, original, timeout: RunLimit);
         Assert.Equal("failed", done.Status());
         Assert.Equal(3, done.GetProperty("children").GetArrayLength());
 
@@ -297,7 +297,7 @@ public sealed class RetryFailedHostsTests
         var retryId = retry.GetProperty("job_id").GetString()!;
         Assert.False(retry.GetProperty("params").TryGetProperty("shards", out var shards) && shards.ValueKind != JsonValueKind.Null);
         Assert.Equal("h2,h5", retry.GetProperty("params").GetProperty("limit").GetString());
-        var retried = await Jobs.WaitAsync(server.Admin, retryId, timeout: RunLimit);
+        var retried = await TestJobs.WaitAsync(server.Admin, retryId, timeout: RunLimit);
         Assert.Equal("failed", retried.Status());
         Assert.False(retried.TryGetProperty("children", out var children) && children.ValueKind != JsonValueKind.Null);
         Assert.Equal(["h2", "h5"], Names(await HostsOfAsync(server.Admin, retryId)));

@@ -58,7 +58,7 @@ public sealed class SandboxTests
             Assert.Equal(HttpStatusCode.Created, secret.StatusCode);
 
             // Another run, busy: its private directory exists on the host while the probe runs.
-            var other = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "hang.yml", inventory = await StoreInventoryAsync(server.Admin, Inventory(["busy"])), credential = "machines" });
+            var other = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "hang.yml", inventory = await StoreInventoryAsync(server.Admin, Inventory(["busy"])), credential = "machines" });
             await ReadEventsAsync(server.Admin, other, e => e.Type == "ansible.task_start" && e.Str("name") == "hang", timeout: RunLimit);
             var otherRun = Assert.Single(Directory.GetDirectories(Path.Combine(server.DataDir, "run")).SelectMany(p => Directory.GetDirectories(p, "ansible-*")));
             Assert.True(File.Exists(Path.Combine(otherRun, "inventory.yml")));
@@ -74,8 +74,8 @@ public sealed class SandboxTests
                 Host("environment", "sh", "-c", $"grep -ls {marker} /proc/*/environ"),
                 Host("tmp", "sh", "-c", $"echo private > {leaked} && test -s {leaked}"),
                 Host("plain", "true")));
-            var id = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "probe.yml", inventory, credential = "machines" });
-            var job = await Jobs.WaitAsync(server.Admin, id, timeout: RunLimit);
+            var id = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "probe.yml", inventory, credential = "machines" });
+            var job = await TestJobs.WaitAsync(server.Admin, id, timeout: RunLimit);
             Assert.Equal("failed", job.Status());
             var hosts = await server.Admin.GetFromJsonAsync<JsonElement>($"/api/v1/jobs/{id}/hosts");
 
@@ -96,7 +96,7 @@ public sealed class SandboxTests
             Assert.Equal(0, hosts.GetProperty("plain").GetProperty("stats").GetProperty("failed").GetInt32());
 
             Assert.Equal(HttpStatusCode.OK, (await server.Admin.PostAsync($"/api/v1/jobs/{other}/cancel", null)).StatusCode);
-            Assert.Equal("cancelled", (await Jobs.WaitAsync(server.Admin, other, timeout: RunLimit)).Status());
+            Assert.Equal("cancelled", (await TestJobs.WaitAsync(server.Admin, other, timeout: RunLimit)).Status());
             // Both runs' ssh-agents ended with their runs.
             Assert.Empty(ProcessesWith("agent.sock"));
         }
@@ -127,8 +127,8 @@ public sealed class SandboxTests
         var project = await server.Admin.PostAsJsonAsync("/api/v1/projects", new { name = "site", git_repo = repo.Bare, @ref = "main" }, OpsgateServer.Json);
         Assert.Equal(HttpStatusCode.Created, project.StatusCode);
 
-        var id = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { project = "site", playbook = "site.yml", inventory = await StoreInventoryAsync(server.Admin, Inventory(["h1"])) });
-        var job = await Jobs.WaitAsync(server.Admin, id, timeout: RunLimit);
+        var id = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook", new { project = "site", playbook = "site.yml", inventory = await StoreInventoryAsync(server.Admin, Inventory(["h1"])) });
+        var job = await TestJobs.WaitAsync(server.Admin, id, timeout: RunLimit);
         Assert.Equal("failed", job.Status());
         var h1 = (await server.Admin.GetFromJsonAsync<JsonElement>($"/api/v1/jobs/{id}/hosts")).GetProperty("h1");
         // It read its checkout (the first task passed) and could not write it.
@@ -160,9 +160,9 @@ public sealed class SandboxTests
                      "ansible_ssh_common_args: '-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'}";
         var inventory = await StoreInventoryAsync(server.Admin, Inventory(["local"], $"s1: {remote}", $"s2: {remote}"));
 
-        var id = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "site.yml", inventory, credential = "machines" });
+        var id = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "site.yml", inventory, credential = "machines" });
         var events = await ReadEventsAsync(server.Admin, id, timeout: RunLimit);
-        var job = await Jobs.WaitAsync(server.Admin, id, timeout: RunLimit);
+        var job = await TestJobs.WaitAsync(server.Admin, id, timeout: RunLimit);
         Assert.True(job.Status() == "succeeded", job.ToString());
         Assert.Contains(events, e => e.Type == "ansible.runner_ok" && e.Str("message") == "s1 is root");
         Assert.Contains(events, e => e.Type == "ansible.runner_ok" && e.Str("message") == "s2 is root");

@@ -205,8 +205,8 @@ public sealed class ShardParityTests
 
     private static async Task<Run> RunAsync(HttpClient client, string inventory, int shards)
     {
-        var id = await Jobs.SubmitAsync(client, "ansible-playbook", new { playbook = "site.yml", inventory, shards });
-        var job = await Jobs.WaitAsync(client, id, timeout: TimeSpan.FromSeconds(180));
+        var id = await TestJobs.SubmitAsync(client, "ansible-playbook", new { playbook = "site.yml", inventory, shards });
+        var job = await TestJobs.WaitAsync(client, id, timeout: TimeSpan.FromSeconds(180));
         var output = job.Step("playbook").GetProperty("output");
         Assert.True(output.ValueKind == JsonValueKind.Object, $"job {id} ({job.Status()}) has no step output: {job}");
         var hosts = (await client.GetFromJsonAsync<JsonElement>($"/api/v1/jobs/{id}/hosts")).EnumerateObject()

@@ -55,13 +55,13 @@ public sealed class ShardTests
         using var playbooks = new TempDir();
         await using var server = await StartAsync(provider, playbooks, ("site.yml", Site));
 
-        var single = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "site.yml", inventory = await StoreInventoryAsync(server.Admin, Grouped), forks = 10 });
+        var single = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "site.yml", inventory = await StoreInventoryAsync(server.Admin, Grouped), forks = 10 });
         var singleEvents = await ReadEventsAsync(server.Admin, single, timeout: TimeSpan.FromSeconds(120));
-        var sharded = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "site.yml", inventory = await StoreInventoryAsync(server.Admin, Grouped), forks = 10, shards = 4 });
+        var sharded = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "site.yml", inventory = await StoreInventoryAsync(server.Admin, Grouped), forks = 10, shards = 4 });
         var shardedEvents = await ReadEventsAsync(server.Admin, sharded, timeout: TimeSpan.FromSeconds(180));
 
-        var one = await Jobs.WaitAsync(server.Admin, single);
-        var four = await Jobs.WaitAsync(server.Admin, sharded);
+        var one = await TestJobs.WaitAsync(server.Admin, single);
+        var four = await TestJobs.WaitAsync(server.Admin, sharded);
         Assert.Equal("failed", one.Status());
         Assert.Equal("failed", four.Status());
         const string Failure = "1 of 16 hosts failed (h07); first failure: task 'break one host': boom on h07";
@@ -96,7 +96,7 @@ public sealed class ShardTests
         Assert.Equal([0, 1, 2, 3], children.Select(c => c.GetProperty("shard_index").GetInt32()));
         Assert.All(children, c => Assert.Equal(4, c.GetProperty("hosts").GetInt32()));
         Assert.Equal(["succeeded", "failed", "succeeded", "succeeded"], children.Select(c => c.GetProperty("status").GetString()));
-        var child = await Jobs.GetAsync(server.Admin, children[1].GetProperty("job_id").GetString()!);
+        var child = await TestJobs.GetAsync(server.Admin, children[1].GetProperty("job_id").GetString()!);
         Assert.Equal(sharded, child.GetProperty("parent_id").GetString());
 
         // The parent's stream carries every shard's events, each shard's in its own order and complete.
@@ -130,10 +130,10 @@ public sealed class ShardTests
                 - name: wait
                   command: sleep 120
             """));
-        var id = await Jobs.SubmitAsync(server.Admin, "ansible-playbook",
+        var id = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook",
             new { playbook = "slow.yml", inventory = await StoreInventoryAsync(server.Admin, Inventory(["h1", "h2", "h3", "h4"])), shards = 4, fail_fast = true });
 
-        var job = await Jobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(90));
+        var job = await TestJobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(90));
         Assert.Equal("failed", job.Status());
         var children = job.GetProperty("children").EnumerateArray().ToList();
         Assert.Equal(["failed", "cancelled", "cancelled", "cancelled"], children.Select(c => c.GetProperty("status").GetString()));
@@ -160,9 +160,9 @@ public sealed class ShardTests
                 - name: after
                   debug: {msg: done}
             """));
-        var id = await Jobs.SubmitAsync(server.Admin, "ansible-playbook",
+        var id = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook",
             new { playbook = "site.yml", inventory = await StoreInventoryAsync(server.Admin, Inventory(["h1", "h2", "h3"])), shards = 3 });
-        var job = await Jobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(90));
+        var job = await TestJobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(90));
         Assert.Equal("failed", job.Status());
         Assert.Equal(["failed", "succeeded", "succeeded"], job.GetProperty("children").EnumerateArray().Select(c => c.GetProperty("status").GetString()));
         var hosts = await HostsAsync(server.Admin, id);
@@ -174,8 +174,8 @@ public sealed class ShardTests
     {
         using var playbooks = new TempDir();
         await using var server = await StartAsync(Provider.Sqlite, playbooks, ("site.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: {msg: hi}\n"));
-        var id = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "site.yml", inventory = await StoreInventoryAsync(server.Admin, Inventory(["h1", "h2", "h3"])), shards = 8 });
-        var job = await Jobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(90));
+        var id = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook = "site.yml", inventory = await StoreInventoryAsync(server.Admin, Inventory(["h1", "h2", "h3"])), shards = 8 });
+        var job = await TestJobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(90));
         Assert.True(job.Status() == "succeeded", job.ToString());
         Assert.Equal("playbook ran on 3 hosts in 3 shards, 0 changed", job.Step("playbook").GetProperty("detail").GetString());
         Assert.Equal([1, 1, 1], job.GetProperty("children").EnumerateArray().Select(c => c.GetProperty("hosts").GetInt32()));
@@ -192,18 +192,18 @@ public sealed class ShardTests
                 - name: wait
                   command: sleep 120
             """));
-        var id = await Jobs.SubmitAsync(server.Admin, "ansible-playbook",
+        var id = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook",
             new { playbook = "slow.yml", inventory = await StoreInventoryAsync(server.Admin, Inventory(["h1", "h2", "h3", "h4"])), shards = "auto" });
         // auto: one shard per Ansible:HostsPerAutoShard (50) hosts, so one shard here; wait until it runs ansible.
         await ReadEventsAsync(server.Admin, id, e => e.Type == "ansible.task_start", timeout: TimeSpan.FromSeconds(60));
 
         using var cancel = await server.Admin.PostAsync($"/api/v1/jobs/{id}/cancel", null);
         Assert.Equal(HttpStatusCode.OK, cancel.StatusCode);
-        var job = await Jobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(60));
+        var job = await TestJobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(60));
         Assert.Equal("cancelled", job.Status());
         var children = job.GetProperty("children").EnumerateArray().ToList();
         Assert.Single(children);
-        var child = await Jobs.WaitAsync(server.Admin, children[0].GetProperty("job_id").GetString()!, timeout: TimeSpan.FromSeconds(60));
+        var child = await TestJobs.WaitAsync(server.Admin, children[0].GetProperty("job_id").GetString()!, timeout: TimeSpan.FromSeconds(60));
         Assert.Equal("cancelled", child.Status());
         Assert.Contains($"parent job {id}", child.GetProperty("error").GetString(), StringComparison.Ordinal);
     }
@@ -274,8 +274,8 @@ public sealed class ShardTests
         var inventory = await StoreInventoryAsync(server.Admin, Inventory(["h1", "h2"]));
         foreach (var playbook in new[] { "deep.yml", "bomb.yml" })
         {
-            var id = await Jobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook, inventory, shards = 2 });
-            var job = await Jobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(90));
+            var id = await TestJobs.SubmitAsync(server.Admin, "ansible-playbook", new { playbook, inventory, shards = 2 });
+            var job = await TestJobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(90));
             Assert.True(JobStatusIsFinal(job.Status()), job.ToString());
         }
         Assert.Equal(HttpStatusCode.OK, (await server.Admin.GetAsync("/health/ready")).StatusCode);
@@ -302,8 +302,8 @@ public sealed class ShardTests
         await using var a = await OpsgateServer.StartAsync(Provider.Sqlite, args);
         await using var b = await OpsgateServer.StartAsync(Provider.Sqlite, args);
 
-        var id = await Jobs.SubmitAsync(a.Admin, "ansible-playbook", new { playbook = "site.yml", inventory = await StoreInventoryAsync(a.Admin, Inventory(["h1", "h2", "h3", "h4"])), shards = 4 });
-        var job = await Jobs.WaitAsync(b.Admin, id, timeout: TimeSpan.FromSeconds(120));
+        var id = await TestJobs.SubmitAsync(a.Admin, "ansible-playbook", new { playbook = "site.yml", inventory = await StoreInventoryAsync(a.Admin, Inventory(["h1", "h2", "h3", "h4"])), shards = 4 });
+        var job = await TestJobs.WaitAsync(b.Admin, id, timeout: TimeSpan.FromSeconds(120));
         Assert.Equal("succeeded", job.Status());
         Assert.Equal(4, (await HostsAsync(b.Admin, id)).Count);
 

@@ -155,15 +155,15 @@ public sealed class AuditLogTests
                 with: {url: "{{ params.url }}"}
             """);
         await using var server = await OpsgateServer.StartAsync(Provider.Postgres, [$"--Jobs:RunbookDirectory={runbooks.Path}"]);
-        var id = await Jobs.SubmitAsync(server.Admin, "call", new { url = receiver.Url("/slow") });
-        await Jobs.WaitAsync(server.Admin, id, j => j.Step("call").GetProperty("status").GetString() == "running");
+        var id = await TestJobs.SubmitAsync(server.Admin, "call", new { url = receiver.Url("/slow") });
+        await TestJobs.WaitAsync(server.Admin, id, j => j.Step("call").GetProperty("status").GetString() == "running");
 
         // Another replica holds the chain's lock: the job still finishes, its entries wait, staged with it.
         await using var replica = await server.OpenDatabaseAsync();
         await using var replicaWrite = await replica.BeginTransactionAsync();
         await replica.ExecuteAsync("SELECT pg_advisory_xact_lock(@key)", new { key = 0x6f70_7367_6175_64L }, replicaWrite);
         answer.SetResult();
-        Assert.Equal("succeeded", (await Jobs.WaitAsync(server.Admin, id)).Status());
+        Assert.Equal("succeeded", (await TestJobs.WaitAsync(server.Admin, id)).Status());
         var read = server.Admin.GetFromJsonAsync<JsonElement>($"/api/v1/audit?action=job.succeeded");
         await Task.Delay(300);
         Assert.False(read.IsCompleted, "the audit log was read before the finished job's entry was in it");

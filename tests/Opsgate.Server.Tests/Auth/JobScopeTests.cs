@@ -99,13 +99,13 @@ public sealed class JobScopeTests
     {
         await using var s = await StartAsync(provider);
         var admin = s.Server.Admin;
-        var running = await Jobs.SubmitAsync(admin, "hold-then-scale", new { @namespace = "staging", hold = "30s" });
-        var failed = await Jobs.SubmitAsync(admin, "hold-then-scale", new { @namespace = "staging", deployment = "missing" });
-        var waiting = await Jobs.SubmitAsync(admin, "gated-scale", new { @namespace = "staging" });
-        var prodJob = await Jobs.SubmitAsync(admin, "hold-then-scale", new { @namespace = "prod" });
-        await Jobs.WaitAsync(admin, running, j => j.Step("hold").GetProperty("status").GetString() == "running");
-        Assert.Equal("failed", (await Jobs.WaitAsync(admin, failed)).Status());
-        Assert.Equal("succeeded", (await Jobs.WaitAsync(admin, prodJob)).Status());
+        var running = await TestJobs.SubmitAsync(admin, "hold-then-scale", new { @namespace = "staging", hold = "30s" });
+        var failed = await TestJobs.SubmitAsync(admin, "hold-then-scale", new { @namespace = "staging", deployment = "missing" });
+        var waiting = await TestJobs.SubmitAsync(admin, "gated-scale", new { @namespace = "staging" });
+        var prodJob = await TestJobs.SubmitAsync(admin, "hold-then-scale", new { @namespace = "prod" });
+        await TestJobs.WaitAsync(admin, running, j => j.Step("hold").GetProperty("status").GetString() == "running");
+        Assert.Equal("failed", (await TestJobs.WaitAsync(admin, failed)).Status());
+        Assert.Equal("succeeded", (await TestJobs.WaitAsync(admin, prodJob)).Status());
 
         foreach (var client in new[] { s.Operator, s.Approver, s.Viewer })
         {
@@ -133,14 +133,14 @@ public sealed class JobScopeTests
             var detail = await Problem.AssertAsync(await client.PostAsJsonAsync($"/api/v1/jobs/{id}/{action}", new { }), HttpStatusCode.Forbidden);
             Assert.Contains("namespace 'staging'", detail);
         }
-        Assert.Equal("running", (await Jobs.GetAsync(admin, running)).Status());
-        Assert.Equal("failed", (await Jobs.GetAsync(admin, failed)).Status());
-        Assert.Equal("waiting_approval", (await Jobs.GetAsync(admin, waiting)).Status());
+        Assert.Equal("running", (await TestJobs.GetAsync(admin, running)).Status());
+        Assert.Equal("failed", (await TestJobs.GetAsync(admin, failed)).Status());
+        Assert.Equal("waiting_approval", (await TestJobs.GetAsync(admin, waiting)).Status());
 
         // The same keys act on prod jobs as before.
-        var prodWaiting = await Jobs.SubmitAsync(admin, "gated-scale", new { @namespace = "prod" });
+        var prodWaiting = await TestJobs.SubmitAsync(admin, "gated-scale", new { @namespace = "prod" });
         Assert.Equal(HttpStatusCode.OK, (await s.Approver.PostAsJsonAsync($"/api/v1/jobs/{prodWaiting}/approve", new { })).StatusCode);
-        var prodRunning = await Jobs.SubmitAsync(s.Operator, "hold-then-scale", new { @namespace = "prod", hold = "30s" });
+        var prodRunning = await TestJobs.SubmitAsync(s.Operator, "hold-then-scale", new { @namespace = "prod", hold = "30s" });
         Assert.Equal(HttpStatusCode.OK, (await s.Operator.PostAsJsonAsync($"/api/v1/jobs/{prodRunning}/cancel", new { })).StatusCode);
 
         // The audit log: the prod key sees its own entries and those of prod jobs, none about the staging jobs.
@@ -173,8 +173,8 @@ public sealed class JobScopeTests
         await using var s = await StartAsync(provider);
         await using var lookup = await StubHttpServer.StartAsync((ctx, _) => ctx.Response.WriteAsync(ctx.Request.Query["ns"].ToString()));
 
-        var id = await Jobs.SubmitAsync(s.Operator, "looked-up-scale", new { url = $"{lookup.BaseAddress}ask?ns=staging" });
-        var job = await Jobs.WaitAsync(s.Operator, id);
+        var id = await TestJobs.SubmitAsync(s.Operator, "looked-up-scale", new { url = $"{lookup.BaseAddress}ask?ns=staging" });
+        var job = await TestJobs.WaitAsync(s.Operator, id);
         Assert.Equal("failed", job.Status());
         var detail = job.Step("scale").GetProperty("detail").GetString();
         Assert.Contains("namespace 'staging' is not in the submitter ops-prod's namespace allowlist", detail);
@@ -185,13 +185,13 @@ public sealed class JobScopeTests
             e.GetProperty("job_id").GetString() == id && e.GetProperty("error_message").GetString()!.Contains("not in the submitter ops-prod's namespace allowlist"));
 
         // In prod it runs, and the job now shows where it acted.
-        var ok = await Jobs.SubmitAsync(s.Operator, "looked-up-scale", new { url = $"{lookup.BaseAddress}ask?ns=prod" });
-        Assert.Equal("succeeded", (await Jobs.WaitAsync(s.Operator, ok)).Status());
+        var ok = await TestJobs.SubmitAsync(s.Operator, "looked-up-scale", new { url = $"{lookup.BaseAddress}ask?ns=prod" });
+        Assert.Equal("succeeded", (await TestJobs.WaitAsync(s.Operator, ok)).Status());
         Assert.Equal(3, s.Sim.Store.Get("apps/v1", "deployments", "prod", "web")!["spec"]!["replicas"]!.GetValue<long>());
 
         // An unrestricted submitter whose job learns staging at run time: the job leaves the prod key's view.
-        var staging = await Jobs.SubmitAsync(s.Server.Admin, "looked-up-scale", new { url = $"{lookup.BaseAddress}ask?ns=staging" });
-        await Jobs.WaitAsync(s.Server.Admin, staging);
+        var staging = await TestJobs.SubmitAsync(s.Server.Admin, "looked-up-scale", new { url = $"{lookup.BaseAddress}ask?ns=staging" });
+        await TestJobs.WaitAsync(s.Server.Admin, staging);
         Assert.Equal(HttpStatusCode.Forbidden, (await s.Viewer.GetAsync($"/api/v1/jobs/{staging}")).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await s.Viewer.GetAsync($"/api/v1/jobs/{ok}")).StatusCode);
     }
@@ -205,9 +205,9 @@ public sealed class JobScopeTests
         await using var lookup = await StubHttpServer.StartAsync((ctx, _) => ctx.Response.WriteAsync("staging"));
 
         // The admin may act on staging; the prod-only approver who let the job run may not.
-        var id = await Jobs.SubmitAsync(s.Server.Admin, "gated-looked-up-scale", new { url = $"{lookup.BaseAddress}ask" });
+        var id = await TestJobs.SubmitAsync(s.Server.Admin, "gated-looked-up-scale", new { url = $"{lookup.BaseAddress}ask" });
         Assert.Equal(HttpStatusCode.OK, (await s.Approver.PostAsJsonAsync($"/api/v1/jobs/{id}/approve", new { })).StatusCode);
-        var job = await Jobs.WaitAsync(s.Server.Admin, id);
+        var job = await TestJobs.WaitAsync(s.Server.Admin, id);
         Assert.Equal("failed", job.Status());
         Assert.Contains("namespace 'staging' is not in the approver approver-prod's namespace allowlist", job.Step("scale").GetProperty("detail").GetString());
     }

@@ -81,11 +81,11 @@ public sealed class RouteAccessTests
         foreach (var role in RoleOrder[..^1])
             keys[role] = server.Client((await server.CreateKeyAsync($"any-{role}", role)).Key);
 
-        var running = await Jobs.SubmitAsync(admin, "hold-then-scale", new { @namespace = "staging", hold = "60s" });
-        var failed = await Jobs.SubmitAsync(admin, "hold-then-scale", new { @namespace = "staging", deployment = "missing" });
-        var waiting = await Jobs.SubmitAsync(admin, "gated-scale", new { @namespace = "staging" });
-        await Jobs.WaitAsync(admin, running, j => j.Step("hold").GetProperty("status").GetString() == "running");
-        Assert.Equal("failed", (await Jobs.WaitAsync(admin, failed)).Status());
+        var running = await TestJobs.SubmitAsync(admin, "hold-then-scale", new { @namespace = "staging", hold = "60s" });
+        var failed = await TestJobs.SubmitAsync(admin, "hold-then-scale", new { @namespace = "staging", deployment = "missing" });
+        var waiting = await TestJobs.SubmitAsync(admin, "gated-scale", new { @namespace = "staging" });
+        await TestJobs.WaitAsync(admin, running, j => j.Step("hold").GetProperty("status").GetString() == "running");
+        Assert.Equal("failed", (await TestJobs.WaitAsync(admin, failed)).Status());
 
         var checkedScope = 0;
         foreach (var op in await OperationsAsync(server))
@@ -137,9 +137,9 @@ public sealed class RouteAccessTests
         }
         Assert.True(checkedScope >= 20, $"only {checkedScope} namespace refusals checked");
         // Nothing the refused calls asked for happened.
-        Assert.Equal("running", (await Jobs.GetAsync(admin, running)).Status());
-        Assert.Equal("failed", (await Jobs.GetAsync(admin, failed)).Status());
-        Assert.Equal("waiting_approval", (await Jobs.GetAsync(admin, waiting)).Status());
+        Assert.Equal("running", (await TestJobs.GetAsync(admin, running)).Status());
+        Assert.Equal("failed", (await TestJobs.GetAsync(admin, failed)).Status());
+        Assert.Equal("waiting_approval", (await TestJobs.GetAsync(admin, waiting)).Status());
         await admin.PostAsJsonAsync($"/api/v1/jobs/{running}/cancel", new { });
     }
 

@@ -101,14 +101,14 @@ public sealed class SecretMarkerTests
         Assert.True(credential.IsSuccessStatusCode, await credential.Content.ReadAsStringAsync());
         var inventory = await AnsibleFixture.StoreInventoryAsync(admin,
             $"all:\n  vars: {{{AnsibleFixture.LocalVars}, db_admin_password: {InventoryMarker}}}\n  hosts:\n    web1:\n", "marked");
-        var ansibleJob = await Jobs.SubmitAsync(admin, "ansible-playbook", new { playbook = "site.yml", inventory, extra_vars = new { db_password = ExtraMarker, api_token = EscapedValue } });
-        var httpJob = await Jobs.SubmitAsync(admin, "call-with-token", new { url = $"{stub.BaseAddress}hook", token = ParamMarker });
-        var ran = await Jobs.WaitAsync(admin, ansibleJob, timeout: TimeSpan.FromMinutes(2));
+        var ansibleJob = await TestJobs.SubmitAsync(admin, "ansible-playbook", new { playbook = "site.yml", inventory, extra_vars = new { db_password = ExtraMarker, api_token = EscapedValue } });
+        var httpJob = await TestJobs.SubmitAsync(admin, "call-with-token", new { url = $"{stub.BaseAddress}hook", token = ParamMarker });
+        var ran = await TestJobs.WaitAsync(admin, ansibleJob, timeout: TimeSpan.FromMinutes(2));
         Assert.True(ran.Status() == "succeeded", ran.ToString()); // the assert task passed: ansible had the real values
-        Assert.Equal("succeeded", (await Jobs.WaitAsync(admin, httpJob)).Status());
+        Assert.Equal("succeeded", (await TestJobs.WaitAsync(admin, httpJob)).Status());
         var twoHosts = await AnsibleFixture.StoreInventoryAsync(admin, AnsibleFixture.Inventory(["web1", "web2"]), "two");
-        var shardedJob = await Jobs.SubmitAsync(admin, "sharded-with-secret", new { inventory = twoHosts, pw = ShardMarker });
-        var sharded = await Jobs.WaitAsync(admin, shardedJob, timeout: TimeSpan.FromMinutes(2));
+        var shardedJob = await TestJobs.SubmitAsync(admin, "sharded-with-secret", new { inventory = twoHosts, pw = ShardMarker });
+        var sharded = await TestJobs.WaitAsync(admin, shardedJob, timeout: TimeSpan.FromMinutes(2));
         Assert.True(sharded.Status() == "succeeded", sharded.ToString()); // each shard's assert passed: it had the value
         var shards = sharded.GetProperty("children").EnumerateArray().Select(c => c.GetProperty("job_id").GetString()!).ToList();
         Assert.Equal(2, shards.Count);

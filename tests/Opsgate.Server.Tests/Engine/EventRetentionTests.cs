@@ -20,7 +20,7 @@ public sealed class EventRetentionTests
         await using var server = await EventVolumeTests.StartAsync(provider, dir, events: 700, chunk: 100, pause: 0,
             "--Jobs:EventRetention=00:00:15", "--Jobs:EventPruneInterval=00:00:00.200", "--Jobs:EventPruneBatch=37");
         var id = await EventVolumeTests.SubmitAsync(server);
-        Assert.Equal("succeeded", (await Jobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromMinutes(2))).Status());
+        Assert.Equal("succeeded", (await TestJobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromMinutes(2))).Status());
 
         // Not yet: the job finished less than the retention ago (15 s: room for a slow read on a loaded machine).
         var before = await SseReader.ReadAllAsync(server.Admin, $"/api/v1/jobs/{id}/events", null);
@@ -60,7 +60,7 @@ public sealed class EventRetentionTests
         }
 
         // The job, its steps and its per-host results stay.
-        var job = await Jobs.GetAsync(server.Admin, id);
+        var job = await TestJobs.GetAsync(server.Admin, id);
         Assert.Equal("succeeded", job.Status());
         Assert.Equal(["succeeded"], job.StepStatuses());
         Assert.Equal(hostsBefore, await server.Admin.GetStringAsync($"/api/v1/jobs/{id}/hosts"));
@@ -89,7 +89,7 @@ public sealed class EventRetentionTests
             $"--DataDir={data.Path}", "--Jobs:EventRetention=0"))
         {
             id = await EventVolumeTests.SubmitAsync(server);
-            await Jobs.WaitAsync(server.Admin, id);
+            await TestJobs.WaitAsync(server.Admin, id);
             // What a crash between marking the job and deleting its last batches leaves behind.
             await using var db = await server.OpenDatabaseAsync();
             await using var command = db.CreateCommand();
@@ -141,7 +141,7 @@ public sealed class EventRetentionTests
             "--Jobs:EventRetention=0", "--Jobs:EventPruneInterval=00:00:00.100"))
         {
             var id = await EventVolumeTests.SubmitAsync(server);
-            await Jobs.WaitAsync(server.Admin, id);
+            await TestJobs.WaitAsync(server.Admin, id);
             // That nothing is pruned can only be shown by giving the pruner the chance: ten of its 100 ms rounds.
             await Task.Delay(1000);
             var events = await SseReader.ReadAllAsync(server.Admin, $"/api/v1/jobs/{id}/events", null);

@@ -56,8 +56,8 @@ public sealed class HttpStepTests
         var (dir, server) = await StartAsync(Call);
         using var runbooks = dir;
         await using var opsgate = server;
-        var id = await Jobs.SubmitAsync(server.Admin, "call", new { url = receiver.Url("/items?x=1") });
-        var job = await Jobs.WaitAsync(server.Admin, id);
+        var id = await TestJobs.SubmitAsync(server.Admin, "call", new { url = receiver.Url("/items?x=1") });
+        var job = await TestJobs.WaitAsync(server.Admin, id);
         Assert.True(job.Status() == "succeeded", job.ToString());
         Assert.Equal("""got 201: {"id":7}""", job.Step("report").GetProperty("detail").GetString());
         var output = job.Step("create").GetProperty("output");
@@ -77,8 +77,8 @@ public sealed class HttpStepTests
         var (dir, server) = await StartAsync(Call);
         using var runbooks = dir;
         await using var opsgate = server;
-        var id = await Jobs.SubmitAsync(server.Admin, "call", new { url = receiver.Url("/items") }, dryRun: true);
-        var job = await Jobs.WaitAsync(server.Admin, id);
+        var id = await TestJobs.SubmitAsync(server.Admin, "call", new { url = receiver.Url("/items") }, dryRun: true);
+        var job = await TestJobs.WaitAsync(server.Admin, id);
         Assert.Equal("succeeded", job.Status());
         Assert.Equal($"would send POST {receiver.Url("/items")} with a 27-byte application/json; charset=utf-8 body and 1 header(s), expecting 201",
             job.Step("create").GetProperty("detail").GetString());
@@ -101,7 +101,7 @@ public sealed class HttpStepTests
         var (dir, server) = await StartAsync(Single("once", with, "attempts: 3\n    backoff: 10ms"));
         using var runbooks = dir;
         await using var opsgate = server;
-        var job = await Jobs.WaitAsync(server.Admin, await Jobs.SubmitAsync(server.Admin, "once", new { url = receiver.Url() }));
+        var job = await TestJobs.WaitAsync(server.Admin, await TestJobs.SubmitAsync(server.Admin, "once", new { url = receiver.Url() }));
         Assert.Equal("failed", job.Status());
         Assert.Equal(1, job.Step("call").GetProperty("attempts").GetInt32());
         Assert.EndsWith(error, job.Step("call").GetProperty("detail").GetString(), StringComparison.Ordinal);
@@ -120,14 +120,14 @@ public sealed class HttpStepTests
             Single("flakier", "{url: \"{{ params.url }}\"}", "attempts: 2\n    backoff: 10ms"));
         using var runbooks = dir;
         await using var opsgate = server;
-        var job = await Jobs.WaitAsync(server.Admin, await Jobs.SubmitAsync(server.Admin, "flaky", new { url = receiver.Url() }));
+        var job = await TestJobs.WaitAsync(server.Admin, await TestJobs.SubmitAsync(server.Admin, "flaky", new { url = receiver.Url() }));
         Assert.Equal("succeeded", job.Status());
         Assert.Equal(3, job.Step("call").GetProperty("attempts").GetInt32());
         Assert.Equal("ok", job.Step("call").GetProperty("output").GetProperty("body").GetString());
         Assert.Equal(3, receiver.Requests.Count);
 
         await using var down = await WebhookReceiver.StartAsync(WebhookReceiver.Statuses(503));
-        job = await Jobs.WaitAsync(server.Admin, await Jobs.SubmitAsync(server.Admin, "flakier", new { url = down.Url() }));
+        job = await TestJobs.WaitAsync(server.Admin, await TestJobs.SubmitAsync(server.Admin, "flakier", new { url = down.Url() }));
         Assert.Equal("failed", job.Status());
         Assert.Equal(2, job.Step("call").GetProperty("attempts").GetInt32());
         Assert.Contains("answered 503", job.Step("call").GetProperty("detail").GetString(), StringComparison.Ordinal);
@@ -145,7 +145,7 @@ public sealed class HttpStepTests
         var (dir, server) = await StartAsync(Single("big", "{url: \"{{ params.url }}\"}"));
         using var runbooks = dir;
         await using var opsgate = server;
-        var job = await Jobs.WaitAsync(server.Admin, await Jobs.SubmitAsync(server.Admin, "big", new { url = receiver.Url() }));
+        var job = await TestJobs.WaitAsync(server.Admin, await TestJobs.SubmitAsync(server.Admin, "big", new { url = receiver.Url() }));
         Assert.Equal("succeeded", job.Status());
         var body = job.Step("call").GetProperty("output").GetProperty("body");
         Assert.Equal(JsonValueKind.String, body.ValueKind);
@@ -168,8 +168,8 @@ public sealed class HttpStepTests
         using var runbooks = dir;
         await using var opsgate = server;
         var root = receiver.Url("/").TrimEnd('/');
-        var id = await Jobs.SubmitAsync(server.Admin, "tell", new { @base = root });
-        var job = await Jobs.WaitAsync(server.Admin, id);
+        var id = await TestJobs.SubmitAsync(server.Admin, "tell", new { @base = root });
+        var job = await TestJobs.WaitAsync(server.Admin, id);
         Assert.True(job.Status() == "succeeded", job.ToString());
         Assert.Equal($"posted a slack message to {root}", job.Step("chat").GetProperty("detail").GetString());
         var byPath = receiver.Requests.ToDictionary(r => r.PathAndQuery);
@@ -179,7 +179,7 @@ public sealed class HttpStepTests
         Assert.Equal(("step.notify", id, "hook", "done"), (generic.Json.GetProperty("event").GetString(), generic.Json.GetProperty("job_id").GetString(),
             generic.Json.GetProperty("step").GetString(), generic.Json.GetProperty("message").GetString()));
 
-        var dry = await Jobs.WaitAsync(server.Admin, await Jobs.SubmitAsync(server.Admin, "tell", new { @base = root }, dryRun: true));
+        var dry = await TestJobs.WaitAsync(server.Admin, await TestJobs.SubmitAsync(server.Admin, "tell", new { @base = root }, dryRun: true));
         Assert.Equal($"would post a slack message to {root}", dry.Step("chat").GetProperty("detail").GetString());
         Assert.Equal(2, receiver.Requests.Count);
     }

@@ -34,14 +34,14 @@ public sealed class JobDurabilityTests
         await using (var first = await OpsgateProcess.StartReadyAsync(work.Path, environment: environment))
         {
             var admin = first.Client(OpsgateServer.AdminKey);
-            id = await Jobs.SubmitAsync(admin, "four-steps");
-            await Jobs.WaitAsync(admin, id, j => j.Step("three").GetProperty("status").GetString() == "running");
+            id = await TestJobs.SubmitAsync(admin, "four-steps");
+            await TestJobs.WaitAsync(admin, id, j => j.Step("three").GetProperty("status").GetString() == "running");
             await first.StopAsync(); // SIGKILL: no shutdown code runs, the lease is left to expire
         }
 
         await using var second = await OpsgateProcess.StartReadyAsync(work.Path, environment: environment);
         var client = second.Client(OpsgateServer.AdminKey);
-        var job = await Jobs.WaitAsync(client, id, timeout: TimeSpan.FromSeconds(30));
+        var job = await TestJobs.WaitAsync(client, id, timeout: TimeSpan.FromSeconds(30));
         Assert.Equal("succeeded", job.Status());
         Assert.Equal(2, job.GetProperty("attempt").GetInt32());
         Assert.Equal(1, job.Step("one").GetProperty("attempts").GetInt32());
@@ -63,9 +63,9 @@ public sealed class JobDurabilityTests
 
         var ids = new List<string>();
         for (var i = 0; i < 200; i++)
-            ids.Add(await Jobs.SubmitAsync(i % 2 == 0 ? a.Admin : b.Admin, "noop", new { message = $"job {i}" }));
+            ids.Add(await TestJobs.SubmitAsync(i % 2 == 0 ? a.Admin : b.Admin, "noop", new { message = $"job {i}" }));
         foreach (var id in ids)
-            Assert.Equal("succeeded", (await Jobs.WaitAsync(a.Admin, id)).Status());
+            Assert.Equal("succeeded", (await TestJobs.WaitAsync(a.Admin, id)).Status());
 
         await using var db = await a.OpenDatabaseAsync();
         Assert.Equal(200, await db.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM jobs WHERE status = 'succeeded' AND attempt = 1"));

@@ -44,7 +44,7 @@ public sealed class JobEngineTests
         Assert.Equal(HttpStatusCode.Created, submitted.StatusCode);
         var id = (await submitted.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("job_id").GetString()!;
 
-        var job = await Jobs.WaitAsync(server.Admin, id);
+        var job = await TestJobs.WaitAsync(server.Admin, id);
         Assert.True(job.Status() == "succeeded", job.ToString());
         Assert.Equal(["scale_sts_to_zero", "wait_pods_down", "delete_pvc", "scale_sts_to_target", "wait_pods_ready"],
             job.GetProperty("steps").EnumerateArray().Select(s => s.GetProperty("name").GetString()));
@@ -82,8 +82,8 @@ public sealed class JobEngineTests
         await using var server = await OpsgateServer.StartAsync(Provider.Sqlite);
         await RegisterAsync(server, sim);
         var pvc = Uid(sim, "v1", "persistentvolumeclaims", "data-postgres-0");
-        var id = await Jobs.SubmitAsync(server.Admin, "pg-rebuild", new { @namespace = "prod", statefulset = "postgres", ordinal = 0 }, dryRun: true);
-        var job = await Jobs.WaitAsync(server.Admin, id);
+        var id = await TestJobs.SubmitAsync(server.Admin, "pg-rebuild", new { @namespace = "prod", statefulset = "postgres", ordinal = 0 }, dryRun: true);
+        var job = await TestJobs.WaitAsync(server.Admin, id);
         Assert.Equal("succeeded", job.Status());
         Assert.True(job.GetProperty("dry_run").GetBoolean());
         Assert.StartsWith("would scale statefulset prod/postgres to 0", job.Step("scale_sts_to_zero").GetProperty("detail").GetString(), StringComparison.Ordinal);
@@ -108,12 +108,12 @@ public sealed class JobEngineTests
     {
         using var dir = await RunbooksAsync(("slow.yaml", Slow));
         await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, [$"--Jobs:RunbookDirectory={dir.Path}"]);
-        var id = await Jobs.SubmitAsync(server.Admin, "slow");
-        await Jobs.WaitAsync(server.Admin, id, j => j.Step("wait").GetProperty("status").GetString() == "running");
+        var id = await TestJobs.SubmitAsync(server.Admin, "slow");
+        await TestJobs.WaitAsync(server.Admin, id, j => j.Step("wait").GetProperty("status").GetString() == "running");
         var watch = System.Diagnostics.Stopwatch.StartNew();
         var cancel = await server.Admin.PostAsync($"/api/v1/jobs/{id}/cancel", null);
         Assert.Equal(HttpStatusCode.OK, cancel.StatusCode);
-        var job = await Jobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(5));
+        var job = await TestJobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(5));
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5));
         Assert.Equal("cancelled", job.Status());
         Assert.Equal(["succeeded", "skipped", "skipped"], job.StepStatuses());
@@ -127,15 +127,15 @@ public sealed class JobEngineTests
         await using var sim = await StartSimAsync();
         await using var server = await OpsgateServer.StartAsync(Provider.Sqlite);
         await RegisterAsync(server, sim);
-        var id = await Jobs.SubmitAsync(server.Admin, "pg-rebuild", new { @namespace = "prod", statefulset = "mysql", ordinal = 0 });
-        var failed = await Jobs.WaitAsync(server.Admin, id);
+        var id = await TestJobs.SubmitAsync(server.Admin, "pg-rebuild", new { @namespace = "prod", statefulset = "mysql", ordinal = 0 });
+        var failed = await TestJobs.WaitAsync(server.Admin, id);
         Assert.Equal("failed", failed.Status());
         Assert.Equal(["failed", "skipped", "skipped", "skipped", "skipped"], failed.StepStatuses());
         Assert.Contains("mysql", failed.GetProperty("error").GetString(), StringComparison.Ordinal);
 
         sim.Store.Apply(SimCluster.Seed.Replace("postgres", "mysql", StringComparison.Ordinal));
         Assert.Equal(HttpStatusCode.OK, (await server.Admin.PostAsync($"/api/v1/jobs/{id}/retry", null)).StatusCode);
-        var job = await Jobs.WaitAsync(server.Admin, id);
+        var job = await TestJobs.WaitAsync(server.Admin, id);
         Assert.Equal("succeeded", job.Status());
         Assert.Equal(2, job.Step("scale_sts_to_zero").GetProperty("attempts").GetInt32());
         Assert.Equal(1, job.Step("delete_pvc").GetProperty("attempts").GetInt32());
@@ -158,8 +158,8 @@ public sealed class JobEngineTests
         var approver = server.Client((await server.CreateKeyAsync("anna", "approver")).Key);
         var viewer = server.Client((await server.CreateKeyAsync("vic", "viewer")).Key);
 
-        var id = await Jobs.SubmitAsync(requester, "gated", new { reason = "rotate" });
-        var waiting = await Jobs.GetAsync(approver, id);
+        var id = await TestJobs.SubmitAsync(requester, "gated", new { reason = "rotate" });
+        var waiting = await TestJobs.GetAsync(approver, id);
         Assert.Equal("waiting_approval", waiting.Status());
         Assert.Equal("rotate", waiting.GetProperty("params").GetProperty("reason").GetString());
         Assert.Contains("waiting for approval", waiting.GetProperty("pending_reason").GetString(), StringComparison.Ordinal);
@@ -167,14 +167,14 @@ public sealed class JobEngineTests
         Assert.Contains("submitted it", await Problem.AssertAsync(await requester.PostAsJsonAsync($"/api/v1/jobs/{id}/approve", new { comment = "me" }), HttpStatusCode.Forbidden), StringComparison.Ordinal);
         await Problem.AssertAsync(await viewer.PostAsJsonAsync($"/api/v1/jobs/{id}/approve", new { comment = "lgtm" }), HttpStatusCode.Forbidden);
         Assert.Equal(HttpStatusCode.OK, (await approver.PostAsJsonAsync($"/api/v1/jobs/{id}/approve", new { comment = "lgtm" })).StatusCode);
-        var job = await Jobs.WaitAsync(server.Admin, id);
+        var job = await TestJobs.WaitAsync(server.Admin, id);
         Assert.Equal("succeeded", job.Status());
         Assert.Equal("anna", job.GetProperty("decided_by").GetString());
         Assert.Equal("rotate", job.Step("only").GetProperty("detail").GetString());
 
-        var second = await Jobs.SubmitAsync(requester, "gated", new { reason = "again" });
+        var second = await TestJobs.SubmitAsync(requester, "gated", new { reason = "again" });
         Assert.Equal(HttpStatusCode.OK, (await approver.PostAsJsonAsync($"/api/v1/jobs/{second}/reject", new { comment = "not today" })).StatusCode);
-        var rejected = await Jobs.GetAsync(server.Admin, second);
+        var rejected = await TestJobs.GetAsync(server.Admin, second);
         Assert.Equal("cancelled", rejected.Status());
         Assert.Contains("not today", rejected.GetProperty("error").GetString(), StringComparison.Ordinal);
     }
@@ -196,11 +196,11 @@ public sealed class JobEngineTests
                   - {name: wait, kind: sleep, with: {duration: 30s}, timeout: 200ms, attempts: 2, backoff: 10ms}
                 """));
         await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, [$"--Jobs:RunbookDirectory={dir.Path}"]);
-        var job = await Jobs.WaitAsync(server.Admin, await Jobs.SubmitAsync(server.Admin, "bounded"), timeout: TimeSpan.FromSeconds(10));
+        var job = await TestJobs.WaitAsync(server.Admin, await TestJobs.SubmitAsync(server.Admin, "bounded"), timeout: TimeSpan.FromSeconds(10));
         Assert.Equal("failed", job.Status());
         Assert.Contains("timed out", job.GetProperty("error").GetString(), StringComparison.Ordinal);
 
-        job = await Jobs.WaitAsync(server.Admin, await Jobs.SubmitAsync(server.Admin, "step-bounded"), timeout: TimeSpan.FromSeconds(10));
+        job = await TestJobs.WaitAsync(server.Admin, await TestJobs.SubmitAsync(server.Admin, "step-bounded"), timeout: TimeSpan.FromSeconds(10));
         Assert.Equal("failed", job.Status());
         Assert.Equal(2, job.Step("wait").GetProperty("attempts").GetInt32());
         Assert.Contains("timed out after", job.Step("wait").GetProperty("detail").GetString(), StringComparison.Ordinal);
@@ -243,12 +243,12 @@ public sealed class JobEngineTests
         await using var sim = await StartSimAsync();
         await using var server = await OpsgateServer.StartAsync(Provider.Sqlite);
         await RegisterAsync(server, sim);
-        var first = await Jobs.SubmitAsync(server.Admin, "pg-rebuild", new { @namespace = "prod", statefulset = "postgres", ordinal = 0 });
-        var second = await Jobs.SubmitAsync(server.Admin, "pg-rebuild", new { @namespace = "prod", statefulset = "postgres", ordinal = 0 });
-        var waiting = await Jobs.WaitAsync(server.Admin, second, j => j.Status() == "pending" && j.GetProperty("pending_reason").GetString()!.Contains(first, StringComparison.Ordinal)
+        var first = await TestJobs.SubmitAsync(server.Admin, "pg-rebuild", new { @namespace = "prod", statefulset = "postgres", ordinal = 0 });
+        var second = await TestJobs.SubmitAsync(server.Admin, "pg-rebuild", new { @namespace = "prod", statefulset = "postgres", ordinal = 0 });
+        var waiting = await TestJobs.WaitAsync(server.Admin, second, j => j.Status() == "pending" && j.GetProperty("pending_reason").GetString()!.Contains(first, StringComparison.Ordinal)
             || j.Status() != "pending");
-        var a = await Jobs.WaitAsync(server.Admin, first);
-        var b = await Jobs.WaitAsync(server.Admin, second);
+        var a = await TestJobs.WaitAsync(server.Admin, first);
+        var b = await TestJobs.WaitAsync(server.Admin, second);
         Assert.Equal("succeeded", a.Status());
         Assert.Equal("succeeded", b.Status());
         Assert.True(b.GetProperty("started_at").GetDateTime() >= a.GetProperty("finished_at").GetDateTime(),

@@ -56,7 +56,7 @@ public sealed class JobEventsTests
     {
         using var dir = new TempDir();
         await using var server = await StartAsync(dir);
-        var id = await Jobs.SubmitAsync(server.Admin, "steps");
+        var id = await TestJobs.SubmitAsync(server.Admin, "steps");
 
         var firstPart = await ReadSseAsync(server.Admin, $"/api/v1/jobs/{id}/events", null, stopAfter: 3);
         Assert.Equal([1L, 2, 3], firstPart.Select(e => e.Id));
@@ -79,7 +79,7 @@ public sealed class JobEventsTests
     {
         using var dir = new TempDir();
         await using var server = await StartAsync(dir);
-        var id = await Jobs.SubmitAsync(server.Admin, "steps");
+        var id = await TestJobs.SubmitAsync(server.Admin, "steps");
 
         using var socket = new ClientWebSocket();
         socket.Options.SetRequestHeader("X-API-Key", OpsgateServer.AdminKey);
@@ -108,7 +108,7 @@ public sealed class JobEventsTests
         await using var server = await StartAsync(dir);
         await Problem.AssertAsync(await server.Admin.GetAsync("/api/v1/jobs/01jabcdefghjkmnpqrstvwxyz0/events"), System.Net.HttpStatusCode.NotFound);
         await Problem.AssertAsync(await server.Admin.GetAsync("/api/v1/jobs/..%2Fetc/events"), System.Net.HttpStatusCode.BadRequest);
-        var id = await Jobs.SubmitAsync(server.Admin, "steps");
+        var id = await TestJobs.SubmitAsync(server.Admin, "steps");
         using var request = new HttpRequestMessage(HttpMethod.Get, $"/api/v1/jobs/{id}/events");
         request.Headers.Add("Last-Event-ID", "yesterday");
         await Problem.AssertAsync(await server.Admin.SendAsync(request), System.Net.HttpStatusCode.BadRequest);

@@ -35,15 +35,15 @@ public sealed class JobLifecycleTests
                 """));
         await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, [$"--Jobs:RunbookDirectory={dir.Path}"]);
 
-        var id = await Jobs.SubmitAsync(server.Admin, "backoff");
-        await Jobs.WaitAsync(server.Admin, id, j => j.Step("flaky").GetProperty("detail").GetString()?.Contains("retrying", StringComparison.Ordinal) == true);
+        var id = await TestJobs.SubmitAsync(server.Admin, "backoff");
+        await TestJobs.WaitAsync(server.Admin, id, j => j.Step("flaky").GetProperty("detail").GetString()?.Contains("retrying", StringComparison.Ordinal) == true);
         Assert.Equal(HttpStatusCode.OK, (await server.Admin.PostAsync($"/api/v1/jobs/{id}/cancel", null)).StatusCode);
-        var cancelled = await Jobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(10));
+        var cancelled = await TestJobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(10));
         Assert.Equal("cancelled", cancelled.Status());
         Assert.Equal(["skipped"], cancelled.StepStatuses());
         Assert.NotNull(cancelled.Step("flaky").GetProperty("finished_at").GetString());
 
-        var timedOut = await Jobs.WaitAsync(server.Admin, await Jobs.SubmitAsync(server.Admin, "backoff-bounded"), timeout: TimeSpan.FromSeconds(10));
+        var timedOut = await TestJobs.WaitAsync(server.Admin, await TestJobs.SubmitAsync(server.Admin, "backoff-bounded"), timeout: TimeSpan.FromSeconds(10));
         Assert.Equal("failed", timedOut.Status());
         Assert.Contains("timed out", timedOut.GetProperty("error").GetString(), StringComparison.Ordinal);
         Assert.Equal(["skipped"], timedOut.StepStatuses());
@@ -60,14 +60,14 @@ public sealed class JobLifecycleTests
             """));
         var gate = new GateStep();
         await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, [$"--Jobs:RunbookDirectory={dir.Path}"], gate.AddTo);
-        var id = await Jobs.SubmitAsync(server.Admin, "bounded-gate");
-        var failed = await Jobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(10));
+        var id = await TestJobs.SubmitAsync(server.Admin, "bounded-gate");
+        var failed = await TestJobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(10));
         Assert.Equal("failed", failed.Status());
         Assert.Contains("timed out", failed.GetProperty("error").GetString(), StringComparison.Ordinal);
 
         gate.Release();
         Assert.Equal(HttpStatusCode.OK, (await server.Admin.PostAsync($"/api/v1/jobs/{id}/retry", null)).StatusCode);
-        var job = await Jobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(10));
+        var job = await TestJobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(10));
         Assert.True(job.Status() == "succeeded", job.ToString());
     }
 
@@ -83,11 +83,11 @@ public sealed class JobLifecycleTests
         // Housekeeping (which expires approvals) runs at start and then only once a minute.
         await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, [$"--Jobs:RunbookDirectory={dir.Path}", "--Jobs:PollInterval=00:01:00"]);
         var approver = server.Client((await server.CreateKeyAsync("anna", "approver")).Key);
-        var id = await Jobs.SubmitAsync(server.Admin, "short");
-        await Jobs.WaitAsync(server.Admin, id, j => j.GetProperty("approval_expires_at").GetDateTime().ToUniversalTime() < DateTime.UtcNow);
+        var id = await TestJobs.SubmitAsync(server.Admin, "short");
+        await TestJobs.WaitAsync(server.Admin, id, j => j.GetProperty("approval_expires_at").GetDateTime().ToUniversalTime() < DateTime.UtcNow);
 
         await Problem.AssertAsync(await approver.PostAsJsonAsync($"/api/v1/jobs/{id}/approve", new { comment = "late" }), HttpStatusCode.Conflict);
-        var job = await Jobs.GetAsync(server.Admin, id);
+        var job = await TestJobs.GetAsync(server.Admin, id);
         Assert.Equal("cancelled", job.Status());
         Assert.Contains("approval timeout", job.GetProperty("error").GetString(), StringComparison.Ordinal);
         var audit = await server.Admin.GetFromJsonAsync<JsonElement>("/api/v1/audit?limit=100");
@@ -111,8 +111,8 @@ public sealed class JobLifecycleTests
             """));
         // Eight free slots meet twelve queued jobs at once: the idle slots claim in one go, and four jobs share key "k".
         await using var server = await OpsgateServer.StartAsync(provider, [$"--Jobs:RunbookDirectory={dir.Path}", "--Jobs:Workers=8"]);
-        var ids = await Task.WhenAll(Enumerable.Range(0, 12).Select(i => Jobs.SubmitAsync(server.Admin, "keyed-sleep", new { key = i % 3 == 0 ? "k" : $"own-{i}" })));
-        var jobs = await Task.WhenAll(ids.Select(id => Jobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(30))));
+        var ids = await Task.WhenAll(Enumerable.Range(0, 12).Select(i => TestJobs.SubmitAsync(server.Admin, "keyed-sleep", new { key = i % 3 == 0 ? "k" : $"own-{i}" })));
+        var jobs = await Task.WhenAll(ids.Select(id => TestJobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(30))));
 
         Assert.All(jobs, j =>
         {
@@ -155,14 +155,14 @@ public sealed class JobLifecycleTests
             """));
         // A hold of 2 s (50 ms by default), so a quick step is done within it even on a crowded machine.
         await using var server = await OpsgateServer.StartAsync(provider, [$"--Jobs:RunbookDirectory={dir.Path}", "--Jobs:StepStartHold=00:00:02"]);
-        var id = await Jobs.SubmitAsync(server.Admin, "quick-slow");
+        var id = await TestJobs.SubmitAsync(server.Admin, "quick-slow");
 
         // The slow step is seen running while it sleeps (once the hold is over), not only once it is done.
-        var running = await Jobs.WaitAsync(server.Admin, id, j => j.Step("slow").GetProperty("status").GetString() == "running", TimeSpan.FromSeconds(15));
+        var running = await TestJobs.WaitAsync(server.Admin, id, j => j.Step("slow").GetProperty("status").GetString() == "running", TimeSpan.FromSeconds(15));
         Assert.Equal("running", running.Status());
         Assert.Equal(["succeeded", "running", "pending"], running.StepStatuses());
 
-        var job = await Jobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(20));
+        var job = await TestJobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(20));
         Assert.Equal("succeeded", job.Status());
         foreach (var name in new[] { "quick", "slow", "last" })
             Assert.True(job.Step(name).GetProperty("started_at").GetDateTime() <= job.Step(name).GetProperty("finished_at").GetDateTime(), job.ToString());
@@ -193,13 +193,13 @@ public sealed class JobLifecycleTests
         var stubborn = new StubbornStep();
         await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, [$"--Jobs:RunbookDirectory={dir.Path}"],
             services => services.AddSingleton<IStepExecutor>(stubborn));
-        var id = await Jobs.SubmitAsync(server.Admin, "stubborn");
-        await Jobs.WaitAsync(server.Admin, id, j => j.Step("first").GetProperty("status").GetString() == "running");
+        var id = await TestJobs.SubmitAsync(server.Admin, "stubborn");
+        await TestJobs.WaitAsync(server.Admin, id, j => j.Step("first").GetProperty("status").GetString() == "running");
 
         Assert.Equal(HttpStatusCode.OK, (await server.Admin.PostAsync($"/api/v1/jobs/{id}/cancel", null)).StatusCode);
         await Task.Delay(200);
         stubborn.Finish.TrySetResult();
-        var job = await Jobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(10));
+        var job = await TestJobs.WaitAsync(server.Admin, id, timeout: TimeSpan.FromSeconds(10));
         Assert.Equal("cancelled", job.Status());
         Assert.Equal(["succeeded", "skipped"], job.StepStatuses());
     }
@@ -231,8 +231,8 @@ public sealed class JobLifecycleTests
               - {name: only, kind: noop}
             """));
         await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, [$"--Jobs:RunbookDirectory={dir.Path}"]);
-        var id = await Jobs.SubmitAsync(server.Admin, "keyed", new { shard = 3 });
-        Assert.Equal("succeeded", (await Jobs.WaitAsync(server.Admin, id)).Status());
+        var id = await TestJobs.SubmitAsync(server.Admin, "keyed", new { shard = 3 });
+        Assert.Equal("succeeded", (await TestJobs.WaitAsync(server.Admin, id)).Status());
     }
 
     [Fact]
@@ -246,12 +246,12 @@ public sealed class JobLifecycleTests
             """));
         var gate = new GateStep { Fail = true };
         await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, [$"--Jobs:RunbookDirectory={dir.Path}"], gate.AddTo);
-        var id = await Jobs.SubmitAsync(server.Admin, "gated");
-        Assert.Equal("failed", (await Jobs.WaitAsync(server.Admin, id)).Status());
+        var id = await TestJobs.SubmitAsync(server.Admin, "gated");
+        Assert.Equal("failed", (await TestJobs.WaitAsync(server.Admin, id)).Status());
         gate.Fail = false;
         gate.Release();
         Assert.Equal(HttpStatusCode.OK, (await server.Admin.PostAsync($"/api/v1/jobs/{id}/retry", null)).StatusCode);
-        Assert.Equal("succeeded", (await Jobs.WaitAsync(server.Admin, id)).Status());
+        Assert.Equal("succeeded", (await TestJobs.WaitAsync(server.Admin, id)).Status());
 
         var all = await JobEventsTests.ReadSseAsync(server.Admin, $"/api/v1/jobs/{id}/events", null);
         Assert.Equal(Enumerable.Range(1, all.Count).Select(i => (long)i), all.Select(e => e.Id));

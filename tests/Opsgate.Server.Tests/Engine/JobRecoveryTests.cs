@@ -34,12 +34,12 @@ public sealed class JobRecoveryTests
         string id;
         await using (var first = await StartAsync(data.Path, runbooks.Path))
         {
-            id = await Jobs.SubmitAsync(first.Admin, "slow");
-            await Jobs.WaitAsync(first.Admin, id, j => j.Step("wait").GetProperty("status").GetString() == "running");
+            id = await TestJobs.SubmitAsync(first.Admin, "slow");
+            await TestJobs.WaitAsync(first.Admin, id, j => j.Step("wait").GetProperty("status").GetString() == "running");
         } // graceful stop: the step is interrupted and the lease released
 
         await using var second = await StartAsync(data.Path, runbooks.Path);
-        var job = await Jobs.WaitAsync(second.Admin, id);
+        var job = await TestJobs.WaitAsync(second.Admin, id);
         Assert.True(job.Status() == "succeeded", job.ToString());
         Assert.Equal(["succeeded", "succeeded", "succeeded"], job.StepStatuses());
         Assert.Equal(2, job.Step("wait").GetProperty("attempts").GetInt32());
@@ -65,7 +65,7 @@ public sealed class JobRecoveryTests
         await using (var first = await StartAsync(data.Path, runbooks.Path))
         {
             approverKey = (await first.CreateKeyAsync("anna", "approver")).Key;
-            id = await Jobs.SubmitAsync(first.Admin, "change");
+            id = await TestJobs.SubmitAsync(first.Admin, "change");
         }
         await File.WriteAllTextAsync(file, """
             name: change
@@ -76,7 +76,7 @@ public sealed class JobRecoveryTests
 
         await using var second = await StartAsync(data.Path, runbooks.Path);
         Assert.Equal(HttpStatusCode.OK, (await second.Client(approverKey).PostAsJsonAsync($"/api/v1/jobs/{id}/approve", new { comment = "ok" })).StatusCode);
-        var job = await Jobs.WaitAsync(second.Admin, id, timeout: TimeSpan.FromSeconds(15));
+        var job = await TestJobs.WaitAsync(second.Admin, id, timeout: TimeSpan.FromSeconds(15));
         Assert.Equal("failed", job.Status());
         Assert.Contains("changed since the job was submitted", job.GetProperty("error").GetString(), StringComparison.Ordinal);
         Assert.Equal(["skipped", "skipped", "skipped"], job.StepStatuses());
@@ -117,7 +117,7 @@ public sealed class JobRecoveryTests
         await using var server = await OpsgateServer.StartAsync(Provider.Sqlite,
             [$"--Jobs:RunbookDirectory={runbooks.Path}", "--Jobs:LeaseDuration=00:00:03", "--Jobs:PollInterval=00:00:00.100"],
             services => { gate.AddTo(services); logs.AddTo(services); });
-        var id = await Jobs.SubmitAsync(server.Admin, "gated");
+        var id = await TestJobs.SubmitAsync(server.Admin, "gated");
         await GateStep.UntilAsync(() => gate.Entered == 1, "the gate step to start");
 
         await RefuseRenewalsAsync(server);
@@ -128,7 +128,7 @@ public sealed class JobRecoveryTests
         Assert.Equal(1, (await LeaseAsync(server, id)).Attempt); // renewed by its heartbeat, not taken over after it lapsed
 
         gate.Release();
-        Assert.Equal("succeeded", (await Jobs.WaitAsync(server.Admin, id)).Status());
+        Assert.Equal("succeeded", (await TestJobs.WaitAsync(server.Admin, id)).Status());
         Assert.Equal(1, gate.Entered);
     }
 
@@ -141,7 +141,7 @@ public sealed class JobRecoveryTests
         await using var server = await OpsgateServer.StartAsync(Provider.Sqlite,
             [$"--Jobs:RunbookDirectory={runbooks.Path}", "--Jobs:Workers=2", "--Jobs:LeaseDuration=00:00:01", "--Jobs:PollInterval=00:00:00.100"],
             gate.AddTo);
-        var id = await Jobs.SubmitAsync(server.Admin, "gated");
+        var id = await TestJobs.SubmitAsync(server.Admin, "gated");
         await GateStep.UntilAsync(() => gate.Entered == 1, "the gate step to start");
 
         // The first slot stalls (its renewals fail), its lease lapses and the second slot claims the job.
@@ -152,7 +152,7 @@ public sealed class JobRecoveryTests
         await AllowRenewalsAsync(server);
 
         gate.Release();
-        var job = await Jobs.WaitAsync(server.Admin, id);
+        var job = await TestJobs.WaitAsync(server.Admin, id);
         Assert.Equal("succeeded", job.Status());
         Assert.Equal(2, job.GetProperty("attempt").GetInt32());
         await using var db = await server.OpenDatabaseAsync();

@@ -65,8 +65,8 @@ public sealed class NotificationTests
         await using var receiver = await WebhookReceiver.StartAsync();
         await using var server = await OpsgateServer.StartAsync(provider,
             [.. Hook("ops", receiver.Url("/hooks/opsgate"), "Secret=hmac-key-123"), $"--Notifications:PublicUrl={PublicUrl}"]);
-        var id = await Jobs.SubmitAsync(server.Admin, "noop", new { message = "hi" });
-        var job = await Jobs.WaitAsync(server.Admin, id);
+        var id = await TestJobs.SubmitAsync(server.Admin, "noop", new { message = "hi" });
+        var job = await TestJobs.WaitAsync(server.Admin, id);
         var outcome = await OutcomeAsync(server, id, "ops");
 
         var hook = Assert.Single(receiver.Requests);
@@ -87,7 +87,7 @@ public sealed class NotificationTests
 
         Assert.Equal("success", outcome.GetProperty("status").GetString());
         Assert.Equal(1, outcome.GetProperty("request_body").GetProperty("attempts").GetInt32());
-        Assert.Equal("succeeded", (await Jobs.GetAsync(server.Admin, id)).Status());
+        Assert.Equal("succeeded", (await TestJobs.GetAsync(server.Admin, id)).Status());
         var metrics = await server.Client().GetStringAsync("/metrics");
         Assert.Contains("opsgate_notifications_total{status=\"sent\",webhook=\"ops\"} 1", metrics, StringComparison.Ordinal);
     }
@@ -107,14 +107,14 @@ public sealed class NotificationTests
             .. Hook("rebuilds", rebuilds.Url(), "Types=pg-rebuild, other"),
         ]);
 
-        var ok = await Jobs.SubmitAsync(server.Admin, "noop");
-        await Jobs.WaitAsync(server.Admin, ok);
+        var ok = await TestJobs.SubmitAsync(server.Admin, "noop");
+        await TestJobs.WaitAsync(server.Admin, ok);
         // Every webhook's decision about a job is made together, so once one was told the others chose too.
         await OutcomeAsync(server, ok, "everything");
         Assert.Empty(failures.Requests);
 
-        var broken = await Jobs.SubmitAsync(server.Admin, "breaks");
-        Assert.Equal("failed", (await Jobs.WaitAsync(server.Admin, broken)).Status());
+        var broken = await TestJobs.SubmitAsync(server.Admin, "breaks");
+        Assert.Equal("failed", (await TestJobs.WaitAsync(server.Admin, broken)).Status());
         await OutcomeAsync(server, broken, "failures");
         await OutcomeAsync(server, broken, "everything");
         var failure = Assert.Single(failures.Requests).Json;
@@ -136,8 +136,8 @@ public sealed class NotificationTests
             .. Hook("teams", receiver.Url("/teams"), "Format=teams"),
             .. Hook("zulip", receiver.Url(Zulip), "Format=zulip"),
         ]);
-        var id = await Jobs.SubmitAsync(server.Admin, "noop");
-        await Jobs.WaitAsync(server.Admin, id);
+        var id = await TestJobs.SubmitAsync(server.Admin, "noop");
+        await TestJobs.WaitAsync(server.Admin, id);
         foreach (var name in new[] { "slack", "teams", "zulip" })
             await OutcomeAsync(server, id, name);
         var byPath = receiver.Requests.ToDictionary(r => r.PathAndQuery);
@@ -168,8 +168,8 @@ public sealed class NotificationTests
         await using var receiver = await WebhookReceiver.StartAsync(WebhookReceiver.Statuses(500, 500, 200));
         await using var server = await OpsgateServer.StartAsync(Provider.Sqlite,
             [.. Hook("flaky", receiver.Url()), "--Notifications:RetryDelay=00:00:00.020"]);
-        var id = await Jobs.SubmitAsync(server.Admin, "noop");
-        await Jobs.WaitAsync(server.Admin, id);
+        var id = await TestJobs.SubmitAsync(server.Admin, "noop");
+        await TestJobs.WaitAsync(server.Admin, id);
         var outcome = await OutcomeAsync(server, id, "flaky");
         Assert.Equal(3, outcome.GetProperty("request_body").GetProperty("attempts").GetInt32());
         Assert.Equal(3, receiver.Requests.Count);
@@ -195,8 +195,8 @@ public sealed class NotificationTests
             .. Hook("refuses", receiver.Url("/refuse")),
             .. Hook("gone", goneUrl),
         ]);
-        var id = await Jobs.SubmitAsync(server.Admin, "noop");
-        Assert.Equal("succeeded", (await Jobs.WaitAsync(server.Admin, id)).Status());
+        var id = await TestJobs.SubmitAsync(server.Admin, "noop");
+        Assert.Equal("succeeded", (await TestJobs.WaitAsync(server.Admin, id)).Status());
 
         var down = await OutcomeAsync(server, id, "down", "notify.failed");
         Assert.Equal("error", down.GetProperty("status").GetString());
@@ -211,7 +211,7 @@ public sealed class NotificationTests
         Assert.Contains("could not reach http://127.0.0.1:", unreachable.GetProperty("error_message").GetString(), StringComparison.Ordinal);
         Assert.Equal(4, receiver.Requests.Count);
 
-        var job = await Jobs.GetAsync(server.Admin, id);
+        var job = await TestJobs.GetAsync(server.Admin, id);
         Assert.Equal("succeeded", job.Status());
         Assert.Equal(JsonValueKind.Null, job.GetProperty("error").ValueKind);
         var audit = await server.Admin.GetStringAsync("/api/v1/audit?limit=1000");
@@ -230,7 +230,7 @@ public sealed class NotificationTests
         await using var receiver = await WebhookReceiver.StartAsync();
         using var dir = await RunbooksAsync(Gated);
         await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, [$"--Jobs:RunbookDirectory={dir.Path}", .. Hook("ops", receiver.Url())]);
-        var id = await Jobs.SubmitAsync(server.Admin, "gated");
+        var id = await TestJobs.SubmitAsync(server.Admin, "gated");
         Assert.Equal(HttpStatusCode.OK, (await server.Admin.PostAsync($"/api/v1/jobs/{id}/cancel", null)).StatusCode);
         await OutcomeAsync(server, id, "ops");
         var body = Assert.Single(receiver.Requests).Json;

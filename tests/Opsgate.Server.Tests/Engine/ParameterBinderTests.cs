@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Opsgate.Server.Engine;
 using Opsgate.Server.Engine.Runbooks;
+using Opsgate.Server.Hosting;
 using Opsgate.Server.Http;
 
 namespace Opsgate.Server.Tests.Engine;

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Opsgate.Server.Access;
 using Opsgate.Server.Auth;
 using Opsgate.Server.Engine.Runbooks;
 

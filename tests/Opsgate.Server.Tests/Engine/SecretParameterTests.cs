@@ -63,11 +63,11 @@ public sealed class SecretParameterTests
             .GetProperty("parameters").EnumerateArray().Single(p => p.GetProperty("name").GetString() == "token");
         Assert.True(token.GetProperty("secret").GetBoolean());
 
-        var id = await Jobs.SubmitAsync(server.Admin, "call-with-token",
+        var id = await TestJobs.SubmitAsync(server.Admin, "call-with-token",
             new { url = $"{stub.BaseAddress}hook", token = Token, extra = new { user = "bob", db_password = Password } });
-        Assert.Equal("failed", (await Jobs.WaitAsync(server.Admin, id)).Status());
+        Assert.Equal("failed", (await TestJobs.WaitAsync(server.Admin, id)).Status());
         Assert.Equal(HttpStatusCode.OK, (await server.Admin.PostAsJsonAsync($"/api/v1/jobs/{id}/retry", new { })).StatusCode);
-        var job = await Jobs.WaitAsync(server.Admin, id);
+        var job = await TestJobs.WaitAsync(server.Admin, id);
         Assert.Equal("succeeded", job.Status());
 
         // The step got the real values, on the first run and on the retry.

@@ -2,6 +2,7 @@ using System.ComponentModel;
 using System.Text.Json.Nodes;
 using Opsgate.Server.Engine.Runbooks;
 using Opsgate.Server.Engine.Steps;
+using Opsgate.Server.Kubernetes;
 
 namespace Opsgate.Server.Tests.Engine;
 

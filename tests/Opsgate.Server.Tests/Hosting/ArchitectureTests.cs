@@ -5,8 +5,9 @@ using Xunit.Abstractions;
 namespace Opsgate.Server.Tests.Hosting;
 
 /// <summary>
-/// The server's features (its namespaces under <c>Opsgate.Server</c>) must not depend on each other in circles: a
-/// cycle means neither can be understood, changed or tested alone. Dependencies are read from the compiled assembly:
+/// The server's features (its namespaces under <c>Opsgate.Server</c>) must not depend on each other in circles (a
+/// cycle means neither can be understood, changed or tested alone), nor use each other's internals; the job engine
+/// stays below the features built on it. Dependencies are read from the compiled assembly:
 /// signatures, fields, constructor parameters (what DI injects) and every type, method and field the IL names. The
 /// composition root (<c>Program</c>, <c>OpsgateHost</c>), which wires every feature, is left out.
 /// </summary>
@@ -17,12 +18,20 @@ public sealed class ArchitectureTests(ITestOutputHelper output)
     private static readonly HashSet<string> CompositionRoot = ["Opsgate.Server.Program", "Opsgate.Server.Hosting.OpsgateHost"];
 
     /// <summary>
-    /// The cycles that exist today, each as its features in order; the reshape into feature modules (issue 17) removes
-    /// them. A new cycle fails this test, and so does one that is gone but still listed: the list only shrinks.
+    /// What the job engine may use: the foundations every feature stands on. The features built on the engine (its
+    /// routes in Jobs, the step kinds in Kubernetes and Ansible, projects, the UI) plug into it through its interfaces
+    /// (<c>IStepExecutor</c>, <c>IClusterAllowlists</c>), so it knows none of them, nor HTTP.
     /// </summary>
-    private static readonly string[] KnownCycles =
+    private static readonly HashSet<string> EngineMayUse = ["Access", "Audit", "Hosting", "Observability", "Persistence", "Secrets", "Yaml"];
+
+    /// <summary>
+    /// A feature's face is its root namespace plus the sub-namespaces listed here; its other sub-namespaces
+    /// (<c>Persistence.Sqlite</c>, <c>Engine.Notifications</c>, <c>Ansible.Inventories</c>...) are its internals.
+    /// </summary>
+    private static readonly HashSet<string> Published =
     [
-        "Audit Auth Http Observability",
+        "Opsgate.Server.Engine.Steps", // the step-kind contract other features implement
+        "Opsgate.Server.Engine.Runbooks", // runbooks and their templates, which step kinds and the job routes read
     ];
 
     [Fact]
@@ -40,7 +49,46 @@ public sealed class ArchitectureTests(ITestOutputHelper output)
                     output.WriteLine($"  {from} -> {to}: {why}");
             }
         }
-        Assert.Equal(KnownCycles.Order(StringComparer.Ordinal), cycles);
+        Assert.Empty(cycles);
+    }
+
+    [Fact]
+    public void The_engine_knows_no_http_and_none_of_the_features_built_on_it()
+    {
+        var found = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (var type in Server.GetTypes().Where(t => Feature(Outermost(t)) == "Engine"))
+        {
+            foreach (var used in Used(type))
+            {
+                if (used.Namespace?.StartsWith("Microsoft.AspNetCore", StringComparison.Ordinal) == true)
+                    found.Add($"{Outermost(type).FullName} uses {used.FullName} (HTTP)");
+                else if (Feature(Outermost(used)) is { } feature && feature != "Engine" && !EngineMayUse.Contains(feature))
+                    found.Add($"{Outermost(type).FullName} uses {Outermost(used).FullName}");
+            }
+        }
+        Assert.Empty(found);
+    }
+
+    [Fact]
+    public void No_feature_reaches_into_another_features_internals()
+    {
+        var found = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (var type in Server.GetTypes())
+        {
+            var outer = Outermost(type);
+            if (CompositionRoot.Contains(outer.FullName!) || Feature(outer) is not { } from)
+                continue;
+            foreach (var used in Used(type).Select(Outermost).Where(u => Feature(u) is { } to && to != from))
+            {
+                var ns = used.Namespace!;
+                var root = "Opsgate.Server." + Feature(used);
+                if (ns != root && !Published.Contains(ns))
+                    found.Add($"{outer.FullName} uses {used.FullName}, internal to {Feature(used)}");
+            }
+        }
+        foreach (var line in found)
+            output.WriteLine(line);
+        Assert.Empty(found);
     }
 
     /// <summary>Feature → feature it uses → one example (type → type), for the message.</summary>

@@ -3,9 +3,9 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
-using Opsgate.Server.Clusters;
 using Opsgate.Server.Engine.Steps;
 using Opsgate.Server.Hosting;
+using Opsgate.Server.Kubernetes;
 using Opsgate.Server.Tests.Http;
 using Opsgate.Server.Tests.Infrastructure;
 

@@ -77,8 +77,8 @@ public sealed class LoggingTests
             key = entry.RootElement.GetProperty("BootstrapAdminKey").GetString()!;
         Assert.StartsWith("og_", key, StringComparison.Ordinal);
 
-        var id = await Jobs.SubmitAsync(opsgate.Client(key), "noop", new { message = "traced" });
-        Assert.Equal("succeeded", (await Jobs.WaitAsync(opsgate.Client(key), id)).Status());
+        var id = await TestJobs.SubmitAsync(opsgate.Client(key), "noop", new { message = "traced" });
+        Assert.Equal("succeeded", (await TestJobs.WaitAsync(opsgate.Client(key), id)).Status());
         var finished = await opsgate.WaitForStdoutAsync(l => l.Contains(id, StringComparison.Ordinal) && l.Contains("\"Opsgate.Server.Engine.JobRunner\"", StringComparison.Ordinal), "the job's finish");
         string traceId;
         using (var entry = ParseOrFail(finished))

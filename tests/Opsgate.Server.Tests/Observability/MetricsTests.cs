@@ -84,10 +84,10 @@ public sealed class MetricsTests
               - {name: only, kind: noop}
             """);
         await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, [$"--Jobs:RunbookDirectory={runbooks.Path}"]);
-        var ran = await Jobs.SubmitAsync(server.Admin, "noop", new { message = "hi" });
-        Assert.Equal("succeeded", (await Jobs.WaitAsync(server.Admin, ran)).Status());
+        var ran = await TestJobs.SubmitAsync(server.Admin, "noop", new { message = "hi" });
+        Assert.Equal("succeeded", (await TestJobs.WaitAsync(server.Admin, ran)).Status());
         // Cancelled before it ever started: still a finished job.
-        var waiting = await Jobs.SubmitAsync(server.Admin, "gated");
+        var waiting = await TestJobs.SubmitAsync(server.Admin, "gated");
         Assert.Equal(HttpStatusCode.OK, (await server.Admin.PostAsync($"/api/v1/jobs/{waiting}/cancel", null)).StatusCode);
 
         var scrape = await server.Client().GetStringAsync("/metrics");

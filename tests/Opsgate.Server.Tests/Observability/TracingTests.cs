@@ -31,8 +31,8 @@ public sealed class TracingTests
         await using var server = await OpsgateServer.StartAsync(Provider.Sqlite,
             [$"--Jobs:RunbookDirectory={runbooks.Path}", $"--OpenTelemetry:Endpoint={collector.Url("/")}", "--OTEL_BSP_SCHEDULE_DELAY=100"]);
 
-        var id = await Jobs.SubmitAsync(server.Admin, "traced");
-        Assert.Equal("succeeded", (await Jobs.WaitAsync(server.Admin, id)).Status());
+        var id = await TestJobs.SubmitAsync(server.Admin, "traced");
+        Assert.Equal("succeeded", (await TestJobs.WaitAsync(server.Admin, id)).Status());
 
         var spans = await SpansAsync(collector, all => all.FirstOrDefault(s => s.Attribute("opsgate.job.id") == id) is { } run
             && all.Any(s => s.SpanId == run.ParentSpanId) && all.Count(s => s.ParentSpanId == run.SpanId) == 2
@@ -73,8 +73,8 @@ public sealed class TracingTests
         await using var server = await OpsgateServer.StartAsync(Provider.Sqlite,
             [$"--Jobs:RunbookDirectory={runbooks.Path}", $"--OpenTelemetry:Endpoint={collector.Url("/")}", "--OTEL_BSP_SCHEDULE_DELAY=100"]);
 
-        var id = await Jobs.SubmitAsync(server.Admin, "missing");
-        Assert.Equal("failed", (await Jobs.WaitAsync(server.Admin, id)).Status());
+        var id = await TestJobs.SubmitAsync(server.Admin, "missing");
+        Assert.Equal("failed", (await TestJobs.WaitAsync(server.Admin, id)).Status());
 
         var spans = await SpansAsync(collector, all => all.Any(s => s.Attribute("opsgate.job.id") == id));
         var job = Assert.Single(spans, s => s.Attribute("opsgate.job.id") == id);

@@ -1,7 +1,9 @@
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Opsgate.Server.Access;
 using Opsgate.Server.Audit;
-using Opsgate.Server.Auth;
+using Opsgate.Server.Credentials;
+using Opsgate.Server.Hosting;
 using Opsgate.Server.Http;
 using Opsgate.Server.Projects;
 
@@ -124,7 +126,7 @@ internal static class InventoriesApi
             return Problems.Invalid("source.path", "is required: a file or directory in the project's checkout");
         if (!Validate.IsDnsLabel(source.Project) || await projects.FindAsync(source.Project, context.RequestAborted) is not { } project)
             return Problems.Invalid("source.project", $"project '{(source.Project.Length <= 63 ? source.Project : source.Project[..63] + "...")}' does not exist");
-        if (await credentials.FetchRefusalAsync(project, context.Principal()!, context.RequestAborted) is { } refusal)
+        if (await credentials.FetchRefusalAsync(project.Name, project.Credential, context.Principal()!, context.RequestAborted) is { } refusal)
             return TypedResults.Problem(statusCode: 403, title: "Forbidden", detail: refusal);
         try
         {
@@ -159,7 +161,7 @@ internal static class InventoriesApi
             return Problems.Conflict($"inventory '{latest.Name}' is not sourced from a project (its latest version was sent as YAML); post a version with source to make it one");
         if (await projects.FindAsync(source.ProjectId, context.RequestAborted) is not { } project)
             return Problems.Conflict($"project '{source.Project}', the source of inventory '{latest.Name}', does not exist any more; post a version with another source");
-        if (await credentials.FetchRefusalAsync(project, context.Principal()!, context.RequestAborted) is { } refusal)
+        if (await credentials.FetchRefusalAsync(project.Name, project.Credential, context.Principal()!, context.RequestAborted) is { } refusal)
             return TypedResults.Problem(statusCode: 403, title: "Forbidden", detail: refusal);
         try
         {

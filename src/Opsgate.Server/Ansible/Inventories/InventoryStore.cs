@@ -62,11 +62,11 @@ internal readonly record struct InventoryRef(long? Id, string? Name)
 
 internal static class InventoryNames
 {
-    public const string NameRule = Http.Validate.DnsLabelRule + ", with at least one letter (all digits is an id)";
+    public const string NameRule = Hosting.Validate.DnsLabelRule + ", with at least one letter (all digits is an id)";
     public const string VersionRule = "must be 1-63 characters: letters, digits, '.', '_', '+' or '-', starting with a letter or digit";
     public const string ReferenceRule = "must be an inventory id (digits) or name";
 
-    public static bool IsValidName(string? name) => Http.Validate.IsDnsLabel(name) && name!.Any(char.IsAsciiLetter);
+    public static bool IsValidName(string? name) => Hosting.Validate.IsDnsLabel(name) && name!.Any(char.IsAsciiLetter);
 
     public static bool IsValidVersion(string? version) =>
         version is { Length: > 0 and <= 63 } && char.IsAsciiLetterOrDigit(version[0]) && version.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '+' or '-');

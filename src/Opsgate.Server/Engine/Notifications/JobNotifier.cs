@@ -1,9 +1,8 @@
 using System.Text.Json.Nodes;
 using System.Threading.Channels;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Options;
 using Opsgate.Server.Audit;
+using Opsgate.Server.Hosting;
 using Opsgate.Server.Observability;
 using Polly;
 using Polly.Retry;
@@ -38,13 +37,13 @@ internal sealed partial class JobNotifier : BackgroundService
     private readonly AuditWriter _audit;
     private readonly OpsgateMetrics _metrics;
     private readonly NotificationsOptions _options;
-    private readonly IServer _server;
+    private readonly ListeningAddress _listening;
     private readonly ILogger<JobNotifier> _logger;
 
     public JobNotifier(JobStore store, IHttpClientFactory http, AuditWriter audit, OpsgateMetrics metrics, IOptions<NotificationsOptions> options,
-        IServer server, TimeProvider time, ILogger<JobNotifier> logger)
+        ListeningAddress listening, TimeProvider time, ILogger<JobNotifier> logger)
     {
-        (_store, _http, _audit, _metrics, _options, _server, _logger) = (store, http, audit, metrics, options.Value, server, logger);
+        (_store, _http, _audit, _metrics, _options, _listening, _logger) = (store, http, audit, metrics, options.Value, listening, logger);
         _webhooks = Webhook.From(_options);
         _retry = new ResiliencePipelineBuilder { TimeProvider = time }
             .AddRetry(new RetryStrategyOptions
@@ -167,7 +166,7 @@ internal sealed partial class JobNotifier : BackgroundService
     {
         var root = _options.PublicUrl is { Length: > 0 } configured
             ? configured
-            : _server.Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault() ?? "";
+            : _listening.First;
         return $"{root.TrimEnd('/')}/api/v1/jobs/{jobId}";
     }
 

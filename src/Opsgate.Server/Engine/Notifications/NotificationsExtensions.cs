@@ -5,7 +5,7 @@ namespace Opsgate.Server.Engine.Notifications;
 internal static class NotificationsExtensions
 {
     /// <summary>Binds <c>Notifications:</c>, the outbound HTTP client, and the notifier (a hosted service: register it before the job worker, so it stops after it).</summary>
-    public static void AddNotifications(this WebApplicationBuilder builder)
+    public static void AddNotifications(this IHostApplicationBuilder builder)
     {
         var services = builder.Services;
         services.AddOptions<NotificationsOptions>().Bind(builder.Configuration.GetSection(NotificationsOptions.Section));

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
-using Opsgate.Server.Http;
+using Opsgate.Server.Hosting;
 
 namespace Opsgate.Server.Engine.Runbooks;
 

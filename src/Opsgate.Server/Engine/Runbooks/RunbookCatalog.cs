@@ -1,5 +1,4 @@
 using System.Collections.Frozen;
-using System.Reflection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Opsgate.Server.Engine.Steps;
@@ -128,8 +127,8 @@ internal sealed partial class RunbookCatalog
 
 internal static class RunbooksExtensions
 {
-    /// <summary>Registers the runbook catalog and <c>Jobs:</c> settings. The host should call <see cref="RunbookCatalog.Validate"/> at start.</summary>
-    public static void AddRunbooks(this WebApplicationBuilder builder)
+    /// <summary>Registers the runbook catalog and <c>Jobs:</c> settings (the engine validates the catalog at start).</summary>
+    public static void AddRunbooks(this IHostApplicationBuilder builder)
     {
         builder.Services.AddOptions<JobsOptions>().Bind(builder.Configuration.GetSection(JobsOptions.Section));
         builder.Services.TryAddSingleton<RunbookCatalog>();

@@ -1,8 +1,8 @@
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
-using Opsgate.Server.Auth;
+using Opsgate.Server.Access;
 using Opsgate.Server.Engine.Steps;
-using Opsgate.Server.Http;
+using Opsgate.Server.Hosting;
 using YamlDotNet.RepresentationModel;
 
 namespace Opsgate.Server.Engine.Runbooks;

@@ -1,5 +1,5 @@
 using System.Text.Json.Nodes;
-using Opsgate.Server.Auth;
+using Opsgate.Server.Access;
 
 namespace Opsgate.Server.Engine.Steps;
 

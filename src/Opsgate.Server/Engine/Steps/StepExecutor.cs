@@ -1,7 +1,7 @@
 using System.ComponentModel;
 using System.Reflection;
 using System.Text.Json.Nodes;
-using Opsgate.Server.Auth;
+using Opsgate.Server.Access;
 using Opsgate.Server.Engine.Runbooks;
 
 namespace Opsgate.Server.Engine.Steps;
