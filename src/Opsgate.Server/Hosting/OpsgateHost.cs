@@ -15,6 +15,7 @@ using Opsgate.Server.Http;
 using Opsgate.Server.Observability;
 using Opsgate.Server.Persistence;
 using Opsgate.Server.Projects;
+using Opsgate.Server.Ui;
 
 namespace Opsgate.Server.Hosting;
 
@@ -45,6 +46,7 @@ public static class OpsgateHost
         builder.AddJobEngine();
         builder.AddAnsible();
         builder.AddProjects();
+        builder.AddUi();
         configureServices?.Invoke(builder.Services);
 
         var app = builder.Build();
@@ -63,6 +65,7 @@ public static class OpsgateHost
         app.MapAnsibleApi();
         app.MapCredentialsApi();
         app.MapProjectsApi();
+        app.MapUi();
         return app;
     }
 

@@ -112,7 +112,6 @@ internal static partial class HttpSurface
     public static void MapDocs(this WebApplication app)
     {
         app.MapOpenApi("/openapi/{documentName}.json").AllowAnonymous().ExcludeFromDescription();
-        app.MapGet("/", () => Results.Redirect("/api/v1/docs/")).AllowAnonymous().ExcludeFromDescription();
     }
 }
 
