@@ -19,7 +19,13 @@ internal static class UiHeaders
         headers.XContentTypeOptions = "nosniff";
         headers["Referrer-Policy"] = "same-origin";
         headers["Cross-Origin-Opener-Policy"] = "same-origin";
-        if (!headers.ContainsKey("Cache-Control"))
-            headers.CacheControl = "no-store";
+        // Set last, and only when nothing else did: antiforgery sets its own (and warns when it finds one set).
+        response.OnStarting(static state =>
+        {
+            var r = (HttpResponse)state;
+            if (!r.Headers.ContainsKey("Cache-Control"))
+                r.Headers.CacheControl = "no-store";
+            return Task.CompletedTask;
+        }, response);
     }
 }

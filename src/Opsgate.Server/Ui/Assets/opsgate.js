@@ -10,6 +10,7 @@
   const state = document.getElementById("live-state");
   const summary = document.getElementById("summary");
   const maxShown = 500;
+  const renderedSeq = Number(live.dataset.renderedSeq || "0");
   let lastSeq = 0;
   let finished = false;
   let refreshTimer = null;
@@ -36,7 +37,8 @@
     log.append(item);
     while (log.children.length > maxShown) log.firstElementChild.remove();
     log.scrollTop = log.scrollHeight;
-    if (event.type.startsWith("job.") || event.type.startsWith("step.")) scheduleRefresh();
+    // Events up to the one the page was rendered at are already shown in the summary.
+    if (event.seq > renderedSeq && (event.type.startsWith("job.") || event.type.startsWith("step."))) scheduleRefresh();
     if (event.type === "job.finished") finished = true;
   }
 
@@ -46,7 +48,16 @@
       refreshTimer = null;
       try {
         const response = await fetch(live.dataset.summary, { credentials: "same-origin", headers: { Accept: "text/html" } });
-        if (response.ok) summary.innerHTML = await response.text(); // the server's own rendering of this job
+        if (!response.ok) return;
+        // The server's own rendering of this job; what the user was typing (a comment) survives the swap.
+        const typed = new Map([...summary.querySelectorAll("input[id], textarea[id]")].map(i => [i.id, i.value]));
+        const focused = document.activeElement && summary.contains(document.activeElement) ? document.activeElement.id : null;
+        summary.innerHTML = await response.text();
+        for (const [id, value] of typed) {
+          const input = document.getElementById(id);
+          if (input && value) input.value = value;
+        }
+        if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
       } catch (e) { /* the next event refreshes again */ }
     }, 150);
   }
@@ -90,7 +101,7 @@
       }
     }
     setState("closed", "Finished");
-    scheduleRefresh();
+    if (lastSeq > renderedSeq) scheduleRefresh();
   }
 
   setState("connecting", "Connecting…");

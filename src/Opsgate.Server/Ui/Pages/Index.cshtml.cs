@@ -10,7 +10,10 @@ internal sealed class DashboardModel(ClusterRegistry registry, ClusterMonitor mo
 {
     internal sealed record ClusterLine(string Name, ClusterHealth Health);
     internal sealed record JobLine(JobRow Job, string? Note);
-    internal sealed record JobListing(string Id, string Title, string Status, IReadOnlyList<JobLine> Jobs);
+    internal sealed record JobListing(string Id, string Title, string Status, IReadOnlyList<JobLine> Jobs)
+    {
+        public string Plural => UiFormat.Words(Status == JobStatus.Pending ? "queued" : Status) + " jobs";
+    }
 
     public static readonly (string Label, string Status)[] Counted =
     [
