@@ -88,6 +88,35 @@ public sealed class UiJobPageTests(Browser browser)
     }
 
     [Fact]
+    public async Task A_dropped_event_stream_resumes_after_the_last_event_shown_with_none_missed_or_repeated()
+    {
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite);
+        var id = await Jobs.SubmitAsync(server.Admin, "noop", new { message = "resume me" });
+        await Jobs.WaitAsync(server.Admin, id);
+        var full = await server.Admin.GetStringAsync($"/api/v1/jobs/{id}/events");
+        var frames = full.Split("\n\n", StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(frames.Length >= 4, full);
+
+        await using var context = await browser.ContextAsync(server);
+        var page = await Browser.SignInAsync(context, OpsgateServer.AdminKey);
+        var resumedFrom = new List<string?>();
+        // The first connection breaks off after two events; the page must reconnect and ask only for the rest.
+        await page.RouteAsync($"**/api/v1/jobs/{id}/events", async route =>
+        {
+            resumedFrom.Add(route.Request.Headers.GetValueOrDefault("last-event-id"));
+            if (resumedFrom.Count == 1)
+                await route.FulfillAsync(new RouteFulfillOptions { Status = 200, ContentType = "text/event-stream", Body = frames[0] + "\n\n" + frames[1] + "\n\n" });
+            else
+                await route.ContinueAsync();
+        });
+        await page.GotoAsync($"/jobs/{id}");
+        await Assertions.Expect(page.Locator("#live-state")).ToHaveTextAsync("Finished");
+        Assert.Equal([null, "2"], resumedFrom);
+        var seqs = await page.Locator("#event-log li").EvaluateAllAsync<long[]>("items => items.map(i => Number(i.dataset.seq))");
+        Assert.Equal(Enumerable.Range(1, frames.Length).Select(i => (long)i), seqs);
+    }
+
+    [Fact]
     public async Task A_viewer_is_not_offered_an_action_and_is_refused_one_sent_anyway()
     {
         using var runbooks = await GatedRunbooksAsync();
