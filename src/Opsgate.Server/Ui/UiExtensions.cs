@@ -2,7 +2,6 @@ using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.DataProtection.KeyManagement;
-using Microsoft.AspNetCore.DataProtection.Repositories;
 using Microsoft.AspNetCore.Mvc.ApplicationParts;
 using Microsoft.Extensions.Options;
 using Opsgate.Server.Auth;
@@ -46,7 +45,7 @@ internal static class UiExtensions
         // Session cookies and antiforgery tokens are protected with keys kept in the data dir (a directory only the
         // server's user may read, like the local secret store's key), so a restart keeps sessions.
         services.AddDataProtection().SetApplicationName("opsgate");
-        services.AddOptions<KeyManagementOptions>().Configure<IOptions<OpsgateOptions>>((o, opsgate) => o.XmlRepository = KeyRepository(opsgate.Value));
+        services.AddOptions<KeyManagementOptions>().Configure<IOptions<OpsgateOptions>>((o, opsgate) => o.XmlRepository = new UiKeyRepository(Path.Combine(Path.GetFullPath(opsgate.Value.DataDir), "ui-keys")));
         // Says the keys are stored unencrypted: they are, in a private directory, which is the protection chosen here.
         builder.Logging.AddFilter("Microsoft.AspNetCore.DataProtection.KeyManagement.XmlKeyManager", LogLevel.Error);
         services.AddAuthentication().AddCookie(UiSession.Scheme, UiSession.Configure);
@@ -64,16 +63,6 @@ internal static class UiExtensions
         services.Remove(denials);
         services.AddSingleton<IAuthorizationMiddlewareResultHandler>(sp =>
             new UiDenials((IAuthorizationMiddlewareResultHandler)ActivatorUtilities.CreateInstance(sp, denials.ImplementationType!)));
-    }
-
-    private static FileSystemXmlRepository KeyRepository(OpsgateOptions opsgate)
-    {
-        var dir = Path.Combine(Path.GetFullPath(opsgate.DataDir), "ui-keys");
-        if (OperatingSystem.IsWindows())
-            Directory.CreateDirectory(dir);
-        else
-            Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        return new FileSystemXmlRepository(new DirectoryInfo(dir), Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance);
     }
 
     public static void MapUi(this WebApplication app)
