@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command. On a fresh Debian 12 machine with the .NET SDK it:
 #   1. installs what the tests need from apt when missing (PostgreSQL, promtool, git, kubectl, ansible,
-#      OpenSSH server for the Ansible SSH targets, bubblewrap for the run sandbox),
+#      OpenSSH server for the Ansible SSH targets, bubblewrap for the run sandbox, Chromium for the browser tests),
 #      and the OpenAPI validator from npm into .tools/ (pinned by scripts/openapi-validator/package-lock.json),
 #   2. starts PostgreSQL on 127.0.0.1 in a temp dir (as the postgres user: it refuses root),
 #   3. runs `dotnet test` for the whole solution,
@@ -28,6 +28,9 @@ command -v git >/dev/null || need+=(git)
 command -v ansible-playbook >/dev/null || need+=(ansible)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v bwrap >/dev/null || need+=(bubblewrap)
+# The console's browser tests (tests/.../Ui) drive Debian's Chromium through Playwright's own driver, which ships in
+# its NuGet package with its Node.js; browsers cannot be downloaded here, so no `playwright install`.
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing: ${need[*]}"
   as_root apt-get update -qq

@@ -91,12 +91,11 @@ internal static partial class HttpSurface
         await Problems.WriteAsync(context, status, title, detail);
     }
 
-    /// <summary>The OpenAPI document, <c>/</c> and the health routes.</summary>
+    /// <summary>The OpenAPI document and the health routes.</summary>
     public static void MapHttpSurface(this WebApplication app)
     {
         app.MapHealthApi();
         app.MapOpenApi("/openapi/{documentName}.json").AllowAnonymous().ExcludeFromDescription();
-        app.MapGet("/", () => Results.Redirect("/api/v1/docs/")).AllowAnonymous().ExcludeFromDescription();
     }
 }
 

@@ -128,6 +128,14 @@ internal sealed class ApiKeyStore(Database database, TimeProvider time, IOptions
         return row;
     }
 
+    /// <summary>The key's record by id, uncached: a session made from the key checks on each request that it still holds.</summary>
+    public async Task<ApiKeyRow?> FindByIdAsync(string id, CancellationToken ct)
+    {
+        await using var connection = await database.OpenAsync(ct);
+        var row = await connection.QuerySingleOrDefaultAsync<ApiKeyRow>($"SELECT {Columns} FROM api_keys WHERE id = @id", new { id });
+        return row is null ? null : Normalize(row);
+    }
+
     public async Task<bool> AnyAsync(CancellationToken ct)
     {
         await using var connection = await database.OpenAsync(ct);

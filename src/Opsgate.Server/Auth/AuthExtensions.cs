@@ -17,7 +17,8 @@ namespace Opsgate.Server.Auth;
 
 internal static class AuthExtensions
 {
-    private const string PolicyScheme = "Opsgate";
+    /// <summary>The default scheme: picks the API key, OIDC or (see Ui) the session cookie for each request.</summary>
+    public const string PolicyScheme = "Opsgate";
     public const string OidcScheme = "Oidc";
 
     public static void AddOpsgateAuth(this WebApplicationBuilder builder)

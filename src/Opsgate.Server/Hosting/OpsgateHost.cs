@@ -14,6 +14,7 @@ using Opsgate.Server.Observability;
 using Opsgate.Server.Persistence;
 using Opsgate.Server.Projects;
 using Opsgate.Server.Secrets;
+using Opsgate.Server.Ui;
 
 namespace Opsgate.Server.Hosting;
 
@@ -46,6 +47,7 @@ public static class OpsgateHost
         builder.AddAnsible();
         builder.AddCredentials();
         builder.AddProjects();
+        builder.AddUi();
         configureServices?.Invoke(builder.Services);
 
         var app = builder.Build();
@@ -62,6 +64,7 @@ public static class OpsgateHost
         app.MapAnsible();
         app.MapCredentials();
         app.MapProjects();
+        app.MapUi();
         return app;
     }
 

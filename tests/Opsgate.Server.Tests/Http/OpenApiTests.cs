@@ -110,17 +110,17 @@ public sealed partial class OpenApiTests
     }
 
     [Fact]
-    public async Task The_root_redirects_to_the_docs_page_which_anyone_can_open()
+    public async Task The_docs_page_opens_without_a_key_while_the_root_is_the_console()
     {
         await using var server = await OpsgateServer.StartAsync(Provider.Sqlite);
         using var noRedirects = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false }) { BaseAddress = server.BaseAddress };
         var root = await noRedirects.GetAsync("/");
         Assert.Equal(HttpStatusCode.Redirect, root.StatusCode);
-        Assert.Equal("/api/v1/docs/", root.Headers.Location?.OriginalString);
+        Assert.Equal("/signin", root.Headers.Location?.OriginalString);
 
         // A browser has no API key: the page, its script and the document it loads answer without one.
         var browser = server.Client();
-        var page = await browser.GetAsync("/");
+        var page = await browser.GetAsync("/api/v1/docs/");
         Assert.Equal(HttpStatusCode.OK, page.StatusCode);
         Assert.Equal("text/html", page.Content.Headers.ContentType?.MediaType);
         var html = await page.Content.ReadAsStringAsync();

@@ -1,0 +1,93 @@
+using Deque.AxeCore.Commons;
+using Deque.AxeCore.Playwright;
+using Microsoft.Playwright;
+using Opsgate.Server.Tests.Http;
+using Opsgate.Server.Tests.Infrastructure;
+
+namespace Opsgate.Server.Tests.Ui;
+
+/// <summary>
+/// One headless Debian Chromium (<c>/usr/bin/chromium</c>, installed by scripts/test.sh) driven by Playwright, shared
+/// by the console's browser tests. Playwright's driver and its Node.js come in its NuGet package (copied next to the
+/// test assembly at build); no browser is downloaded.
+/// </summary>
+public sealed class Browser : IAsyncLifetime
+{
+    public const string Chromium = "/usr/bin/chromium";
+
+    private IPlaywright? _playwright;
+
+    public IBrowser Instance { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        Assert.True(File.Exists(Chromium), $"{Chromium} is missing: run scripts/test.sh, which installs Debian's chromium package");
+        _playwright = await Playwright.CreateAsync();
+        Instance = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        {
+            ExecutablePath = Chromium,
+            Headless = true,
+            // Root in a container: Chromium's sandbox needs user namespaces it may not get; /dev/shm may be small.
+            Args = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", "--disable-background-networking", "--disable-component-update"],
+        });
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (Instance is not null)
+            await Instance.DisposeAsync();
+        _playwright?.Dispose();
+    }
+
+    /// <summary>A fresh browser profile (cookies, storage) for one user of <paramref name="server"/>, at 1280 px.</summary>
+    public async Task<IBrowserContext> ContextAsync(OpsgateServer server, ViewportSize? viewport = null)
+    {
+        var context = await Instance.NewContextAsync(new BrowserNewContextOptions
+        {
+            BaseURL = server.BaseAddress.ToString().TrimEnd('/'),
+            ViewportSize = viewport ?? new ViewportSize { Width = 1280, Height = 900 },
+            ColorScheme = ColorScheme.Light,
+        });
+        context.SetDefaultTimeout(15_000);
+        return context;
+    }
+
+    /// <summary>Signs in through the form and waits for the page it leads to.</summary>
+    public static async Task<IPage> SignInAsync(IBrowserContext context, string key, string path = "/")
+    {
+        var page = await context.NewPageAsync();
+        await page.GotoAsync(path);
+        await page.WaitForURLAsync(url => url.Contains("/signin", StringComparison.Ordinal));
+        await page.GetByLabel("API key").FillAsync(key);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
+        await page.WaitForURLAsync(url => !url.Contains("/signin", StringComparison.Ordinal));
+        return page;
+    }
+
+    /// <summary>axe-core's WCAG 2.1 A/AA rules on the page as it is now: no serious or critical violation.</summary>
+    public static async Task AssertAccessibleAsync(IPage page)
+    {
+        var result = await page.RunAxe(new AxeRunOptions
+        {
+            RunOnly = new RunOnlyOptions { Type = "tag", Values = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] },
+        });
+        var bad = result.Violations.Where(v => v.Impact is "serious" or "critical").ToList();
+        Assert.True(bad.Count == 0, $"{page.Url}: " + string.Join("; ", bad.Select(v =>
+            $"{v.Id} ({v.Impact}): {v.Help} at {string.Join(", ", v.Nodes.Select(n => string.Join(" ", n.Target)))}")));
+    }
+
+    /// <summary>Writes a screenshot of the page into docs/ui/, where docs/ui.md shows it, so the pictures stay current.</summary>
+    public static async Task ScreenshotAsync(IPage page, string name)
+    {
+        var dir = Path.Combine(OpenApiTests.RepositoryRoot(), "docs", "ui");
+        Directory.CreateDirectory(dir);
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(dir, name + ".png"), FullPage = true, Animations = ScreenshotAnimations.Disabled });
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class BrowserTests : ICollectionFixture<Browser>
+{
+    /// <summary>The browser tests run one after another: one Chromium at a time on a small machine.</summary>
+    public const string Name = "Browser";
+}
