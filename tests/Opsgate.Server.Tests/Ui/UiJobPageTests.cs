@@ -36,7 +36,7 @@ public sealed class UiJobPageTests(Browser browser)
         var (_, operatorKey) = await server.CreateKeyAsync("olga", "operator");
         var (_, approverKey) = await server.CreateKeyAsync("abe", "approver");
         await sim.Store.WaitUntilAsync(s => s.Get("v1", "pods", "prod", "postgres-0")?["status"]?["phase"]?.GetValue<string>() == "Running", TimeSpan.FromSeconds(10));
-        var id = await Jobs.SubmitAsync(server.Client(operatorKey), "pg-rebuild", new { @namespace = "prod", statefulset = "postgres", ordinal = 0 });
+        var id = await TestJobs.SubmitAsync(server.Client(operatorKey), "pg-rebuild", new { @namespace = "prod", statefulset = "postgres", ordinal = 0 });
 
         await using var submitter = await browser.ContextAsync(server);
         var page = await Browser.SignInAsync(submitter, operatorKey, $"/jobs/{id}");
@@ -66,7 +66,7 @@ public sealed class UiJobPageTests(Browser browser)
         Assert.Equal(Enumerable.Range(1, seqs.Length).Select(i => (long)i), seqs); // every event once, in order, none missing
         var stream = await server.Admin.GetStringAsync($"/api/v1/jobs/{id}/events");
         Assert.Equal(stream.Split("\nid: ").Length, seqs.Length); // as many as a plain SSE client gets
-        Assert.Equal("succeeded", (await Jobs.GetAsync(server.Admin, id)).Status());
+        Assert.Equal("succeeded", (await TestJobs.GetAsync(server.Admin, id)).Status());
         await Assertions.Expect(page.GetByRole(AriaRole.Button, new() { Name = "Cancel" })).ToHaveCountAsync(0);
         await Browser.ScreenshotAsync(page, "job");
 
@@ -91,8 +91,8 @@ public sealed class UiJobPageTests(Browser browser)
     public async Task A_dropped_event_stream_resumes_after_the_last_event_shown_with_none_missed_or_repeated()
     {
         await using var server = await OpsgateServer.StartAsync(Provider.Sqlite);
-        var id = await Jobs.SubmitAsync(server.Admin, "noop", new { message = "resume me" });
-        await Jobs.WaitAsync(server.Admin, id);
+        var id = await TestJobs.SubmitAsync(server.Admin, "noop", new { message = "resume me" });
+        await TestJobs.WaitAsync(server.Admin, id);
         var full = await server.Admin.GetStringAsync($"/api/v1/jobs/{id}/events");
         var frames = full.Split("\n\n", StringSplitOptions.RemoveEmptyEntries);
         Assert.True(frames.Length >= 4, full);
@@ -122,7 +122,7 @@ public sealed class UiJobPageTests(Browser browser)
         using var runbooks = await GatedRunbooksAsync();
         await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, [$"--Jobs:RunbookDirectory={runbooks.Path}"]);
         var (_, viewerKey) = await server.CreateKeyAsync("vic", "viewer");
-        var id = await Jobs.SubmitAsync(server.Admin, "gated");
+        var id = await TestJobs.SubmitAsync(server.Admin, "gated");
 
         await using var context = await browser.ContextAsync(server);
         var page = await Browser.SignInAsync(context, viewerKey, $"/jobs/{id}");
@@ -149,7 +149,7 @@ public sealed class UiJobPageTests(Browser browser)
         var forged = await context.APIRequest.PostAsync($"/jobs/{id}?handler=Cancel", new APIRequestContextOptions { MaxRedirects = 0 });
         Assert.Equal((int)HttpStatusCode.BadRequest, forged.Status);
 
-        Assert.Equal("waiting_approval", (await Jobs.GetAsync(server.Admin, id)).Status());
+        Assert.Equal("waiting_approval", (await TestJobs.GetAsync(server.Admin, id)).Status());
         var audit = await server.Admin.GetStringAsync($"/api/v1/audit?limit=200");
         Assert.Contains("\"action\":\"job.cancel\"", audit, StringComparison.Ordinal);
         Assert.Contains("\"status\":\"denied\"", audit, StringComparison.Ordinal);

@@ -26,9 +26,9 @@ public sealed class UiJobsListTests(Browser browser, ITestOutputHelper output)
         var (_, operatorKey) = await server.CreateKeyAsync("olga", "operator");
         var noops = new List<string>();
         for (var i = 0; i < 53; i++)
-            noops.Add(await Jobs.SubmitAsync(server.Admin, "noop", new { message = $"n{i}" }));
-        var gated = new[] { await Jobs.SubmitAsync(server.Client(operatorKey), "gated"), await Jobs.SubmitAsync(server.Client(operatorKey), "gated") };
-        await Jobs.WaitAsync(server.Admin, noops[^1]);
+            noops.Add(await TestJobs.SubmitAsync(server.Admin, "noop", new { message = $"n{i}" }));
+        var gated = new[] { await TestJobs.SubmitAsync(server.Client(operatorKey), "gated"), await TestJobs.SubmitAsync(server.Client(operatorKey), "gated") };
+        await TestJobs.WaitAsync(server.Admin, noops[^1]);
 
         await using var context = await browser.ContextAsync(server);
         var page = await Browser.SignInAsync(context, operatorKey, "/jobs");

@@ -102,8 +102,8 @@ public sealed class UiSignInTests(Browser browser)
             ["key"] = OpsgateServer.AdminKey, ["__RequestVerificationToken"] = token,
         }));
         Assert.Equal(HttpStatusCode.SeeOther, signedIn.StatusCode);
-        var job = await Jobs.SubmitAsync(server.Admin, "noop", new { message = "hello" });
-        await Jobs.WaitAsync(server.Admin, job);
+        var job = await TestJobs.SubmitAsync(server.Admin, "noop", new { message = "hello" });
+        await TestJobs.WaitAsync(server.Admin, job);
         var events = await http.GetStringAsync($"/api/v1/jobs/{job}/events");
         Assert.Contains("event: job.finished", events, StringComparison.Ordinal);
         var submit = await http.PostAsync("/api/v1/jobs", new StringContent("{\"type\":\"noop\"}", System.Text.Encoding.UTF8, "application/json"));
