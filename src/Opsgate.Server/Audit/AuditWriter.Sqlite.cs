@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Microsoft.Data.Sqlite;
 using Opsgate.Server.Persistence;
+using Opsgate.Server.Persistence.Sqlite;
 using SQLitePCL;
 
 namespace Opsgate.Server.Audit;

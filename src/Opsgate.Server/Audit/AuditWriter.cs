@@ -2,6 +2,7 @@ using System.Threading.Channels;
 using Dapper;
 using Opsgate.Server.Observability;
 using Opsgate.Server.Persistence;
+using Opsgate.Server.Persistence.Sqlite;
 
 namespace Opsgate.Server.Audit;
 
