@@ -1,3 +1,5 @@
+using Opsgate.Server.Persistence;
+
 namespace Opsgate.Server.Audit;
 
 /// <summary>
@@ -5,7 +7,7 @@ namespace Opsgate.Server.Audit;
 /// whether it was a dry run, the job it belongs to, and the hash chain. <see cref="Id"/>, <see cref="Ts"/>,
 /// <see cref="PrevHash"/> and <see cref="Hash"/> are assigned by <see cref="AuditWriter"/> when it commits.
 /// </summary>
-internal sealed class AuditEntry
+internal sealed class AuditEntry : IAuditRow
 {
     public long Id { get; set; }
     public DateTime Ts { get; set; }

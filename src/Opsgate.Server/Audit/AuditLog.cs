@@ -19,7 +19,7 @@ internal sealed record AuditVerification(bool Ok, long Entries, long? FirstBadId
 /// Reads the audit log: filtered keyset pages, newest first, and chain verification. Each read first waits for staged
 /// entries to be chained (<see cref="AuditWriter.FlushAsync"/>).
 /// </summary>
-internal sealed class AuditLog(Database database, AuditWriter writer)
+internal sealed class AuditLog(Database database, AuditWriter writer, ISqlText dialect)
 {
     private const string Columns =
         "id, ts, actor, source_ip, action, resource_kind, namespace, resource_name, request_body, status, http_status, " +
@@ -62,9 +62,9 @@ internal sealed class AuditLog(Database database, AuditWriter writer)
         }
         if (query.Reader is { Namespaces: { } namespaces } reader)
         {
-            sql.Append(" AND (principal_id = @readerId OR ").Append(ScopeSql.InNamespaces(database.Dialect, "namespace"))
+            sql.Append(" AND (principal_id = @readerId OR ").Append(ScopeSql.InNamespaces(dialect, "namespace"))
                 .Append(" OR (job_id IS NOT NULL AND EXISTS (SELECT 1 FROM jobs WHERE jobs.id = audit_log.job_id AND ")
-                .Append(ScopeSql.JobWithinNamespaces(database.Dialect)).Append(")))");
+                .Append(ScopeSql.JobWithinNamespaces(dialect)).Append(")))");
             parameters.Add("readerId", reader.PrincipalId);
             parameters.Add("namespaces", namespaces.ToArray());
             parameters.Add("scopedYes", true);
@@ -91,7 +91,7 @@ internal sealed class AuditLog(Database database, AuditWriter writer)
     {
         await writer.FlushAsync(ct);
         await using var connection = await database.OpenAsync(ct);
-        var within = namespaces is null ? "" : " AND " + ScopeSql.InNamespaces(database.Dialect, "namespace");
+        var within = namespaces is null ? "" : " AND " + ScopeSql.InNamespaces(dialect, "namespace");
         var rows = await connection.QueryAsync<AuditEntry>(new CommandDefinition(
             $"""
             SELECT {Columns} FROM audit_log WHERE id IN (

@@ -1,5 +1,4 @@
 using System.Threading.Channels;
-using Dapper;
 using Opsgate.Server.Observability;
 using Opsgate.Server.Persistence;
 
@@ -23,47 +22,16 @@ internal sealed class AuditUnavailableException(Exception inner) : Exception("th
 /// Reads of the log <see cref="FlushAsync"/> first, so a client that saw a change finds its entry.
 /// </para>
 /// </summary>
-internal sealed partial class AuditWriter(Database database, TimeProvider time, OpsgateMetrics metrics, ILogger<AuditWriter> logger)
+internal sealed partial class AuditWriter(Database database, IAuditAppend storage, TimeProvider time, OpsgateMetrics metrics, ILogger<AuditWriter> logger)
     : BackgroundService
 {
     private const int MaxBatch = 512;
-    private const long PostgresLockKey = 0x6f70_7367_6175_64; // "opsgaud"
     /// <summary>How often the writer looks for staged entries nobody told it about (left by a process that stopped before chaining them).</summary>
     private static readonly TimeSpan StagedSweep = TimeSpan.FromSeconds(2);
     /// <summary>How long staged entries wait for more before they are chained (one batch for many job transitions).</summary>
     private static readonly TimeSpan StagedGather = TimeSpan.FromMilliseconds(5);
     /// <summary>Longest a read of the log waits for staged entries to be chained.</summary>
     private static readonly TimeSpan FlushPatience = TimeSpan.FromSeconds(5);
-
-    private const string EntryColumns =
-        "ts, actor, source_ip, action, resource_kind, namespace, resource_name, request_body, status, http_status, error_message, " +
-        "principal_id, auth_method, request_id, dry_run, job_id, cluster";
-
-    /// <summary>A whole batch in one statement (one row per array element) instead of one statement per entry, while the lock is held.</summary>
-    private const string PostgresInsertSql =
-        """
-        INSERT INTO audit_log (id, ts, actor, source_ip, action, resource_kind, namespace, resource_name, request_body,
-            status, http_status, error_message, principal_id, auth_method, request_id, dry_run, job_id, cluster, prev_hash, hash)
-        SELECT * FROM unnest(@Id::bigint[], @Ts::timestamptz[], @Actor::text[], @SourceIp::text[], @Action::text[], @ResourceKind::text[],
-            @Namespace::text[], @ResourceName::text[], @RequestBody::text[], @Status::text[], @HttpStatus::integer[], @ErrorMessage::text[],
-            @PrincipalId::text[], @AuthMethod::text[], @RequestId::text[], @DryRun::boolean[], @JobId::text[], @Cluster::text[],
-            @PrevHash::text[], @Hash::text[])
-        """;
-
-    private const string StageSql =
-        $"""
-        INSERT INTO audit_staged ({EntryColumns})
-        VALUES (@Ts, @Actor, @SourceIp, @Action, @ResourceKind, @Namespace, @ResourceName, @RequestBody, @Status, @HttpStatus, @ErrorMessage,
-            @PrincipalId, @AuthMethod, @RequestId, @DryRun, @JobId, @Cluster)
-        """;
-
-    private const string LastSql = "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1";
-
-    private const string TakeStagedSql =
-        $"""
-        WITH taken AS (DELETE FROM audit_staged WHERE seq IN (SELECT seq FROM audit_staged ORDER BY seq LIMIT @n) RETURNING *)
-        SELECT {EntryColumns} FROM taken ORDER BY seq
-        """;
 
     private readonly Channel<Pending> _queue = Channel.CreateBounded<Pending>(
         new BoundedChannelOptions(50_000) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
@@ -76,7 +44,8 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
     // Entries this process staged that no batch has chained yet (PostgreSQL only).
     private long _unchained;
 
-    private bool Staging => database.Dialect == DbDialect.Postgres;
+    /// <summary>Entries written within the engine's transactions are staged, chained later (PostgreSQL); see <see cref="IAuditAppend"/>.</summary>
+    private bool Staging => storage.Stages;
 
     /// <summary>Completes once <paramref name="entry"/> is committed; throws <see cref="AuditUnavailableException"/> if it could not be.</summary>
     public async Task AppendAsync(AuditEntry entry)
@@ -95,7 +64,7 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
     /// </summary>
     public async Task FlushAsync(CancellationToken ct)
     {
-        if (!Staging || (Interlocked.Read(ref _unchained) == 0 && !await AnyStagedAsync(ct)))
+        if (!Staging || (Interlocked.Read(ref _unchained) == 0 && !await storage.AnyStagedAsync(ct)))
             return;
         var flush = new Pending(null, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
         try
@@ -114,12 +83,6 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
         {
             // The log as it is.
         }
-    }
-
-    private async Task<bool> AnyStagedAsync(CancellationToken ct)
-    {
-        await using var connection = await database.OpenAsync(ct);
-        return await connection.ExecuteScalarAsync<bool>("SELECT EXISTS (SELECT 1 FROM audit_staged)");
     }
 
     public override async Task StopAsync(CancellationToken cancellationToken)
@@ -248,7 +211,7 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
         foreach (var entry in entries)
         {
             entry.Ts = ts;
-            await write.LaterAsync(StageSql, entry);
+            await storage.StageLaterAsync(write, entry);
         }
     }
 
@@ -286,24 +249,8 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
     {
         if (entries.Count == 0 && !Staging)
             return 0;
-        var (connection, tx) = (write.Connection, write.Transaction);
-        List<AuditEntry> staged = [];
-        LastRow? last;
-        if (Staging)
-        {
-            // The lock, the staged entries and the newest hash in one round trip (the statements run in order, so the
-            // other two only once the lock is had).
-            await using var read = await connection.QueryMultipleAsync(
-                $"SELECT pg_advisory_xact_lock(@key); {TakeStagedSql}; {LastSql}",
-                new { key = PostgresLockKey, n = MaxBatch }, tx);
-            await read.ReadAsync<object>();
-            staged = (await read.ReadAsync<AuditEntry>()).AsList();
-            last = await read.ReadSingleOrDefaultAsync<LastRow>();
-        }
-        else
-        {
-            last = ReadLast((SqliteWriterConnection)connection);
-        }
+        var head = await storage.HeadAsync<AuditEntry>(write, MaxBatch);
+        var staged = head.Staged;
         // Stamped once the lock is had, so entries stamped here follow each other in id order. Staged entries keep the time
         // of the change they record and may be chained after newer ones: the log's order is its ids.
         var ts = Now();
@@ -312,8 +259,8 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
         var batch = staged.Count == 0 ? entries : [.. staged, .. entries];
         if (batch.Count == 0)
             return 0;
-        var id = last?.Id ?? 0;
-        var prev = last?.Hash ?? AuditChain.Genesis;
+        var id = head.LastId ?? 0;
+        var prev = head.LastHash ?? AuditChain.Genesis;
         foreach (var e in batch)
         {
             e.Id = ++id;
@@ -321,26 +268,8 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
             e.Hash = AuditChain.ComputeHash(e);
             prev = e.Hash;
         }
-        if (Staging)
-        {
-            // Sent with the commit.
-            await write.LaterAsync(PostgresInsertSql, new
-            {
-                Id = batch.Select(e => e.Id).ToArray(), Ts = batch.Select(e => e.Ts).ToArray(), Actor = batch.Select(e => e.Actor).ToArray(),
-                SourceIp = batch.Select(e => e.SourceIp).ToArray(), Action = batch.Select(e => e.Action).ToArray(),
-                ResourceKind = batch.Select(e => e.ResourceKind).ToArray(), Namespace = batch.Select(e => e.Namespace).ToArray(),
-                ResourceName = batch.Select(e => e.ResourceName).ToArray(), RequestBody = batch.Select(e => e.RequestBody).ToArray(),
-                Status = batch.Select(e => e.Status).ToArray(), HttpStatus = batch.Select(e => e.HttpStatus).ToArray(),
-                ErrorMessage = batch.Select(e => e.ErrorMessage).ToArray(), PrincipalId = batch.Select(e => e.PrincipalId).ToArray(),
-                AuthMethod = batch.Select(e => e.AuthMethod).ToArray(), RequestId = batch.Select(e => e.RequestId).ToArray(),
-                DryRun = batch.Select(e => e.DryRun).ToArray(), JobId = batch.Select(e => e.JobId).ToArray(), Cluster = batch.Select(e => e.Cluster).ToArray(),
-                PrevHash = batch.Select(e => e.PrevHash).ToArray(), Hash = batch.Select(e => e.Hash).ToArray(),
-            });
-        }
-        else
-        {
-            InsertEach((SqliteWriterConnection)connection, batch);
-        }
+        // On PostgreSQL sent with the commit.
+        await storage.InsertAsync(write, batch);
         return staged.Count;
     }
 
@@ -389,12 +318,6 @@ internal sealed partial class AuditWriter(Database database, TimeProvider time, 
             }
         }
         return changed ? new string(chars) : value;
-    }
-
-    private sealed class LastRow
-    {
-        public long Id { get; set; }
-        public string Hash { get; set; } = "";
     }
 
     [LoggerMessage(EventId = 200, Level = LogLevel.Error, Message = "Could not write {Count} audit entries; the requests that made them are refused")]

@@ -36,7 +36,7 @@ internal sealed class CredentialSecretMissingException(string credential)
 /// AWX's credential model, small: a name, a kind, an optional username, and a secret kept in the secret store
 /// (<c>credential/&lt;name&gt;/secret</c>) that never comes back out through the API.
 /// </summary>
-internal sealed class CredentialStore(Database database, ISecretStore secrets, TimeProvider time)
+internal sealed class CredentialStore(Database database, ISecretStore secrets, TimeProvider time, ISqlText dialect)
 {
     /// <summary>Names whose row is committed but whose secret is not stored yet: not there for anyone else.</summary>
     private readonly ConcurrentDictionary<string, byte> _creating = new(StringComparer.Ordinal);
@@ -133,7 +133,7 @@ internal sealed class CredentialStore(Database database, ISecretStore secrets, T
             var users = (await write.Connection.QueryAsync<string>("SELECT name FROM projects WHERE credential = @name ORDER BY name", new { name }, write.Transaction)).AsList();
             if (users.Count > 0)
                 throw new CredentialConflictException($"credential '{name}' is used by project(s) {string.Join(", ", users)}; delete them or give them another credential first");
-            if (await UnfinishedJobs.UsingAsync(write, "credential", name) is { } job)
+            if (await UnfinishedJobs.UsingAsync(write, dialect, "credential", name) is { } job)
                 throw new CredentialConflictException($"credential '{name}' is used by job {job}, which has not finished; delete it after the job ends (or cancel the job)");
             try
             {

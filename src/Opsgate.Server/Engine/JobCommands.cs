@@ -14,7 +14,8 @@ internal enum CommandOutcome { Done, NotFound, WrongState }
 /// whose UPDATE is conditioned on the current status, so two people acting at once cannot both win, and the
 /// move is checked against <see cref="JobStatus"/>'s state machine.
 /// </summary>
-internal sealed class JobCommands(Database database, JobStore store, JobSignals signals, JobNotifier notifier, AuditWriter audit, OpsgateMetrics metrics)
+internal sealed class JobCommands(Database database, JobStore store, JobSignals signals, JobNotifier notifier, AuditWriter audit, OpsgateMetrics metrics,
+    IJobWakeUps wakeUps)
 {
     /// <summary>Pending or waiting jobs are cancelled at once; a running job is asked to stop (its step is interrupted promptly).</summary>
     /// <param name="systemAction">Set when the server cancels on its own (a shard cancelled by its parent): the audit action then
@@ -225,9 +226,5 @@ internal sealed class JobCommands(Database database, JobStore store, JobSignals 
         return job;
     }
 
-    private async Task NotifyAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction tx, string id)
-    {
-        if (database.Dialect == DbDialect.Postgres)
-            await connection.ExecuteAsync("SELECT pg_notify('opsgate_jobs', @id)", new { id }, tx);
-    }
+    private Task NotifyAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction tx, string id) => wakeUps.NotifyAsync(connection, tx, id);
 }

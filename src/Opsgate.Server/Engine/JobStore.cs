@@ -1,8 +1,6 @@
 using System.Data.Common;
 using System.Text.Json.Nodes;
 using Dapper;
-using Microsoft.Data.Sqlite;
-using Npgsql;
 using Opsgate.Server.Audit;
 using Opsgate.Server.Persistence;
 
@@ -38,12 +36,12 @@ internal sealed record StepWrite(StepRow Step, IReadOnlyList<NewEvent> Events, I
 }
 
 /// <param name="Final">The job's last event: its data gets <c>events</c>, the total count (its own seq), so a client knows it has them all.</param>
-internal sealed record NewEvent(string Type, int? StepOrder, JsonObject? Data, bool Final = false)
+internal sealed record NewEvent(string Type, int? StepOrder, JsonObject? Data, bool Final = false) : IEventRow
 {
     /// <summary>The data already serialized, for the hot path (callback events are rewritten without building a DOM); used when <see cref="Data"/> is null.</summary>
     public string? Json { get; init; }
 
-    internal string? DataJson => Data?.ToJsonString() ?? Json;
+    public string? DataJson => Data?.ToJsonString() ?? Json;
 }
 
 /// <summary>
@@ -51,7 +49,8 @@ internal sealed record NewEvent(string Type, int? StepOrder, JsonObject? Data, b
 /// lease (owner + expiry) and every write it makes is guarded by still owning that lease, so a worker that
 /// stalled past its lease cannot overwrite the work of the one that took over.
 /// </summary>
-internal sealed partial class JobStore(Database database, TimeProvider time, JobSignals signals, AuditWriter audit)
+internal sealed partial class JobStore(Database database, TimeProvider time, JobSignals signals, AuditWriter audit, IJobClaims claims, IEventAppend eventRows,
+    IJobWakeUps wakeUps, ISqlText dialect)
 {
     private const string JobColumns =
         "id, type, status, params, dry_run, actor, principal_id, source_ip, created_at, started_at, finished_at, attempt, lease_owner, " +
@@ -154,9 +153,9 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
         if (job.RetryOf is not null)
             created["retry_of"] = job.RetryOf;
         // The job's first event, seq 1: the row is inserted with last_seq 1 (see AppendEventsAsync).
-        await EventRows.InsertAsync(write, job.Id, 1, now, [new NewEvent("job.created", null, created)], ct);
-        if (database.Dialect == DbDialect.Postgres && job.Status == JobStatus.Pending)
-            await write.LaterAsync("SELECT pg_notify('opsgate_jobs', @id)", new { id = job.Id });
+        await eventRows.InsertAsync(write, job.Id, 1, now, [new NewEvent("job.created", null, created)], ct);
+        if (job.Status == JobStatus.Pending)
+            await wakeUps.NotifyLaterAsync(write, job.Id);
         return now;
     }
 
@@ -207,7 +206,7 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
     {
         var sql = new System.Text.StringBuilder($"SELECT {JobColumns} FROM jobs WHERE 1=1");
         if (namespaces is not null)
-            sql.Append(" AND ").Append(ScopeSql.JobWithinNamespaces(database.Dialect));
+            sql.Append(" AND ").Append(ScopeSql.JobWithinNamespaces(dialect));
         if (status is not null)
             sql.Append(" AND status = @status");
         if (type is not null)
@@ -223,11 +222,36 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
     /// Claims up to <paramref name="leases"/>.Count of the oldest claimable jobs, one per lease token: pending ones, or
     /// running ones whose lease expired (their worker died; such a job resumes at its first unfinished step). A pending
     /// job whose concurrency key is held by a running job waits. A claimed row is invisible to other workers until its
-    /// lease expires. At-least-once: a step that was running when its worker died runs again, so steps must be idempotent.
-    /// Each claim commits its job.started event and audit entry with it, all claims of a call in one transaction, and
-    /// reads the job's steps with it, after taking it (so no write of a previous holder can come between).
+    /// lease expires. Each claim commits its job.started event and audit entry with it, all claims of a call in one
+    /// transaction, and reads the job's steps with it, after taking it (so no write of a previous holder can come between).
     /// The oldest pending and the oldest expired jobs are looked up apart, each in index order: one query with
-    /// <c>status = 'pending' OR status = 'running'</c> sorted every queued job on every claim.
+    /// <c>status = 'pending' OR status = 'running'</c> sorted every queued job on every claim. How a row is taken is the
+    /// database's (<see cref="IJobClaims"/>).
+    /// <para>
+    /// <b>At least once.</b> A job runs to its end at least once, whichever process dies when; a step may run more than
+    /// once, so steps must be idempotent. The database is the only record; what is durable at each checkpoint, and what
+    /// a death right there leaves:
+    /// </para>
+    /// <list type="number">
+    /// <item>Claim, not committed (<see cref="IJobClaims.ClaimAsync"/>): the job is set running with this lease in an open
+    /// transaction. Death: the transaction rolls back; the job is still pending (or still expired) and the next claim of
+    /// any process takes it.</item>
+    /// <item>Claim committed with job.started and its audit entry (<see cref="StartedAsync"/>): the job is running with this
+    /// lease, <c>attempt</c> counted. Death: nobody renews the lease; once it expires, the expired search of a claim finds
+    /// the job and the next attempt resumes it at its first unfinished step (attempt &gt; 1, audited as job.resume).</item>
+    /// <item>Heartbeat (<see cref="RenewLeaseAsync"/>, every third of the lease): pushes the expiry on while the process
+    /// lives. A renewal that finds the lease gone (it expired and another worker took the job) stops this run: every later
+    /// write of it is refused by its lease check, so the new holder's work is never overwritten.</item>
+    /// <item>Step started, then finished (<see cref="UpdateStepAsync"/>, guarded by the lease; a start may be held back and
+    /// written with the finish): each commit records the step's state with its events. Death during a step: the step is
+    /// not recorded as succeeded, so the next attempt runs it again (the second run of the "at least once"). Death after
+    /// its finish committed: the next attempt starts at the step after it.</item>
+    /// <item>Finish (<see cref="FinishAsync"/>, guarded by the lease): the last step, the job's final status, its closing
+    /// events and audit entries, the lease cleared, in one transaction. Death before it commits: the job resumes as in 2
+    /// and reruns only its last step if that step's finish was to be written here. After it: the job is over, never
+    /// claimed again. A graceful shutdown instead releases the lease (<see cref="ReleaseLeaseAsync"/>): the job is
+    /// claimable at once, as in 2 without the wait.</item>
+    /// </list>
     /// </summary>
     /// <param name="leases">One lease token per job wanted (each claim gets its own, see <see cref="JobWorker"/>).</param>
     /// <param name="worker">The process claiming (recorded in the job.started event).</param>
@@ -235,88 +259,25 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
     /// parent waiting for its children never holds the slots they need.</param>
     public async Task<IReadOnlyList<ClaimedJob>> ClaimAsync(IReadOnlyList<string> leases, string worker, TimeSpan lease, bool children, CancellationToken ct)
     {
-        var kind = children ? "parent_id IS NOT NULL" : "parent_id IS NULL";
-        var pending = $"SELECT id, created_at FROM jobs WHERE status = 'pending' AND {kind} AND {FreeKey} ORDER BY created_at, id LIMIT @n";
-        var expired = $"SELECT id, created_at FROM jobs WHERE status = 'running' AND lease_expires_at < @now AND {kind} AND {FreeKey} ORDER BY created_at, id LIMIT @n";
-        // last_seq makes room for the job.started event, written with the claim (StartedAsync).
-        const string Set =
-            "status = 'running', lease_owner = @owner, lease_expires_at = @expires, attempt = attempt + 1, started_at = COALESCE(started_at, @now), " +
-            "last_seq = last_seq + 1";
+        var query = children ? ChildClaims : TopLevelClaims;
         var claimed = new List<ClaimedJob>(leases.Count);
         for (var tries = 0; tries < 5; tries++)
         {
             // After a unique violation (two pending jobs of one concurrency key, neither running yet) one at a time.
-            var n = tries == 0 ? leases.Count : 1;
-            var now = Now();
+            var owners = tries == 0 ? leases : [leases[0]];
             try
             {
-                if (database.Dialect == DbDialect.Postgres)
-                {
-                    await using var write = await database.WriteAsync(engine: true, ct);
-                    // The time once the turn is had, not before waiting for it: a job that waited for its concurrency key shows
-                    // a start after the holder's finish (on PostgreSQL, where writers run side by side, up to a round trip before it).
-                    now = Now();
-                    var sql = $"""
-                        UPDATE jobs SET {Set} FROM (
-                            SELECT id AS claimed FROM (
-                                SELECT * FROM ({pending} FOR UPDATE SKIP LOCKED) p
-                                UNION ALL
-                                SELECT * FROM ({expired} FOR UPDATE SKIP LOCKED) e
-                            ) candidates ORDER BY created_at, id LIMIT 1) c
-                        WHERE jobs.id = c.claimed RETURNING {Prefixed("jobs.")}
-                        """;
-                    var jobs = new List<JobRow>(n);
-                    for (var i = 0; i < n; i++)
-                    {
-                        var job = await write.Connection.QuerySingleOrDefaultAsync<JobRow>(sql, new { owner = leases[i], now, expires = now + lease, n = 1 }, write.Transaction);
-                        if (job is null)
-                            break;
-                        jobs.Add(Normalize(job));
-                    }
-                    // A statement of its own, after the claims: a previous holder's step write that committed while a
-                    // claim waited for the job's row is seen (a step of the claim's own statement would be older).
-                    if (jobs.Count > 0)
-                    {
-                        var steps = (await write.Connection.QueryAsync<StepRow>(
-                            $"SELECT {StepColumns} FROM job_steps WHERE job_id = ANY(@ids) ORDER BY job_id, step_order",
-                            new { ids = jobs.Select(j => j.Id).ToArray() }, write.Transaction)).Select(Normalize).ToLookup(s => s.JobId);
-                        claimed.AddRange(jobs.Select((j, i) => new ClaimedJob(j, leases[i], [.. steps[j.Id]])));
-                    }
+                // Checkpoint 1: the rows taken, in a transaction not yet committed.
+                await using var claim = await claims.ClaimAsync<JobRow, StepRow>(query, owners, lease, Now, j => j.Id, s => s.JobId, ct);
+                for (var i = 0; i < claim.Rows.Count; i++)
+                    claimed.Add(new ClaimedJob(Normalize(claim.Rows[i].Row), owners[i], [.. claim.Rows[i].Children.Select(Normalize)]));
+                // Checkpoint 2: committed, with job.started and the audit entry.
+                if (claim.Write is { } write)
                     await StartedAsync(write, claimed, worker, ct);
-                }
-                else
-                {
-                    // The candidates are read before the write turn is taken (the search is the costly part of a claim, and
-                    // the turn is what every writer in the process queues for); each is then taken only if still claimable.
-                    List<string> candidates;
-                    await using (var read = await database.OpenAsync(ct))
-                        candidates = (await read.QueryAsync<string>(
-                            $"SELECT id FROM (SELECT * FROM ({pending}) UNION ALL SELECT * FROM ({expired})) ORDER BY created_at, id LIMIT @n", new { now, n })).AsList();
-                    if (candidates.Count == 0)
-                        break;
-                    await using var write = await database.WriteAsync(engine: true, ct);
-                    now = Now();
-                    foreach (var id in candidates)
-                    {
-                        var job = await write.Connection.QuerySingleOrDefaultAsync<JobRow>(
-                            $"""
-                            UPDATE jobs SET {Set} WHERE id = @id AND {kind} AND {FreeKey}
-                                AND (status = 'pending' OR (status = 'running' AND lease_expires_at < @now))
-                            RETURNING {JobColumns}
-                            """, new { id, owner = leases[claimed.Count], now, expires = now + lease }, write.Transaction);
-                        if (job is null)
-                            continue;
-                        var steps = await write.Connection.QueryAsync<StepRow>(
-                            $"SELECT {StepColumns} FROM job_steps WHERE job_id = @id ORDER BY step_order", new { id }, write.Transaction);
-                        claimed.Add(new ClaimedJob(Normalize(job), leases[claimed.Count], [.. steps.Select(Normalize)]));
-                    }
-                    await StartedAsync(write, claimed, worker, ct);
-                }
-                // Nothing claimed on SQLite although candidates were found: another process took them meanwhile; look again.
-                if (claimed.Count > 0 || database.Dialect == DbDialect.Postgres)
+                if (!claim.LookAgain)
                     break;
             }
-            catch (Exception e) when (IsUniqueViolation(e) && tries < 4)
+            catch (Exception e) when (Database.IsUniqueViolation(e) && tries < 4)
             {
                 // Another worker claimed a job with the same concurrency key a moment earlier; look again.
                 claimed.Clear();
@@ -324,6 +285,20 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
         }
         return claimed;
     }
+
+    private static readonly ClaimQuery TopLevelClaims = Claims("parent_id IS NULL");
+    private static readonly ClaimQuery ChildClaims = Claims("parent_id IS NOT NULL");
+
+    private static ClaimQuery Claims(string kind) => new(
+        Table: "jobs",
+        Pending: $"SELECT id, created_at FROM jobs WHERE status = 'pending' AND {kind} AND {FreeKey} ORDER BY created_at, id LIMIT @n",
+        Expired: $"SELECT id, created_at FROM jobs WHERE status = 'running' AND lease_expires_at < @now AND {kind} AND {FreeKey} ORDER BY created_at, id LIMIT @n",
+        Claimable: $"{kind} AND {FreeKey} AND (status = 'pending' OR (status = 'running' AND lease_expires_at < @now))",
+        // last_seq makes room for the job.started event, written with the claim (StartedAsync).
+        Set: "status = 'running', lease_owner = @owner, lease_expires_at = @expires, attempt = attempt + 1, started_at = COALESCE(started_at, @now), " +
+            "last_seq = last_seq + 1",
+        Columns: JobColumns,
+        ChildTable: "job_steps", ChildColumns: StepColumns, ChildKey: "job_id", ChildOrder: "step_order");
 
     /// <summary>Records the start of claimed jobs in the claim's own transaction (no claim without it) and commits.</summary>
     private async Task StartedAsync(WriteScope write, List<ClaimedJob> claimed, string worker, CancellationToken ct)
@@ -336,7 +311,7 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
         {
             var started = new JsonObject { ["worker"] = worker, ["attempt"] = job.Attempt, ["resumed"] = job.Attempt > 1 };
             // Its seq was taken by the claim's update (the row is this claim's until commit).
-            await EventRows.InsertAsync(write, job.Id, job.LastSeq, now, [new NewEvent("job.started", null, started)], ct);
+            await eventRows.InsertAsync(write, job.Id, job.LastSeq, now, [new NewEvent("job.started", null, started)], ct);
             // A later attempt is a retried job (failed -> pending -> running) or one taken over from a dead worker.
             entries.Add(JobAudit.Entry(job, job.Attempt == 1 ? "job.start" : "job.resume", AuditStatus.Success, null));
         }
@@ -345,12 +320,10 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
             signals.EventsAppended(claim.Job.Id);
     }
 
-    private static string Prefixed(string prefix) => string.Join(", ", JobColumns.Split(", ").Select(c => prefix + c));
-
-    private static bool IsUniqueViolation(Exception e) =>
-        e is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation } or SqliteException { SqliteErrorCode: 19 };
-
-    /// <summary>Renews the lease. Returns null when the lease was lost, else whether a cancel was requested.</summary>
+    /// <summary>
+    /// Renews the lease. Returns null when the lease was lost, else whether a cancel was requested. Checkpoint 3 of
+    /// <see cref="ClaimAsync"/>: committed, the job stays this worker's for another lease.
+    /// </summary>
     public async Task<(bool CancelRequested, string? By)?> RenewLeaseAsync(string id, string owner, TimeSpan lease, CancellationToken ct)
     {
         await using var write = await database.WriteAsync(engine: true, ct);
@@ -410,7 +383,10 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
             audit.Committed(audited.Count);
     }
 
-    /// <summary>Writes a step's change (its row, events and audit entries) in one transaction, if <paramref name="owner"/> still holds the job. False: lease lost.</summary>
+    /// <summary>
+    /// Writes a step's change (its row, events and audit entries) in one transaction, if <paramref name="owner"/> still holds
+    /// the job. False: lease lost. Checkpoint 4 of <see cref="ClaimAsync"/>: a step recorded succeeded is not run again.
+    /// </summary>
     public async Task<bool> UpdateStepAsync(StepWrite change, string owner, CancellationToken ct)
     {
         var step = change.Step;
@@ -433,7 +409,7 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
     /// <summary>
     /// Moves a job to a new status (checked against the state machine) with its closing events. <paramref name="lastStep"/>:
     /// the job's last step, finished just before, written in the same transaction (one write less per job) with its
-    /// events and audit entry ahead of the job's.
+    /// events and audit entry ahead of the job's. Checkpoint 5 of <see cref="ClaimAsync"/>: committed, the job is never claimed again.
     /// </summary>
     public async Task<bool> FinishAsync(JobRow job, string owner, string status, string? error, IReadOnlyList<NewEvent> events, CancellationToken ct,
         AuditEntry? audited = null, StepWrite? lastStep = null)
@@ -497,9 +473,9 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
                 (events[i].Data ?? [])["events"] = first + i;
         }
         if (later is not null)
-            await EventRows.InsertAsync(later, jobId, first, now, events, ct);
+            await eventRows.InsertAsync(later, jobId, first, now, events, ct);
         else
-            await EventRows.InsertAsync(connection, tx, jobId, first, now, events, ct);
+            await eventRows.InsertAsync(connection, tx, jobId, first, now, events, ct);
         return (first, now);
     }
 

@@ -1,5 +1,4 @@
 using Microsoft.Extensions.Options;
-using Npgsql;
 using Opsgate.Server.Observability;
 using Opsgate.Server.Persistence;
 
@@ -17,15 +16,15 @@ internal sealed partial class JobWorker : BackgroundService
     private readonly JobSignals signals;
     private readonly JobCommands commands;
     private readonly JobAdmission admission;
-    private readonly Database database;
+    private readonly IJobWakeUps wakeUps;
     private readonly IOptions<JobsOptions> options;
     private readonly ILogger<JobWorker> logger;
 
-    public JobWorker(JobStore store, JobRunner runner, JobSignals signals, JobCommands commands, JobAdmission admission, Database database,
+    public JobWorker(JobStore store, JobRunner runner, JobSignals signals, JobCommands commands, JobAdmission admission, IJobWakeUps wakeUps,
         IOptions<JobsOptions> options, OpsgateMetrics metrics, ILogger<JobWorker> logger)
     {
-        (this.store, this.runner, this.signals, this.commands, this.admission, this.database, this.options, this.logger) =
-            (store, runner, signals, commands, admission, database, options, logger);
+        (this.store, this.runner, this.signals, this.commands, this.admission, this.wakeUps, this.options, this.logger) =
+            (store, runner, signals, commands, admission, wakeUps, options, logger);
         metrics.Meter.CreateObservableGauge("opsgate_jobs_queued", () => Queued, description: "Jobs waiting for a worker (pending), as of the last count.");
     }
 
@@ -45,7 +44,8 @@ internal sealed partial class JobWorker : BackgroundService
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var settings = options.Value;
-        var listening = database.Dialect == DbDialect.Postgres ? ListenAsync(stoppingToken) : Task.CompletedTask;
+        // Wake-ups from other processes (PostgreSQL's NOTIFY; none on SQLite, where the poll tick finds their work).
+        var listening = wakeUps.ListenAsync(() => signals.JobQueued(), stoppingToken);
         var counting = CountQueuedAsync(settings.PollInterval, stoppingToken);
         await Task.WhenAll(RunPoolAsync(settings.Workers, children: false, stoppingToken), RunPoolAsync(settings.ChildWorkers, children: true, stoppingToken));
         await Task.WhenAll(listening, counting);
@@ -115,56 +115,6 @@ internal sealed partial class JobWorker : BackgroundService
         }
     }
 
-    /// <summary>PostgreSQL: a NOTIFY on submit wakes idle workers in every replica at once.</summary>
-    private async Task ListenAsync(CancellationToken ct)
-    {
-        while (!ct.IsCancellationRequested)
-        {
-            try
-            {
-                await using var connection = (NpgsqlConnection)await database.OpenAsync(ct);
-                connection.Notification += (_, _) => signals.JobQueued();
-                await using (var listen = new NpgsqlCommand("LISTEN opsgate_jobs", connection))
-                    await listen.ExecuteNonQueryAsync(ct);
-                try
-                {
-                    while (!ct.IsCancellationRequested)
-                        await connection.WaitAsync(ct);
-                }
-                finally
-                {
-                    await UnlistenAsync(connection);
-                }
-            }
-            catch (OperationCanceledException) when (ct.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception e)
-            {
-                // Polling still finds the work; try to listen again shortly.
-                LogListenFailed(logger, e);
-                // A cancelled wait just ends the loop (the while condition), so it must not throw here.
-                await Task.Delay(TimeSpan.FromSeconds(2), ct).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-            }
-        }
-    }
-
-    /// <summary>Pooled connections are reused without a reset (see Database): this one must not go back to the pool still listening.</summary>
-    private static async Task UnlistenAsync(NpgsqlConnection connection)
-    {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-        try
-        {
-            await using var unlisten = new NpgsqlCommand("UNLISTEN *", connection);
-            await unlisten.ExecuteNonQueryAsync(timeout.Token);
-        }
-        catch (Exception e) when (e is NpgsqlException or InvalidOperationException or OperationCanceledException)
-        {
-            // A broken connection is not reused by the pool.
-        }
-    }
-
     /// <summary>Housekeeping on a timer: the queued-jobs gauge, and approvals that ran out of time.</summary>
     private async Task CountQueuedAsync(TimeSpan interval, CancellationToken ct)
     {
@@ -197,7 +147,4 @@ internal sealed partial class JobWorker : BackgroundService
 
     [LoggerMessage(EventId = 611, Level = LogLevel.Error, Message = "Running job {JobId} failed unexpectedly; it resumes when its lease expires")]
     private static partial void LogRunFailed(ILogger logger, string jobId, Exception exception);
-
-    [LoggerMessage(EventId = 612, Level = LogLevel.Warning, Message = "LISTEN opsgate_jobs failed; relying on polling until it is back")]
-    private static partial void LogListenFailed(ILogger logger, Exception exception);
 }

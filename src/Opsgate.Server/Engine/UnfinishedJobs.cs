@@ -1,5 +1,4 @@
 using Dapper;
-using Npgsql;
 using Opsgate.Server.Persistence;
 
 namespace Opsgate.Server.Engine;
@@ -15,19 +14,16 @@ internal static class UnfinishedJobs
 
     /// <returns>
     /// The id of the first job that is pending, waiting for approval or running whose parameter <paramref name="parameter"/>
-    /// (a constant of the caller's) is a string equal to one of <paramref name="names"/> (an object's id or name), or null.
+    /// (a constant of the caller's, a JSON key) is a string equal to one of <paramref name="names"/> (an object's id or name), or null.
     /// Read in the caller's write transaction; a job submitted at that very moment may still be accepted (submission checks
     /// the names before its own transaction) and then fails when it runs, saying what is missing.
     /// </returns>
-    public static Task<string?> UsingAsync(WriteScope write, string parameter, params string[] names)
+    public static Task<string?> UsingAsync(WriteScope write, ISqlText dialect, string parameter, params string[] names)
     {
-        var sql = write.Connection is NpgsqlConnection
-            ? $"SELECT id FROM jobs WHERE {Unfinished} AND jsonb_typeof(params::jsonb -> @parameter) = 'string' AND params::jsonb ->> @parameter = ANY(@names) ORDER BY id LIMIT 1"
-            : $"SELECT id FROM jobs WHERE {Unfinished} AND json_type(params, @path) = 'text' AND json_extract(params, @path) IN @names ORDER BY id LIMIT 1";
+        var sql = $"SELECT id FROM jobs WHERE {Unfinished} AND {dialect.JsonIsString("params", parameter)} AND {dialect.InList(dialect.JsonText("params", parameter), "names")} ORDER BY id LIMIT 1";
         return write.Connection.QueryFirstOrDefaultAsync<string?>(sql, new
         {
-            pending = JobStatus.Pending, waiting = JobStatus.WaitingApproval, running = JobStatus.Running,
-            parameter, path = "$." + parameter, names,
+            pending = JobStatus.Pending, waiting = JobStatus.WaitingApproval, running = JobStatus.Running, names,
         }, write.Transaction);
     }
 }

@@ -6,6 +6,8 @@ using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using Opsgate.Server.Hosting;
+using Opsgate.Server.Persistence.Postgres;
+using Opsgate.Server.Persistence.Sqlite;
 
 namespace Opsgate.Server.Persistence;
 
@@ -13,7 +15,8 @@ internal enum DbDialect { Sqlite, Postgres }
 
 /// <summary>
 /// The one database Opsgate keeps its state in: SQLite (embedded default, WAL) or PostgreSQL.
-/// Both dialects share one schema; where SQL differs, callers branch on <see cref="Dialect"/>.
+/// Both dialects share one schema; where SQL differs, the rest of the server uses the interfaces in Dialects.cs, whose
+/// implementations (Persistence/Sqlite, Persistence/Postgres) <see cref="PersistenceExtensions.AddPersistence"/> picks by <see cref="Dialect"/>.
 /// </summary>
 internal sealed class Database : IAsyncDisposable
 {
@@ -187,6 +190,13 @@ internal sealed class Database : IAsyncDisposable
     /// </summary>
     public static bool IsForeignKeyViolation(Exception e) =>
         e is PostgresException { SqlState: PostgresErrorCodes.ForeignKeyViolation } or SqliteException { SqliteErrorCode: 19, SqliteExtendedErrorCode: 787 };
+
+    /// <summary>
+    /// A unique constraint refused the write: on PostgreSQL another transaction committed the same key meanwhile (on SQLite,
+    /// another process: writers of this one take turns).
+    /// </summary>
+    public static bool IsUniqueViolation(Exception e) =>
+        e is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation } or SqliteException { SqliteErrorCode: 19 };
 
     /// <summary>Where the data lives, without credentials, for the start-up line and /health.</summary>
     public string Describe()
@@ -380,7 +390,17 @@ internal static class PersistenceExtensions
     {
         builder.Services.AddSingleton<Database>();
         builder.Services.AddSingleton<Migrator>();
+        // Where the databases differ, the implementation is chosen here, once.
+        Dialect<IJobClaims>(builder.Services, s => new SqliteJobClaims(s.GetRequiredService<Database>()), s => new PostgresJobClaims(s.GetRequiredService<Database>()));
+        Dialect<IEventAppend>(builder.Services, _ => new SqliteEventAppend(), _ => new PostgresEventAppend());
+        Dialect<IJobWakeUps>(builder.Services, _ => new SqliteWakeUps(),
+            s => new PostgresWakeUps(s.GetRequiredService<Database>(), s.GetRequiredService<ILogger<PostgresWakeUps>>()));
+        Dialect<IAuditAppend>(builder.Services, _ => new SqliteAuditAppend(), s => new PostgresAuditAppend(s.GetRequiredService<Database>()));
+        Dialect<ISqlText>(builder.Services, _ => new SqliteSqlText(), _ => new PostgresSqlText());
     }
+
+    private static void Dialect<T>(IServiceCollection services, Func<IServiceProvider, T> sqlite, Func<IServiceProvider, T> postgres) where T : class =>
+        services.AddSingleton(s => s.GetRequiredService<Database>().Dialect == DbDialect.Postgres ? postgres(s) : sqlite(s));
 
     /// <summary>SQLite hands timestamps back without a kind; everything Opsgate stores is UTC.</summary>
     public static DateTime AsUtc(this DateTime value) => DateTime.SpecifyKind(value, DateTimeKind.Utc);

@@ -1,5 +1,4 @@
 using Dapper;
-using Npgsql;
 using Opsgate.Server.Engine;
 using Opsgate.Server.Persistence;
 
@@ -12,7 +11,7 @@ internal sealed record ProjectInfo(
 internal sealed class ProjectConflictException(string message) : Exception(message);
 
 /// <summary>Projects and the commits job steps pinned (<c>projects</c>, <c>project_pins</c>).</summary>
-internal sealed class ProjectStore(Database database, JobStore jobs, JobSignals signals, TimeProvider time)
+internal sealed class ProjectStore(Database database, JobStore jobs, JobSignals signals, TimeProvider time, ISqlText dialect)
 {
     private const string Columns = "id, name, git_repo, ref, credential, created_at, created_by, last_commit, synced_at";
 
@@ -60,7 +59,7 @@ internal sealed class ProjectStore(Database database, JobStore jobs, JobSignals 
     public async Task<bool> DeleteAsync(string id, string name, CancellationToken ct)
     {
         await using var write = await database.WriteAsync(ct);
-        if (await UnfinishedJobs.UsingAsync(write, "project", id, name) is { } job)
+        if (await UnfinishedJobs.UsingAsync(write, dialect, "project", id, name) is { } job)
             throw new ProjectConflictException($"project '{name}' is used by job {job}, which has not finished; delete it after the job ends (or cancel the job)");
         var removed = await write.Connection.ExecuteAsync("DELETE FROM projects WHERE id = @id", new { id }, write.Transaction);
         await write.CommitAsync(ct);
@@ -99,9 +98,7 @@ internal sealed class ProjectStore(Database database, JobStore jobs, JobSignals 
     public async Task<HashSet<string>> PinnedCommitsAsync(CancellationToken ct)
     {
         await using var connection = await database.OpenAsync(ct);
-        var given = connection is NpgsqlConnection
-            ? "SELECT params::jsonb ->> 'project_commit' FROM jobs WHERE status IN (@pending, @waiting, @running) AND jsonb_typeof(params::jsonb -> 'project_commit') = 'string'"
-            : "SELECT json_extract(params, '$.project_commit') FROM jobs WHERE status IN (@pending, @waiting, @running) AND json_type(params, '$.project_commit') = 'text'";
+        var given = $"SELECT {dialect.JsonText("params", "project_commit")} FROM jobs WHERE status IN (@pending, @waiting, @running) AND {dialect.JsonIsString("params", "project_commit")}";
         var commits = await connection.QueryAsync<string>(new CommandDefinition(
             $"""
             SELECT p.commit_sha FROM project_pins p JOIN jobs j ON j.id = p.job_id WHERE j.status IN (@pending, @waiting, @running)

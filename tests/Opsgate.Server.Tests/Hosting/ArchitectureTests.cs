@@ -91,6 +91,73 @@ public sealed class ArchitectureTests(ITestOutputHelper output)
         Assert.Empty(found);
     }
 
+    /// <summary>
+    /// SQLite and PostgreSQL differ only inside <c>Opsgate.Server.Persistence</c> (its <c>Sqlite</c> and <c>Postgres</c>
+    /// namespaces, behind small interfaces): no other type names a database driver or branches on <c>DbDialect</c>.
+    /// </summary>
+    [Fact]
+    public void Only_persistence_knows_the_database_dialects()
+    {
+        static bool IsDialect(Type used) =>
+            used.Namespace is { } ns && (ns.StartsWith("Npgsql", StringComparison.Ordinal) || ns.StartsWith("Microsoft.Data.Sqlite", StringComparison.Ordinal) ||
+                ns.StartsWith("SQLitePCL", StringComparison.Ordinal))
+            || used.FullName == "Opsgate.Server.Persistence.DbDialect";
+        var offenders = (
+            from type in Server.GetTypes()
+            let ns = Outermost(type).Namespace ?? ""
+            where ns != "Opsgate.Server.Persistence" && !ns.StartsWith("Opsgate.Server.Persistence.", StringComparison.Ordinal)
+            from used in Used(type).Concat(CalledSignatures(type))
+            where IsDialect(used)
+            select $"{Outermost(type).FullName} uses {used.FullName}").Distinct().Order(StringComparer.Ordinal).ToList();
+        foreach (var offender in offenders)
+            output.WriteLine(offender);
+        Assert.Empty(offenders);
+
+        // A comparison with an enum constant names no type in IL: DbDialect shows in the signature of what is called
+        // (a Dialect property, a method taking one).
+        static IEnumerable<Type> CalledSignatures(Type type)
+        {
+            foreach (var method in type.GetMethods(All).Cast<MethodBase>().Concat(type.GetConstructors(All)))
+            {
+                if (method.GetMethodBody()?.GetILAsByteArray() is not { } il)
+                    continue;
+                var typeArgs = type.IsGenericType ? type.GetGenericArguments() : null;
+                var methodArgs = method.IsGenericMethod ? method.GetGenericArguments() : null;
+                for (var i = 0; i < il.Length;)
+                {
+                    short value = il[i] == 0xFE ? (short)(0xFE00 | il[i + 1]) : il[i];
+                    i += il[i] == 0xFE ? 2 : 1;
+                    var op = OpCodesByValue[value];
+                    if (op.OperandType == OperandType.InlineMethod)
+                    {
+                        MethodBase? called = null;
+                        try
+                        {
+                            called = method.Module.ResolveMethod(BitConverter.ToInt32(il, i), typeArgs, methodArgs);
+                        }
+                        catch (Exception e) when (e is ArgumentException or BadImageFormatException or TypeLoadException)
+                        {
+                            // As in FromBody: nothing of ours.
+                        }
+                        if (called is MethodInfo m)
+                            yield return m.ReturnType;
+                        foreach (var p in called?.GetParameters() ?? [])
+                            yield return p.ParameterType;
+                    }
+                    i += op.OperandType switch
+                    {
+                        OperandType.InlineNone => 0,
+                        OperandType.ShortInlineBrTarget or OperandType.ShortInlineI or OperandType.ShortInlineVar => 1,
+                        OperandType.InlineVar => 2,
+                        OperandType.InlineI8 or OperandType.InlineR => 8,
+                        OperandType.InlineSwitch => 4 + 4 * BitConverter.ToInt32(il, i),
+                        _ => 4,
+                    };
+                }
+            }
+        }
+    }
+
     /// <summary>Feature → feature it uses → one example (type → type), for the message.</summary>
     private static Dictionary<string, Dictionary<string, string>> Dependencies()
     {

@@ -3,6 +3,7 @@ using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
 using Opsgate.Server.Hosting;
 using Opsgate.Server.Persistence;
+using Opsgate.Server.Persistence.Sqlite;
 using Opsgate.Server.Tests.Infrastructure;
 using SQLitePCL;
 

@@ -77,7 +77,7 @@ internal static class InventoryNames
 /// expansion, so a run (or a shard) gets the YAML and the expanded hosts from <see cref="ResolveAsync"/> without
 /// running ansible-inventory again (3 s for 20,000 hosts).
 /// </summary>
-internal sealed class InventoryStore(Database database, InventoryExpander expander, InventorySecrets secrets, ISecretStore secretStore, TimeProvider time)
+internal sealed class InventoryStore(Database database, InventoryExpander expander, InventorySecrets secrets, ISecretStore secretStore, TimeProvider time, ISqlText dialect)
 {
     private const string Columns =
         "i.id, i.name, v.seq, v.version, v.env, v.host_count, v.created_at, v.created_by, v.source_project_id, v.source_project, v.source_path, v.source_commit";
@@ -151,7 +151,7 @@ internal sealed class InventoryStore(Database database, InventoryExpander expand
             new { name = request.Name, now, actor }, tx);
         // On PostgreSQL the row lock makes concurrent versions of one inventory take turns (SQLite writers already do).
         var id = await connection.ExecuteScalarAsync<long?>(
-            database.Dialect == DbDialect.Postgres ? "SELECT id FROM inventories WHERE name = @name FOR UPDATE" : "SELECT id FROM inventories WHERE name = @name",
+            "SELECT id FROM inventories WHERE name = @name" + dialect.ForUpdate,
             new { name = request.Name }, tx)
             // PostgreSQL: a delete of the inventory committed between the insert above (which found the row) and this lock.
             ?? throw new InventoryConflictException($"inventory '{request.Name}' was deleted meanwhile; send the version again");
@@ -283,7 +283,7 @@ internal sealed class InventoryStore(Database database, InventoryExpander expand
             $"SELECT i.id, i.name FROM inventories i WHERE {Where(reference)}", new { id = reference.Id, name = reference.Name }, write.Transaction);
         if (inventory is null)
             return null;
-        if (await UnfinishedJobs.UsingAsync(write, "inventory", inventory.Id.ToString(CultureInfo.InvariantCulture), inventory.Name) is { } job)
+        if (await UnfinishedJobs.UsingAsync(write, dialect, "inventory", inventory.Id.ToString(CultureInfo.InvariantCulture), inventory.Name) is { } job)
             throw new InventoryConflictException($"inventory '{inventory.Name}' is used by job {job}, which has not finished; delete it after the job ends (or cancel the job)");
         var secretNames = (await write.Connection.QueryAsync<string>(
             "SELECT secret_name FROM inventory_versions WHERE inventory_id = @id AND secret_name IS NOT NULL", new { id = inventory.Id }, write.Transaction)).ToList();

@@ -4,7 +4,7 @@ using System.Diagnostics.CodeAnalysis;
 using Microsoft.Data.Sqlite;
 using SQLitePCL;
 
-namespace Opsgate.Server.Persistence;
+namespace Opsgate.Server.Persistence.Sqlite;
 
 /// <summary>
 /// The one SQLite connection this process writes through (writers take turns, see <see cref="WriteTurns"/>), keeping
