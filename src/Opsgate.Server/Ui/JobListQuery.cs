@@ -14,7 +14,7 @@ internal sealed record JobFilter(string? Status, string? Type, string? Actor, st
 /// (column, id) indexes of migration 0030 from where the page starts: the cost of a page does not grow with the
 /// number of jobs before it. A principal's namespace allowlist is applied in SQL as for the API's listing.
 /// </summary>
-internal sealed class JobListQuery(Database database)
+internal sealed class JobListQuery(Database database, ISqlText dialect)
 {
     public async Task<IReadOnlyList<JobRow>> PageAsync(JobFilter filter, string? before, int limit, IReadOnlyList<string>? namespaces, CancellationToken ct)
     {
@@ -22,7 +22,7 @@ internal sealed class JobListQuery(Database database)
             "SELECT id, type, status, actor, created_at AS CreatedAt, started_at AS StartedAt, finished_at AS FinishedAt, dry_run AS DryRun, " +
             "error, parent_id AS ParentId FROM jobs WHERE 1=1");
         if (namespaces is not null)
-            sql.Append(" AND ").Append(ScopeSql.JobWithinNamespaces(database.Dialect));
+            sql.Append(" AND ").Append(ScopeSql.JobWithinNamespaces(dialect));
         if (filter.Status is not null)
             sql.Append(" AND status = @status");
         if (filter.Type is not null)
