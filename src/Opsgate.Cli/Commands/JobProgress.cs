@@ -89,6 +89,10 @@ internal sealed class JobProgress
                     step.Status = "succeeded";
                     step.Finished = e.Ts;
                     step.Detail = Text("detail") ?? step.Detail;
+                    // The runner's own measure: a quick step's start event is written late (held to share its end's
+                    // transaction), so the events' timestamps understate it.
+                    if (data?["seconds"] is { } seconds && seconds.GetValueKind() == System.Text.Json.JsonValueKind.Number)
+                        step.Started = e.Ts - TimeSpan.FromSeconds(seconds.GetValue<double>());
                     return $"{where}  succeeded  {Printer.Duration(step.Started, step.Finished)}  {step.Detail}".TrimEnd();
                 case "step.failed":
                     step.Status = "failed";
