@@ -43,13 +43,17 @@ public sealed partial class OpsgateClient
         var connected = false;
         DateTime? droppedAt = null;
         Exception? dropReason = null;
+        var announced = false;
         while (true)
         {
             if (droppedAt is not null)
             {
                 if (DateTime.UtcNow - droppedAt.Value > options.ReconnectFor)
                     throw dropReason ?? new HttpRequestException($"the event stream of job {id} ended before the job finished");
-                options.OnReconnect?.Invoke(last, dropReason);
+                // Said once per drop, not on every attempt while a restarting server is away.
+                if (!announced)
+                    options.OnReconnect?.Invoke(last, dropReason);
+                announced = true;
                 await Task.Delay(options.ReconnectDelay, ct);
             }
             using var request = new HttpRequestMessage(HttpMethod.Get, JobPath(id) + "/events");
@@ -118,6 +122,7 @@ public sealed partial class OpsgateClient
                     last = received.Seq;
                     lastType = received.Type;
                     droppedAt = null;
+                    announced = false;
                     yield return received;
                 }
                 if (ended)

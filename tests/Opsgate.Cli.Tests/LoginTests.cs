@@ -25,6 +25,12 @@ public sealed class LoginTests(CliServer server) : IDisposable
 
         var contexts = await _cli.RunAsync("config", "get-contexts");
         Assert.Matches(@"(?m)^\*\s+local\s+http://127\.0\.0\.1:\d+$", contexts.Out);
+        var yaml = await _cli.RunAsync("config", "get-contexts", "-o", "yaml");
+        Assert.True(yaml.Exit == 0, yaml.ToString());
+        Assert.Contains("current_context: local\n", yaml.Out, StringComparison.Ordinal);
+        Assert.Contains("  current: true\n", yaml.Out, StringComparison.Ordinal);
+        // The key stays in the file: no output shows it.
+        Assert.DoesNotContain(CliServer.AdminKey, yaml.Out + contexts.Out, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -49,17 +49,17 @@ internal static partial class YamlText
                 emitter.Emit(new SequenceEnd());
                 break;
             case JsonValue value:
-                var element = value.GetValue<JsonElement>();
-                if (element.ValueKind == JsonValueKind.String)
+                // GetValueKind works for values parsed from JSON and values made in code alike (GetValue<JsonElement> does not).
+                if (value.GetValueKind() == JsonValueKind.String)
                 {
-                    var text = element.GetString()!;
+                    var text = value.GetValue<string>();
                     // A string that plain YAML would read as something else (a number, true, null, empty) is quoted.
                     var style = text.Length == 0 || LooksTyped(text) ? ScalarStyle.DoubleQuoted : ScalarStyle.Any;
                     emitter.Emit(new Scalar(null, null, text, style, true, true));
                 }
                 else
                 {
-                    emitter.Emit(new Scalar(null, null, element.GetRawText(), ScalarStyle.Plain, true, false));
+                    emitter.Emit(new Scalar(null, null, value.ToJsonString(), ScalarStyle.Plain, true, false));
                 }
                 break;
         }
