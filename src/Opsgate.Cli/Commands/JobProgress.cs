@@ -59,7 +59,7 @@ internal sealed class JobProgress
                 }
             }
         }
-        var final = await client.GetJobAsync(job.JobId, ct);
+        var final = await FinalAsync(client, job.JobId, ct);
         if (printer.IsStructured)
         {
             printer.Structured(final, OpsgateJson.Default.Job);
@@ -68,6 +68,23 @@ internal sealed class JobProgress
         var took = Printer.Duration(final.StartedAt, final.FinishedAt);
         await io.Out.WriteLineAsync($"job/{final.JobId} {final.Status}{(took.Length > 0 ? " in " + took : "")}{(final.Error is null ? "" : ": " + final.Error)}");
         return final;
+    }
+
+    /// <summary>The finished job; a server restarting just then is waited for, as the event stream waits for it.</summary>
+    private static async Task<Job> FinalAsync(OpsgateClient client, string id, CancellationToken ct)
+    {
+        var until = DateTime.UtcNow + new EventStreamOptions().ReconnectFor;
+        while (true)
+        {
+            try
+            {
+                return await client.GetJobAsync(id, ct);
+            }
+            catch (HttpRequestException e) when (e.StatusCode is null && DateTime.UtcNow < until)
+            {
+                await Task.Delay(250, ct);
+            }
+        }
     }
 
     /// <summary>Applies one event; answers the plain line that says what changed, if anything did.</summary>

@@ -23,7 +23,27 @@ public sealed class CliServer : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        var runbooks = Directory.CreateDirectory(Path.Combine(_dir, "runbooks")).FullName;
+        var runbooks = await WriteRunbooksAsync(Path.Combine(_dir, "runbooks"));
+        _app = OpsgateHost.Build([.. Args(_dir, runbooks), "--urls=http://127.0.0.1:0"]);
+        await _app.StartOpsgateAsync();
+        BaseAddress = new Uri(_app.ListeningAddresses().First());
+        Admin = new OpsgateClient(BaseAddress, AdminKey);
+    }
+
+    /// <summary>The server's command line (without --urls): data and runbooks under <paramref name="dir"/>.</summary>
+    public static string[] Args(string dir, string runbooks) =>
+    [
+        $"--DataDir={Path.Combine(dir, "data")}",
+        $"--Auth:BootstrapAdminKey={AdminKey}",
+        "--RateLimit:Enabled=false",
+        "--Logging:LogLevel:Default=Warning",
+        $"--Jobs:RunbookDirectory={runbooks}",
+    ];
+
+    /// <summary>Writes the test runbooks into <paramref name="dir"/>; answers its full path.</summary>
+    public static async Task<string> WriteRunbooksAsync(string dir)
+    {
+        var runbooks = Directory.CreateDirectory(dir).FullName;
         // slow: steps that take a moment, to follow and to drop the connection under. fails: a call nobody answers.
         await File.WriteAllTextAsync(Path.Combine(runbooks, "slow.yaml"), """
             name: slow
@@ -67,19 +87,8 @@ public sealed class CliServer : IAsyncLifetime
               - name: only
                 kind: noop
             """);
-        _app = OpsgateHost.Build([
-            "--urls=http://127.0.0.1:0",
-            $"--DataDir={Path.Combine(_dir, "data")}",
-            $"--Auth:BootstrapAdminKey={AdminKey}",
-            "--RateLimit:Enabled=false",
-            "--Logging:LogLevel:Default=Warning",
-            $"--Jobs:RunbookDirectory={runbooks}",
-        ]);
-        await _app.StartOpsgateAsync();
-        BaseAddress = new Uri(_app.ListeningAddresses().First());
-        Admin = new OpsgateClient(BaseAddress, AdminKey);
+        return runbooks;
     }
-
     /// <summary>Creates an API key through the API; answers the key.</summary>
     public async Task<string> CreateKeyAsync(string name, string role)
     {

@@ -50,7 +50,18 @@ public sealed class DroppingProxy : IAsyncDisposable
                 var client = await _listener.AcceptSocketAsync(_stop.Token);
                 Interlocked.Increment(ref _accepted);
                 var upstream = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-                await upstream.ConnectAsync(_target.Host, _target.Port, _stop.Token);
+                try
+                {
+                    await upstream.ConnectAsync(_target.Host, _target.Port, _stop.Token);
+                }
+                catch (SocketException)
+                {
+                    // The server is down (restarting): the client sees its connection reset, as it would without a relay.
+                    upstream.Dispose();
+                    client.LingerState = new LingerOption(true, 0);
+                    client.Close();
+                    continue;
+                }
                 lock (_open)
                 {
                     _open.Add(client);
