@@ -1,0 +1,1 @@
+return await Opsgate.Cli.Opsctl.RunAsync(args, Opsgate.Cli.CliIo.FromConsole());
