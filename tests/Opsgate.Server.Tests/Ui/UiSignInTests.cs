@@ -28,7 +28,7 @@ public sealed class UiSignInTests(Browser browser)
 
         await page.GetByLabel("API key").FillAsync(key);
         await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
-        await page.WaitForURLAsync(url => url.EndsWith("/jobs", StringComparison.Ordinal));
+        await Browser.WaitForUrlAsync(page, url => url.EndsWith("/jobs", StringComparison.Ordinal));
         await Assertions.Expect(page.Locator(".who")).ToContainTextAsync("dana · operator");
 
         var cookie = (await context.CookiesAsync()).Single(c => c.Name == "opsgate_session");
@@ -46,7 +46,7 @@ public sealed class UiSignInTests(Browser browser)
         Assert.Equal(HttpStatusCode.OK, (await server.Client(key).GetAsync("/api/v1/jobs")).StatusCode);
 
         await page.GetByRole(AriaRole.Button, new() { Name = "Sign out" }).ClickAsync();
-        await page.WaitForURLAsync(url => url.Contains("/signin", StringComparison.Ordinal));
+        await Browser.WaitForUrlAsync(page, url => url.Contains("/signin", StringComparison.Ordinal));
         await Assertions.Expect(page.GetByRole(AriaRole.Status)).ToContainTextAsync("signed out");
         Assert.DoesNotContain(await context.CookiesAsync(), c => c.Name == "opsgate_session");
         await page.GotoAsync("/");
