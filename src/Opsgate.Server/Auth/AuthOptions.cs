@@ -37,6 +37,18 @@ internal sealed class OidcOptions
     public string? NamespacesClaim { get; set; }
 
     public bool RequireHttpsMetadata { get; set; } = true;
+
+    /// <summary>
+    /// The console's client at the provider. Set, the sign-in page offers "Sign in with OIDC" (authorization code
+    /// flow with PKCE); empty, the console takes API keys only.
+    /// </summary>
+    public string? ClientId { get; set; }
+
+    /// <summary>The client's secret, for a confidential client; a public client (PKCE alone) needs none.</summary>
+    public string? ClientSecret { get; set; }
+
+    /// <summary>Scopes asked for at console sign-in besides <c>openid</c>.</summary>
+    public string Scopes { get; set; } = "profile";
 }
 
 /// <summary>Checks the <c>Auth</c> settings at start; a failure names the key.</summary>
@@ -60,11 +72,17 @@ internal sealed class AuthOptionsValidator : IValidateOptions<AuthOptions>
                 return Fail("Auth:Oidc:Audience", "is required when Auth:Oidc:Authority is set");
             if (string.IsNullOrWhiteSpace(oidc.RoleClaim))
                 return Fail("Auth:Oidc:RoleClaim", "must name the claim that carries roles (e.g. realm_access.roles or groups)");
+            if (oidc.ClientId is { Length: > 0 } client && (client.Length > 200 || client.Any(char.IsWhiteSpace)))
+                return Fail("Auth:Oidc:ClientId", "must be the client id registered at the provider: at most 200 characters without whitespace");
             foreach (var (group, role) in oidc.RoleMap)
             {
                 if (!Roles.TryParse(role, out _))
                     return Fail($"Auth:Oidc:RoleMap:{group}", $"must be one of {Roles.AllNames}, not '{role}'");
             }
+        }
+        else if (!string.IsNullOrWhiteSpace(oidc.ClientId))
+        {
+            return Fail("Auth:Oidc:ClientId", "needs Auth:Oidc:Authority: console sign-in with OIDC asks that provider");
         }
         return ValidateOptionsResult.Success;
     }

@@ -48,7 +48,9 @@ internal static class UiExtensions
         services.AddOptions<KeyManagementOptions>().Configure<IOptions<OpsgateOptions>>((o, opsgate) => o.XmlRepository = new UiKeyRepository(Path.Combine(Path.GetFullPath(opsgate.Value.DataDir), "ui-keys")));
         // Says the keys are stored unencrypted: they are, in a private directory, which is the protection chosen here.
         builder.Logging.AddFilter("Microsoft.AspNetCore.DataProtection.KeyManagement.XmlKeyManager", LogLevel.Error);
-        services.AddAuthentication().AddCookie(UiSession.Scheme, UiSession.Configure);
+        var oidc = new OidcOptions();
+        builder.Configuration.GetSection("Auth:Oidc").Bind(oidc);
+        UiOidc.Add(services.AddAuthentication().AddCookie(UiSession.Scheme, UiSession.Configure), oidc);
         services.AddSingleton<UiSession>();
         services.AddScoped<JobListQuery>();
         services.AddScoped<DashboardQuery>();

@@ -13,7 +13,8 @@ internal sealed class UiEndpoint;
 /// <summary>
 /// A console session: an API key typed into the sign-in form is checked like the API checks it and exchanged for a
 /// cookie holding a protected ticket with the key's id (never the key). Each request re-reads the key by id, so a
-/// revoked or expired key ends its sessions at once and a changed role or allowlist applies at once. The cookie is
+/// revoked or expired key ends its sessions at once and a changed role or allowlist applies at once. A session made
+/// by OIDC sign-in (<see cref="UiOidc"/>) carries the provider's answer instead and is not re-read. The cookie is
 /// HttpOnly and SameSite=Strict, Secure when the request came over HTTPS, and lapses after <see cref="Lifetime"/>.
 /// </summary>
 internal sealed class UiSession(ApiKeyStore keys, TimeProvider time)
@@ -22,6 +23,8 @@ internal sealed class UiSession(ApiKeyStore keys, TimeProvider time)
     public const string CookieName = "opsgate_session";
     /// <summary>A session acts as its key: credential use rules and audit entries that name API keys apply to it alike.</summary>
     public const string AuthMethod = "apikey";
+    /// <summary>What <see cref="UiOidc"/> sessions carry: the API's word for a principal from an OIDC token.</summary>
+    public const string OidcMethod = "oidc";
     public static readonly TimeSpan Lifetime = TimeSpan.FromHours(8);
     public static readonly UiEndpoint Marker = new();
 
@@ -77,6 +80,9 @@ internal sealed class UiSession(ApiKeyStore keys, TimeProvider time)
 
     private async Task ValidateAsync(CookieValidatePrincipalContext context)
     {
+        // An OIDC session has no key to read again: it keeps the role the provider gave at sign-in until it lapses.
+        if (context.Principal?.FindFirst(Principal.MethodClaim)?.Value == OidcMethod)
+            return;
         var id = context.Principal?.FindFirst(Principal.IdClaim)?.Value;
         var row = id is null ? null : await keys.FindByIdAsync(id, context.HttpContext.RequestAborted);
         if (row is null || Refusal(row) is not null)

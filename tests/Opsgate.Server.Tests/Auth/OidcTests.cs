@@ -198,6 +198,8 @@ public sealed class OidcTests
     [InlineData("Auth:Oidc:Audience is required", "--Auth:Oidc:RequireHttpsMetadata=false")]
     [InlineData("Auth:Oidc:RoleMap:ops-admins must be one of viewer, operator, approver, admin, not 'root'",
         "--Auth:Oidc:Audience=opsgate", "--Auth:Oidc:RequireHttpsMetadata=false", "--Auth:Oidc:RoleMap:ops-admins=root")]
+    [InlineData("Auth:Oidc:ClientId must be the client id registered at the provider",
+        "--Auth:Oidc:Audience=opsgate", "--Auth:Oidc:RequireHttpsMetadata=false", "--Auth:Oidc:ClientId=opsgate console")]
     public async Task A_bad_oidc_setting_stops_start_up_with_a_message_naming_the_key(string message, params string[] settings)
     {
         using var dir = new TempDir();

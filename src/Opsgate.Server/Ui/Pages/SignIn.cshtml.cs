@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
+using Microsoft.Extensions.Options;
 using Opsgate.Server.Access;
 using Opsgate.Server.Audit;
 using Opsgate.Server.Auth;
@@ -8,16 +9,34 @@ using Opsgate.Server.Auth;
 namespace Opsgate.Server.Ui.Pages;
 
 /// <summary>Sign-in with an API key (exchanged for the session cookie) and sign-out.</summary>
-internal sealed class SignInModel(UiSession sessions, RefusalTally refusals) : PageModel
+internal sealed class SignInModel(UiSession sessions, RefusalTally refusals, IOptions<AuthOptions> auth) : PageModel
 {
     public string? Error { get; private set; }
     public bool SignedOut { get; private set; }
     public string ReturnUrl { get; private set; } = "/";
+    public bool OidcOffered => UiOidc.Enabled(auth.Value.Oidc);
 
-    public void OnGet(string? returnUrl, bool signedOut = false)
+    public void OnGet(string? returnUrl, string? oidcError, bool signedOut = false)
     {
         ReturnUrl = LocalOrHome(returnUrl);
         SignedOut = signedOut;
+        if (oidcError is not null)
+        {
+            Error = "OIDC sign-in failed: " + (oidcError.Length <= 200 ? oidcError : oidcError[..200]);
+            Response.StatusCode = StatusCodes.Status401Unauthorized;
+        }
+    }
+
+    /// <summary>
+    /// Off to the provider (authorization code with PKCE); it comes back to <see cref="UiOidc.CallbackPath"/>. A link,
+    /// not a form: the page's CSP allows forms to post only to this server, and that covers their redirects too.
+    /// The correlation cookie and state tie the callback to this browser, so nobody can sign it in as someone else.
+    /// </summary>
+    public IActionResult OnGetOidc(string? returnUrl)
+    {
+        if (!OidcOffered)
+            return NotFound();
+        return Challenge(new AuthenticationProperties { RedirectUri = LocalOrHome(returnUrl) }, UiOidc.Scheme);
     }
 
     public async Task<IActionResult> OnPostAsync([FromForm] string? key, [FromForm] string? returnUrl)
