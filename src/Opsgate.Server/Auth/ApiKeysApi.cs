@@ -43,29 +43,46 @@ internal static partial class ApiKeysApi
     {
         context.SetAuditBody(request);
         context.Audit().ResourceName = request.Name;
-        if (!ApiKeyNames.IsValid(request.Name))
-            return Problems.Invalid("name", "must be " + ApiKeyNames.Rule);
-        if (!Roles.TryParse(request.Role, out var role))
-            return Problems.Invalid("role", $"must be one of {Roles.AllNames}, not '{request.Role}'");
-        if (request.Namespaces is { } namespaces)
-        {
-            if (namespaces.Count == 0)
-                return Problems.Invalid("namespaces", "must hold at least one namespace, or be left out for no allowlist");
-            for (var i = 0; i < namespaces.Count; i++)
-            {
-                if (!Validate.IsDnsLabel(namespaces[i]))
-                    return Problems.Invalid($"namespaces[{i}]", Validate.DnsLabelRule);
-            }
-        }
-        if (request.ExpiresAt is { } expires && expires.ToUniversalTime() <= time.GetUtcNow().UtcDateTime)
-            return Problems.Invalid("expires_at", "must be in the future");
+        if (Check(request, time.GetUtcNow().UtcDateTime) is { } problem)
+            return Problems.Invalid(problem.Field, problem.Problem);
+        var role = Roles.ParseOrNull(request.Role)!.Value;
 
         var principal = context.Principal()!;
-        var (row, key) = await keys.CreateAsync(request.Name, role.Value, request.Namespaces?.Distinct(StringComparer.Ordinal).ToList(), request.ExpiresAt, principal.Name, context.RequestAborted);
+        var (row, key) = await keys.CreateAsync(request.Name, role, request.Namespaces?.Distinct(StringComparer.Ordinal).ToList(), request.ExpiresAt, principal.Name, context.RequestAborted);
         context.Audit().ResourceName = row.Id;
         return TypedResults.Created($"/api/v1/apikeys/{row.Id}",
             new CreatedApiKeyResponse(row.Id, row.Name, row.Role, row.NamespaceList, row.KeyPrefix, row.CreatedAt, row.CreatedBy, row.ExpiresAt, key));
     }
+
+    /// <summary>What is wrong with a request for a new key, as the field and the problem; null when nothing is.</summary>
+    public static (string Field, string Problem)? Check(CreateApiKeyRequest request, DateTime now)
+    {
+        if (!ApiKeyNames.IsValid(request.Name))
+            return ("name", "must be " + ApiKeyNames.Rule);
+        if (!Roles.TryParse(request.Role, out _))
+            return ("role", $"must be one of {Roles.AllNames}, not '{request.Role}'");
+        if (request.Namespaces is { } namespaces)
+        {
+            if (namespaces.Count == 0)
+                return ("namespaces", "must hold at least one namespace, or be left out for no allowlist");
+            for (var i = 0; i < namespaces.Count; i++)
+            {
+                if (!Validate.IsDnsLabel(namespaces[i]))
+                    return ($"namespaces[{i}]", Validate.DnsLabelRule);
+            }
+        }
+        if (request.ExpiresAt is { } expires && expires.ToUniversalTime() <= now)
+            return ("expires_at", "must be in the future");
+        return null;
+    }
+
+    /// <summary>Revokes a key: the API's answer for each outcome, which the console shows too.</summary>
+    public static (int Status, string? Problem) RevokeOutcomeOf(string id, RevokeOutcome outcome) => outcome switch
+    {
+        RevokeOutcome.Revoked or RevokeOutcome.AlreadyRevoked => (StatusCodes.Status204NoContent, null),
+        RevokeOutcome.LastAdmin => (StatusCodes.Status409Conflict, $"{id} is the last active admin key; create another admin key before revoking it"),
+        _ => (StatusCodes.Status404NotFound, $"API key {id} does not exist"),
+    };
 
     private static async Task<Ok<ApiKeyList>> List(ApiKeyStore keys, CancellationToken ct, [FromQuery(Name = "include_revoked")] bool includeRevoked = false)
     {
@@ -78,14 +95,14 @@ internal static partial class ApiKeysApi
         context.Audit().ResourceName = id.Length <= 64 ? id : id[..64];
         if (!KeyId().IsMatch(id))
             return Problems.Invalid("id", "must be an API key id such as ak_3kq9x2mf7pzt");
-        return await keys.RevokeAsync(id, context.RequestAborted) switch
+        return RevokeOutcomeOf(id, await keys.RevokeAsync(id, context.RequestAborted)) switch
         {
-            RevokeOutcome.Revoked or RevokeOutcome.AlreadyRevoked => TypedResults.NoContent(),
-            RevokeOutcome.LastAdmin => Problems.Conflict($"{id} is the last active admin key; create another admin key before revoking it"),
-            _ => Problems.NotFound($"API key {id} does not exist"),
+            (StatusCodes.Status204NoContent, _) => TypedResults.NoContent(),
+            (StatusCodes.Status409Conflict, var problem) => Problems.Conflict(problem!),
+            (_, var problem) => Problems.NotFound(problem!),
         };
     }
 
     [GeneratedRegex("^ak_[a-z0-9]{1,40}$")]
-    private static partial Regex KeyId();
+    public static partial Regex KeyId();
 }

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.DataProtection.KeyManagement;
 using Microsoft.AspNetCore.Mvc.ApplicationParts;
 using Microsoft.Extensions.Options;
+using Opsgate.Server.Access;
 using Opsgate.Server.Auth;
 using Opsgate.Server.Hosting;
 
@@ -23,6 +24,8 @@ internal static class UiExtensions
             o.RootDirectory = "/Ui/Pages";
             // Every page asks for a viewer (the fallback policy) unless it says otherwise; these are how one signs in.
             o.Conventions.AllowAnonymousToPage("/SignIn");
+            // Administration needs an admin, as its API routes do.
+            o.Conventions.AuthorizeFolder("/Admin", Roles.Policy(Role.Admin));
         }).ConfigureApplicationPartManager(parts =>
         {
             // The pages are found in the application's entry assembly; a test host's entry assembly is another one.

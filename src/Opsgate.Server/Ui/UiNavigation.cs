@@ -13,6 +13,7 @@ internal static class UiNavigation
         new("Dashboard", "/", Role.Viewer),
         new("Jobs", "/jobs", Role.Viewer),
         new("Waiting for approval", "/jobs?status=waiting_approval", Role.Approver),
+        new("API keys", "/admin/keys", Role.Admin),
         new("API docs", "/api/v1/docs/", Role.Viewer),
     ];
 
