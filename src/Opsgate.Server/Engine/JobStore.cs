@@ -488,6 +488,16 @@ internal sealed partial class JobStore(Database database, TimeProvider time, Job
         return rows.Select(r => { r.Ts = r.Ts.AsUtc(); return r; }).ToList();
     }
 
+    /// <summary>The last <paramref name="limit"/> events before <paramref name="before"/>, oldest first: a page of a long log read backwards.</summary>
+    public async Task<IReadOnlyList<JobEventRow>> EventsBeforeAsync(string jobId, long before, int limit, CancellationToken ct)
+    {
+        await using var connection = await database.OpenAsync(ct);
+        var rows = await connection.QueryAsync<JobEventRow>(
+            "SELECT job_id, seq, ts, type, step_order, data FROM job_events WHERE job_id = @jobId AND seq < @before ORDER BY seq DESC LIMIT @limit",
+            new { jobId, before, limit });
+        return rows.Reverse().Select(r => { r.Ts = r.Ts.AsUtc(); return r; }).ToList();
+    }
+
     public async Task<long> CountAsync(string status, CancellationToken ct)
     {
         await using var connection = await database.OpenAsync(ct);

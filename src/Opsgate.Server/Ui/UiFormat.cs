@@ -20,4 +20,9 @@ internal static class UiFormat
     }
 
     public static string Words(string status) => status.Replace('_', ' ');
+
+    private static readonly System.Text.Json.JsonSerializerOptions Indented = new() { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    /// <summary>Stored JSON (a step's outputs) indented for reading; text that is not JSON is shown as it is.</summary>
+    public static string Json(string json) => Engine.JobJson.Output(json) is { } node ? node.ToJsonString(Indented) : json;
 }

@@ -1,3 +1,4 @@
+using Dapper;
 using System.Net;
 using Microsoft.Playwright;
 using Opsgate.Server.Tests.Http;
@@ -90,30 +91,89 @@ public sealed class UiJobPageTests(Browser browser)
     [Fact]
     public async Task A_dropped_event_stream_resumes_after_the_last_event_shown_with_none_missed_or_repeated()
     {
-        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite);
-        var id = await TestJobs.SubmitAsync(server.Admin, "noop", new { message = "resume me" });
-        await TestJobs.WaitAsync(server.Admin, id);
-        var full = await server.Admin.GetStringAsync($"/api/v1/jobs/{id}/events");
-        var frames = full.Split("\n\n", StringSplitOptions.RemoveEmptyEntries);
-        Assert.True(frames.Length >= 4, full);
+        using var runbooks = await GatedRunbooksAsync();
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, [$"--Jobs:RunbookDirectory={runbooks.Path}"]);
+        var (_, approverKey) = await server.CreateKeyAsync("abe", "approver");
+        var id = await TestJobs.SubmitAsync(server.Admin, "gated");
+        long last;
+        await using (var connection = await server.OpenDatabaseAsync())
+            last = await connection.ExecuteScalarAsync<long>("SELECT last_seq FROM jobs WHERE id = @id", new { id });
 
         await using var context = await browser.ContextAsync(server);
         var page = await Browser.SignInAsync(context, OpsgateServer.AdminKey);
         var resumedFrom = new List<string?>();
-        // The first connection breaks off after two events; the page must reconnect and ask only for the rest.
+        // The page opens with the events so far; its first connection gets two more and breaks off. The page must
+        // reconnect and ask only for the rest.
         await page.RouteAsync($"**/api/v1/jobs/{id}/events", async route =>
         {
             resumedFrom.Add(route.Request.Headers.GetValueOrDefault("last-event-id"));
-            if (resumedFrom.Count == 1)
-                await route.FulfillAsync(new RouteFulfillOptions { Status = 200, ContentType = "text/event-stream", Body = frames[0] + "\n\n" + frames[1] + "\n\n" });
-            else
+            if (resumedFrom.Count > 1)
+            {
                 await route.ContinueAsync();
+                return;
+            }
+            await server.Client(approverKey).PostAsync($"/api/v1/jobs/{id}/approve", null);
+            await TestJobs.WaitAsync(server.Admin, id);
+            using var request = new HttpRequestMessage(HttpMethod.Get, $"/api/v1/jobs/{id}/events");
+            request.Headers.Add("Last-Event-ID", last.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            var rest = await (await server.Admin.SendAsync(request)).Content.ReadAsStringAsync();
+            var frames = rest.Split("\n\n", StringSplitOptions.RemoveEmptyEntries);
+            await route.FulfillAsync(new RouteFulfillOptions { Status = 200, ContentType = "text/event-stream", Body = frames[0] + "\n\n" + frames[1] + "\n\n" });
         });
         await page.GotoAsync($"/jobs/{id}");
         await Assertions.Expect(page.Locator("#live-state")).ToHaveTextAsync("Finished");
-        Assert.Equal([null, "2"], resumedFrom);
+        Assert.Equal([$"{last}", $"{last + 2}"], resumedFrom);
         var seqs = await page.Locator("#event-log li").EvaluateAllAsync<long[]>("items => items.map(i => Number(i.dataset.seq))");
-        Assert.Equal(Enumerable.Range(1, frames.Length).Select(i => (long)i), seqs);
+        var all = (await server.Admin.GetStringAsync($"/api/v1/jobs/{id}/events")).Split("\nid: ").Length;
+        Assert.True(all > last + 2, $"the job made {all} events, more than the {last} shown at first and the 2 sent before the break");
+        Assert.Equal(Enumerable.Range(1, all).Select(i => (long)i), seqs);
+    }
+
+    [Fact]
+    public async Task A_job_with_a_long_event_log_opens_with_the_latest_events_and_pages_back_through_the_rest()
+    {
+        using var runbooks = await GatedRunbooksAsync();
+        await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, [$"--Jobs:RunbookDirectory={runbooks.Path}"]);
+        var id = await TestJobs.SubmitAsync(server.Admin, "gated");
+        // 1,200 more events in the job's log, written as the engine writes them (as a long Ansible run would make).
+        long total;
+        await using (var connection = await server.OpenDatabaseAsync())
+        {
+            var first = await connection.ExecuteScalarAsync<long>("SELECT last_seq FROM jobs WHERE id = @id", new { id }) + 1;
+            var rows = Enumerable.Range(0, 1200).Select(i => new { id, seq = first + i, ts = DateTime.UtcNow, data = $"{{\"line\":{i}}}" });
+            await using var tx = await connection.BeginTransactionAsync();
+            await connection.ExecuteAsync("INSERT INTO job_events (job_id, seq, ts, type, step_order, data) VALUES (@id, @seq, @ts, 'test.line', NULL, @data)", rows, tx);
+            total = first + 1199;
+            await connection.ExecuteAsync("UPDATE jobs SET last_seq = @total WHERE id = @id", new { total, id }, tx);
+            await tx.CommitAsync();
+        }
+
+        await using var context = await browser.ContextAsync(server);
+        var page = await Browser.SignInAsync(context, OpsgateServer.AdminKey, $"/jobs/{id}");
+        await Assertions.Expect(page.Locator("#live-state")).ToHaveTextAsync("Live");
+        var shown = await page.Locator("#event-log li").EvaluateAllAsync<long[]>("items => items.map(i => Number(i.dataset.seq))");
+        Assert.Equal(Enumerable.Range((int)total - 199, 200).Select(i => (long)i), shown);
+        await Assertions.Expect(page.Locator("#event-log li").Last).ToContainTextAsync("test.line {\"line\":1199}");
+
+        // Approved now: the new events follow the 200 shown, none repeated.
+        var (_, approverKey) = await server.CreateKeyAsync("abe", "approver");
+        await server.Client(approverKey).PostAsync($"/api/v1/jobs/{id}/approve", null);
+        await Assertions.Expect(page.Locator("#live-state")).ToHaveTextAsync("Finished");
+        var after = await page.Locator("#event-log li").EvaluateAllAsync<long[]>("items => items.map(i => Number(i.dataset.seq))");
+        Assert.Equal(Enumerable.Range((int)total - 199, after.Length).Select(i => (long)i), after);
+        Assert.True(after.Length > 200);
+
+        // Earlier events, a page at a time, newest page first.
+        await page.GetByRole(AriaRole.Link, new() { Name = "Earlier events" }).ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = $"Events #{total - 699} to #{total - 200}" })).ToBeVisibleAsync();
+        await Assertions.Expect(page.Locator("#event-page li")).ToHaveCountAsync(500);
+        await Browser.AssertAccessibleAsync(page);
+        await page.GetByRole(AriaRole.Link, new() { Name = "Older events" }).ClickAsync();
+        await page.GetByRole(AriaRole.Link, new() { Name = "Older events" }).ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = $"Events #1 to #{total - 1200}" })).ToBeVisibleAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Link, new() { Name = "Older events" })).ToHaveCountAsync(0);
+        await page.GetByRole(AriaRole.Link, new() { Name = "Newer events" }).ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = $"Events #{total - 1199} to #{total - 700}" })).ToBeVisibleAsync();
     }
 
     [Fact]

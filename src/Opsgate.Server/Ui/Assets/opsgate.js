@@ -11,7 +11,8 @@
   const summary = document.getElementById("summary");
   const maxShown = 500;
   const renderedSeq = Number(live.dataset.renderedSeq || "0");
-  let lastSeq = 0;
+  // The page arrives with the latest events up to renderedSeq already in the log; the stream goes on after them.
+  let lastSeq = renderedSeq;
   let finished = false;
   let refreshTimer = null;
 

@@ -16,14 +16,19 @@ namespace Opsgate.Server.Ui.Pages;
 /// go through <see cref="JobAccess"/> as on the API; an action also needs the role its API route needs, and is
 /// audited under the API's action name.
 /// </summary>
-internal sealed class JobModel(JobAccess access, JobCommands commands, JobSubmission submission, RunbookCatalog catalog) : PageModel
+internal sealed class JobModel(JobAccess access, JobCommands commands, JobSubmission submission, RunbookCatalog catalog, JobStore store) : PageModel
 {
+    /// <summary>How many of the latest events the page shows when it opens; older ones are a link away, a page at a time.</summary>
+    public const int EventsShown = 200;
+
     public JobRow? Job { get; private set; }
     public IReadOnlyList<StepRow> Steps { get; private set; } = [];
     public string? PendingReason { get; private set; }
     public string Parameters { get; private set; } = "{}";
     public IReadOnlyList<string> Actions { get; private set; } = [];
     public string? Notice { get; private set; }
+    /// <summary>The latest events up to the one the page was rendered at; the page's script goes on live after the last.</summary>
+    public IReadOnlyList<JobEventRow> Events { get; private set; } = [];
 
     public async Task<IActionResult> OnGetAsync(string id) => await ShowAsync(id, null, StatusCodes.Status200OK);
 
@@ -98,6 +103,7 @@ internal sealed class JobModel(JobAccess access, JobCommands commands, JobSubmis
             return Page();
         }
         await LoadAsync(grant);
+        Events = await store.EventsBeforeAsync(grant.Job.Id, grant.Job.LastSeq + 1, EventsShown, HttpContext.RequestAborted);
         Notice = notice;
         Response.StatusCode = status;
         return Page();
