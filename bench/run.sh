@@ -21,7 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
-  reads|mutations|kube|jobs|jobs-memory|jobs-list|events) only=$1; shift; set -- --only "$only" "$@" ;;
+  reads|mutations|kube|jobs|jobs-memory|jobs-list|events|ui) only=$1; shift; set -- --only "$only" "$@" ;;
 esac
 ROOT=$(pwd)
 
@@ -100,7 +100,7 @@ fi
 echo
 echo "## PostgreSQL"
 dotnet "$BENCH_DLL" --postgres "Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=postgres;Pooling=true" \
-  --only reads,mutations,jobs,jobs-memory,ansible,events "$@" || rc=1
+  --only reads,mutations,jobs,jobs-memory,ansible,events,ui "$@" || rc=1
 echo
 echo "load after the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
 log "output kept in ${OUT#"$ROOT"/}"

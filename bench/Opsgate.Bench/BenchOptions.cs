@@ -17,7 +17,7 @@ internal sealed class BenchOptions
           --concurrency N      concurrent clients (default 32)
           --max-requests N     cap on requests per scenario, whatever the time (default 2000000)
           --port N             loopback port for Opsgate (default: a free one)
-          --only LIST          comma-separated scenarios to run: reads, mutations, kube, jobs, jobs-memory, jobs-list, ansible, ansible-large, events (default: all)
+          --only LIST          comma-separated scenarios to run: reads, mutations, kube, jobs, jobs-memory, jobs-list, ansible, ansible-large, events, ui (default: all)
           --kubesim PATH       KubeSim.dll for the kube scenario (default: tests/KubeSim/bin/<configuration>/net10.0/KubeSim.dll)
           --kube-replicas MODE alternate (default: 2, 3, 2, ... so KubeSim's controller creates and deletes pods) or constant (always 2)
           --kube-paced PERCENT after each kube round, direct and through Opsgate again at the same paced rate: this percentage
@@ -36,7 +36,7 @@ internal sealed class BenchOptions
           --events N           events per run in the events scenario (default 300000)
         """;
 
-    public static readonly string[] Scenarios = ["reads", "mutations", "kube", "jobs", "jobs-memory", "jobs-list", "ansible", "ansible-large", "events"];
+    public static readonly string[] Scenarios = ["reads", "mutations", "kube", "jobs", "jobs-memory", "jobs-list", "ansible", "ansible-large", "events", "ui"];
 
     public string ServerDll { get; private set; } = "";
     public string? PostgresConnectionString { get; private set; }

@@ -93,6 +93,8 @@ internal static class Bench
             o.WriteLine(AnsibleBench.Describe(options));
         if (options.Runs("events"))
             o.WriteLine(EventsBench.Describe(options));
+        if (options.Runs("ui"))
+            o.WriteLine(UiBench.Describe());
 
         var measurements = new List<Measurement>();
         var kube = new List<KubeMeasurement>();
@@ -140,6 +142,8 @@ internal static class Bench
         // Its own server too: its jobs wait for approval forever.
         var list = options.Runs("jobs-list") ? await JobsListBench.RunAsync(options, o, http, slow, ct) : null;
         var events = options.Runs("events") ? await EventsBench.RunAsync(options, o, slow, ct) : [];
+        // Last: on PostgreSQL its 100,000 jobs stay in the shared database.
+        var ui = options.Runs("ui") ? await UiBench.RunAsync(options, o, http, ct) : null;
 
         if (measurements.Count > 0)
         {
@@ -178,7 +182,12 @@ internal static class Bench
             o.WriteLine();
             EventsMeasurement.Table(o, events);
         }
-        var failed = measurements.Any(m => m.Failure is not null) || kube.Any(m => m.Failure is not null) || events.Any(m => m.Failure is not null)
+        if (ui is not null)
+        {
+            o.WriteLine();
+            UiMeasurement.Table(o, [ui]);
+        }
+        var failed = ui?.Failure is not null || measurements.Any(m => m.Failure is not null) || kube.Any(m => m.Failure is not null) || events.Any(m => m.Failure is not null)
             || jobs.Any(m => m.Failure is not null) || memory.Any(m => m.Failure is not null) || ansible?.Failed == true || list?.Failure is not null;
         return failed ? 1 : 0;
     }

@@ -17,9 +17,13 @@ internal sealed class ServerProcess : ChildServer
         : base(process, dataDir, baseAddress)
     {
         AdminKey = adminKey;
+        DataDir = dataDir;
     }
 
     public string AdminKey { get; }
+
+    /// <summary>Its data dir, where the SQLite database is (<c>opsgate.db</c>).</summary>
+    public string DataDir { get; }
 
     /// <param name="extraArgs">More server settings on its command line (e.g. <c>--Jobs:Workers=1</c>).</param>
     public static Task<ServerProcess> StartAsync(BenchOptions options, HttpClient http, CancellationToken ct, params string[] extraArgs) =>
