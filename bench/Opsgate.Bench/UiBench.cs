@@ -197,7 +197,7 @@ internal static class UiBench
             ? "INSERT INTO jobs (id, type, status, params, actor, created_at, scoped) VALUES (@id, @type, @status, '{}', @actor, @created, true)"
             : "INSERT INTO jobs (id, type, status, params, actor, created_at, scoped) VALUES (@id, @type, @status, '{}', @actor, @created, 1)";
         var (id, type, status, actor, created) = (Parameter(insert, "id"), Parameter(insert, "type"), Parameter(insert, "status"), Parameter(insert, "actor"), Parameter(insert, "created"));
-        await insert.PrepareAsync(ct);
+        await PrepareAsync(insert, ct);
         for (var i = 0; i < Jobs; i++)
         {
             var at = start.AddSeconds(i * 8);
@@ -224,7 +224,7 @@ internal static class UiBench
         insert.Transaction = tx;
         insert.CommandText = "INSERT INTO job_events (job_id, seq, ts, type, step_order, data) VALUES (@job, @seq, @ts, 'ansible.task', NULL, @data)";
         var (job, seq, ts, data) = (Parameter(insert, "job"), Parameter(insert, "seq"), Parameter(insert, "ts"), Parameter(insert, "data"));
-        await insert.PrepareAsync(ct);
+        await PrepareAsync(insert, ct);
         job.Value = jobId;
         var now = DateTime.UtcNow;
         for (var i = 0; i < Events; i++)
@@ -242,6 +242,10 @@ internal static class UiBench
         await update.ExecuteNonQueryAsync(ct);
         await tx.CommitAsync(ct);
     }
+
+    /// <summary>Prepared on SQLite; Npgsql would need each parameter's type before the first value, and infers it well enough.</summary>
+    private static Task PrepareAsync(DbCommand command, CancellationToken ct) =>
+        command is Microsoft.Data.Sqlite.SqliteCommand ? command.PrepareAsync(ct) : Task.CompletedTask;
 
     private static DbParameter Parameter(DbCommand command, string name)
     {

@@ -13,6 +13,9 @@ internal interface ISecretStore
     Task PutAsync(string name, byte[] value, CancellationToken ct);
     Task<byte[]?> GetAsync(string name, CancellationToken ct);
     Task DeleteAsync(string name, CancellationToken ct);
+
+    /// <summary>The names stored under <paramref name="prefix"/> (which ends with '/'), in order.</summary>
+    Task<IReadOnlyList<string>> NamesAsync(string prefix, CancellationToken ct);
 }
 
 internal sealed class SecretsOptions
@@ -97,6 +100,14 @@ internal sealed class LocalSecretStore : ISecretStore, IDisposable
         await using var write = await _database.WriteAsync(ct);
         await write.Connection.ExecuteAsync("DELETE FROM secrets WHERE name = @name", new { name }, write.Transaction);
         await write.CommitAsync(ct);
+    }
+
+    public async Task<IReadOnlyList<string>> NamesAsync(string prefix, CancellationToken ct)
+    {
+        if (!prefix.EndsWith('/') || prefix.Contains('%', StringComparison.Ordinal) || prefix.Contains('_', StringComparison.Ordinal))
+            throw new ArgumentException("a prefix ends with '/' and holds no LIKE wildcard", nameof(prefix));
+        await using var connection = await _database.OpenAsync(ct);
+        return (await connection.QueryAsync<string>("SELECT name FROM secrets WHERE name LIKE @pattern ORDER BY name", new { pattern = prefix + "%" })).ToList();
     }
 
     public void Dispose() => _aes.Dispose();

@@ -7,6 +7,7 @@ using Microsoft.Extensions.Options;
 using Opsgate.Server.Access;
 using Opsgate.Server.Auth;
 using Opsgate.Server.Hosting;
+using Opsgate.Server.Secrets;
 
 namespace Opsgate.Server.Ui;
 
@@ -45,11 +46,10 @@ internal static class UiExtensions
             // UiHeaders sends DENY on every page; the antiforgery default (SAMEORIGIN) would weaken it.
             o.SuppressXFrameOptionsHeader = true;
         });
-        // Session cookies and antiforgery tokens are protected with keys kept in the data dir (a directory only the
-        // server's user may read, like the local secret store's key), so a restart keeps sessions.
+        // Session cookies and antiforgery tokens are protected with keys kept in the secret store, shared by replicas.
         services.AddDataProtection().SetApplicationName("opsgate");
-        services.AddOptions<KeyManagementOptions>().Configure<IOptions<OpsgateOptions>>((o, opsgate) => o.XmlRepository = new UiKeyRepository(Path.Combine(Path.GetFullPath(opsgate.Value.DataDir), "ui-keys")));
-        // Says the keys are stored unencrypted: they are, in a private directory, which is the protection chosen here.
+        services.AddOptions<KeyManagementOptions>().Configure<ISecretStore>((o, secrets) => o.XmlRepository = new UiKeyRepository(secrets));
+        // Says the keys are stored unencrypted: the secret store encrypts them, which Data Protection cannot see.
         builder.Logging.AddFilter("Microsoft.AspNetCore.DataProtection.KeyManagement.XmlKeyManager", LogLevel.Error);
         var oidc = new OidcOptions();
         builder.Configuration.GetSection("Auth:Oidc").Bind(oidc);

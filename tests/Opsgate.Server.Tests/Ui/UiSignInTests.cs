@@ -110,4 +110,39 @@ public sealed class UiSignInTests(Browser browser)
         Assert.Equal(HttpStatusCode.Unauthorized, submit.StatusCode);
         Assert.Equal(HttpStatusCode.Unauthorized, (await http.GetAsync("/api/v1/jobs")).StatusCode);
     }
+
+    [Fact]
+    public async Task A_session_made_on_one_replica_is_accepted_by_another_on_the_same_database()
+    {
+        await using var postgres = await PostgresDatabase.CreateAsync();
+        string[] args = ["--Database:Provider=postgres", $"--Database:ConnectionString={postgres.ConnectionString}",
+            $"--Secrets:Key={Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32))}"];
+        await using var a = await OpsgateServer.StartAsync(Provider.Sqlite, args);
+        await using var b = await OpsgateServer.StartAsync(Provider.Sqlite, args);
+        var cookies = new CookieContainer();
+        using var toA = new HttpClient(new HttpClientHandler { CookieContainer = cookies, AllowAutoRedirect = false }) { BaseAddress = a.BaseAddress };
+        using var toB = new HttpClient(new HttpClientHandler { CookieContainer = cookies, AllowAutoRedirect = false }) { BaseAddress = b.BaseAddress };
+        // B has made its own key already (its sign-in form carries a token) before A makes the session.
+        Assert.Equal(HttpStatusCode.OK, (await toB.GetAsync("/signin")).StatusCode);
+
+        var form = await toA.GetStringAsync("/signin");
+        var token = System.Text.RegularExpressions.Regex.Match(form, "name=\"__RequestVerificationToken\" type=\"hidden\" value=\"([^\"]+)\"").Groups[1].Value;
+        var signedIn = await toA.PostAsync("/signin", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["key"] = OpsgateServer.AdminKey, ["__RequestVerificationToken"] = token,
+        }));
+        Assert.Equal(HttpStatusCode.SeeOther, signedIn.StatusCode);
+        // Both servers listen on 127.0.0.1: the browser's cookie for one is sent to the other, as behind a load balancer.
+        var session = cookies.GetCookies(a.BaseAddress)["opsgate_session"]!;
+        cookies.Add(b.BaseAddress, new System.Net.Cookie(session.Name, session.Value, "/", b.BaseAddress.Host));
+
+        var page = await toB.GetAsync("/jobs");
+        Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+        Assert.Contains("<strong>bootstrap-admin</strong> · admin", System.Net.WebUtility.HtmlDecode(await page.Content.ReadAsStringAsync()), StringComparison.Ordinal);
+        // And B's forms are accepted by A: the antiforgery tokens use the same key ring.
+        var jobsOnB = await toB.GetStringAsync("/jobs");
+        var tokenB = System.Text.RegularExpressions.Regex.Match(jobsOnB, "name=\"__RequestVerificationToken\" type=\"hidden\" value=\"([^\"]+)\"").Groups[1].Value;
+        var signOut = await toA.PostAsync("/signin?handler=SignOut", new FormUrlEncodedContent(new Dictionary<string, string> { ["__RequestVerificationToken"] = tokenB }));
+        Assert.Equal(HttpStatusCode.SeeOther, signOut.StatusCode);
+    }
 }
