@@ -31,8 +31,7 @@ internal sealed class AuditModel(AuditLog log, AuditChecks checks) : PageModel
 
     public async Task OnGetAsync(CancellationToken ct)
     {
-        // The first visit since start verifies; afterwards the page shows the last result and offers "Verify now".
-        Verification = checks.Last ?? await checks.RunAsync(log, HttpContext.Principal()!.Name, ct);
+        Verification = checks.Last ?? await checks.TryFirstAsync(log, HttpContext.Principal()!.Name, ct);
         Error = Check(out var query);
         if (Error is not null)
         {
