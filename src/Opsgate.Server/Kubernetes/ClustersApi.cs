@@ -88,18 +88,22 @@ internal static class ClustersApi
         return TypedResults.Ok(new ClusterList(clusters.Select(c => ClusterResponse.From(c, monitor.Health(c.Name), latest.GetValueOrDefault(c.Name))).ToList()));
     }
 
-    private static async Task<Ok<ClusterStatusList>> Status(HttpContext http, ClusterRegistry registry, ClusterMonitor monitor, AuditLog audit, CancellationToken ct)
+    private static async Task<Ok<ClusterStatusList>> Status(HttpContext http, ClusterRegistry registry, ClusterMonitor monitor, AuditLog audit, CancellationToken ct) =>
+        TypedResults.Ok(new ClusterStatusList(await StatusesAsync(registry, monitor, audit, http.Principal()!.Namespaces, ct)));
+
+    /// <summary>Every cluster with its status (probed now if never probed) and latest execution within <paramref name="namespaces"/>; the console's clusters page shows the same.</summary>
+    internal static async Task<IReadOnlyList<ClusterResponse>> StatusesAsync(
+        ClusterRegistry registry, ClusterMonitor monitor, AuditLog audit, IReadOnlyList<string>? namespaces, CancellationToken ct)
     {
-        var latest = await audit.LatestPerClusterAsync("k8s.", http.Principal()!.Namespaces, ct);
+        var latest = await audit.LatestPerClusterAsync("k8s.", namespaces, ct);
         var clusters = await registry.ListAsync(ct);
-        var items = await Task.WhenAll(clusters.Select(async c =>
+        return await Task.WhenAll(clusters.Select(async c =>
         {
             var health = monitor.Health(c.Name);
             if (health.LastChecked is null)
                 health = await monitor.ProbeAsync(c, ct);
             return ClusterResponse.From(c, health, latest.GetValueOrDefault(c.Name));
         }));
-        return TypedResults.Ok(new ClusterStatusList(items));
     }
 
     private static async Task<Results<Ok<ClusterResponse>, ProblemHttpResult>> OneStatus(

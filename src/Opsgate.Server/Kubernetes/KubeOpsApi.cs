@@ -41,12 +41,11 @@ internal static class KubeOpsApi
             Scale(h, ops, o.Value, Cluster(cluster), @namespace, name, KubeResource.StatefulSets, body, dryRun))
             .RequireRole(Role.Operator, AccessScope.Namespace).Audited("k8s.scale", "statefulset").WithSummary("Scale a statefulset.");
         group.MapPost("/deployments/{name}/restart", (HttpContext h, KubeOperations ops, TimeProvider time, string @namespace, string name, string? cluster, bool dryRun = false) =>
-            ops.RunAsync(h, Cluster(cluster), @namespace, name, "k8s.restart", dryRun, async (k, ct) =>
-            {
-                await k.RestartAsync(KubeResource.Deployments, @namespace, name, time.GetUtcNow(), dryRun, ct);
-                return new OperationResult("ok", k.Cluster, @namespace, "deployment", name, "restart", dryRun);
-            }))
+            Restart(h, ops, time, Cluster(cluster), @namespace, name, KubeResource.Deployments, dryRun))
             .RequireRole(Role.Operator, AccessScope.Namespace).Audited("k8s.restart", "deployment").WithSummary("Rollout restart of a deployment.");
+        group.MapPost("/statefulsets/{name}/restart", (HttpContext h, KubeOperations ops, TimeProvider time, string @namespace, string name, string? cluster, bool dryRun = false) =>
+            Restart(h, ops, time, Cluster(cluster), @namespace, name, KubeResource.StatefulSets, dryRun))
+            .RequireRole(Role.Operator, AccessScope.Namespace).Audited("k8s.restart", "statefulset").WithSummary("Rollout restart of a statefulset.");
         group.MapDelete("/pods/{name}", (HttpContext h, KubeOperations ops, string @namespace, string name, string? cluster, bool dryRun = false) =>
             Delete(h, ops, Cluster(cluster), @namespace, name, KubeResource.Pods, "pod", dryRun))
             .RequireRole(Role.Operator, AccessScope.Namespace).Audited("k8s.delete", "pod").WithSummary("Delete a pod.");
@@ -71,7 +70,8 @@ internal static class KubeOpsApi
     /// <summary>The compat routes have no {cluster} segment and act on the cluster named "default".</summary>
     private static string Cluster(string? cluster) => cluster ?? DefaultCluster;
 
-    private static async Task<Results<Ok<OperationResult>, ProblemHttpResult>> Scale(
+    /// <summary>A scale, as the route does it; the console's confirmation page calls it too (dry run, then for real).</summary>
+    internal static async Task<Results<Ok<OperationResult>, ProblemHttpResult>> Scale(
         HttpContext http, KubeOperations ops, KubeOptions options, string cluster, string ns, string name, KubeResource resource, ScaleRequest body, bool dryRun)
     {
         http.SetAuditBody(body);
@@ -89,7 +89,15 @@ internal static class KubeOpsApi
         });
     }
 
-    private static Task<Results<Ok<OperationResult>, ProblemHttpResult>> Delete(
+    internal static Task<Results<Ok<OperationResult>, ProblemHttpResult>> Restart(
+        HttpContext http, KubeOperations ops, TimeProvider time, string cluster, string ns, string name, KubeResource resource, bool dryRun) =>
+        ops.RunAsync(http, cluster, ns, name, "k8s.restart", dryRun, async (k, ct) =>
+        {
+            await k.RestartAsync(resource, ns, name, time.GetUtcNow(), dryRun, ct);
+            return new OperationResult("ok", k.Cluster, ns, resource.Kind.ToLowerInvariant(), name, "restart", dryRun);
+        });
+
+    internal static Task<Results<Ok<OperationResult>, ProblemHttpResult>> Delete(
         HttpContext http, KubeOperations ops, string cluster, string ns, string name, KubeResource resource, string kind, bool dryRun) =>
         ops.RunAsync(http, cluster, ns, name, "k8s.delete", dryRun, async (k, ct) =>
         {
@@ -97,7 +105,7 @@ internal static class KubeOpsApi
             return new OperationResult("ok", k.Cluster, ns, kind, name, "delete", dryRun);
         });
 
-    private static async Task<Results<Ok<ResourceList>, ProblemHttpResult>> List(
+    internal static async Task<Results<Ok<ResourceList>, ProblemHttpResult>> List(
         HttpContext http, KubeOperations ops, string cluster, string ns, KubeResource resource, string kind, string? labelSelector)
     {
         if (labelSelector is { Length: > 1024 })

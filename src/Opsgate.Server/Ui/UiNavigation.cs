@@ -15,6 +15,8 @@ internal static class UiNavigation
         new("Waiting for approval", "/jobs?status=waiting_approval", Role.Approver),
         new("API keys", "/admin/keys", Role.Admin),
         new("API docs", "/api/v1/docs/", Role.Viewer),
+        new("Clusters", "/clusters", Role.Viewer),
+        new("Audit", "/audit", Role.Viewer),
     ];
 
     public static IEnumerable<Item> For(Principal principal) => Items.Where(i => principal.Role is { } role && role >= i.Least);

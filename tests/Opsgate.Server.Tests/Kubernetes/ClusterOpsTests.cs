@@ -81,6 +81,8 @@ public sealed class ClusterOpsTests
 
         Assert.Equal(HttpStatusCode.OK, (await alice.PostAsync($"{ns}/deployments/web/restart", null)).StatusCode);
         Assert.NotNull(sim.Store.Get("apps/v1", "deployments", "prod", "web")?["spec"]?["template"]?["metadata"]?["annotations"]?["kubectl.kubernetes.io/restartedAt"]);
+        Assert.Equal(HttpStatusCode.OK, (await alice.PostAsync($"{ns}/statefulsets/postgres/restart", null)).StatusCode);
+        Assert.NotNull(sim.Store.Get("apps/v1", "statefulsets", "prod", "postgres")?["spec"]?["template"]?["metadata"]?["annotations"]?["kubectl.kubernetes.io/restartedAt"]);
 
         Assert.NotNull(sim.Store.Get("v1", "persistentvolumeclaims", "prod", "data-postgres-0"));
         Assert.Equal(HttpStatusCode.OK, (await alice.DeleteAsync($"{ns}/persistentvolumeclaims/data-postgres-0")).StatusCode);
@@ -95,6 +97,7 @@ public sealed class ClusterOpsTests
             "k8s.scale statefulset prod/postgres success",
             $"k8s.delete pod prod/{pod} success",
             "k8s.restart deployment prod/web success",
+            "k8s.restart statefulset prod/postgres success",
             "k8s.delete persistentvolumeclaim prod/data-postgres-0 success",
         ], actions);
         var scaleEntry = audit.GetProperty("items").EnumerateArray().Last();
