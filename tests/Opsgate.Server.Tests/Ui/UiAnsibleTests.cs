@@ -142,7 +142,7 @@ public sealed class UiAnsibleTests(Browser browser, ITestOutputHelper output)
 
         // Filtered by outcome, then by name.
         await page.GetByLabel("Outcome").SelectOptionAsync("failed");
-        await page.GetByRole(AriaRole.Button, new() { Name = "Filter" }).ClickAsync();
+        await page.GetByRole(AriaRole.Button, new() { Name = "Show" }).ClickAsync();
         await Browser.WaitForUrlAsync(page, url => url.Contains("outcome=failed", StringComparison.Ordinal));
         await Assertions.Expect(page.Locator("#hosts-matching")).ToHaveTextAsync("2 of 55 hosts");
         Assert.Equal(["h04", "h02"], await ShownHostsAsync(page)); // the sort stays
@@ -151,6 +151,18 @@ public sealed class UiAnsibleTests(Browser browser, ITestOutputHelper output)
         await Assertions.Expect(page.Locator("#hosts tr[data-host='gone'] .status.failed")).ToHaveTextAsync("unreachable");
         await page.GotoAsync($"/jobs/{id}/hosts?outcome=changed&host=H0");
         Assert.Equal(["h01", "h03"], await ShownHostsAsync(page));
+        // On a phone the table is cards and its headers are hidden: the form sorts.
+        await page.SetViewportSizeAsync(390, 844);
+        await page.GetByLabel("Sort by").SelectOptionAsync("ok");
+        await page.GetByLabel("Order").SelectOptionAsync("desc");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Show" }).ClickAsync();
+        await Browser.WaitForUrlAsync(page, url => url.Contains("sort=ok", StringComparison.Ordinal));
+        var mostOk = new[] { "h01", "h03" }.OrderByDescending(h => FromApi(api.GetProperty(h).GetProperty("stats")).Ok).ThenBy(h => h, StringComparer.Ordinal).ToList();
+        await Assertions.Expect(page.Locator("#hosts tbody tr")).ToHaveCountAsync(2);
+        Assert.Equal(mostOk, await ShownHostsAsync(page));
+        await Browser.AssertAccessibleAsync(page);
+        await Browser.ScreenshotAsync(page, "ansible-hosts-phone");
+        await page.SetViewportSizeAsync(1280, 900);
         // A bad filter is named, not a 500.
         var bad = await page.GotoAsync($"/jobs/{id}/hosts?outcome=weird");
         Assert.Equal(400, bad!.Status);
