@@ -9,6 +9,7 @@ namespace Opsgate.Server.Ui.Pages;
 /// in projects and jobs): name, kind, username, who may use it, when and by whom it was stored. The list holds no
 /// secret (<see cref="CredentialInfo"/> has none), so the page cannot show one.
 /// </summary>
+// Roles.Policy(Role.Operator): an attribute takes a constant. A viewer gets the console's 403 page, audited as a denial.
 [Authorize(Policy = "role:operator")]
 internal sealed class CredentialsModel(CredentialStore credentials) : PageModel
 {
