@@ -30,6 +30,7 @@ internal static class AnsibleFeature
         services.AddSingleton<FailedHostsRetry>();
         services.AddSingleton<Jobs.IHostsRetry>(sp => sp.GetRequiredService<FailedHostsRetry>());
         services.AddSingleton<InventorySources>();
+        services.AddSingleton<InventoryViews>();
         services.AddStepExecutor<AnsibleRunStep>();
     }
 

@@ -127,7 +127,8 @@ internal static class ProjectsApi
         return await projects.FindAsync(idOrName, ct) is { } project ? TypedResults.Ok(ProjectResponse.From(project)) : Problems.NotFound($"project '{idOrName}' does not exist");
     }
 
-    private static async Task<Results<Ok<SyncResponse>, ProblemHttpResult>> Sync(
+    /// <summary>Also what the console's Sync button calls, so both check and answer alike.</summary>
+    internal static async Task<Results<Ok<SyncResponse>, ProblemHttpResult>> Sync(
         string idOrName, HttpContext context, ProjectStore projects, ProjectCache cache, CredentialStore credentials, LocalRepositories local)
     {
         context.Audit().ResourceName = idOrName.Length <= 63 ? idOrName : idOrName[..63];

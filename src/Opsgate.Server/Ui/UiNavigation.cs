@@ -17,6 +17,11 @@ internal static class UiNavigation
         new("API docs", "/api/v1/docs/", Role.Viewer),
         new("Clusters", "/clusters", Role.Viewer),
         new("Audit", "/audit", Role.Viewer),
+        // Ansible
+        new("Ansible runs", "/ansible/runs", Role.Viewer),
+        new("Inventories", "/inventories", Role.Viewer),
+        new("Projects", "/projects", Role.Viewer),
+        new("Credentials", "/credentials", Role.Operator),
     ];
 
     public static IEnumerable<Item> For(Principal principal) => Items.Where(i => principal.Role is { } role && role >= i.Least);

@@ -108,3 +108,10 @@
   setState("connecting", "Connecting…");
   follow();
 })();
+
+// Ansible: a run's output box opens at its end, where the recap and the failures are.
+(function () {
+  "use strict";
+  const output = document.getElementById("stdout");
+  if (output) output.scrollTop = output.scrollHeight;
+})();
