@@ -52,6 +52,7 @@ internal static class UiExtensions
         services.AddSingleton<UiSession>();
         services.AddScoped<JobListQuery>();
         services.AddScoped<DashboardQuery>();
+        services.AddScoped<ApprovalQueueQuery>();
         // The API's scheme picks the session cookie for the console's pages and the job event streams (GET only).
         services.PostConfigure<PolicySchemeOptions>(AuthExtensions.PolicyScheme, o =>
         {

@@ -12,7 +12,10 @@ internal static class UiNavigation
     [
         new("Dashboard", "/", Role.Viewer),
         new("Jobs", "/jobs", Role.Viewer),
-        new("Waiting for approval", "/jobs?status=waiting_approval", Role.Approver),
+        // Runbooks, launch and approvals (issue 18).
+        new("Runbooks", "/runbooks", Role.Viewer),
+        new("Launch", "/launch", Role.Operator),
+        new("Approvals", "/approvals", Role.Approver),
         new("API docs", "/api/v1/docs/", Role.Viewer),
     ];
 
