@@ -9,7 +9,8 @@ namespace Opsgate.Server.Ui;
 /// <summary>One parameter of the launch form as the page draws it: which input, what it holds now, what was wrong.</summary>
 /// <param name="Input">text, number, checkbox, select, password or textarea.</param>
 /// <param name="Value">What the input shows: what the user typed, else the default. Never a secret.</param>
-internal sealed record LaunchField(RunbookParameter Parameter, string Input, string? Value, bool Checked, string? Error)
+/// <param name="Withheld">An object typed with secret values in it (see JobSecrets): not shown again, to be typed again.</param>
+internal sealed record LaunchField(RunbookParameter Parameter, string Input, string? Value, bool Checked, string? Error, bool Withheld = false)
 {
     public string Id => "p-" + Parameter.Name;
 
@@ -82,11 +83,15 @@ internal static class LaunchForm
 
     /// <summary>
     /// The inputs to draw. <paramref name="posted"/> (null on a first visit) is the form as sent, kept as typed except
-    /// secrets, which are never sent back to the browser; <paramref name="errors"/> maps a parameter to the API's message.
+    /// secrets, which are never sent back to the browser: secret parameters, and the <paramref name="withheld"/> ones
+    /// (objects that held secret-named values); <paramref name="errors"/> maps a parameter to the API's message.
     /// </summary>
-    public static IReadOnlyList<LaunchField> Fields(Runbook runbook, IFormCollection? posted, IReadOnlyDictionary<string, string> errors) =>
+    public static IReadOnlyList<LaunchField> Fields(
+        Runbook runbook, IFormCollection? posted, IReadOnlyDictionary<string, string> errors, IReadOnlySet<string>? withheld = null) =>
         runbook.Parameters.Select(p =>
         {
+            if (withheld?.Contains(p.Name) == true)
+                return new LaunchField(p, "textarea", null, false, errors.GetValueOrDefault(p.Name), Withheld: true);
             var error = errors.GetValueOrDefault(p.Name);
             if (p.Type == ParameterType.Bool)
                 return new LaunchField(p, "checkbox", "true", posted is null ? p.Default?.GetValueKind() == JsonValueKind.True : posted[Prefix + p.Name].Contains("true"), error);
@@ -110,6 +115,20 @@ internal static class LaunchForm
         JsonObject o => o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }),
         _ => value.ToJsonString(),
     };
+
+    /// <summary>The parameters whose typed value held secrets: where the audit's redacted copy differs from what was sent.</summary>
+    public static IReadOnlySet<string> Withheld(JsonObject? input, JsonObject? redacted)
+    {
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        if (input is null || redacted is null)
+            return names;
+        foreach (var (name, value) in input)
+        {
+            if (value is JsonObject && !JsonNode.DeepEquals(value, redacted[name]))
+                names.Add(name);
+        }
+        return names;
+    }
 
     public static string Number(long value) => value.ToString(CultureInfo.InvariantCulture);
 

@@ -40,8 +40,9 @@ public sealed partial class UiApprovalsTests(Browser browser)
         var refused = await page.GotoAsync("/approvals");
         Assert.Equal((int)HttpStatusCode.Forbidden, refused!.Status);
 
-        // B's own job waits too, but not for B.
+        // B's own job waits too, but not for B; A's second one is for B to reject.
         var own = await TestJobs.SubmitAsync(server.Client(approverKey), "scale-web", new { @namespace = "prod", replicas = 1 });
+        var second = await TestJobs.SubmitAsync(server.Client(operatorKey), "scale-web", new { @namespace = "prod", replicas = 9 });
 
         await using var approver = await browser.ContextAsync(server);
         var queue = await Browser.SignInAsync(approver, approverKey, "/");
@@ -53,7 +54,8 @@ public sealed partial class UiApprovalsTests(Browser browser)
         await Assertions.Expect(item.Locator("[data-param='replicas']")).ToHaveTextAsync("3");
         await Assertions.Expect(item.Locator("[data-param='urgency']")).ToHaveTextAsync("high");
         await Assertions.Expect(item.Locator("[data-param='ticket_token']")).ToHaveTextAsync("[REDACTED]");
-        await Assertions.Expect(queue.Locator("#approvals li")).ToHaveCountAsync(1);
+        await Assertions.Expect(queue.Locator("#approvals li")).ToHaveCountAsync(2);
+        await Assertions.Expect(queue.Locator("#approvals li").First).ToHaveAttributeAsync("data-job", id); // oldest first
         await Assertions.Expect(queue.Locator($"#approvals li[data-job='{own}']")).ToHaveCountAsync(0);
         Assert.DoesNotContain("tkt-4711-secret", await queue.ContentAsync(), StringComparison.Ordinal);
         await Browser.AssertAccessibleAsync(queue);
@@ -75,11 +77,19 @@ public sealed partial class UiApprovalsTests(Browser browser)
         await Assertions.Expect(page.Locator("[data-job-status]")).ToHaveAttributeAsync("data-job-status", "succeeded");
 
         await queue.GotoAsync("/approvals");
+        var rest = queue.Locator($"#approvals li[data-job='{second}']");
+        await rest.GetByLabel("Comment").FillAsync("not today");
+        await rest.GetByRole(AriaRole.Button, new() { Name = "Reject" }).ClickAsync();
+        await Browser.WaitForUrlAsync(queue, url => url.EndsWith($"/jobs/{second}", StringComparison.Ordinal));
+        await Assertions.Expect(queue.Locator("[data-job-status]")).ToHaveAttributeAsync("data-job-status", "cancelled");
+        await queue.GotoAsync("/approvals");
         await Assertions.Expect(queue.Locator("#no-approvals")).ToBeVisibleAsync();
+        Assert.Equal("3", sim.Store.Get("apps/v1", "deployments", "prod", "web")?["spec"]?["replicas"]?.ToJsonString());
         var approvals = await UiLaunchTests.AuditAsync(server, "job.approve");
         var approval = Assert.Single(approvals);
         Assert.Equal("abe", approval.GetProperty("actor").GetString());
         Assert.Equal(id, approval.GetProperty("job_id").GetString());
         Assert.Equal("success", approval.GetProperty("status").GetString());
+        Assert.Equal(second, Assert.Single(await UiLaunchTests.AuditAsync(server, "job.reject")).GetProperty("job_id").GetString());
     }
 }

@@ -121,7 +121,12 @@ public sealed partial class UiLaunchTests(Browser browser)
         await using var server = await OpsgateServer.StartAsync(Provider.Sqlite, [$"--Jobs:RunbookDirectory={runbooks.Path}"]);
         var (_, operatorKey) = await server.CreateKeyAsync("olga", "operator");
         await using var context = await browser.ContextAsync(server);
-        var page = await Browser.SignInAsync(context, operatorKey, "/runbooks/scale-web/launch");
+        var page = await Browser.SignInAsync(context, operatorKey, "/");
+        await page.GetByRole(AriaRole.Link, new() { Name = "Launch", Exact = true }).ClickAsync();
+        await Browser.WaitForUrlAsync(page, url => url.EndsWith("/launch", StringComparison.Ordinal));
+        await Browser.AssertAccessibleAsync(page);
+        await page.GetByRole(AriaRole.Link, new() { Name = "scale-web" }).ClickAsync();
+        await Browser.WaitForUrlAsync(page, url => url.EndsWith("/runbooks/scale-web/launch", StringComparison.Ordinal));
 
         await Assertions.Expect(page.GetByLabel("replicas")).ToHaveValueAsync("2");
         await Assertions.Expect(page.GetByLabel("replicas")).ToHaveAttributeAsync("max", "10");
@@ -182,6 +187,8 @@ public sealed partial class UiLaunchTests(Browser browser)
         await Assertions.Expect(page.GetByRole(AriaRole.Link, new() { Name = "Launch" })).ToHaveCountAsync(0);
         await Assertions.Expect(page.GetByRole(AriaRole.Link, new() { Name = "Approvals" })).ToHaveCountAsync(0);
 
+        var chooser = await page.GotoAsync("/launch");
+        Assert.Equal((int)HttpStatusCode.Forbidden, chooser!.Status);
         var form = await page.GotoAsync("/runbooks/noop/launch");
         Assert.Equal((int)HttpStatusCode.Forbidden, form!.Status);
         await Assertions.Expect(page.Locator(".notice.error")).ToContainTextAsync("this requires role operator or higher; vic has role viewer");

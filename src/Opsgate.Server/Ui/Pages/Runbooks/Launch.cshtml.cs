@@ -54,6 +54,7 @@ internal sealed class LaunchModel(RunbookCatalog catalog, JobSubmission submissi
         var input = Runbook is null ? null : LaunchForm.Read(Runbook, Request.Form);
         http.SetAuditBody(new SubmitJobRequest(name, input, dryRun));
         var submitted = await JobsApi.SubmitAsync(http, submission, name, input, dryRun);
+        var withheld = LaunchForm.Withheld(input, submission.Redacted(name, input));
         if (submitted.Result is Created<JobView> { Value: { } job })
         {
             await UiSession.AuditAsync(http, "job.submit", "job", AuditStatus.Success, dryRun ? StatusCodes.Status200OK : StatusCodes.Status303SeeOther, null);
@@ -64,7 +65,7 @@ internal sealed class LaunchModel(RunbookCatalog catalog, JobSubmission submissi
             }
             PlanJobId = job.JobId;
             if (Runbook is not null)
-                Fields = LaunchForm.Fields(Runbook, Request.Form, new Dictionary<string, string>());
+                Fields = LaunchForm.Fields(Runbook, Request.Form, new Dictionary<string, string>(), withheld);
             return Page();
         }
         var problem = ((ProblemHttpResult)submitted.Result).ProblemDetails;
@@ -82,7 +83,7 @@ internal sealed class LaunchModel(RunbookCatalog catalog, JobSubmission submissi
             }
         }
         if (Runbook is not null)
-            Fields = LaunchForm.Fields(Runbook, Request.Form, errors);
+            Fields = LaunchForm.Fields(Runbook, Request.Form, errors, withheld);
         Response.StatusCode = status;
         return Page();
     }
