@@ -30,9 +30,9 @@ internal sealed class ApprovalsModel(ApprovalQueueQuery queue, RunbookCatalog ca
     public async Task<IActionResult> OnGetAsync(CancellationToken ct)
     {
         var me = HttpContext.Principal()!;
-        if (me.Role is not { } role || role < Least)
+        Notice = RunbookModel.RoleRefusal(me, Least);
+        if (Notice is not null || me.Role is not { } role)
         {
-            Notice = $"deciding on jobs requires role {Least.Name()} or higher; {me.Name} has role {me.Role?.Name() ?? "none"}";
             await HttpContext.TryWriteAuditAsync(AuditStatus.Denied, StatusCodes.Status403Forbidden, Notice);
             Response.StatusCode = StatusCodes.Status403Forbidden;
             return Page();

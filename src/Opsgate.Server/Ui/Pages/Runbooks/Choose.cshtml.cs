@@ -15,10 +15,9 @@ internal sealed class LaunchChoiceModel(RunbookCatalog catalog) : PageModel
 
     public async Task<IActionResult> OnGetAsync()
     {
-        var me = HttpContext.Principal()!;
-        if (!RunbookModel.MayLaunch(me))
+        Notice = RunbookModel.RoleRefusal(HttpContext.Principal()!, RunbookModel.LaunchRole);
+        if (Notice is not null)
         {
-            Notice = $"this requires role {RunbookModel.LaunchRole.Name()} or higher; {me.Name} has role {me.Role?.Name() ?? "none"}";
             await HttpContext.TryWriteAuditAsync(AuditStatus.Denied, StatusCodes.Status403Forbidden, Notice);
             Response.StatusCode = StatusCodes.Status403Forbidden;
         }

@@ -99,10 +99,8 @@ internal sealed class LaunchModel(RunbookCatalog catalog, JobSubmission submissi
         return Runbook is not null;
     }
 
-    /// <summary>The submit route's role check, in its words (as the job page words its own).</summary>
-    private static string? Refusal(Principal me) => RunbookModel.MayLaunch(me)
-        ? null
-        : $"this requires role {RunbookModel.LaunchRole.Name()} or higher; {me.Name} has role {me.Role?.Name() ?? "none"}";
+    /// <summary>The submit route's role check, in its words.</summary>
+    private static string? Refusal(Principal me) => RunbookModel.RoleRefusal(me, RunbookModel.LaunchRole);
 
     private PageResult Refuse(string refusal)
     {

@@ -19,6 +19,11 @@ internal sealed class RunbookModel(RunbookCatalog catalog) : PageModel
 
     public static bool MayLaunch(Principal principal) => principal.Role is { } role && role >= LaunchRole;
 
+    /// <summary>Why <paramref name="me"/> may not do what needs <paramref name="least"/>, in the API's words (its role policy's); null if it may.</summary>
+    public static string? RoleRefusal(Principal me, Role least) => me.Role is { } role && role >= least
+        ? null
+        : $"this requires role {least.Name()} or higher; {(me.Role is { } r ? $"{me.Name} has role {r.Name()}" : $"{me.Name} has no role")}";
+
     public IActionResult OnGet(string name)
     {
         Runbook = catalog.Find(name);
