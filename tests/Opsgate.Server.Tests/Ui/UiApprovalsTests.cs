@@ -54,12 +54,16 @@ public sealed partial class UiApprovalsTests(Browser browser)
         await Assertions.Expect(item.Locator("[data-param='replicas']")).ToHaveTextAsync("3");
         await Assertions.Expect(item.Locator("[data-param='urgency']")).ToHaveTextAsync("high");
         await Assertions.Expect(item.Locator("[data-param='ticket_token']")).ToHaveTextAsync("[REDACTED]");
+        await Assertions.Expect(queue.Locator($"#approvals li[data-job='{second}'] [data-param='ticket_token']")).ToHaveTextAsync("not given");
         await Assertions.Expect(queue.Locator("#approvals li")).ToHaveCountAsync(2);
         await Assertions.Expect(queue.Locator("#approvals li").First).ToHaveAttributeAsync("data-job", id); // oldest first
         await Assertions.Expect(queue.Locator($"#approvals li[data-job='{own}']")).ToHaveCountAsync(0);
         Assert.DoesNotContain("tkt-4711-secret", await queue.ContentAsync(), StringComparison.Ordinal);
         await Browser.AssertAccessibleAsync(queue);
         await Browser.ScreenshotAsync(queue, "approvals");
+        await queue.SetViewportSizeAsync(390, 844); // a phone: the queue still reads and passes the checks
+        await Browser.AssertAccessibleAsync(queue);
+        await queue.SetViewportSizeAsync(1280, 900);
 
         // An approver limited to staging does not see a job acting in prod.
         await using var elsewhere = await browser.ContextAsync(server);

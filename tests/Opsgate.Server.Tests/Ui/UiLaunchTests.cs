@@ -93,6 +93,9 @@ public sealed partial class UiLaunchTests(Browser browser)
         Assert.Equal(pvc, sim.Store.Get("v1", "persistentvolumeclaims", "prod", "data-postgres-0")?["metadata"]?["uid"]?.GetValue<string>());
         await Browser.AssertAccessibleAsync(page);
         await Browser.ScreenshotAsync(page, "launch");
+        await page.SetViewportSizeAsync(390, 844); // a phone: the plan and the form still pass the checks
+        await Browser.AssertAccessibleAsync(page);
+        await page.SetViewportSizeAsync(1280, 900);
 
         await page.GetByRole(AriaRole.Button, new() { Name = "Launch" }).ClickAsync();
         await Browser.WaitForUrlAsync(page, url => JobPage().IsMatch(url));

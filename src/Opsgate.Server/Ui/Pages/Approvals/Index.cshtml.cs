@@ -16,7 +16,8 @@ internal sealed class ApprovalsModel(ApprovalQueueQuery queue, RunbookCatalog ca
 {
     public const int PageSize = 50;
 
-    internal sealed record Waiting(JobRow Job, IReadOnlyList<KeyValuePair<string, string>> Parameters);
+    /// <param name="Parameters">Each parameter as text; null for one not given (JSON null).</param>
+    internal sealed record Waiting(JobRow Job, IReadOnlyList<KeyValuePair<string, string?>> Parameters);
 
     [BindProperty(SupportsGet = true)] public string? After { get; set; }
 
@@ -47,7 +48,7 @@ internal sealed class ApprovalsModel(ApprovalQueueQuery queue, RunbookCatalog ca
         NextAfter = rows.Count > PageSize ? rows[PageSize - 1].Id : null;
         Jobs = rows.Take(PageSize)
             .Where(j => role >= (catalog.Find(j.Type)?.Options.ApproversRole ?? Role.Approver))
-            .Select(j => new Waiting(j, JobJson.Params(j.Params).Select(p => KeyValuePair.Create(p.Key, RunbookModel.Input(p.Value))).ToList()))
+            .Select(j => new Waiting(j, JobJson.Params(j.Params).Select(p => KeyValuePair.Create(p.Key, p.Value is null ? null : RunbookModel.Input(p.Value))).ToList()))
             .ToList();
         return Page();
     }
