@@ -61,6 +61,7 @@ internal static class UiExtensions
         // The cluster page's notice after an action travels in TempData's cookie: protected, and sent back to this site only.
         services.Configure<Microsoft.AspNetCore.Mvc.CookieTempDataProviderOptions>(o => { o.Cookie.Name = "opsgate_notice"; o.Cookie.SameSite = SameSiteMode.Strict; });
         services.AddScoped<AnsibleResultsQuery>();
+        services.AddScoped<ApprovalQueueQuery>();
         // The API's scheme picks the session cookie for the console's pages and the job event streams (GET only).
         services.PostConfigure<PolicySchemeOptions>(AuthExtensions.PolicyScheme, o =>
         {

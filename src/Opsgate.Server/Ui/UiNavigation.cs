@@ -12,16 +12,17 @@ internal static class UiNavigation
     [
         new("Dashboard", "/", Role.Viewer),
         new("Jobs", "/jobs", Role.Viewer),
-        new("Waiting for approval", "/jobs?status=waiting_approval", Role.Approver),
-        new("API keys", "/admin/keys", Role.Admin),
-        new("API docs", "/api/v1/docs/", Role.Viewer),
+        new("Launch", "/launch", Role.Operator),
+        new("Approvals", "/approvals", Role.Approver),
+        new("Runbooks", "/runbooks", Role.Viewer),
         new("Clusters", "/clusters", Role.Viewer),
-        new("Audit", "/audit", Role.Viewer),
-        // Ansible
         new("Ansible runs", "/ansible/runs", Role.Viewer),
         new("Inventories", "/inventories", Role.Viewer),
         new("Projects", "/projects", Role.Viewer),
         new("Credentials", "/credentials", Role.Operator),
+        new("Audit", "/audit", Role.Viewer),
+        new("API keys", "/admin/keys", Role.Admin),
+        new("API docs", "/api/v1/docs/", Role.Viewer),
     ];
 
     public static IEnumerable<Item> For(Principal principal) => Items.Where(i => principal.Role is { } role && role >= i.Least);

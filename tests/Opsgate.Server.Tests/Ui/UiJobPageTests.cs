@@ -78,7 +78,7 @@ public sealed class UiJobPageTests(Browser browser)
         await decide.GotoAsync("/");
         await Assertions.Expect(decide.Locator("dd[data-count='succeeded']")).ToHaveTextAsync("1");
         await Assertions.Expect(decide.GetByRole(AriaRole.Cell, new() { Name = "default" })).ToBeVisibleAsync();
-        await Assertions.Expect(decide.GetByRole(AriaRole.Link, new() { Name = "Waiting for approval" })).ToBeVisibleAsync();
+        await Assertions.Expect(decide.GetByRole(AriaRole.Link, new() { Name = "Approvals" })).ToBeVisibleAsync();
         await Browser.AssertAccessibleAsync(decide);
         await Browser.ScreenshotAsync(decide, "dashboard");
         await decide.SetViewportSizeAsync(390, 844);
@@ -191,7 +191,7 @@ public sealed class UiJobPageTests(Browser browser)
         foreach (var action in new[] { "Cancel", "Approve", "Reject", "Retry" })
             await Assertions.Expect(page.GetByRole(AriaRole.Button, new() { Name = action })).ToHaveCountAsync(0);
         // Approvers' entries are not in a viewer's menu either.
-        await Assertions.Expect(page.GetByRole(AriaRole.Link, new() { Name = "Waiting for approval" })).ToHaveCountAsync(0);
+        await Assertions.Expect(page.GetByRole(AriaRole.Link, new() { Name = "Approvals" })).ToHaveCountAsync(0);
 
         // The form posted anyway, with a valid token of this session (the sign-out form's): refused, audited, nothing changed.
         var token = await page.Locator("input[name='__RequestVerificationToken']").First.InputValueAsync();
