@@ -25,7 +25,9 @@ public sealed class JobDurabilityTests
         var environment = new Dictionary<string, string>
         {
             ["OPSGATE_AUTH__BOOTSTRAPADMINKEY"] = OpsgateServer.AdminKey,
-            ["OPSGATE_JOBS__LEASEDURATION"] = "00:00:02",
+            // Short, so the killed server's lease lapses soon; not shorter, or a renewal held up by a loaded machine
+            // (load 20 in CI) lets the live server's own lease lapse too and the job runs a third time.
+            ["OPSGATE_JOBS__LEASEDURATION"] = "00:00:05",
             ["OPSGATE_JOBS__POLLINTERVAL"] = "00:00:00.200",
             ["OPSGATE_JOBS__RUNBOOKDIRECTORY"] = runbooks,
         };

@@ -40,13 +40,13 @@ public sealed class Browser : IAsyncLifetime
     }
 
     /// <summary>A fresh browser profile (cookies, storage) for one user of <paramref name="server"/>, at 1280 px.</summary>
-    public async Task<IBrowserContext> ContextAsync(OpsgateServer server, ViewportSize? viewport = null)
+    public async Task<IBrowserContext> ContextAsync(OpsgateServer server, ViewportSize? viewport = null, ColorScheme colorScheme = ColorScheme.Light)
     {
         var context = await Instance.NewContextAsync(new BrowserNewContextOptions
         {
             BaseURL = server.BaseAddress.ToString().TrimEnd('/'),
             ViewportSize = viewport ?? new ViewportSize { Width = 1280, Height = 900 },
-            ColorScheme = ColorScheme.Light,
+            ColorScheme = colorScheme,
         });
         // Generous: the browser tests share two cores with the rest of the suite; a wait that passes returns at once.
         context.SetDefaultTimeout(45_000);
@@ -58,7 +58,7 @@ public sealed class Browser : IAsyncLifetime
     public static async Task<IPage> SignInAsync(IBrowserContext context, string key, string path = "/")
     {
         var page = await context.NewPageAsync();
-        await page.GotoAsync(path);
+        await page.GotoAsync(path, new PageGotoOptions { WaitUntil = WaitUntilState.Commit });
         await WaitForUrlAsync(page, url => url.Contains("/signin", StringComparison.Ordinal));
         await page.GetByLabel("API key").FillAsync(key);
         await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
@@ -67,12 +67,21 @@ public sealed class Browser : IAsyncLifetime
     }
 
     /// <summary>
-    /// Waits until a navigation to a URL matching <paramref name="match"/> has committed. It does not wait for the
-    /// load event, which after a form post and redirect was once missed under load (CI, 15 s timeout with the page
-    /// shown); the assertions that follow retry until the page shows what they expect.
+    /// Waits until the page's address matches <paramref name="match"/>, that is until a navigation to it has committed.
+    /// Playwright's own WaitForURL waits for the load event when the address already matches, and after a form post
+    /// and redirect that event was missed under load (CI, twice: "NetworkIdle event fired", then a timeout with the
+    /// page shown). The assertions that follow retry until the page shows what they expect.
     /// </summary>
-    public static Task WaitForUrlAsync(IPage page, Func<string, bool> match) =>
-        page.WaitForURLAsync(match, new PageWaitForURLOptions { WaitUntil = WaitUntilState.Commit });
+    public static async Task WaitForUrlAsync(IPage page, Func<string, bool> match)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(45);
+        while (!match(page.Url))
+        {
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException($"the page stayed at {page.Url}");
+            await Task.Delay(50);
+        }
+    }
 
     /// <summary>axe-core's WCAG 2.1 A/AA rules on the page as it is now: no serious or critical violation.</summary>
     public static async Task AssertAccessibleAsync(IPage page)

@@ -74,7 +74,7 @@ public sealed class UiClustersTests(Browser browser)
         await Assertions.Expect(page.Locator("#done")).ToHaveTextAsync("Scaled deployment web to 5 replicas.");
         await Assertions.Expect(web.Locator("[data-replicas]")).ToHaveAttributeAsync("data-replicas", "5");
         Assert.Equal(5, Replicas(sim, "deployments", "web"));
-        await page.ReloadAsync();
+        await page.ReloadAsync(new PageReloadOptions { WaitUntil = WaitUntilState.Commit });
         await Assertions.Expect(web).ToBeVisibleAsync();
         await Assertions.Expect(page.Locator("#done")).ToHaveCountAsync(0); // the notice is shown once
 

@@ -67,8 +67,9 @@ public sealed class UiSignInTests(Browser browser)
         await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Dashboard" })).ToBeVisibleAsync();
 
         Assert.Equal(HttpStatusCode.NoContent, (await server.Admin.DeleteAsync($"/api/v1/apikeys/{id}")).StatusCode);
-        await page.ReloadAsync();
-        Assert.EndsWith("/signin", page.Url, StringComparison.Ordinal);
+        await page.ReloadAsync(new PageReloadOptions { WaitUntil = WaitUntilState.Commit });
+        await Browser.WaitForUrlAsync(page, url => url.EndsWith("/signin", StringComparison.Ordinal));
+        await Assertions.Expect(page.GetByLabel("API key")).ToBeVisibleAsync();
     }
 
     [Fact]
