@@ -1,6 +1,7 @@
 using System.Text.Encodings.Web;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.OpenIdConnect;
+using Microsoft.AspNetCore.DataProtection;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Protocols.OpenIdConnect;
 using Microsoft.IdentityModel.Tokens;
@@ -21,6 +22,26 @@ internal static class UiOidc
 {
     public const string Scheme = "OidcConsole";
     public const string CallbackPath = "/signin/oidc";
+
+    /// <summary>
+    /// Seals the reason a sign-in failed for its trip to the sign-in page in the address: the page shows only what
+    /// this server wrote, so a crafted link cannot put words of its own on the sign-in form.
+    /// </summary>
+    public static IDataProtector Failures(IServiceProvider services) =>
+        services.GetRequiredService<IDataProtectionProvider>().CreateProtector("opsgate.ui.oidc-failure");
+
+    /// <summary>The reason sealed by <see cref="Failures"/>, or null for anything this server did not seal.</summary>
+    public static string? FailureReason(IServiceProvider services, string sealedReason)
+    {
+        try
+        {
+            return Failures(services).Unprotect(sealedReason);
+        }
+        catch (System.Security.Cryptography.CryptographicException)
+        {
+            return null;
+        }
+    }
 
     /// <summary>True when the console offers OIDC sign-in (Auth:Oidc:Authority and Auth:Oidc:ClientId are set).</summary>
     public static bool Enabled(OidcOptions oidc) => !string.IsNullOrWhiteSpace(oidc.Authority) && !string.IsNullOrWhiteSpace(oidc.ClientId);
@@ -63,7 +84,8 @@ internal static class UiOidc
                 {
                     // The provider said no (access_denied), the state or nonce did not match, or it was unreachable.
                     var why = context.Failure?.Message is { Length: > 0 } m ? m : "the sign-in did not complete";
-                    context.Response.Redirect("/signin?oidcError=" + UrlEncoder.Default.Encode(why.Length <= 200 ? why : why[..200]));
+                    var sealedWhy = Failures(context.HttpContext.RequestServices).Protect(why.Length <= 200 ? why : why[..200]);
+                    context.Response.Redirect("/signin?oidcError=" + UrlEncoder.Default.Encode(sealedWhy));
                     context.HandleResponse();
                     return Task.CompletedTask;
                 },

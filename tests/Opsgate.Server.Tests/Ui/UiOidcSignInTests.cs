@@ -84,6 +84,12 @@ public sealed class UiOidcSignInTests(Browser browser)
         await Assertions.Expect(page.GetByRole(AriaRole.Alert)).ToContainTextAsync("OIDC sign-in failed");
         await Assertions.Expect(page.GetByRole(AriaRole.Alert)).ToContainTextAsync("access_denied");
         Assert.DoesNotContain(await context.CookiesAsync(), c => c.Name == "opsgate_session");
+
+        // Only this server's own words: a crafted link cannot write on the sign-in form.
+        await page.GotoAsync("/signin?oidcError=" + Uri.EscapeDataString("your account is locked, call +1 555 0100"));
+        await Assertions.Expect(page.GetByLabel("API key")).ToBeVisibleAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Alert)).ToHaveCountAsync(0);
+        Assert.DoesNotContain("555 0100", await page.ContentAsync(), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -20,9 +20,9 @@ internal sealed class SignInModel(UiSession sessions, RefusalTally refusals, IOp
     {
         ReturnUrl = LocalOrHome(returnUrl);
         SignedOut = signedOut;
-        if (oidcError is not null)
+        if (oidcError is not null && oidcError.Length <= 2000 && UiOidc.FailureReason(HttpContext.RequestServices, oidcError) is { } why)
         {
-            Error = "OIDC sign-in failed: " + (oidcError.Length <= 200 ? oidcError : oidcError[..200]);
+            Error = "OIDC sign-in failed: " + why;
             Response.StatusCode = StatusCodes.Status401Unauthorized;
         }
     }
